@@ -1,0 +1,80 @@
+"""What a solver method is, and what it hands back to the runner.
+
+A :class:`Method` is a named way to control a problem (``hdpo``, ``base_stock``, ``cpsat`` ...) with a
+schema for its ``[options]`` table. ``fit`` is timed as training; it returns a :class:`SolveOutcome`
+holding either a policy (evaluated by the runner through :func:`opsrl.core.evaluate` on the test split)
+or its own ``evaluate`` (for solvers that work per scenario, such as CP-SAT or a hindsight LP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+
+from .config import Field
+from .problem import Policy, Problem, Scenarios
+from .rollout import Evaluation
+
+
+@dataclass
+class Reference:
+    """A number to measure solvers against: ``kind`` is ``optimum``, ``lower_bound`` or ``best_known``."""
+
+    kind: str
+    value: float
+    source: str = ""
+    stderr: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"kind": self.kind, "value": self.value, "source": self.source}
+        if self.stderr is not None:
+            d["stderr"] = self.stderr
+        return d
+
+
+@dataclass
+class SolveContext:
+    seed: int = 0
+    device: torch.device = torch.device("cpu")
+    progress: bool = True
+    source: str = "<solver>"  # the solver's config file, for error messages
+    log: Callable[[str], None] = lambda msg: None
+
+
+@dataclass
+class SolveOutcome:
+    policy: Policy | None = None
+    evaluate: Callable[[Scenarios], tuple[Evaluation, dict[str, Any]]] | None = None
+    curve: list[dict[str, float]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+FitFn = Callable[[Problem, Mapping[str, Any], Mapping[str, Any], SolveContext], SolveOutcome]
+"""``fit(problem, options, solver_config, ctx)``: options are validated against the method's schema."""
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fit: FitFn
+    options: Mapping[str, Field] = field(default_factory=dict)
+    learns: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Family:
+    """A problem family: how to build its problems from config, its own methods, its references.
+
+    ``build(config, source)`` receives the problem file's table without ``family``/``description``
+    and must validate it (see :func:`opsrl.core.config.validate`). ``reference(problem)`` returns the
+    optimum or a bound to report gaps against, or None.
+    """
+
+    name: str
+    build: Callable[[Mapping[str, Any], str], Problem]
+    methods: Mapping[str, Method] = field(default_factory=dict)
+    reference: Callable[[Problem], Reference | None] = lambda problem: None
+    record: Callable[[Problem, Any], dict[str, Any]] | None = None  # extra JSON fields of a run

@@ -1,0 +1,133 @@
+"""Problem families, solver methods, and bundled problem and solver files.
+
+Bundled files live in the top-level ``problems/`` and ``solvers/`` folders of the source tree; more roots
+can be added with the ``OPSRL_PATH`` environment variable (``os.pathsep``-separated folders, each with
+``problems/`` and/or ``solvers/``). A name is a path to a TOML file or a bundled name such as
+``inventory/lost_sales_p9_L4`` or ``hdpo_mlp``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from .core import ConfigError, Family, Field, Method, Problem, load_toml, validate
+
+# family name -> module defining FAMILY; imported lazily so that one family's imports never load another
+FAMILY_MODULES = {
+    "inventory": "opsrl.inventory",
+    "jobshop": "opsrl.jobshop",
+    "microgrid": "opsrl.microgrid",
+}
+
+SOLVER_SCHEMA = {
+    "method": Field(str, allowed="a method name (see `opsrl list`)"),
+    "description": Field(str, ""),
+    "policy": Field(dict, {}),
+    "options": Field(dict, {}),
+}
+
+
+def roots() -> list[Path]:
+    out = [Path(p) for p in os.environ.get("OPSRL_PATH", "").split(os.pathsep) if p]
+    out.append(Path(__file__).resolve().parent.parent)
+    return out
+
+
+def bundled(kind: str) -> dict[str, Path]:
+    """Bundled names of ``kind`` (``problems`` or ``solvers``) and their files; earlier roots win."""
+    found: dict[str, Path] = {}
+    for root in roots():
+        base = root / kind
+        if base.is_dir():
+            for f in sorted(base.rglob("*.toml")):
+                found.setdefault(f.relative_to(base).with_suffix("").as_posix(), f)
+    return found
+
+
+def resolve(kind: str, name: str | Path) -> Path:
+    path = Path(name)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            raise ConfigError(path, None, "file not found")
+        return path
+    names = bundled(kind)
+    if str(name) in names:
+        return names[str(name)]
+    close = difflib.get_close_matches(str(name), names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `opsrl list` shows the bundled names"
+    raise ConfigError(name, None, f"no such {kind[:-1]} file or bundled name{hint}")
+
+
+def family(name: str, source: str = "<config>") -> Family:
+    if name not in FAMILY_MODULES:
+        raise ConfigError(source, "family", f"{name!r} is not a problem family; allowed: {', '.join(FAMILY_MODULES)}")
+    try:
+        module = importlib.import_module(FAMILY_MODULES[name])
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith(FAMILY_MODULES[name]):
+            raise ConfigError(source, "family", f"family {name!r} is not available in this version of opsrl") from None
+        raise
+    return module.FAMILY
+
+
+def generic_methods() -> dict[str, Method]:
+    from .algos import METHODS
+
+    return dict(METHODS)
+
+
+def methods_for(fam: Family) -> dict[str, Method]:
+    return {**generic_methods(), **fam.methods}
+
+
+def load_problem(name: str | Path, overrides: dict[str, Any] | None = None) -> Problem:
+    """Build a problem from a file or bundled name; ``overrides`` are dotted keys set before validation."""
+    from .core.config import set_dotted
+
+    path = resolve("problems", name)
+    cfg = load_toml(path)
+    for k, v in (overrides or {}).items():
+        set_dotted(cfg, k, v)
+    source = str(path)
+    if "family" not in cfg:
+        raise ConfigError(source, "family", f"missing; one of {', '.join(FAMILY_MODULES)} is required")
+    fam = family(cfg.pop("family"), source)
+    description = cfg.pop("description", "")
+    problem = fam.build(cfg, source)
+    problem.family = fam.name
+    problem.name = _bundled_name("problems", path) or path.stem
+    problem.description = description
+    problem.source = source
+    return problem
+
+
+def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None = None) -> tuple[str, Method, dict]:
+    """Return ``(name, method, config)`` with the method's options validated and filled in."""
+    from .core.config import set_dotted
+
+    path = resolve("solvers", name)
+    source = str(path)
+    raw = load_toml(path)
+    methods = methods_for(fam)
+    for k, v in (overrides or {}).items():
+        top = k.split(".")[0]
+        set_dotted(raw, k if top in SOLVER_SCHEMA else f"options.{k}", v)
+    cfg = validate(raw, SOLVER_SCHEMA, source)
+    if cfg["method"] not in methods:
+        raise ConfigError(source, "method", f"{cfg['method']!r} does not apply to {fam.name} problems; "
+                          f"allowed: {', '.join(sorted(methods))}")
+    method = methods[cfg["method"]]
+    cfg["options"] = validate(cfg["options"], method.options, source, prefix="options.")
+    cfg["source"] = source
+    return _bundled_name("solvers", path) or path.stem, method, cfg
+
+
+def _bundled_name(kind: str, path: Path) -> str | None:
+    for name, p in bundled(kind).items():
+        if p.resolve() == path.resolve():
+            return name
+    return None
