@@ -111,7 +111,8 @@ def validate(section: Mapping[str, Any] | None, schema: Mapping[str, Field], sou
         if name not in section:
             if field.default is REQUIRED:
                 raise ConfigError(source, key, f"missing; {field.allowed or _type_name(field.type)} is required")
-            out[name] = field.default
+            out[name] = (validate(field.default, field.schema, source, prefix=key + ".")
+                         if field.schema is not None else field.default)
             continue
         value = _coerce(section[name], field.type, source, key, field.item)
         if field.schema is not None:

@@ -91,6 +91,7 @@ class Problem(ABC):
     n_locations: int = 1
     metric: str = "mean"
     action_spec: ActionSpec = ActionSpec("continuous")
+    action_scale: float = 1.0  # typical size of an action, so that untrained policies start sensibly
     dtype: torch.dtype = torch.float32
     config: Mapping[str, Any] = {}
     # the test set every solver of this problem is measured on (same scenarios for all solvers/seeds)

@@ -81,6 +81,7 @@ class SingleStore(Problem):
         self.test_seed = test.get("seed", 0)
         self.integer = distribution == "poisson"
         self.action_spec = ActionSpec("continuous", (1,), 0.0, math.inf, integer=self.integer)
+        self.action_scale = self.mean
         self.name = f"single_store_L{self.L}"
         self.config = {"lead_time": self.L, "holding_cost": self.h, "shortage_cost": self.p,
                        "ordering_cost": self.c, "unmet": unmet,

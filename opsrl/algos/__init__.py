@@ -1,0 +1,10 @@
+"""Methods that work on every problem through the contract: HDPO (PPO and Lagrangian rules to come).
+
+``opsrl.algos`` imports only ``opsrl.core`` (and ``opsrl.nn`` for the policies it builds).
+"""
+
+from . import hdpo
+
+METHODS = {m.name: m for m in (hdpo.METHOD,)}
+
+__all__ = ["METHODS", "hdpo"]

@@ -1,0 +1,109 @@
+"""HDPO: hindsight differentiable policy optimisation.
+
+The policy is rolled through the simulator on sampled (hindsight) scenarios and the mean cost is
+back-propagated through ``post_decision`` and ``transition`` (a pathwise gradient). Adam, periodic
+evaluation on the dev split, best-on-dev parameters kept, early stopping, a progress bar; the run is
+deterministic given the seed (on one device and thread count).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from ..core import Field, Method, Problem, SolveContext, SolveOutcome, evaluate, generator, rollout, scenario_costs
+from ..core.config import non_negative, positive
+from ..core.rollout import Shield
+
+OPTIONS = {
+    "lr": Field(float, 3e-3, allowed="a positive learning rate", check=positive),
+    "batch_size": Field(int, 1024, allowed="a positive integer", check=positive),
+    "train_scenarios": Field(int, 32768, allowed="a positive integer (size of the training pool)", check=positive),
+    "train_periods": Field(int, 0, allowed="periods per training rollout (0: the problem's own)", check=non_negative),
+    "dev_scenarios": Field(int, 2048, allowed="a positive integer", check=positive),
+    "dev_periods": Field(int, 0, allowed="periods per dev rollout (0: the problem's test periods)", check=non_negative),
+    "max_steps": Field(int, 3000, allowed="a positive number of gradient steps", check=positive),
+    "eval_every": Field(int, 25, allowed="a positive number of steps", check=positive),
+    "patience": Field(int, 20, allowed="evaluations without improvement before stopping (0: never stop early)",
+                      check=non_negative),
+    "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
+    "grad_clip": Field(float, 0.0, allowed="max gradient norm (0: no clipping)", check=non_negative),
+    "lr_decay": Field(float, 1.0, allowed="factor in (0, 1] applied to the learning rate at every evaluation",
+                      check=lambda v: 0 < v <= 1),
+    "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
+}
+
+
+def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any], ctx: SolveContext,
+          shield: Shield | None = None) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+    """Train ``policy`` in place by HDPO; returns it with its best-on-dev parameters, and the curve."""
+    o = dict(options)
+    if o["threads"]:
+        torch.set_num_threads(o["threads"])
+    dev = ctx.device
+    policy.to(dev)
+    train_periods = o["train_periods"] or problem.periods
+    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
+    pool = problem.sample(o["train_scenarios"], "train", ctx.seed, train_periods, dev)
+    dev_set = problem.sample(o["dev_scenarios"], "dev", ctx.seed, dev_periods, dev)
+    g = generator(ctx.seed, "train", "minibatch")
+    opt = torch.optim.Adam(policy.parameters(), lr=o["lr"])
+    best, best_state, curve, stale = float("inf"), copy.deepcopy(policy.state_dict()), [], 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=o["max_steps"], desc=f"hdpo {problem.name}", disable=not ctx.progress, leave=False,
+               dynamic_ncols=True)
+    losses: list[float] = []
+    policy.train()
+    for step in range(1, o["max_steps"] + 1):
+        idx = torch.randint(pool.n, (min(o["batch_size"], pool.n),), generator=g).to(dev)
+        traj = rollout(problem, policy, pool.select(idx), shield=shield)
+        loss = scenario_costs(problem, traj.costs).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if o["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), o["grad_clip"])
+        opt.step()
+        losses.append(loss.item())
+        bar.update(1)
+        out_of_time = o["time_limit"] and time.perf_counter() - t0 >= o["time_limit"]
+        if step % o["eval_every"] == 0 or step == o["max_steps"] or out_of_time:
+            ev = evaluate(problem, policy, dev_set, shield=shield)
+            entry = {"step": step, "seconds": time.perf_counter() - t0,
+                     "train_loss": sum(losses) / len(losses), "dev_cost": ev.mean, "dev_stderr": ev.stderr}
+            curve.append(entry)
+            losses = []
+            if ev.mean < best:
+                best, stale = ev.mean, 0
+                best_state = copy.deepcopy(policy.state_dict())
+            else:
+                stale += 1
+            bar.set_postfix(dev=f"{ev.mean:.4f}", best=f"{best:.4f}")
+            ctx.log(f"step {step}: train {entry['train_loss']:.4f} dev {ev.mean:.4f} (best {best:.4f})")
+            for group in opt.param_groups:
+                group["lr"] *= o["lr_decay"]
+            if (o["patience"] and stale >= o["patience"]) or out_of_time:
+                break
+    bar.close()
+    policy.load_state_dict(best_state)
+    policy.eval()
+    return policy, curve
+
+
+def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any], ctx: SolveContext) -> SolveOutcome:
+    from ..nn import build_policy
+
+    torch.manual_seed(ctx.seed)
+    policy = build_policy(problem, config.get("policy", {}), ctx.source)
+    policy, curve = train(problem, policy, options, ctx)
+    best = min(curve, key=lambda e: e["dev_cost"])
+    return SolveOutcome(policy=policy, curve=curve,
+                        info={"best_dev_cost": best["dev_cost"], "best_step": best["step"],
+                              "steps": curve[-1]["step"], "parameters": sum(p.numel() for p in policy.parameters())})
+
+
+METHOD = Method("hdpo", fit, OPTIONS, learns=True,
+                description="pathwise gradient of the scenario cost through the simulator (HDPO)")

@@ -1,0 +1,8 @@
+"""Neural building blocks: MLPs, action heads that respect an action's domain, policies.
+
+``opsrl.nn`` imports only ``opsrl.core``.
+"""
+
+from .mlp import MLP, POLICY_SCHEMA, MLPPolicy, box_head, build_policy
+
+__all__ = ["MLP", "MLPPolicy", "POLICY_SCHEMA", "box_head", "build_policy"]

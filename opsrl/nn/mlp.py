@@ -1,0 +1,83 @@
+"""MLP policies on a problem's flat observation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..core import ActionSpec, ConfigError, Field, Problem, State, validate
+
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+POLICY_SCHEMA = {
+    "kind": Field(str, "mlp", choices=("mlp",)),
+    "hidden": Field(list, [64, 64], item=int, allowed="a list of positive layer widths",
+                    check=lambda v: len(v) > 0 and all(w > 0 for w in v)),
+    "activation": Field(str, "elu", choices=tuple(ACTIVATIONS)),
+    "output_scale": Field(float, 0.0, allowed="a number >= 0 (0: the problem's own action scale)",
+                          check=lambda v: v >= 0),
+}
+
+
+class MLP(nn.Sequential):
+    def __init__(self, n_in: int, hidden: list[int], n_out: int, activation: str = "elu"):
+        layers: list[nn.Module] = []
+        for w in hidden:
+            layers += [nn.Linear(n_in, w), ACTIVATIONS[activation]()]
+            n_in = w
+        layers.append(nn.Linear(n_in, n_out))
+        super().__init__(*layers)
+
+
+def box_head(raw: torch.Tensor, spec: ActionSpec, scale: float = 1.0) -> torch.Tensor:
+    """Map unconstrained outputs into the box ``[low, high]`` (softplus for a half-open box)."""
+    lo, hi = spec.low, spec.high
+    if math.isinf(lo) and math.isinf(hi):
+        return scale * raw
+    if math.isinf(hi):
+        return lo + scale * nn.functional.softplus(raw)
+    if math.isinf(lo):
+        return hi - scale * nn.functional.softplus(-raw)
+    return lo + (hi - lo) * torch.sigmoid(raw)
+
+
+class MLPPolicy(nn.Module):
+    """``action = head(MLP(problem.observe(state)))``.
+
+    Continuous actions go through :func:`box_head`, scaled by ``problem.action_scale`` so that an
+    untrained network proposes actions of the right magnitude. Integer actions are rounded in eval
+    mode (``policy.eval()``), which is how evaluation always runs. Discrete actions return the
+    masked arg-max in eval mode and masked logits in training mode.
+    """
+
+    def __init__(self, problem: Problem, hidden: list[int] = (64, 64), activation: str = "elu",
+                 output_scale: float = 0.0):
+        super().__init__()
+        self.problem = problem
+        self.spec = problem.action_spec
+        n_out = self.spec.n if self.spec.kind == "discrete" else math.prod(self.spec.shape)
+        self.net = MLP(problem.obs_dim, list(hidden), n_out, activation)
+        self.scale = output_scale or float(getattr(problem, "action_scale", 1.0))
+
+    def forward(self, state: State, t: int = 0) -> torch.Tensor:
+        raw = self.net(self.problem.observe(state))
+        if self.spec.kind == "discrete":
+            mask = self.problem.action_mask(state)
+            if mask is not None:
+                raw = raw.masked_fill(~mask, -torch.inf)
+            return raw if self.training else raw.argmax(dim=-1)
+        action = box_head(raw, self.spec, self.scale).reshape(raw.shape[0], *self.spec.shape)
+        if self.spec.integer and not self.training:
+            action = action.round()
+        return action
+
+
+def build_policy(problem: Problem, config: Mapping[str, Any], source: str = "<solver>") -> nn.Module:
+    """Build the policy described by a solver's ``[policy]`` table."""
+    cfg = validate(config, POLICY_SCHEMA, source, prefix="policy.")
+    if cfg["kind"] == "mlp":
+        return MLPPolicy(problem, cfg["hidden"], cfg["activation"], cfg["output_scale"])
+    raise ConfigError(source, "policy.kind", f"unknown policy kind {cfg['kind']!r}")
