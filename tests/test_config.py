@@ -1,0 +1,100 @@
+"""Bad input stops with one clear error naming the file, the key and what is allowed."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from opsrl.core import ConfigError, Field, validate
+from opsrl.core.config import non_negative
+from opsrl.registry import load_problem, load_solver, family
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+BASE = """family = "inventory"
+lead_time = {L}
+holding_cost = 1.0
+shortage_cost = {p}
+[demand]
+distribution = "poisson"
+mean = 5.0
+"""
+
+
+def test_valid_file_loads(tmp_path):
+    prob = load_problem(write(tmp_path, "ok.toml", BASE.format(L=2, p=9.0)))
+    assert prob.L == 2 and prob.p == 9.0 and prob.unmet == "lost_sales"
+
+
+@pytest.mark.parametrize("text, key, words", [
+    (BASE.format(L=-1, p=9.0), "lead_time", "an integer >= 0"),
+    (BASE.format(L=1, p=0.0), "shortage_cost", "a number > 0"),
+    (BASE.format(L=1, p=-3.0), "shortage_cost", "a number > 0"),
+    (BASE.format(L=1, p=9.0).replace("holding_cost = 1.0", "holding_cost = -1.0"), "holding_cost", ">= 0"),
+    (BASE.format(L=1, p=9.0) + "colour = 3\n", "demand.colour", "allowed keys here: distribution, mean, std"),
+    ("colour = 3\n" + BASE.format(L=1, p=9.0), "colour", "allowed keys here"),
+    (BASE.format(L=1, p=9.0).replace("lead_time = 1", 'lead_time = "two"'), "lead_time", "expected an integer"),
+    (BASE.format(L=1, p=9.0).replace('"poisson"', '"gamma"'), "demand.distribution", "'poisson', 'normal'"),
+    (BASE.format(L=1, p=9.0).replace("mean = 5.0", "mean = nan"), "demand.mean", "NaN"),
+    (BASE.format(L=1, p=9.0).replace('family = "inventory"', 'family = "bakery"'), "family", "inventory"),
+])
+def test_bad_problem_names_file_key_and_allowed(tmp_path, text, key, words):
+    path = write(tmp_path, "bad.toml", text)
+    with pytest.raises(ConfigError) as e:
+        load_problem(path)
+    msg = str(e.value)
+    assert str(path) in msg and f"'{key}'" in msg and words in msg
+
+
+def test_missing_file_and_unknown_name():
+    with pytest.raises(ConfigError, match="file not found"):
+        load_problem("no/such/file.toml")
+    with pytest.raises(ConfigError, match="did you mean inventory/lost_sales_p9_L4"):
+        load_problem("inventory/lost_sales_p9_L5")
+
+
+def test_bad_solver_option(tmp_path):
+    fam = family("inventory")
+    path = write(tmp_path, "s.toml", 'method = "hdpo"\n[options]\nlr = -1.0\n')
+    with pytest.raises(ConfigError, match=r"key 'options.lr'.*positive learning rate"):
+        load_solver(path, fam)
+    path = write(tmp_path, "s2.toml", 'method = "simulated_annealing"\n')
+    with pytest.raises(ConfigError, match=r"key 'method'.*allowed: .*hdpo"):
+        load_solver(path, fam)
+    path = write(tmp_path, "s3.toml", 'method = "hdpo"\n[policy]\nhidden = [64, 0]\n')
+    from opsrl.nn import build_policy
+    _, _, cfg = load_solver(path, fam)
+    with pytest.raises(ConfigError, match=r"key 'policy.hidden'.*positive layer widths"):
+        build_policy(load_problem("inventory/lost_sales_p4_L1"), cfg["policy"], str(path))
+
+
+def test_validate_fills_defaults_and_checks():
+    schema = {"a": Field(int, 3, allowed="an integer >= 0", check=non_negative), "b": Field(float)}
+    assert validate({"b": 1}, schema, "f") == {"a": 3, "b": 1.0}
+    with pytest.raises(ConfigError, match="key 'b': missing"):
+        validate({}, schema, "f")
+
+
+def test_cli_bad_input_exits_non_zero_and_keeps_store(tmp_path):
+    store = tmp_path / "s.sqlite"
+    ok = subprocess.run([sys.executable, "-m", "opsrl.cli", "run", "inventory/lost_sales_p4_L1", "optimal_dp",
+                         "--store", str(store), "--json", "-q", "--problem-set", "test.scenarios=64",
+                         "--problem-set", "test.periods=200"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    before = store.read_bytes()
+    bad = write(tmp_path, "bad.toml", BASE.format(L=-2, p=9.0))
+    r = subprocess.run([sys.executable, "-m", "opsrl.cli", "run", str(bad), "optimal_dp", "--store", str(store)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "key 'lead_time'" in r.stderr and str(bad) in r.stderr
+    assert store.read_bytes() == before
+    r = subprocess.run([sys.executable, "-m", "opsrl.cli", "run", "inventory/lost_sales_p4_L1", "hdpo_mlp",
+                        "--set", "lr=0", "--store", str(store)], capture_output=True, text=True)
+    assert r.returncode == 2 and "options.lr" in r.stderr
+    assert store.read_bytes() == before
