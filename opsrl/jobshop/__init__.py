@@ -1,0 +1,191 @@
+"""Job-shop scheduling: a batched simulator, dispatching rules, CP-SAT, standard instances, Gantt charts.
+
+Problems (``problems/jobshop/*.toml``): one per standard instance (``jobshop/ft06``, ``jobshop/ta01`` ...),
+one per family and size class (``jobshop/ta_15x15``, ``jobshop/dmu_50x20`` ...), per family
+(``jobshop/ta_all``), a stochastic example (``jobshop/ft10_noisy``) and random instances
+(``jobshop/random_15x15``). See ``docs/jobshop.md``.
+
+Methods of this family: the dispatching rules ``spt``, ``lpt``, ``mwkr``, ``lwkr``, ``mopnr``, ``fifo``,
+``fdd_mwkr`` (batched policies, :mod:`.rules`) and ``cpsat`` (OR-Tools CP-SAT per instance, :mod:`.cpsat`).
+
+The test cost of a run is the makespan (the mean over the instances of a set, or over the noise
+scenarios). The reference of a deterministic problem is the optimum (``optimum``, every instance closed)
+or the best-known makespan (``best_known``); for a set it is the mean of the per-instance values, so the
+run's ``gap_pct`` is the gap of the mean makespan to the mean bound; the run record's ``jobshop`` entry adds
+each instance's makespan, bound and gap, and the mean of the per-instance gaps (``mean_gap_pct``).
+Stochastic and generated problems have no reference.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from ..core import ConfigError, Family, Field, Method, Reference, Scenarios, SolveContext, SolveOutcome, rollout, \
+    summarize
+from ..core.config import non_negative, positive
+from . import check, cpsat, instances, rules
+from .instances import Instance
+from .simulator import JobShop, build, metrics
+
+__all__ = ["FAMILY", "METHODS", "JobShop", "build", "reference", "record", "instances", "rules", "cpsat", "check",
+           "schedules", "run_policy"]
+
+
+def reference(problem: JobShop) -> Reference | None:
+    if not isinstance(problem, JobShop) or not problem.instances or problem.stochastic:
+        return None
+    names = [i.name for i in problem.instances]
+    value = sum(instances.best_known(n) for n in names) / len(names)
+    closed = all(instances.is_closed(n) for n in names)
+    what = "optimum" if len(names) == 1 else "mean of the optima" if closed else "mean of the best-known makespans"
+    return Reference("optimum" if closed else "best_known", value,
+                     f"{what}: ScheduleOpt/benchmarks bks.json (CC BY-SA 4.0)")
+
+
+def schedules(state: dict, problem: JobShop | None = None) -> list[dict[str, list[list[float]]]]:
+    """The schedule of every scenario of a (final) state: ``{"start": [[...]], "end": [[...]]}`` per job."""
+    n_ops = state["n_ops"].tolist()
+    start, end = state["start"].tolist(), state["end"].tolist()
+    return [{"start": [start[b][j][:n] for j, n in enumerate(row) if n > 0],
+             "end": [end[b][j][:n] for j, n in enumerate(row) if n > 0]} for b, row in enumerate(n_ops)]
+
+
+@torch.no_grad()
+def run_policy(problem: JobShop, policy, scenarios: Scenarios | None = None):
+    """Roll ``policy`` out on ``scenarios`` (default: the test set); return ``(final_state, metrics)``."""
+    scenarios = problem.test_set() if scenarios is None else scenarios
+    traj = rollout(problem, policy, scenarios)
+    return traj.final_state, metrics(traj.final_state)
+
+
+def _instance_rows(problem: JobShop, scenarios: Scenarios, makespan: torch.Tensor) -> list[dict[str, Any]]:
+    """Per-instance mean makespan, its bound and gap (deterministic standard instances only)."""
+    idx = scenarios["instance"].tolist()
+    rows = []
+    for i, inst in enumerate(problem.instances):
+        sel = [b for b, k in enumerate(idx) if k == i]
+        if not sel:
+            continue
+        ms = float(makespan[sel].double().mean())
+        b = instances.bounds(inst.name)
+        row = {"instance": inst.name, "makespan": ms, "best_known": b["upper_bound"],
+               "lower_bound": b["lower_bound"], "closed": b["status"] == "closed"}
+        if not problem.stochastic:
+            row["gap_pct"] = 100.0 * (ms - b["upper_bound"]) / b["upper_bound"]
+        rows.append(row)
+    return rows
+
+
+def record(problem: JobShop, outcome: SolveOutcome) -> dict[str, Any]:
+    """Extra fields of a run: the generation scheme, per-instance makespans and gaps, flow time, tardiness."""
+    out: dict[str, Any] = {"schedule": problem.schedule, "noise": problem.noise if problem.stochastic else "none"}
+    rows = outcome.info.get("per_instance")
+    if rows is None and outcome.policy is not None:
+        sc = problem.test_set()
+        _, m = run_policy(problem, outcome.policy, sc)
+        out["flow_time"] = float(m["flow_time"].double().mean())
+        tard = m["tardiness"]
+        out["tardiness"] = None if torch.isnan(tard).all() else float(tard.double().mean())
+        if problem.instances:
+            rows = _instance_rows(problem, sc, m["makespan"])
+    if rows:
+        out["instances"] = rows
+        gaps = [r["gap_pct"] for r in rows if r.get("gap_pct") is not None]
+        out["mean_gap_pct"] = sum(gaps) / len(gaps) if gaps else None
+    return {"jobshop": out}
+
+
+# --- methods ---------------------------------------------------------------------------------
+def _check_problem(problem, ctx: SolveContext) -> None:
+    if not isinstance(problem, JobShop):
+        raise ConfigError(ctx.source, "method", "this method applies to job-shop problems")
+
+
+def _rule_method(name: str) -> Method:
+    def fit(problem, options, config, ctx) -> SolveOutcome:
+        _check_problem(problem, ctx)
+        return SolveOutcome(policy=rules.DispatchRule(name), info={"rule": name, "schedule": problem.schedule})
+
+    return Method(name, fit, {}, description=f"dispatching rule: {rules.DESCRIPTIONS[name]}")
+
+
+CPSAT_OPTIONS = {
+    "time_limit": Field(float, 10.0, allowed="a positive number of seconds per instance", check=positive),
+    "workers": Field(int, 2, allowed="a positive number of CP-SAT workers", check=positive),
+    "seed": Field(int, 0, allowed="an integer >= 0 (CP-SAT random seed)", check=non_negative),
+    "warm_start": Field(bool, True, doc="hint the best dispatching rule's schedule"),
+    "log": Field(bool, False, doc="print CP-SAT's search log"),
+}
+
+
+def _scenario_instance(scenarios: Scenarios, b: int) -> Instance:
+    n_ops = scenarios["n_ops"][b].tolist()
+    mach, dur = scenarios["machine"][b].tolist(), scenarios["duration"][b].tolist()
+    return Instance(f"scenario_{b}", [mach[j][:n] for j, n in enumerate(n_ops) if n > 0],
+                    [dur[j][:n] for j, n in enumerate(n_ops) if n > 0], "generated")
+
+
+def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
+    _check_problem(problem, ctx)
+    info: dict[str, Any] = {"time_limit": o["time_limit"], "workers": o["workers"], "warm_start": o["warm_start"]}
+
+    def evaluate(scenarios: Scenarios):
+        idx = scenarios["instance"].tolist()
+        if problem.instances:
+            groups: dict[int, list[int]] = {}
+            for b, k in enumerate(idx):
+                groups.setdefault(k, []).append(b)
+            insts = {k: problem.instances[k] for k in groups}
+        else:
+            groups = {b: [b] for b in range(scenarios.n)}
+            insts = {b: _scenario_instance(scenarios, b) for b in groups}
+        keys = list(groups)
+        hints = (dict(zip(keys, cpsat.best_rule_schedules([insts[k] for k in keys]))) if o["warm_start"] else {})
+        per = torch.full((scenarios.n,), math.nan, dtype=torch.float64)
+        rows, invalid = [], []
+        bar = tqdm(keys, desc=f"cpsat {problem.name}", disable=not ctx.progress or len(keys) < 2)
+        for k in bar:
+            inst = insts[k]
+            hint = hints.get(k)
+            res = cpsat.solve(inst, o["time_limit"], o["workers"], hint["start"] if hint else None, o["seed"], o["log"])
+            if res.status not in ("optimal", "feasible"):
+                rows.append({"instance": inst.name, "status": res.status, "lower_bound": res.lower_bound})
+                continue
+            v = check.violations(inst.machine, inst.duration, res.start, res.end, res.makespan)
+            if v:
+                invalid.append({"instance": inst.name, "violations": v[:5]})
+            sel = groups[k]
+            if problem.stochastic:
+                per[sel] = cpsat.execute(inst, res.start, scenarios["realized"][sel].cpu()).double()
+            else:
+                per[sel] = res.makespan
+            row = {"instance": inst.name, "status": res.status, "makespan": res.makespan,
+                   "lower_bound": res.lower_bound, "seconds": res.seconds,
+                   "hint_makespan": res.hint_makespan, "hint_rule": f"{hint['rule']}/{hint['schedule']}" if hint else None}
+            if problem.stochastic:
+                row["mean_executed_makespan"] = float(per[sel].mean())
+            if problem.instances:
+                b = instances.bounds(inst.name)
+                row.update(best_known=b["upper_bound"], closed=b["status"] == "closed")
+                if not problem.stochastic:
+                    row["gap_pct"] = 100.0 * (res.makespan - b["upper_bound"]) / b["upper_bound"]
+            rows.append(row)
+            bar.set_postfix(makespan=res.makespan, status=res.status)
+        ev = summarize(problem, per, scenarios.periods)
+        info["per_instance"] = rows
+        eval_info = {"per_instance": rows, "invalid_schedules": invalid,
+                     "optimal": sum(r["status"] == "optimal" for r in rows), "solved": len(rows)}
+        return ev, eval_info
+
+    return SolveOutcome(evaluate=evaluate, info=info)
+
+
+METHODS: dict[str, Method] = {name: _rule_method(name) for name in rules.RULES}
+METHODS["cpsat"] = Method("cpsat", _fit_cpsat, CPSAT_OPTIONS,
+                          description="OR-Tools CP-SAT per instance, warm-started from the best dispatching rule")
+
+FAMILY = Family("jobshop", build, METHODS, reference, record)

@@ -1,0 +1,364 @@
+"""The batched job-shop simulator: a batch of instances, one dispatch per period.
+
+Every scenario ``b`` is one job-shop instance padded to ``J`` jobs, ``O`` operations per job and ``M``
+machines (mixed sizes share a batch: padding jobs have no operations, padding operations are masked).
+A period dispatches one operation: the action is the *job* whose next operation goes next, and
+``action_mask`` marks the jobs allowed by the schedule-generation scheme:
+
+* ``non_delay`` (default): only operations that can start at the earliest possible start time ``t*``
+  of all next operations (no machine is left idle while an operation could start on it);
+* ``active`` (Giffler-Thompson): let ``C*`` be the earliest completion time of all next operations and
+  ``m*`` the machine of the first job (lowest index) reaching it; the allowed operations are those on
+  ``m*`` that can start before ``C*`` (the job reaching ``C*`` always among them).
+
+The dispatched operation starts at ``max(job ready, machine ready)`` (the schedules are built
+append-only, in start order for ``non_delay``).
+
+Post-decision split: ``post_decision`` fixes the operation and its start (cost 0); ``transition``
+reveals its processing time from the scenarios (the nominal one, or one perturbed by the exogenous noise
+drawn with the scenarios) and charges the increase of the partial makespan, so the episode total is the
+makespan. Finished (or fully padded) instances take no-op periods at zero cost. The episode lasts the
+largest number of operations in the batch (``problem.periods``).
+
+State keys (tensors ``[B, ...]``): static instance data ``machine``, ``duration`` (nominal processing
+times), ``n_ops``, ``due``, ``tail`` (nominal work from each operation to the end of its job), ``scale``;
+dynamic ``next_op``, ``job_ready``/``mach_ready`` (realised ready times), ``job_ready_nom``/
+``mach_ready_nom`` (start + nominal duration of the last operation: what is known while it still runs),
+``start``/``end`` (the partial schedule, meaningful where ``k < next_op``; written in place), ``makespan``, ``t_now`` (the decision
+time: the earliest start of a next operation), ``est`` and ``mask``. Realised processing times appear in
+the state only as ``end``/``job_ready``/``mach_ready``; policies must read those only for operations
+that have finished by ``t_now`` (:meth:`JobShop.observe` does so).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ..core import ActionSpec, ConfigError, Field, Problem, Scenarios, State, generator, validate
+from ..core.config import non_negative, positive
+from . import instances as inst_mod
+from .instances import Instance
+
+SCHEDULES = ("non_delay", "active")
+INF = float("inf")
+
+
+# --- the dynamics as plain functions of tensors (used by the Problem and by the solvers) ----------
+def initial_state(data: Mapping[str, torch.Tensor], schedule: str = "non_delay") -> State:
+    """The state before the first dispatch of the instances ``data`` (keys as :func:`instances.pad`)."""
+    machine, duration, n_ops = data["machine"], data["duration"], data["n_ops"]
+    B, J, O = duration.shape
+    M = int(machine.max().item()) + 1 if machine.numel() else 1
+    dtype, dev = duration.dtype, duration.device
+    op_valid = torch.arange(O, device=dev) < n_ops[..., None]
+    nominal = torch.where(op_valid, duration, torch.zeros((), dtype=dtype, device=dev))
+    tail = torch.cat([nominal.flip(-1).cumsum(-1).flip(-1), torch.zeros(B, J, 1, dtype=dtype, device=dev)], -1)
+    scale = tail[:, :, 0].amax(1).clamp_min(1.0)
+    zeros_j = torch.zeros(B, J, dtype=dtype, device=dev)
+    zeros_m = torch.zeros(B, M, dtype=dtype, device=dev)
+    state = {
+        "machine": machine, "duration": nominal, "n_ops": n_ops,
+        "due": data.get("due", torch.full((B, J), INF, dtype=dtype, device=dev)).to(dtype),
+        "tail": tail, "scale": scale,
+        "next_op": torch.zeros(B, J, dtype=torch.long, device=dev),
+        "job_ready": zeros_j, "job_ready_nom": zeros_j, "mach_ready": zeros_m, "mach_ready_nom": zeros_m,
+        "start": torch.zeros(B, J, O, dtype=dtype, device=dev), "end": torch.zeros(B, J, O, dtype=dtype, device=dev),
+        "makespan": torch.zeros(B, dtype=dtype, device=dev),
+    }
+    return _frontier(state, schedule)
+
+
+def _frontier(state: State, schedule: str) -> State:
+    """Add ``est`` (earliest start of each job's next operation), ``t_now`` and ``mask`` to ``state``."""
+    next_op, n_ops = state["next_op"], state["n_ops"]
+    O = state["duration"].shape[2]
+    todo = next_op < n_ops
+    k = next_op.clamp(max=O - 1).unsqueeze(-1)
+    m_next = state["machine"].gather(2, k).squeeze(-1)
+    est = torch.maximum(state["job_ready"], state["mach_ready"].gather(1, m_next))
+    est = torch.where(todo, est, torch.full_like(est, INF))
+    if schedule == "non_delay":
+        t_now = est.amin(1)
+        mask = todo & (est <= t_now[:, None])
+    else:
+        p_next = state["duration"].gather(2, k).squeeze(-1)
+        ect = est + p_next
+        j_star = ect.argmin(1)  # first minimum (torch.min(dim) is much slower on CPU)
+        c_star = ect.gather(1, j_star[:, None])
+        m_star = m_next.gather(1, j_star[:, None])
+        mask = todo & (m_next == m_star) & (est < c_star)
+        mask = mask.scatter(1, j_star[:, None], todo.gather(1, j_star[:, None]))
+        t_now = est.amin(1)
+    t_now = torch.where(torch.isfinite(t_now), t_now, state["makespan"])
+    return {**state, "est": est, "t_now": t_now, "mask": mask, "m_next": m_next}
+
+
+def post_decision(state: State, action: torch.Tensor) -> State:
+    """Fix the dispatched operation and its start time (no cost)."""
+    mask = state["mask"]
+    B, J = mask.shape
+    a = action.reshape(B, -1)[:, :1].long()
+    if ((a < 0) | (a >= J)).any():
+        raise ValueError(f"job-shop actions must be job indices in [0, {J}), got {a.min().item()}..{a.max().item()}")
+    live = mask.any(1, keepdim=True)
+    if (live & ~mask.gather(1, a)).any():
+        bad = int((live & ~mask.gather(1, a)).nonzero()[0, 0])
+        raise ValueError(f"scenario {bad}: job {int(a[bad, 0])} may not be dispatched now (see action_mask)")
+    k = state["next_op"].gather(1, a).clamp(max=state["duration"].shape[2] - 1)
+    m = state["m_next"].gather(1, a)
+    s = torch.maximum(state["job_ready"].gather(1, a), state["mach_ready"].gather(1, m))
+    return {**state, "act_job": a, "act_op": k, "act_machine": m, "act_start": s, "act_live": live}
+
+
+def transition(post: State, realized: torch.Tensor, schedule: str) -> tuple[State, torch.Tensor]:
+    """Reveal the processing time of the dispatched operation (``realized`` ``[B, J, O]``) and update."""
+    a, k, m, s, live = post["act_job"], post["act_op"], post["act_machine"], post["act_start"], post["act_live"]
+    B, J, O = post["duration"].shape
+    flat = a * O + k
+    p = realized.reshape(B, J * O).gather(1, flat).to(s.dtype)
+    p_nom = post["duration"].reshape(B, J * O).gather(1, flat)
+    e, e_nom = s + p, s + p_nom
+
+    def put(x: torch.Tensor, idx: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(B, -1)
+        return x2.scatter(1, idx, torch.where(live, v, x2.gather(1, idx))).reshape(shape)
+
+    state = {k_: v for k_, v in post.items() if not k_.startswith("act_")}
+    state["next_op"] = post["next_op"].scatter_add(1, a, live.long())
+    state["job_ready"] = put(post["job_ready"], a, e)
+    state["job_ready_nom"] = put(post["job_ready_nom"], a, e_nom)
+    state["mach_ready"] = put(post["mach_ready"], m, e)
+    state["mach_ready_nom"] = put(post["mach_ready_nom"], m, e_nom)
+    # The partial schedule is written in place and without gradient (the times that carry gradients are
+    # job_ready, mach_ready and makespan): an entry changes only when its operation is dispatched, so a
+    # state recorded earlier stays correct where it is meaningful (operations k < next_op).
+    with torch.no_grad():
+        for key, v in (("start", s), ("end", e)):
+            x = post[key].view(B, J * O)
+            x.scatter_(1, flat, torch.where(live, v.detach().to(x.dtype), x.gather(1, flat)))
+    makespan = torch.where(live[:, 0], torch.maximum(post["makespan"], e[:, 0]), post["makespan"])
+    cost = makespan - post["makespan"]
+    state["makespan"] = makespan
+    return _frontier(state, schedule), cost
+
+
+def metrics(state: State) -> dict[str, torch.Tensor]:
+    """Makespan, total flow time (sum of job completion times, all jobs released at 0) and total tardiness
+    (``nan`` where no due dates are given) of finished schedules, ``[B]`` each."""
+    real = state["n_ops"] > 0
+    c = torch.where(real, state["job_ready"], torch.zeros_like(state["job_ready"]))
+    due = state["due"]
+    has_due = torch.isfinite(due) & real
+    tard = torch.where(has_due, (c - due).clamp_min(0), torch.zeros_like(c)).sum(1)
+    tard = torch.where(has_due.any(1), tard, torch.full_like(tard, math.nan))
+    return {"makespan": state["makespan"], "flow_time": c.sum(1), "tardiness": tard}
+
+
+def is_done(state: State) -> torch.Tensor:
+    return (state["next_op"] >= state["n_ops"]).all(1)
+
+
+# --- the Problem -------------------------------------------------------------------------------
+NOISE_SCHEMA = {
+    "distribution": Field(str, "none", choices=("none", "lognormal", "uniform"),
+                          doc="law of the multiplicative processing-time noise (mean 1)"),
+    "level": Field(float, 0.0, allowed="a number >= 0 (lognormal: sigma; uniform: half-width, at most 1)",
+                   check=non_negative),
+}
+GENERATOR_SCHEMA = {
+    "kind": Field(str, "taillard", choices=("taillard", "uniform")),
+    "jobs": Field(int, allowed="a positive integer", check=positive),
+    "machines": Field(int, allowed="a positive integer", check=positive),
+    "low": Field(int, 1, allowed="an integer >= 0", check=non_negative),
+    "high": Field(int, 99, allowed="an integer >= low"),
+}
+TEST_SCHEMA = {
+    "scenarios": Field(int, 0, allowed="a positive integer (default: the instances themselves, or 100 "
+                       "noise scenarios per instance)", check=non_negative),
+    "seed": Field(int, 0, allowed="an integer >= 0", check=non_negative),
+}
+SCHEMA = {
+    "instances": Field(list, [], item=str, allowed="a list of standard instance names such as \"ta01\""),
+    "generator": Field(dict, {}, allowed="a table [generator] with kind, jobs, machines, low, high"),
+    "schedule": Field(str, "non_delay", choices=SCHEDULES),
+    "noise": Field(dict, {}, schema=NOISE_SCHEMA),
+    "due_date_factor": Field(float, 0.0, allowed="a number >= 0 (due date = factor x job's total work; "
+                             "0: no due dates)", check=non_negative),
+    "test": Field(dict, {}, schema=TEST_SCHEMA),
+}
+
+
+class JobShop(Problem):
+    """A batch of job-shop instances as a post-decision MDP (see the module docstring)."""
+
+    metric = "total"
+    warmup = 0
+    n_locations = 1
+
+    def __init__(self, instances: Sequence[Instance] = (), *, generator_cfg: Mapping[str, Any] | None = None,
+                 schedule: str = "non_delay", noise: str = "none", noise_level: float = 0.0,
+                 due_date_factor: float = 0.0, test_scenarios: int = 0, test_seed: int = 0,
+                 config: Mapping[str, Any] | None = None):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        if bool(instances) == bool(generator_cfg):
+            raise ValueError("give either instances or a generator")
+        self.instances = list(instances)
+        self.generator_cfg = dict(generator_cfg or {})
+        self.schedule = schedule
+        self.noise, self.noise_level = noise, float(noise_level)
+        self.stochastic = noise != "none" and self.noise_level > 0
+        self.due_date_factor = due_date_factor
+        self.config = dict(config or {})
+        self.name = self.instances[0].name if len(self.instances) == 1 else "jobshop"
+        if self.instances:
+            for inst in self.instances:
+                inst.check()
+                if due_date_factor > 0:
+                    inst.due = [due_date_factor * sum(r) for r in inst.duration]
+            self._padded = inst_mod.pad(self.instances)
+            self.jobs = self._padded["duration"].shape[1]
+            self.periods = max(i.operations for i in self.instances)
+            default_test = len(self.instances) * (100 if self.stochastic else 1)
+        else:
+            g = self.generator_cfg
+            self.jobs = g["jobs"]
+            self.periods = g["jobs"] * g["machines"]
+            default_test = 100
+        self.test_scenarios = test_scenarios or default_test
+        self.test_seed = test_seed
+        self.action_spec = ActionSpec("discrete", (1,), n=self.jobs)
+
+    # --- scenarios ---------------------------------------------------------------------------
+    def instance_index(self, n: int) -> torch.Tensor:
+        """Scenario ``i`` uses instance ``i mod K`` of the problem's ``K`` fixed instances."""
+        return torch.arange(n) % max(1, len(self.instances))
+
+    def _sample(self, n: int, split: str, seed: int, periods: int) -> dict[str, torch.Tensor]:
+        if self.instances:
+            idx = self.instance_index(n)
+            data = {k: v[idx] for k, v in self._padded.items()}
+        else:
+            g = self.generator_cfg
+            gen = generator(seed, split, "instances")
+            if g["kind"] == "taillard":
+                insts = inst_mod.taillard_batch(n, g["jobs"], g["machines"], g["low"], g["high"], gen)
+                for i in insts:
+                    if self.due_date_factor > 0:
+                        i.due = [self.due_date_factor * sum(r) for r in i.duration]
+                data = inst_mod.pad(insts)
+            else:
+                data = inst_mod.uniform(n, g["jobs"], g["machines"], g["low"], g["high"], gen)
+                if self.due_date_factor > 0:
+                    data["due"] = self.due_date_factor * data["duration"].sum(-1)
+            idx = torch.full((n,), -1, dtype=torch.long)
+        dur = data["duration"].to(self.dtype)
+        data["duration"] = dur
+        data["due"] = data["due"].to(self.dtype)
+        if self.stochastic:
+            gen = generator(seed, split, "noise")
+            if self.noise == "lognormal":
+                s = self.noise_level
+                factor = torch.exp(s * torch.randn(dur.shape, generator=gen) - 0.5 * s * s)
+            else:
+                factor = 1 + self.noise_level * (2 * torch.rand(dur.shape, generator=gen) - 1)
+            data["realized"] = (dur * factor.to(self.dtype)).clamp_min(0)
+        else:
+            data["realized"] = dur.clone()
+        data["instance"] = idx
+        return data
+
+    # --- dynamics ----------------------------------------------------------------------------
+    def initial_state(self, scenarios: Scenarios) -> State:
+        return initial_state(scenarios.data, self.schedule)
+
+    def post_decision(self, state: State, action: torch.Tensor) -> tuple[State, torch.Tensor]:
+        post = post_decision(state, action)
+        return post, torch.zeros_like(state["makespan"])
+
+    def transition(self, post_state: State, scenarios: Scenarios, t: int) -> tuple[State, torch.Tensor]:
+        return transition(post_state, scenarios["realized"], self.schedule)
+
+    def action_mask(self, state: State) -> torch.Tensor:
+        return state["mask"]
+
+    # --- views ---------------------------------------------------------------------------------
+    def known_ready(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ready times of jobs and machines as known at ``t_now``: realised where the last operation has
+        finished by then, else its start plus nominal duration (never earlier than ``t_now``)."""
+        t = state["t_now"][:, None]
+        jr, mr = state["job_ready"], state["mach_ready"]
+        jk = torch.where(jr <= t, jr, torch.maximum(state["job_ready_nom"], t))
+        mk = torch.where(mr <= t, mr, torch.maximum(state["mach_ready_nom"], t))
+        return jk, mk
+
+    def observe(self, state: State) -> torch.Tensor:
+        """Per job: can go, unfinished, next operation's nominal duration, remaining nominal work, remaining
+        operations, known ready time of its next operation after ``t_now``; per machine: known ready time
+        after ``t_now`` and remaining nominal work; times divided by the largest job's total work."""
+        B, J, O = state["duration"].shape
+        sc = state["scale"][:, None]
+        t = state["t_now"][:, None]
+        todo = state["next_op"] < state["n_ops"]
+        k = state["next_op"].clamp(max=O - 1)[..., None]
+        p_next = torch.where(todo, state["duration"].gather(2, k).squeeze(-1), torch.zeros_like(sc))
+        rem = state["tail"].gather(2, state["next_op"].clamp(max=O)[..., None]).squeeze(-1)
+        jk, mk = self.known_ready(state)
+        est_known = torch.maximum(jk, mk.gather(1, state["m_next"]))
+        est_known = torch.where(todo, est_known - t, torch.zeros_like(est_known))
+        unscheduled = torch.arange(O, device=k.device) >= state["next_op"][..., None]
+        M = mk.shape[1]
+        mwork = torch.zeros(B, M, dtype=sc.dtype, device=sc.device).scatter_add(
+            1, state["machine"].reshape(B, -1), (state["duration"] * unscheduled).reshape(B, -1))
+        feats = [state["mask"].to(sc.dtype), todo.to(sc.dtype), p_next / sc, rem / sc,
+                 (state["n_ops"] - state["next_op"]).to(sc.dtype) / O, est_known / sc,
+                 (mk - t).clamp_min(0) / sc, mwork / sc]
+        return torch.cat(feats, dim=1)
+
+    def graph(self, state: State):
+        from .graph import disjunctive_graph
+
+        return disjunctive_graph(self, state)
+
+    def describe(self) -> str:
+        what = (", ".join(i.name for i in self.instances[:5]) + (" ..." if len(self.instances) > 5 else "")
+                if self.instances else f"{self.generator_cfg['kind']} generator "
+                f"{self.generator_cfg['jobs']}x{self.generator_cfg['machines']}")
+        return f"job shop ({what}; {self.schedule} schedules" + (
+            f"; {self.noise} noise {self.noise_level:g})" if self.stochastic else ")")
+
+
+def build(config: Mapping[str, Any], source: str) -> JobShop:
+    """Build a :class:`JobShop` from a problem file's table (see ``docs/jobshop.md`` for the keys)."""
+    cfg = validate(config, SCHEMA, source)
+    names = cfg["instances"]
+    gen_cfg = None
+    if cfg["generator"]:
+        gen_cfg = validate(cfg["generator"], GENERATOR_SCHEMA, source, prefix="generator.")
+        if gen_cfg["high"] < gen_cfg["low"]:
+            raise ConfigError(source, "generator.high", f"{gen_cfg['high']} is below generator.low ({gen_cfg['low']})")
+    if bool(names) == bool(gen_cfg):
+        raise ConfigError(source, "instances", "give either a non-empty list of instances or a [generator] table")
+    known = set(inst_mod.names())
+    for i, n in enumerate(names):
+        if n not in known:
+            import difflib
+
+            close = difflib.get_close_matches(n, known, n=3)
+            raise ConfigError(source, f"instances[{i}]", f"unknown instance {n!r}; allowed: standard instance names "
+                              f"(ft, la, abz, orb, swv, yn, ta, dmu)" + (f"; did you mean {', '.join(close)}?"
+                                                                          if close else ""))
+    noise = cfg["noise"]
+    if noise["distribution"] == "uniform" and noise["level"] > 1:
+        raise ConfigError(source, "noise.level", f"{noise['level']} is not allowed; uniform noise needs a level <= 1")
+    stochastic = noise["distribution"] != "none" and noise["level"] > 0
+    if stochastic and cfg["schedule"] == "active":
+        raise ConfigError(source, "schedule", "'active' needs the completion times of running operations, which "
+                          "noise hides at decision time; use 'non_delay' with noise")
+    return JobShop([inst_mod.load(n) for n in names], generator_cfg=gen_cfg, schedule=cfg["schedule"],
+                   noise=noise["distribution"], noise_level=noise["level"], due_date_factor=cfg["due_date_factor"],
+                   test_scenarios=cfg["test"]["scenarios"], test_seed=cfg["test"]["seed"], config=cfg)
