@@ -19,8 +19,8 @@ from typing import Sequence
 import torch
 
 from . import simulator as sim
-from .instances import Instance, pad
-from .rules import RULES, DispatchRule
+from .instances import Instance
+from .rules import RULES, schedule_instances
 
 __all__ = ["CPSATResult", "solve", "best_rule_schedules", "execute"]
 
@@ -97,26 +97,17 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, hint: Sequ
                        [[float(solver.Value(e)) for e in row] for row in ends], seconds, hint_ms)
 
 
-@torch.no_grad()
 def best_rule_schedules(instances: Sequence[Instance], rules: Sequence[str] = tuple(RULES),
                         schedules: Sequence[str] = sim.SCHEDULES) -> list[dict]:
     """For each instance, the best schedule of the dispatching ``rules`` under each generation scheme:
     ``{"rule", "schedule", "makespan", "start", "end"}`` (ties: first rule, non-delay first)."""
-    data = pad(instances)
     best: list[dict | None] = [None] * len(instances)
-    T = max(i.operations for i in instances)
     for scheme in schedules:
+        out = schedule_instances(instances, rules, scheme)
         for rule in rules:
-            state = sim.initial_state(data, scheme)
-            policy = DispatchRule(rule)
-            for _ in range(T):
-                state, _ = sim.transition(sim.post_decision(state, policy(state)), data["duration"], scheme)
-            ms = state["makespan"].tolist()
-            for b, inst in enumerate(instances):
-                if best[b] is None or ms[b] < best[b]["makespan"]:
-                    best[b] = {"rule": rule, "schedule": scheme, "makespan": ms[b],
-                               "start": [state["start"][b, j, :len(r)].tolist() for j, r in enumerate(inst.machine)],
-                               "end": [state["end"][b, j, :len(r)].tolist() for j, r in enumerate(inst.machine)]}
+            for b, (ms, start, end) in enumerate(out[rule]):
+                if best[b] is None or ms < best[b]["makespan"]:
+                    best[b] = {"rule": rule, "schedule": scheme, "makespan": ms, "start": start, "end": end}
     return best  # type: ignore[return-value]
 
 

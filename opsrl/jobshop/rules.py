@@ -25,13 +25,13 @@ instances whose jobs all have ``m`` operations is ``mopnr`` (tests/jobshop/test_
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from ..core import State
 
-__all__ = ["RULES", "DispatchRule", "priority"]
+__all__ = ["RULES", "DispatchRule", "priority", "schedule_instances"]
 
 INF = float("inf")
 
@@ -113,3 +113,38 @@ class DispatchRule(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return self.name
+
+
+@torch.no_grad()
+def schedule_instances(insts: Sequence, rule_names: Sequence[str] = tuple(RULES), schedule: str = "non_delay"
+                       ) -> dict[str, list[tuple[float, list[list[float]], list[list[float]]]]]:
+    """Schedule every instance with every rule: ``{rule: [(makespan, start, end) per instance]}``.
+
+    Instances of one shape share a batch with every rule (row ``r * K + k`` runs rule ``r`` on instance
+    ``k``), so a few batched rollouts cover a whole benchmark set.
+    """
+    from . import simulator as S
+    from .instances import pad
+
+    out: dict[str, list] = {r: [None] * len(insts) for r in rule_names}
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, inst in enumerate(insts):
+        groups.setdefault((inst.jobs, max(map(len, inst.machine))), []).append(i)
+    for idx in groups.values():
+        group = [insts[i] for i in idx]
+        data = pad(group)
+        K, nR = len(group), len(rule_names)
+        batch = {k: v.repeat(nR, *([1] * (v.dim() - 1))) for k, v in data.items()}
+        which = torch.arange(nR).repeat_interleave(K)
+        state = S.initial_state(batch, schedule)
+        for _ in range(max(i.operations for i in group)):
+            scores = torch.stack([priority(r, state) for r in rule_names])  # [R, B, J]
+            a = scores.gather(0, which[None, :, None].expand(1, *scores.shape[1:]))[0].argmin(1)
+            state, _ = S.transition(S.post_decision(state, a), batch["duration"], schedule)
+        ms, start, end = state["makespan"].tolist(), state["start"].tolist(), state["end"].tolist()
+        for r_i, r in enumerate(rule_names):
+            for k, (i, inst) in enumerate(zip(idx, group)):
+                b = r_i * K + k
+                out[r][i] = (ms[b], [start[b][j][:len(m)] for j, m in enumerate(inst.machine)],
+                             [end[b][j][:len(m)] for j, m in enumerate(inst.machine)])
+    return out

@@ -1,0 +1,79 @@
+"""CP-SAT on standard job-shop instances: proofs of optimality and gaps to the best-known makespans.
+
+Every CP-SAT schedule is checked by the independent validator (opsrl.jobshop.check). Examples:
+
+    python benchmarks/jobshop_cpsat.py --instances ft06 la01 ta01 --time-limit 600      # proofs
+    python benchmarks/jobshop_cpsat.py --taillard --time-limit 60 --workers 2           # all 80
+    python benchmarks/jobshop_cpsat.py --taillard --per-class 2 --time-limit 60         # 2 per size class
+
+Reference: Da Col and Teppan (2022) report CP-SAT (4 workers, 600 s) at 0.05% mean gap on Taillard
+15x15 and 1.54% over all 80 instances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import defaultdict
+
+from tqdm import tqdm
+
+from opsrl.jobshop import check, cpsat, instances as I
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--instances", nargs="*", default=[], help="instance names")
+    ap.add_argument("--taillard", action="store_true", help="ta01-ta80, grouped by size class")
+    ap.add_argument("--per-class", type=int, default=10, help="with --taillard: first N instances of each class")
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-warm-start", action="store_true")
+    ap.add_argument("--json", default="", help="write the per-instance results to this file")
+    args = ap.parse_args()
+
+    names = list(args.instances)
+    if args.taillard:
+        names += [f"ta{10 * c + i:02d}" for c in range(8) for i in range(1, args.per_class + 1)]
+    if not names:
+        ap.error("give --instances or --taillard")
+    insts = [I.load(n) for n in names]
+    hints = {} if args.no_warm_start else {i.name: h for i, h in zip(insts, cpsat.best_rule_schedules(insts))}
+
+    rows = []
+    print(f"CP-SAT, time limit {args.time_limit:g} s, {args.workers} workers, "
+          f"warm start {'off' if args.no_warm_start else 'best dispatching rule'}")
+    print(f"{'instance':<9}{'size':>8}{'hint':>8}{'CP-SAT':>8}{'bound':>8}{'best known':>11}{'gap %':>8}"
+          f"{'status':>10}{'seconds':>9}{'valid':>7}")
+    for inst in tqdm(insts, desc="cpsat", leave=False):
+        h = hints.get(inst.name)
+        t0 = time.perf_counter()
+        r = cpsat.solve(inst, args.time_limit, args.workers, h["start"] if h else None)
+        secs = time.perf_counter() - t0
+        ok = r.status in ("optimal", "feasible") and not check.violations(inst.machine, inst.duration, r.start,
+                                                                          r.end, r.makespan)
+        bk = I.best_known(inst.name)
+        gap = 100.0 * (r.makespan - bk) / bk
+        rows.append({"instance": inst.name, "size": inst.size, "hint": h["makespan"] if h else None,
+                     "makespan": r.makespan, "lower_bound": r.lower_bound, "best_known": bk, "gap_pct": gap,
+                     "status": r.status, "seconds": secs, "valid": ok})
+        tqdm.write(f"{inst.name:<9}{inst.size:>8}{(h['makespan'] if h else float('nan')):>8.0f}{r.makespan:>8.0f}"
+                   f"{r.lower_bound:>8.0f}{bk:>11}{gap:>8.2f}{r.status:>10}{secs:>9.1f}{str(ok):>7}")
+    by_size = defaultdict(list)
+    for r in rows:
+        by_size[r["size"]].append(r)
+    print(f"\n{'size class':<12}{'n':>4}{'mean gap %':>12}{'optimal':>9}{'valid':>7}")
+    for size, rs in by_size.items():
+        print(f"{size:<12}{len(rs):>4}{statistics.mean(r['gap_pct'] for r in rs):>12.2f}"
+              f"{sum(r['status'] == 'optimal' for r in rs):>9}{sum(r['valid'] for r in rs):>7}")
+    print(f"{'all':<12}{len(rows):>4}{statistics.mean(r['gap_pct'] for r in rows):>12.2f}"
+          f"{sum(r['status'] == 'optimal' for r in rows):>9}{sum(r['valid'] for r in rows):>7}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"time_limit": args.time_limit, "workers": args.workers, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
