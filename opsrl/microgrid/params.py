@@ -92,12 +92,17 @@ COSTS = {
     "fuel_price": Field(float, 1.5, **_nonneg, doc="per litre"),
     "unserved_per_kwh": Field(float, 50.0, **_nonneg),
     "surplus_per_kwh": Field(float, 5.0, **_nonneg, doc="energy that can be neither stored nor curtailed (dump load)"),
+    "terminal_kwh_value": Field(float, -1.0, allowed="a number >= 0, or -1 for fuel_price * fuel_slope / "
+                                "charge_efficiency", check=lambda v: v >= 0 or v == -1,
+                                doc="value of battery energy at the end of an episode (charged for energy used)"),
 }
 
 SHIELD = {
     "horizon_minutes": Field(int, 0, **_nonnegint,
                              doc="worst-case look-ahead (0: cool-down + warm-up + 1, the time to bring any genset in)"),
-    "plan_with_reserve": Field(bool, True, doc="count overload and the reserve SoC band as worst-case capacity"),
+    "plan_with_reserve": Field(bool, True, doc="let the worst case use the battery down to the reserve SoC band"),
+    "surrogate_kwh": Field(float, 30.0, **_pos, doc="temperature of the surrogate gradient of the forced genset "
+                           "count with respect to stored energy (training only; the forward pass is exact)"),
 }
 
 DATA = {
@@ -105,6 +110,12 @@ DATA = {
     "path": Field(str, "", allowed="a CSV or Parquet file (relative paths: to the problem file)"),
     "test_days": Field(int, 0, **_nonnegint, doc="last days of the file held out for test (0: a quarter)"),
     "dev_days": Field(int, 0, **_nonnegint, doc="days before the test days used for dev (0: a quarter)"),
+}
+
+BOUND = {
+    "time_step": Field(int, 15, allowed="minutes per period of the perfect-foresight bound", check=positive),
+    "integer": Field(bool, False, doc="integer genset counts (only with time_step = 1)"),
+    "time_limit": Field(float, 60.0, **_pos, doc="seconds per day for the solver"),
 }
 
 TEST = {
@@ -125,6 +136,7 @@ SCHEMA = {
     "costs": Field(dict, {}, schema=COSTS),
     "shield": Field(dict, {}, schema=SHIELD),
     "data": Field(dict, {}, schema=DATA),
+    "bound": Field(dict, {}, schema=BOUND),
     "test": Field(dict, {}, schema=TEST),
 }
 
@@ -165,8 +177,10 @@ class Params:
     fuel_price: float
     unserved_cost: float
     surplus_cost: float
+    terminal_value: float
     horizon: int
     plan_with_reserve: bool
+    surrogate_kwh: float
 
     @property
     def over_cap(self) -> float:
@@ -200,6 +214,9 @@ def check_config(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
     if g["count"] * g["rated_kw"] < d["peak_kw"]:
         raise ConfigError(source, "demand.peak_kw", "exceeds the rated power of all gensets together; no shield "
                           "can guarantee the demand is served")
+    if cfg["bound"]["integer"] and cfg["bound"]["time_step"] != 1:
+        raise ConfigError(source, "bound.integer", "integer genset counts keep the bound valid only with "
+                          "bound.time_step = 1")
     if cfg["data"]["source"] != "synthetic" and not cfg["data"]["path"]:
         raise ConfigError(source, "data.path", f"required for data.source = {cfg['data']['source']!r}")
     return cfg
@@ -220,5 +237,6 @@ def params_from(cfg: Mapping[str, Any]) -> Params:
         degradation=b["degradation"], rf_stack=b["rainflow_stack"],
         w_rated=w["rated_kw"], d_max=d["peak_kw"], ramp_d=d["ramp_kw_per_min"], ramp_w_down=w["ramp_down_kw_per_min"],
         fuel_price=c["fuel_price"], unserved_cost=c["unserved_per_kwh"], surplus_cost=c["surplus_per_kwh"],
-        horizon=horizon, plan_with_reserve=s["plan_with_reserve"],
+        terminal_value=c["terminal_kwh_value"],
+        horizon=horizon, plan_with_reserve=s["plan_with_reserve"], surrogate_kwh=s["surrogate_kwh"],
     )

@@ -132,9 +132,15 @@ class GensetGroupUnit(ShieldUnit):
         relaxed = (soft[:, None] - idx[None, :]).clamp(0, 1)  # genset i is "soft-on" by the count above i
         if trace is not None:
             want = (idx[None, :] < m[:, None]).float()
+            mode, run = state["mode"], state["run"]
+            wanted_off = (want == 0) & on
+            wanted_on = (want == 1) & ~on
             self.note(trace, "cmd", want, on.float(), [
-                (torch.ones_like(m, dtype=torch.bool),
-                 "priority order (start 1, 2, ...; stop in reverse) and each genset's timers")])
+                ((wanted_off & (mode == RUN) & (run < self.p.min_run)).any(1),
+                 f"minimum run time ({self.p.min_run} min) not reached"),
+                ((wanted_off & (mode == WARM)).any(1), "a warm-up runs to completion"),
+                ((wanted_on & (mode == COOL)).any(1), "cooling down: no restart before the cool-down ends"),
+                (torch.ones_like(m, dtype=torch.bool), "priority order (start 1, 2, ...; stop in reverse)")])
         proposal["cmd"] = straight_through(on.to(soft.dtype), relaxed)
         return proposal
 
@@ -263,15 +269,17 @@ class MicrogridUnit(ShieldUnit):
         net = self.worst_net(state)
         floor = p.soc_rmin if p.plan_with_reserve else p.soc_min
         energy = ((soc - floor) * p.b_cap).clamp_min(0)
-        safe, rest = [], []
+        safe, rest, need = [], [], []
         for m in range(p.G + 1):
             on = self.group.commit(state, torch.full_like(m_prop, float(m)))
             short = (net - self.capacity(state, on)).clamp_min(0)
             ok = (short.amax(1) <= p.b_power + 1e-6) & (short.sum(1) / 60.0 <= energy + 1e-6)
             safe.append(ok)
             rest.append(short[:, 1:].sum(1))
+            need.append(short.sum(1) / 60.0)
         safe_t = torch.stack(safe, 1)
         rest_t = torch.stack(rest, 1)
+        need_t = torch.stack(need, 1)
         # near the rolling-average limit: commit every genset
         mode = state["mode"]
         committed = (mode == WARM) | (mode == RUN)
@@ -286,7 +294,13 @@ class MicrogridUnit(ShieldUnit):
                 (near, "a genset's 48 h average load is near its limit: all gensets share the load"),
                 (torch.ones_like(near), f"worst case (demand +{p.ramp_d:g} kW/min, wind -{p.ramp_w_down:g} kW/min) "
                  f"over {p.horizon} min needs more gensets committed now")])
-        proposal["gensets"] = soft + (m - m_prop)  # straight-through: gradient of the agent's count kept
+        # straight-through: the agent's count keeps its gradient; a surrogate gradient says how the count
+        # the shield forces falls as the battery holds more energy (a sigmoid of the energy margin at the
+        # agent's own count), so that training sees the value of stored energy
+        need_p = need_t.gather(1, m_prop.long()[:, None])[:, 0]
+        margin = torch.sigmoid((need_p - energy) / p.surrogate_kwh)
+        gap = (m_prop < p.G).to(soft.dtype)
+        proposal["gensets"] = soft + (m - m_prop) + gap * (margin - margin.detach())
         proposal["gensets_count"] = m
         proposal["battery_max_kw"] = (energy * 60.0 - rest_m).clamp_min(0)
         if bool(near.any()):

@@ -18,7 +18,9 @@ Timing of step ``t`` (one minute):
    band, then a dump load (penalised). Fuel, degradation, penalties and the rolling averages follow.
 
 Cost of a step (currency): ``fuel_price * litres + degradation + unserved_per_kwh * unserved kWh +
-surplus_per_kwh * dumped kWh``. The metric is the episode total (one day's cost).
+surplus_per_kwh * dumped kWh``; the last step also pays for the battery energy used over the episode
+(``terminal_kwh_value * (E_0 - E_T)``, by default the fuel that energy is worth), so that no controller
+gains by emptying the battery at the end of the day. The metric is the episode total (one day's cost).
 
 The outcome of step ``t`` (per-genset output, battery power, wind used, unserved, dumped, fuel,
 degradation) is stored in the next state under ``out_*`` keys, so ``rollout(record=True)`` records it
@@ -37,6 +39,7 @@ from ..core import ActionSpec, Problem, Scenarios, State, generator
 from ..shield import Trace, straight_through
 from . import data as data_mod
 from .params import Params, params_from
+from .planning import terminal_value
 from .rainflow import OnlineRainflow
 
 OFF, WARM, RUN, COOL = 0, 1, 2, 3
@@ -264,6 +267,8 @@ class Microgrid(Problem):
             deg = scale * 0.5 * (soc_next - soc).abs()
         cost = (p.fuel_price * fuel + deg + p.unserved_cost * out["unserved"] / 60.0
                 + p.surplus_cost * out["dump"] / 60.0)
+        if final:  # energy taken from (or left in) the battery over the episode, at its fuel value
+            cost = cost + terminal_value(p) * (sc["soc0"] - soc_next) * p.b_cap
         # genset timers and rolling averages
         running = mode == RUN
         warming = mode == WARM

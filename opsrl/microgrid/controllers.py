@@ -1,0 +1,82 @@
+"""Baseline controllers. Both propose (gensets, battery set-point) and run behind the same shields.
+
+* :class:`OperatorRules`: what a plant operator does. Run enough gensets, in priority order, for the
+  last net load at ``start_fraction`` of rated power; release one when the rest would stay below
+  ``stop_fraction``; always keep ``min_gensets`` on; the battery is a buffer (set-point
+  ``battery_kw``, normally 0: it only absorbs what the gensets cannot follow).
+* :class:`MPC`: rolling horizon. Every ``replan_minutes`` it solves the linear dispatch model
+  (:func:`opsrl.microgrid.planning.plan`) over the forecast horizon (the forecast leads split into
+  periods) from the current state of charge, and proposes the first period's genset count (rounded up)
+  and battery power. It sees only the state (last demand and wind, forecasts).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .planning import plan
+
+
+def to_action(p, gensets: torch.Tensor, battery_kw: torch.Tensor) -> torch.Tensor:
+    """Encode a proposal as the shielded problem's action in ``[0, 1]^2``."""
+    return torch.stack([(gensets / p.G).clamp(0, 1), ((battery_kw / p.b_power + 1) / 2).clamp(0, 1)], dim=1)
+
+
+class OperatorRules(torch.nn.Module):
+    def __init__(self, problem, start_fraction: float = 0.8, stop_fraction: float = 0.6, min_gensets: int = 1,
+                 battery_kw: float = 0.0):
+        super().__init__()
+        self.problem, self.p = problem, problem.p
+        self.start, self.stop, self.min_gensets, self.battery_kw = start_fraction, stop_fraction, min_gensets, battery_kw
+
+    def forward(self, state, t=0):
+        p = self.p
+        net = (state["d_prev"] - state["w_prev"]).clamp_min(0)
+        mode = state["mode"]
+        k = ((mode == 1) | (mode == 2)).sum(1).to(net.dtype)
+        need = torch.ceil(net / (self.start * p.rated) - 1e-9)
+        keep = torch.where(net < (k - 1) * self.stop * p.rated, k - 1, k)
+        n = torch.maximum(need, keep).clamp(self.min_gensets, p.G)
+        return to_action(p, n, torch.full_like(net, self.battery_kw))
+
+
+def _segments(leads: list[int], means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-segment means from forecasts of the mean over the next ``lead`` minutes."""
+    leads_a = np.asarray(leads, dtype=float)
+    total = means * leads_a
+    seg = np.diff(np.concatenate([[0.0], total]))
+    lengths = np.diff(np.concatenate([[0.0], leads_a]))
+    return seg / lengths, lengths
+
+
+class MPC(torch.nn.Module):
+    def __init__(self, problem, replan_minutes: int = 15, horizon_minutes: int = 240):
+        super().__init__()
+        self.problem, self.p = problem, problem.p
+        self.replan = replan_minutes
+        self.leads = [L for L in problem.leads if L <= horizon_minutes] or problem.leads[:1]
+        self.held: torch.Tensor | None = None
+        self.solves = 0
+
+    def forward(self, state, t=0):
+        if self.held is None or t % self.replan == 0 or self.held.shape[0] != state["soc"].shape[0]:
+            self.held = self._solve(state)
+        return self.held
+
+    def _solve(self, state):
+        p = self.p
+        F = len(self.leads)
+        fc_d = state["fc_d"][:, :F].double().cpu().numpy()
+        fc_w = state["fc_w"][:, :F].double().cpu().numpy()
+        soc = state["soc"].double().cpu().numpy()
+        n_out, b_out = np.zeros(len(soc)), np.zeros(len(soc))
+        for j in range(len(soc)):
+            D, L = _segments(self.leads, fc_d[j])
+            W, _ = _segments(self.leads, fc_w[j])
+            pl = plan(p, np.clip(D, 0, None), np.clip(W, 0, p.w_rated), L, float(soc[j]), bound=False)
+            self.solves += 1
+            n_out[j] = np.ceil(pl.gensets[0] - 1e-6)
+            b_out[j] = pl.battery_kw[0]
+        dt, dev = state["soc"].dtype, state["soc"].device
+        return to_action(p, torch.as_tensor(n_out, dtype=dt, device=dev), torch.as_tensor(b_out, dtype=dt, device=dev))
