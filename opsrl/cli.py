@@ -3,6 +3,8 @@
 ``opsrl run [PROBLEM] [SOLVER]`` trains if the solver learns, evaluates on the problem's test split,
 prints a summary (or one JSON object with ``--json``) and appends the run to the results store.
 ``opsrl list`` shows the bundled problems and solvers.
+``opsrl bench [SWEEP]`` runs a sweep (problems x solvers x seeds) into the results store, resumably,
+locally or on a Ray cluster; ``opsrl report`` writes the solver-comparison report of a store.
 """
 
 from __future__ import annotations
@@ -96,6 +98,96 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.store import ResultsStore
+    from .bench.sweep import bundled_sweeps, describe_cells, executor, load_sweep, run_sweep
+
+    if args.list:
+        for name, path in bundled_sweeps().items():
+            try:
+                desc = load_toml_description(path)
+            except ConfigError:
+                desc = "(unreadable)"
+            print(f"  {name:<36} {desc}")
+        return 0
+    if args.sweep is None and not (args.problem and args.solver):
+        raise ConfigError("opsrl bench", None, "name a sweep file or bundled sweep, or give --problem and --solver")
+    seeds = _seeds(args.seeds) if args.seeds is not None else None
+    sweep = load_sweep(args.sweep, problems=args.problem, solvers=args.solver, seeds=seeds,
+                       problem_set=_overrides(args.problem_set, "--problem-set"),
+                       solver_set=_overrides(args.set, "--set"), device=args.device)
+    store = ResultsStore(args.store, timeout=args.lock_timeout)
+    for p, s, why in sweep.skipped:
+        print(f"opsrl: note: {s} is left out of {p}: {why}", file=sys.stderr)
+    if args.dry_run:
+        print("\n".join(describe_cells(sweep, store)))
+        return 0
+    ex = executor(args.executor, args.address, sweep.retries if args.retries is None else args.retries)
+    show = not args.quiet and (sys.stderr.isatty() or args.progress)
+    try:
+        res = run_sweep(sweep, store, ex, progress=show, fail_fast=args.fail_fast)
+    except KeyboardInterrupt:
+        done = len(store.finished(c.key for c in sweep.cells))
+        print(f"opsrl: interrupted; {done} of {len(sweep.cells)} cells are recorded in {store.path}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"sweep {sweep.name or sweep.source}: {res.cells} cells, {res.already} already recorded, "
+          f"{len(res.recorded)} run and recorded, {len(res.failed)} failed; store {store.path}")
+    if res.not_applicable:
+        print(f"  {len(res.not_applicable)} cells not applicable (nothing recorded):")
+        for why, keys in _group(res.not_applicable).items():
+            print(f"    {why}: {', '.join(keys)}")
+    for key, msg in res.failed:
+        print(f"  failed {key}: {msg}")
+    if res.duplicates:
+        print(f"  {len(res.duplicates)} cells were recorded meanwhile by another run; kept the first record")
+    if not res.failed:
+        print(f"report: opsrl report --store {store.path}")
+    return 0 if res.complete else 1
+
+
+def _group(pairs) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, why in pairs:
+        out.setdefault(why, []).append(key.rsplit("|", 1)[0])
+    return out
+
+
+def load_toml_description(path) -> str:
+    from .core import load_toml
+
+    return str(load_toml(path).get("description", ""))
+
+
+def _seeds(text: str) -> list[int] | int:
+    """``3`` (a count: 0, 1, 2), ``0,4,7`` or ``2-5``."""
+    try:
+        if "," in text or "-" in text:
+            out: list[int] = []
+            for part in text.split(","):
+                lo, sep, hi = part.strip().partition("-")
+                out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+            return out
+        n = int(text)
+    except ValueError:
+        raise ConfigError("--seeds", text, "expected a count (3), a list (0,4,7) or a range (2-5)") from None
+    if n <= 0:
+        raise ConfigError("--seeds", text, "a count of seeds must be positive")
+    return n
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .bench.report import write_report
+    from .bench.store import ResultsStore
+
+    store = ResultsStore(args.store, timeout=args.lock_timeout)
+    out = write_report(store, args.out, title=args.title, pictures=not args.no_pictures,
+                       problems=args.problem or None)
+    print(f"report of {out['runs']} runs ({len(out['problems'])} problems) written to {out['html']} "
+          f"and {out['markdown']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="opsrl", description="Operations simulators, learned policies and exact references.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,6 +211,40 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list bundled problems, solvers and methods")
     ls.add_argument("kind", nargs="?", choices=["problems", "solvers"])
     ls.set_defaults(func=cmd_list)
+
+    b = sub.add_parser("bench", help="run a sweep of problems x solvers x seeds into the results store",
+                       description="Run every cell (problem, solver, seed) of a sweep that the store does not "
+                       "hold yet; running it again resumes it. See docs/bench.md for the sweep file.")
+    b.add_argument("sweep", nargs="?", help="sweep file or bundled sweep name (see --list)")
+    b.add_argument("--problem", action="append", metavar="NAME", help="problem(s) to sweep (replace the file's)")
+    b.add_argument("--solver", action="append", metavar="NAME", help="solver(s) to sweep (replace the file's)")
+    b.add_argument("--seeds", help="seeds: a count (3), a list (0,4,7) or a range (2-5); replace the file's")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every solver")
+    b.add_argument("--problem-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override for every problem (e.g. test.scenarios=1024)")
+    b.add_argument("--device", default=None, help="torch device of every cell (default: the sweep's, else cpu)")
+    b.add_argument("--store", default=None, help="results store (default $OPSRL_STORE or ./opsrl-results.sqlite)")
+    b.add_argument("--lock-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for a store locked by another process (default 10)")
+    b.add_argument("--executor", default="local", choices=["local", "ray"], help="where cells run (default local)")
+    b.add_argument("--address", default=None, help="Ray cluster address (default: start a local one; 'auto': join)")
+    b.add_argument("--retries", type=int, default=None, help="Ray: retries of a cell whose worker died (default: the sweep's, 2)")
+    b.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
+    b.add_argument("--dry-run", action="store_true", help="list the cells and whether they are recorded; run nothing")
+    b.add_argument("--list", action="store_true", help="list the bundled sweeps")
+    b.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=cmd_bench)
+
+    rp = sub.add_parser("report", help="write the solver-comparison report (HTML and Markdown) of a results store")
+    rp.add_argument("--store", default=None, help="results store (default $OPSRL_STORE or ./opsrl-results.sqlite)")
+    rp.add_argument("--out", default="opsrl-report", help="output folder (default ./opsrl-report)")
+    rp.add_argument("--problem", action="append", metavar="NAME", help="report only these problems")
+    rp.add_argument("--title", default="opsrl solver comparison")
+    rp.add_argument("--no-pictures", action="store_true", help="leave out the problems' own pictures")
+    rp.add_argument("--lock-timeout", type=float, default=10.0, metavar="S",
+                    help="seconds to wait for a store locked by another process (default 10)")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

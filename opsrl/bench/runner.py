@@ -1,4 +1,10 @@
-"""Run one solver on one problem: fit (timed as training), evaluate on the test split, record."""
+"""Run one solver on one problem: fit (timed as training), evaluate on the test split, record.
+
+Besides the test estimate, a record carries its cell (see :mod:`opsrl.bench.cells`), a fingerprint
+of the test scenarios (``test.scenarios_hash``: every solver of a problem must show the same one) and,
+for solvers that hand back a policy, a short trace of that policy on the first few test scenarios
+(states, actions and costs per period), which the report draws for the best solver.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..core import SolveContext, evaluate
+from ..core import Problem, Scenarios, SolveContext, evaluate, rollout
+from .cells import cell_id, scenarios_hash
 from ..registry import family as get_family
 from ..registry import load_problem, load_solver
 
@@ -40,14 +47,21 @@ def hardware(device: torch.device) -> dict[str, Any]:
 
 def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str = "cpu",
         solver_overrides: dict[str, Any] | None = None, problem_overrides: dict[str, Any] | None = None,
-        progress: bool = True, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    """Run ``solver`` on ``problem`` and return the run's record (a JSON-able dict)."""
+        progress: bool = True, log: Callable[[str], None] = lambda m: None, label: str | None = None,
+        trace: bool = True) -> dict[str, Any]:
+    """Run ``solver`` on ``problem`` and return the run's record (a JSON-able dict).
+
+    ``label`` names the solver in the record instead of its file's name (a sweep comparing two
+    configurations of one solver file labels them); ``trace`` records a short trace of the policy.
+    """
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     prob = load_problem(problem, problem_overrides)
     fam = get_family(prob.family)
     solver_name, method, scfg = load_solver(solver, fam, solver_overrides)
+    cell = cell_id(prob, solver_name, scfg, seed, label=label, problem_overrides=problem_overrides,
+                   solver_overrides=solver_overrides)
     torch.manual_seed(seed)
     ctx = SolveContext(seed=seed, device=dev, progress=progress, source=scfg["source"], log=log)
 
@@ -62,14 +76,17 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
     else:
         ev, eval_info = evaluate(prob, outcome.policy, test, warmup=prob.test_warmup), {}
     eval_seconds = time.perf_counter() - t0
+    test_info = {**ev.as_dict(), "scenarios_hash": scenarios_hash(test)}
 
     ref = fam.reference(prob)
     gap = None
     if ref is not None and ref.value != 0 and math.isfinite(ev.mean):
         gap = 100.0 * (ev.mean - ref.value) / abs(ref.value)
     record: dict[str, Any] = {
-        "problem": prob.name, "solver": solver_name, "seed": seed, "method": method.name,
-        "test_cost": ev.mean, "test_stderr": ev.stderr, "test": ev.as_dict(),
+        "problem": prob.name, "solver": cell.solver, "seed": seed, "method": method.name, "family": prob.family,
+        "problem_description": getattr(prob, "description", ""),
+        "cell": cell.as_dict(),
+        "test_cost": ev.mean, "test_stderr": ev.stderr, "test": test_info,
         "reference": None if ref is None else ref.as_dict(), "gap_pct": gap,
         "gap_stderr_pct": None if gap is None else 100.0 * ev.stderr / abs(ref.value),
         "train_seconds": train_seconds, "eval_seconds": eval_seconds,
@@ -78,6 +95,48 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
         "versions": versions(), "hardware": hardware(dev),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if trace and outcome.policy is not None:
+        record["trace"] = policy_trace(prob, outcome.policy, test)
     if fam.record is not None:
         record.update(fam.record(prob, outcome))
     return record
+
+
+TRACE_SCENARIOS = 3
+TRACE_PERIODS = 60
+TRACE_WIDTH = 16  # state entries and action entries kept per period
+
+
+@torch.no_grad()
+def policy_trace(problem: Problem, policy, test: Scenarios, scenarios: int = TRACE_SCENARIOS,
+                 periods: int = TRACE_PERIODS) -> dict[str, Any]:
+    """States, actions and costs of ``policy`` on the first test scenarios, for the report's picture.
+
+    Only state tensors with at most ``TRACE_WIDTH`` entries per scenario are kept (a flat state's
+    components, not a job shop's whole graph); wider ones are named in ``skipped``.
+    """
+    k, T = min(scenarios, test.n), min(periods, test.periods)
+    was_training = getattr(policy, "training", None)
+    if was_training:
+        policy.eval()
+    try:
+        traj = rollout(problem, policy, test.select(slice(0, k)), periods=T, record=True)
+    except Exception as e:  # the trace is an illustration; its failure must not lose the run
+        return {"error": f"{type(e).__name__}: {e}"}
+    finally:
+        if was_training:
+            policy.train()
+    warmup = problem.test_warmup if problem.test_warmup is not None else problem.warmup
+    out: dict[str, Any] = {"scenarios": k, "periods": T, "warmup": 0 if problem.metric == "total" else warmup,
+                           "cost": traj.costs.detach().double().cpu().tolist(), "state": {}, "skipped": []}
+    for name in traj.states[0] if traj.states else ():
+        series = torch.stack([s[name] for s in traj.states], dim=1).reshape(k, T, -1)
+        if series.shape[-1] <= TRACE_WIDTH and series.dtype != torch.bool:
+            out["state"][name] = series.double().cpu().tolist()
+        else:
+            out["skipped"].append(name)
+    if traj.actions:
+        acts = torch.stack(traj.actions, dim=1).reshape(k, T, -1)
+        if acts.shape[-1] <= TRACE_WIDTH:
+            out["action"] = acts.double().cpu().tolist()
+    return out

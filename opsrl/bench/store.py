@@ -1,8 +1,18 @@
 """The results store: one SQLite file, one row per finished run.
 
 A row is written in a single transaction once its run has finished, so an interrupted run or a crash
-leaves every earlier row intact and no partial row behind. The schema carries a version; a store
-written by a newer opsrl is refused rather than misread.
+leaves every earlier row intact and no partial row behind. The schema carries a version
+(``PRAGMA user_version``); a store written by a newer opsrl is refused rather than misread, and an
+older one is migrated in one transaction the first time this opsrl writes to it (reading never
+changes a store).
+
+Schema 2 adds the cell of a run: ``cell_key`` (problem, solver, seed and config hash, see
+:mod:`opsrl.bench.cells`), ``config_hash`` and ``sweep``. :meth:`ResultsStore.record_cell` writes a
+cell at most once, whichever process asks, so a resumed or retried sweep never duplicates a row.
+Runs recorded by ``opsrl run`` carry a cell key too but are appended unconditionally.
+
+Another process holding a write lock makes every call here wait up to ``timeout`` seconds and then
+fail with one :class:`StoreError` that says so.
 """
 
 from __future__ import annotations
@@ -12,9 +22,9 @@ import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_PATH = "opsrl-results.sqlite"
 
 
@@ -27,61 +37,227 @@ def default_path() -> Path:
 
 
 _COLUMNS = ("created", "problem", "solver", "seed", "test_cost", "gap_pct", "train_seconds", "eval_seconds")
+_CELL_COLUMNS = ("config_hash", "cell_key", "sweep")
+
+_CREATE_V2 = (
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created TEXT NOT NULL, problem TEXT NOT NULL, solver TEXT NOT NULL, seed INTEGER NOT NULL,
+        test_cost REAL, gap_pct REAL, train_seconds REAL, eval_seconds REAL,
+        record TEXT NOT NULL,
+        config_hash TEXT, cell_key TEXT, sweep TEXT)""",
+    "CREATE INDEX runs_cell ON runs(problem, solver, seed)",
+    "CREATE INDEX runs_key ON runs(cell_key)",
+)
+
+# schema n -> statements that bring a store from n to n + 1
+_MIGRATIONS = {
+    1: ("ALTER TABLE runs ADD COLUMN config_hash TEXT",
+        "ALTER TABLE runs ADD COLUMN cell_key TEXT",
+        "ALTER TABLE runs ADD COLUMN sweep TEXT",
+        "CREATE INDEX runs_key ON runs(cell_key)"),
+}
 
 
 class ResultsStore:
+    """The SQLite results store at ``path`` (default ``$OPSRL_STORE`` or ``./opsrl-results.sqlite``).
+
+    ``timeout`` is how long to wait for another process's lock before giving up with a
+    :class:`StoreError`.
+    """
+
     def __init__(self, path: str | Path | None = None, timeout: float = 10.0):
         self.path = Path(path) if path is not None else default_path()
         self.timeout = timeout
 
-    def _connect(self) -> sqlite3.Connection:
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+    # --- connections ---------------------------------------------------------------------------
+    def _locked(self, e: Exception) -> StoreError:
+        return StoreError(f"{self.path}: the store is locked by another process (waited {self.timeout:g} s; "
+                          f"{e}); try again when it has finished, or use another --store")
+
+    def _open(self) -> sqlite3.Connection:
+        # autocommit: every transaction below is explicit (BEGIN IMMEDIATE ... COMMIT)
+        return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+
+    def _version(self, con: sqlite3.Connection) -> int:
         try:
-            con = sqlite3.connect(self.path, timeout=self.timeout)
             version = con.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise self._locked(e) from None
+            raise StoreError(f"{self.path}: not an opsrl results store ({e})") from None
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not an opsrl results store ({e})") from None
         if version > SCHEMA_VERSION:
-            con.close()
             raise StoreError(f"{self.path}: written by a newer opsrl (schema {version}, this one reads "
                              f"up to {SCHEMA_VERSION}); upgrade opsrl or use another --store")
         if version == 0:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables:
-                con.close()
                 raise StoreError(f"{self.path}: not an opsrl results store (it holds other tables)")
-            with con:
-                con.execute("""CREATE TABLE runs (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    created TEXT NOT NULL, problem TEXT NOT NULL, solver TEXT NOT NULL, seed INTEGER NOT NULL,
-                    test_cost REAL, gap_pct REAL, train_seconds REAL, eval_seconds REAL,
-                    record TEXT NOT NULL)""")
-                con.execute("CREATE INDEX runs_cell ON runs(problem, solver, seed)")
-                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return version
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection for writing: creates or migrates the store in one transaction if needed."""
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = self._open()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open ({e})") from None
+        try:
+            if self._version(con) < SCHEMA_VERSION:
+                self._upgrade(con)
+        except BaseException:
+            con.close()
+            raise
         return con
+
+    def _upgrade(self, con: sqlite3.Connection) -> None:
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise self._locked(e) from None
+        try:
+            version = self._version(con)  # another process may have upgraded meanwhile
+            if version == 0:
+                for stmt in _CREATE_V2:
+                    con.execute(stmt)
+            else:
+                for v in range(version, SCHEMA_VERSION):
+                    for stmt in _MIGRATIONS[v]:
+                        con.execute(stmt)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _read(self) -> sqlite3.Connection | None:
+        """A connection for reading, or None if there is no store yet; never changes the file."""
+        if not self.path.exists():
+            return None
+        try:
+            con = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=self.timeout)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open ({e})") from None
+        try:
+            if self._version(con) == 0:
+                con.close()
+                return None
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    # --- writing -------------------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Create or migrate the store and take (then release) its write lock, or fail clearly.
+
+        A sweep calls this before running anything, so that a locked, foreign or newer store stops
+        it before hours of work rather than after.
+        """
+        with closing(self._connect()) as con:
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                con.execute("ROLLBACK")
+            except sqlite3.OperationalError as e:
+                raise self._locked(e) from None
+
+    def _insert(self, con: sqlite3.Connection, record: dict[str, Any]) -> int:
+        payload = json.dumps(record, default=_jsonable, allow_nan=True)
+        cell = record.get("cell") or {}
+        values = [record.get(c) for c in _COLUMNS] + [cell.get("config_hash"), cell.get("key"),
+                                                      record.get("sweep"), payload]
+        cur = con.execute(
+            f"INSERT INTO runs ({', '.join(_COLUMNS + _CELL_COLUMNS)}, record) "
+            f"VALUES ({', '.join('?' * (len(_COLUMNS) + len(_CELL_COLUMNS) + 1))})", values)
+        return int(cur.lastrowid)
+
+    def _write(self, fn):
+        with closing(self._connect()) as con:
+            try:
+                con.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise self._locked(e) from None
+            try:
+                out = fn(con)
+                con.execute("COMMIT")
+                return out
+            except sqlite3.OperationalError as e:
+                con.execute("ROLLBACK")
+                if "locked" in str(e) or "busy" in str(e):
+                    raise self._locked(e) from None
+                raise StoreError(f"{self.path}: could not write ({e})") from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def append(self, record: dict[str, Any]) -> int:
         """Write one finished run; returns its id."""
-        payload = json.dumps(record, default=_jsonable, allow_nan=True)
-        with closing(self._connect()) as con:
-            try:
-                with con:
-                    cur = con.execute(
-                        f"INSERT INTO runs ({', '.join(_COLUMNS)}, record) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})",
-                        [record.get(c) for c in _COLUMNS] + [payload])
-            except sqlite3.OperationalError as e:
-                raise StoreError(f"{self.path}: could not write ({e})") from None
-            return int(cur.lastrowid)
+        return self._write(lambda con: self._insert(con, record))
+
+    def record_cell(self, record: dict[str, Any]) -> tuple[int, bool]:
+        """Write a sweep cell's run unless its cell is already recorded: ``(row id, written?)``.
+
+        The check and the insert are one transaction under the write lock, so two processes (or a
+        retried task) can never record the same cell twice.
+        """
+        key = (record.get("cell") or {}).get("key")
+        if not key:
+            raise ValueError("record_cell needs a record with a cell key (record['cell']['key'])")
+
+        def fn(con):
+            row = con.execute("SELECT id FROM runs WHERE cell_key = ? ORDER BY id LIMIT 1", (key,)).fetchone()
+            if row is not None:
+                return int(row[0]), False
+            return self._insert(con, record), True
+
+        return self._write(fn)
+
+    # --- reading -------------------------------------------------------------------------------
+    def finished(self, keys: Iterable[str] | None = None) -> set[str]:
+        """The cell keys already recorded (of ``keys``, or all)."""
+        con = self._read()
+        if con is None:
+            return set()
+        with closing(con):
+            if self._has_cell_column(con):
+                found = {r[0] for r in con.execute("SELECT DISTINCT cell_key FROM runs WHERE cell_key IS NOT NULL")}
+            else:  # schema 1: no cells recorded yet
+                found = set()
+        return found if keys is None else found & set(keys)
+
+    @staticmethod
+    def _has_cell_column(con: sqlite3.Connection) -> bool:
+        return any(r[1] == "cell_key" for r in con.execute("PRAGMA table_info(runs)"))
 
     def records(self, **where: Any) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
+        """Every row's record (with its ``id``), oldest first; ``where`` filters on columns."""
+        con = self._read()
+        if con is None:
             return iter(())
+        bad = sorted(set(where) - set(_COLUMNS + _CELL_COLUMNS))
+        if bad:
+            con.close()
+            raise ValueError(f"cannot filter runs on {', '.join(bad)}; columns: {', '.join(_COLUMNS + _CELL_COLUMNS)}")
         clause = " AND ".join(f"{k} = ?" for k in where)
         sql = "SELECT id, record FROM runs" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
-        with closing(self._connect()) as con:
-            rows = con.execute(sql, list(where.values())).fetchall()
+        with closing(con):
+            try:
+                rows = con.execute(sql, list(where.values())).fetchall()
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    raise self._locked(e) from None
+                raise StoreError(f"{self.path}: could not read ({e})") from None
         return iter([{"id": i, **json.loads(r)} for i, r in rows])
+
+    def count(self) -> int:
+        con = self._read()
+        if con is None:
+            return 0
+        with closing(con):
+            return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
 
 def _jsonable(x: Any) -> Any:
