@@ -421,6 +421,7 @@ def executor(name: str, address: str | None = None, retries: int = 2):
             raise ConfigError("--address", None, "only the ray executor takes an address")
         return LocalExecutor()
     if name == "ray":
+        RayExecutor._import()  # fail before anything is created or run
         return RayExecutor(address, retries)
     raise ConfigError("--executor", None, f"{name!r} is not an executor; allowed: local, ray")
 
@@ -477,6 +478,7 @@ def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *,
         pass
 
     def on_result(cell: Cell, rec: dict[str, Any]) -> None:
+        rec["executor"] = executor.name
         with _deferred_interrupt():
             _, written = store.record_cell(rec)
         (result.recorded if written else result.duplicates).append(cell.key)

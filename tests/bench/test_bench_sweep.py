@@ -226,3 +226,12 @@ def test_bad_command_line_gives_one_clear_error(args, expected, tmp_path, capsys
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expected in err, err
     assert kept_store.read_bytes() == before and not fresh.exists()
+
+
+def test_ray_executor_without_ray_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    store = tmp_path / "s.sqlite"
+    assert cli.main(["bench", "--problem", "inventory/lost_sales_p4_L1", "--solver", "optimal_dp", "-q",
+                     "--store", str(store), "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs Ray" in err and "opsrl[ray]" in err and not store.exists()

@@ -1,0 +1,180 @@
+"""The report: every number recomputed by hand from the store's rows, every problem and solver present,
+a self-contained page, the family's picture hook and the generic trajectory picture."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+import shutil
+from collections import defaultdict
+
+import pytest
+from scipy import stats
+
+from bench_helpers import PROBLEM_SET, raw_rows
+from opsrl import cli
+from opsrl.bench.store import ResultsStore
+
+
+@pytest.fixture(scope="module")
+def report_store(swept, tmp_path_factory):
+    """The swept store, plus a rerun of one cell by hand, plus a problem variant without a reference."""
+    path, _, _ = swept
+    tmp = tmp_path_factory.mktemp("report")
+    store_path = tmp / "store.sqlite"
+    shutil.copy(path, store_path)
+    store = ResultsStore(store_path)
+    # `opsrl run` of a cell that the sweep already holds: the report must count the latest run only
+    rec = next(r for r in store.records() if r["solver"] == "base_stock_6" and r["seed"] == 1
+               and r["problem"] == "inventory/lost_sales_p4_L1")
+    rec = {k: v for k, v in rec.items() if k != "id"}
+    rec["test_cost"] += 0.5
+    store.append(rec)
+    # with an ordering cost the family knows no optimum: gaps are to the best solver in the report
+    args = ["bench", "--problem", "inventory/lost_sales_p4_L1", "--solver", "base_stock", "--set", "level=6",
+            "--seeds", "0,1", "--store", str(store_path), "-q", "--problem-set", "ordering_cost=1.0"]
+    for k, v in PROBLEM_SET.items():
+        args += ["--problem-set", f"{k}={v}"]
+    assert cli.main(args) == 0
+    return store_path
+
+
+def _by_hand(store_path):
+    """Sections recomputed from raw rows: latest row per cell, grouped by problem configuration and solver."""
+    latest = {}
+    for rid, problem, solver, seed, key, rec in raw_rows(store_path):
+        latest[key] = json.loads(rec)
+    groups = defaultdict(lambda: defaultdict(list))
+    for rec in latest.values():
+        groups[(rec["problem"], rec["cell"]["problem_hash"])][rec["solver"]].append(rec)
+    out = {}
+    for (problem, phash), solvers in groups.items():
+        rows = {}
+        for solver, recs in solvers.items():
+            x = [r["test_cost"] for r in recs]
+            k = len(x)
+            m = sum(x) / k
+            se_test = sum(r["test_stderr"] for r in recs) / k
+            z = stats.norm.ppf(0.975)
+            if k == 1:
+                half = z * se_test
+            else:
+                sd = math.sqrt(sum((v - m) ** 2 for v in x) / (k - 1))
+                half = math.sqrt((stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)) ** 2 + (z * se_test) ** 2)
+            rows[solver] = {"mean": m, "half": half, "recs": recs,
+                            "train": sum(r["train_seconds"] for r in recs) / k}
+        refs = {json.dumps(r["reference"], sort_keys=True) for recs in solvers.values() for r in recs}
+        assert len(refs) == 1
+        ref = json.loads(refs.pop())
+        ref_value = ref["value"] if ref else min(r["mean"] for r in rows.values())
+        for r in rows.values():
+            r["gap"] = 100 * (r["mean"] - ref_value) / abs(ref_value)
+            r["gap_half"] = 100 * r["half"] / abs(ref_value)
+        out[(problem, phash)] = {"rows": rows, "ref": ref, "ref_value": ref_value}
+    return out
+
+
+def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
+    out = tmp_path / "rep"
+    assert cli.main(["report", "--store", str(report_store), "--out", str(out), "--no-pictures"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    hand = _by_hand(report_store)
+    assert len(rep["problems"]) == len(hand) == 3
+    assert rep["runs"] == sum(len(r["recs"]) for h in hand.values() for r in h["rows"].values()) == 14
+    titles = [p["title"] for p in rep["problems"]]
+    assert sum(t.startswith("inventory/lost_sales_p4_L1 (configuration ") for t in titles) == 2
+    for section in rep["problems"]:
+        matches = [h for (p, ph), h in hand.items() if p == section["problem"]
+                   and (section["title"] == p or ph[:8] in section["title"])]
+        assert len(matches) == 1
+        h = matches[0]
+        if h["ref"]:
+            assert section["reference"]["kind"] == "optimum"
+            assert section["reference"]["value"] == pytest.approx(h["ref"]["value"], rel=1e-12)
+        else:
+            assert section["reference"]["kind"] == "best in report"
+        assert {s["solver"] for s in section["solvers"]} == set(h["rows"])
+        means = [s["mean"] for s in section["solvers"]]
+        assert means == sorted(means) and section["best"] == section["solvers"][0]["solver"]
+        for s in section["solvers"]:
+            r = h["rows"][s["solver"]]
+            assert s["runs"] == len(r["recs"])
+            assert s["mean"] == pytest.approx(r["mean"], rel=1e-12)
+            assert s["ci_half_width"] == pytest.approx(r["half"], rel=1e-9)
+            assert s["ci_low"] == pytest.approx(r["mean"] - r["half"], rel=1e-9)
+            assert s["gap_pct"] == pytest.approx(r["gap"], rel=1e-9, abs=1e-12)
+            assert s["gap_ci_half_width_pct"] == pytest.approx(r["gap_half"], rel=1e-9)
+            assert s["train_seconds"] == pytest.approx(r["train"], rel=1e-12)
+    # the rerun counted, not the sweep's run of that cell
+    p4 = next(h for (p, ph), h in hand.items() if p == "inventory/lost_sales_p4_L1" and h["ref"])
+    rerun = [r for r in p4["rows"]["base_stock_6"]["recs"] if r["seed"] == 1][0]
+    swept_cost = [json.loads(rec)["test_cost"] for _, p, s, seed, _, rec in raw_rows(report_store)
+                  if p == "inventory/lost_sales_p4_L1" and s == "base_stock_6" and seed == 1]
+    assert rerun["test_cost"] == max(swept_cost) == pytest.approx(min(swept_cost) + 0.5)
+
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for (problem, _), h in hand.items():
+        assert f"## {problem}" in md
+        for solver, r in h["rows"].items():
+            row = next(line for line in md.splitlines() if line.startswith(f"| {solver} |") and f"{r['mean']:.4f}" in line)
+            assert f"[{r['mean'] - r['half']:.4f}, {r['mean'] + r['half']:.4f}]" in row
+            assert f"{r['gap']:.2f} ± {r['gap_half']:.2f}" in row
+            assert re.search(rf"<td>{re.escape(html.escape(solver))}</td>.*?<td class=\"n\">{r['mean']:.4f}</td>", page)
+
+
+def test_report_page_is_self_contained_with_charts_and_pictures(report_store, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    import opsrl.inventory
+
+    calls = []
+
+    def picture(problem, record):
+        calls.append((problem.name, problem.test_scenarios, record["solver"], record["seed"]))
+        fig = Figure(figsize=(3, 2))
+        fig.subplots().plot([0, 1], [1, 0])
+        return fig
+
+    hand = _by_hand(report_store)
+    out = tmp_path / "with_hook"
+    monkeypatch.setattr(opsrl.inventory, "picture", picture, raising=False)
+    assert cli.main(["report", "--store", str(report_store), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    best = []
+    for h in hand.values():
+        name, row = min(h["rows"].items(), key=lambda kv: (kv[1]["mean"], kv[0]))
+        run = min(row["recs"], key=lambda r: (r["test_cost"], r["seed"]))
+        best.append((run["problem"], 64, name, run["seed"]))
+    assert sorted(calls) == sorted(best)  # the hook got each problem (with its overrides) and its best run
+    assert page.count("inventory picture of the best solver") == 3
+
+    monkeypatch.delattr(opsrl.inventory, "picture")
+    out = tmp_path / "generic"
+    assert cli.main(["report", "--store", str(report_store), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert page.count("trajectory of the best solver") == 3
+    for (problem, _), h in hand.items():
+        assert html.escape(problem) in page
+        for solver in h["rows"]:
+            assert f"<td>{html.escape(solver)}</td>" in page
+    images = re.findall(r'<img[^>]*src="([^"]+)"', page)
+    # per problem a gap chart and a picture; learning curves where HDPO ran (the two swept problems)
+    assert len(images) == 3 * 2 + 2
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<script" not in page and "<link" not in page and "http://" not in page and "https://" not in page
+    assert page.count("learning curves</figcaption>") == 2
+
+
+def test_report_of_a_missing_or_empty_store_is_one_clear_error(tmp_path, capsys):
+    assert cli.main(["report", "--store", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no results store" in err and not (tmp_path / "none.sqlite").exists()
+    ResultsStore(tmp_path / "empty.sqlite").check_writable()
+    assert cli.main(["report", "--store", str(tmp_path / "empty.sqlite"), "--out", str(tmp_path / "o")]) == 2
+    assert "holds no runs" in capsys.readouterr().err
