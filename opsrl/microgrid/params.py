@@ -103,6 +103,8 @@ SHIELD = {
     "plan_with_reserve": Field(bool, True, doc="let the worst case use the battery down to the reserve SoC band"),
     "surrogate_kwh": Field(float, 30.0, **_pos, doc="temperature of the surrogate gradient of the forced genset "
                            "count with respect to stored energy (training only; the forward pass is exact)"),
+    "surrogate_gain": Field(float, 1.0, **_nonneg, doc="scale of that surrogate gradient (a forced start costs "
+                            "at least min_run + warm-up + cool-down minutes of idle fuel, not one)"),
 }
 
 DATA = {
@@ -181,6 +183,7 @@ class Params:
     horizon: int
     plan_with_reserve: bool
     surrogate_kwh: float
+    surrogate_gain: float
 
     @property
     def over_cap(self) -> float:
@@ -239,4 +242,5 @@ def params_from(cfg: Mapping[str, Any]) -> Params:
         fuel_price=c["fuel_price"], unserved_cost=c["unserved_per_kwh"], surplus_cost=c["surplus_per_kwh"],
         terminal_value=c["terminal_kwh_value"],
         horizon=horizon, plan_with_reserve=s["plan_with_reserve"], surrogate_kwh=s["surrogate_kwh"],
+        surrogate_gain=s["surrogate_gain"],
     )

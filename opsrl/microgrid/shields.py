@@ -299,7 +299,7 @@ class MicrogridUnit(ShieldUnit):
         # agent's own count), so that training sees the value of stored energy
         need_p = need_t.gather(1, m_prop.long()[:, None])[:, 0]
         margin = torch.sigmoid((need_p - energy) / p.surrogate_kwh)
-        gap = (m_prop < p.G).to(soft.dtype)
+        gap = (m_prop < p.G).to(soft.dtype) * p.surrogate_gain
         proposal["gensets"] = soft + (m - m_prop) + gap * (margin - margin.detach())
         proposal["gensets_count"] = m
         proposal["battery_max_kw"] = (energy * 60.0 - rest_m).clamp_min(0)

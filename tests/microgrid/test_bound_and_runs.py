@@ -73,3 +73,16 @@ def test_opsrl_run_records_microgrid_metrics(tmp_path):
     rec = run("microgrid/remote", "perfect_foresight", progress=False,
               problem_overrides={"periods": 120, "test.scenarios": 3})
     assert rec["test_cost"] == pytest.approx(rec["reference"]["value"])
+
+
+def test_dispatch_plot_is_written(tmp_path):
+    from opsrl.microgrid.plots import plot_day
+
+    prob = make_problem(periods=60)
+    sc = prob.sample(2, "test", 0, periods=60)
+    s = plot_day(prob, OperatorRules(prob), sc, tmp_path / "day.png", "operator", index=1)
+    assert (tmp_path / "day.png").stat().st_size > 10_000
+    # what is plotted balances: demand = wind used + gensets + battery - dump (+ unserved)
+    lhs = s["out_demand"] - s["out_unserved"]
+    rhs = s["out_wind_used"] + s["out_gen"].sum(1) + s["out_battery"] - s["out_dump"]
+    assert torch.allclose(lhs, rhs, atol=1e-2)
