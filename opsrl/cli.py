@@ -117,8 +117,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        problem_set=_overrides(args.problem_set, "--problem-set"),
                        solver_set=_overrides(args.set, "--set"), device=args.device)
     store = ResultsStore(args.store, timeout=args.lock_timeout)
-    for p, s, why in sweep.skipped:
-        print(f"opsrl: note: {s} is left out of {p}: {why}", file=sys.stderr)
+    left_out: dict[str, list[str]] = {}
+    for p, s, _ in sweep.skipped:
+        left_out.setdefault(p, []).append(s)
+    for p, solvers in left_out.items():
+        print(f"opsrl: note: {', '.join(solvers)} left out of {p} (their methods do not apply to its family)",
+              file=sys.stderr)
     if args.dry_run:
         print("\n".join(describe_cells(sweep, store)))
         return 0
@@ -182,7 +186,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = ResultsStore(args.store, timeout=args.lock_timeout)
     out = write_report(store, args.out, title=args.title, pictures=not args.no_pictures,
-                       problems=args.problem or None)
+                       problems=args.problem or None, progress=sys.stderr.isatty())
     print(f"report of {out['runs']} runs ({len(out['problems'])} problems) written to {out['html']} "
           f"and {out['markdown']}")
     return 0

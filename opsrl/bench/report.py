@@ -17,6 +17,8 @@ Statistics, for a solver with runs (seeds) ``i = 1..k``, test costs ``x_i`` and 
 * ``k >= 2``: half-width ``sqrt((t_{k-1} * sd(x) / sqrt(k))**2 + (z * mean(s_i))**2)``, the seed-to-seed
   spread (Student t quantile 0.975 with ``k - 1`` degrees of freedom) combined with the test sampling
   error, which the seeds share and so do not average out;
+* a problem with a single test scenario (one deterministic instance) has no test sampling error to
+  estimate: its intervals cover the seed-to-seed spread only, and the report says so;
 * gap ``100 * (m - r) / |r|`` for the reference ``r``, its half-width ``100 * h / |r|`` (with the
   reference's own standard error added in quadrature when it has one). A problem without a
   reference is compared with its best solver in the report (kind ``best in report``).
@@ -157,6 +159,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
     sections = []
     for (name, p_hash), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], min(r["id"] for r in kv[1]))):
         warnings: list[str] = []
+        one_scenario = False
         title = name if hashes_per_name[name] == 1 else f"{name} (configuration {p_hash[:8]})"
         by_solver: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in runs:
@@ -176,7 +179,12 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
             row = SolverRow(shown, good[0].get("method", ""), good)
             costs = [r["test_cost"] for r in good]
             row.mean = sum(costs) / len(costs)
-            row.half = confidence_half_width(costs, [r.get("test_stderr", math.nan) for r in good])
+            stderrs = [r.get("test_stderr", math.nan) for r in good]
+            single = [not _finite(e) and (r.get("test") or {}).get("n") == 1 for e, r in zip(stderrs, good)]
+            if any(single):  # one test scenario (a single deterministic instance): no sampling error to estimate
+                stderrs = [0.0 if one else e for e, one in zip(stderrs, single)]
+                one_scenario = True
+            row.half = confidence_half_width(costs, stderrs)
             row.train_seconds = sum(r.get("train_seconds", math.nan) for r in good) / len(good)
             row.solve_seconds = sum(r.get("eval_seconds", math.nan) for r in good) / len(good)
             row.learns = any(r.get("curve") for r in good)
@@ -184,6 +192,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
         if not rows:
             continue
         rows.sort(key=lambda r: (r.mean, r.label))
+        if one_scenario:
+            warnings.append("one test scenario: intervals cover the seed-to-seed spread only (zero for one seed)")
         refs = Counter(json.dumps(r["reference"], sort_keys=True) for r in runs if r.get("reference"))
         if refs:
             reference = json.loads(refs.most_common(1)[0][0])
@@ -307,27 +317,34 @@ def trace_figure(record: dict[str, Any]):
     panels = [(f"state {name}", series) for name, series in tr.get("state", {}).items()]
     if "action" in tr:
         panels.append(("action", tr["action"]))
-    panels.append(("cost per period", [[[c] for c in scen] for scen in tr["cost"]]))
-    fig = Figure(figsize=(7.2, 1.9 * len(panels) + 0.6))
+    stride = tr.get("stride", 1)
+    panels.append(("cost per period" if stride == 1 else f"cost per period\n(mean of {stride})", tr["cost"]))
+    fig = Figure(figsize=(7.2, 1.6 * len(panels) + 0.8))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     colors = _colors(10)
-    periods = list(range(tr["periods"]))
+    t = tr.get("t") or list(range(len(tr["cost"][0])))
     for ax, (name, series) in zip(axes, panels):
         width = len(series[0][0]) if series and series[0] else 0
         for s, scen in enumerate(series):
             for c in range(width):
-                ax.step(periods, [row[c] for row in scen], where="post", color=colors[c % 10],
-                        alpha=1.0 if s == 0 else 0.35, lw=1.3 if s == 0 else 0.8,
-                        label=(f"[{c}]" if width > 1 else None) if s == 0 else None)
+                y = [row[c] for row in scen]
+                style = dict(color=colors[c % 10], alpha=1.0 if s == 0 else 0.3, lw=1.3 if s == 0 else 0.8,
+                             label=(f"[{c}]" if width > 1 else None) if s == 0 else None)
+                if stride == 1:
+                    ax.step(t, y, where="post", **style)
+                else:
+                    ax.plot(t, y, **style)
         if tr.get("warmup"):
             ax.axvspan(0, min(tr["warmup"], tr["periods"]), color="grey", alpha=0.12, lw=0)
-        ax.set_ylabel(name, fontsize=9)
+        ax.set_ylabel(name, fontsize=8)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         if width > 1:
             ax.legend(fontsize=7, ncol=min(width, 8), loc="upper right")
     axes[-1].set_xlabel("period")
+    skipped = f"; not drawn: {', '.join(tr['skipped'])}" if tr.get("skipped") else ""
     fig.suptitle(f"{record['solver']} (seed {record['seed']}) on {record['problem']}: first {tr['scenarios']} test "
-                 "scenarios (scenario 0 solid; warm-up shaded)", fontsize=9)
+                 f"scenarios (scenario 0 solid; warm-up shaded){skipped}", fontsize=8, wrap=True)
     return fig
 
 
@@ -490,7 +507,7 @@ def html_page(sections: Sequence[ProblemSection], meta: dict[str, Any], charts: 
 
 
 def write_report(store: ResultsStore, out_dir: str | Path = "opsrl-report", *, title: str = "opsrl solver comparison",
-                 pictures: bool = True, problems: Sequence[str] | None = None) -> dict[str, Any]:
+                 pictures: bool = True, problems: Sequence[str] | None = None, progress: bool = False) -> dict[str, Any]:
     """Write ``report.html``, ``report.md`` and ``report.json`` (the numbers) into ``out_dir``."""
     from tqdm.auto import tqdm
 
@@ -511,7 +528,7 @@ def write_report(store: ResultsStore, out_dir: str | Path = "opsrl-report", *, t
             "versions": sorted({(r.get("versions") or {}).get("opsrl", "?") for r in used}),
             "hardware": sorted({_hw(r) for r in used})}
     charts: dict[str, dict[str, str | None]] = {}
-    for s in tqdm(sections, desc="report", unit="problem", disable=len(sections) < 3, leave=False):
+    for s in tqdm(sections, desc="report", unit="problem", disable=not progress, leave=False):
         charts[s.title] = {"gaps": gap_chart(s), "curves": learning_curves(s)}
         if pictures:
             s.picture, s.picture_note = problem_picture(s)

@@ -103,19 +103,30 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
 
 
 TRACE_SCENARIOS = 3
-TRACE_PERIODS = 60
-TRACE_WIDTH = 16  # state entries and action entries kept per period
+TRACE_MAX_PERIODS = 2000  # periods rolled out for the trace
+TRACE_POINTS = 240  # periods kept (evenly spaced; costs averaged over the periods in between)
+TRACE_WIDTH = 16  # entries per scenario of a state tensor or an action kept in the trace
+TRACE_KEYS = 8  # state tensors kept (the first ones that change over the episode)
+
+
+def _compact(x: torch.Tensor) -> list:
+    """Nested lists of floats with 5 significant digits (the trace is for pictures, not for numbers)."""
+    return [[[float(f"{v:.5g}") for v in row] for row in scen] for scen in x.double().cpu().tolist()]
 
 
 @torch.no_grad()
 def policy_trace(problem: Problem, policy, test: Scenarios, scenarios: int = TRACE_SCENARIOS,
-                 periods: int = TRACE_PERIODS) -> dict[str, Any]:
+                 periods: int = TRACE_MAX_PERIODS, points: int = TRACE_POINTS) -> dict[str, Any]:
     """States, actions and costs of ``policy`` on the first test scenarios, for the report's picture.
 
-    Only state tensors with at most ``TRACE_WIDTH`` entries per scenario are kept (a flat state's
-    components, not a job shop's whole graph); wider ones are named in ``skipped``.
+    The first ``scenarios`` test scenarios are rolled out over the test episode (at most ``periods``
+    periods); ``points`` evenly spaced periods ``t`` are kept (``stride`` apart), with the cost averaged
+    over each stride. Only state tensors with at most ``TRACE_WIDTH`` entries per scenario that change
+    over the episode are kept (a flat state's components, not a job shop's whole graph), at most
+    ``TRACE_KEYS`` of them; the others are named in ``skipped``.
     """
     k, T = min(scenarios, test.n), min(periods, test.periods)
+    stride = max(1, math.ceil(T / points))
     was_training = getattr(policy, "training", None)
     if was_training:
         policy.eval()
@@ -126,17 +137,25 @@ def policy_trace(problem: Problem, policy, test: Scenarios, scenarios: int = TRA
     finally:
         if was_training:
             policy.train()
+    t_idx = list(range(0, T, stride))
+    costs = traj.costs.detach().double()
+    pad = len(t_idx) * stride - T
+    if pad:
+        costs = torch.cat([costs, costs[:, -1:].expand(-1, pad)], dim=1)
+    window_cost = costs.reshape(k, len(t_idx), stride).mean(dim=2)
     warmup = problem.test_warmup if problem.test_warmup is not None else problem.warmup
-    out: dict[str, Any] = {"scenarios": k, "periods": T, "warmup": 0 if problem.metric == "total" else warmup,
-                           "cost": traj.costs.detach().double().cpu().tolist(), "state": {}, "skipped": []}
+    out: dict[str, Any] = {"scenarios": k, "periods": T, "stride": stride, "t": t_idx,
+                           "warmup": 0 if problem.metric == "total" else warmup,
+                           "cost": _compact(window_cost[:, :, None]), "state": {}, "skipped": []}
     for name in traj.states[0] if traj.states else ():
-        series = torch.stack([s[name] for s in traj.states], dim=1).reshape(k, T, -1)
-        if series.shape[-1] <= TRACE_WIDTH and series.dtype != torch.bool:
-            out["state"][name] = series.double().cpu().tolist()
+        series = torch.stack([traj.states[t][name] for t in t_idx], dim=1).reshape(k, len(t_idx), -1)
+        changes = series.dtype != torch.bool and bool((series != series[:, :1]).any())
+        if series.shape[-1] <= TRACE_WIDTH and changes and len(out["state"]) < TRACE_KEYS:
+            out["state"][name] = _compact(series)
         else:
             out["skipped"].append(name)
     if traj.actions:
-        acts = torch.stack(traj.actions, dim=1).reshape(k, T, -1)
+        acts = torch.stack([traj.actions[t] for t in t_idx], dim=1).reshape(k, len(t_idx), -1)
         if acts.shape[-1] <= TRACE_WIDTH:
-            out["action"] = acts.double().cpu().tolist()
+            out["action"] = _compact(acts)
     return out
