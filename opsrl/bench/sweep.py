@@ -292,8 +292,12 @@ def _solver_display_name(ref: str) -> str:
 
 
 # --- executors -----------------------------------------------------------------------------------
-def run_cell(payload: Mapping[str, Any], progress: bool = False) -> dict[str, Any]:
-    """Run one cell (in this process or on a Ray worker) and return its record; writes nothing."""
+def run_cell(payload: Mapping[str, Any], progress: bool = False,
+             log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """Run one cell (in this process or on a Ray worker) and return its record; writes nothing.
+
+    ``log`` receives the method's progress messages (HDPO: one per evaluation on dev).
+    """
     import torch
 
     from .runner import run
@@ -304,7 +308,7 @@ def run_cell(payload: Mapping[str, Any], progress: bool = False) -> dict[str, An
     try:
         rec = run(payload["problem"], payload["solver"], seed=payload["seed"], device=payload["device"],
                   solver_overrides=payload["solver_overrides"], problem_overrides=payload["problem_overrides"],
-                  label=payload["label"], progress=progress)
+                  label=payload["label"], progress=progress, log=log)
     finally:
         torch.set_num_threads(threads)
     if rec["cell"]["key"] != payload["key"]:
@@ -315,10 +319,14 @@ def run_cell(payload: Mapping[str, Any], progress: bool = False) -> dict[str, An
     return rec
 
 
-def ray_cell(payload: Mapping[str, Any]) -> tuple[str, Any]:
-    """A Ray task: ``("ok", record)`` or ``("error", {...})``; only a dead worker raises (and is retried)."""
+def ray_cell(payload: Mapping[str, Any], messages=None) -> tuple[str, Any]:
+    """A Ray task: ``("ok", record)`` or ``("error", {...})``; only a dead worker raises (and is retried).
+
+    ``messages`` (a :class:`Messages` actor) forwards the cell's progress messages to the driver.
+    """
+    log = (lambda m: messages.post.remote(payload["key"], m)) if messages is not None else (lambda m: None)
     try:
-        return "ok", run_cell(payload)
+        return "ok", run_cell(payload, log=log)
     except Exception as e:
         return "error", {"type": type(e).__name__, "message": str(e), "config": isinstance(e, ConfigError),
                          "source": getattr(e, "source", None), "key": getattr(e, "key", None),
@@ -333,8 +341,23 @@ class CellFailed(Exception):
         self.info = dict(info)
 
 
+class Messages:
+    """A mailbox (a Ray actor) through which cells on workers report their progress to the driver."""
+
+    def __init__(self):
+        self.items: list[tuple[str, str]] = []
+
+    def post(self, key: str, message: str) -> None:
+        self.items.append((key, message))
+
+    def drain(self) -> list[tuple[str, str]]:
+        out, self.items = self.items, []
+        return out
+
+
 OnResult = Callable[["Cell", dict[str, Any]], None]
 OnError = Callable[["Cell", BaseException], None]
+OnMessage = Callable[["Cell", str], None]
 
 
 class LocalExecutor:
@@ -342,10 +365,12 @@ class LocalExecutor:
 
     name = "local"
 
-    def run(self, cells: Sequence[Cell], on_result: OnResult, on_error: OnError, progress: bool = True) -> None:
+    def run(self, cells: Sequence[Cell], on_result: OnResult, on_error: OnError, progress: bool = True,
+            on_message: OnMessage | None = None) -> None:
         for cell in cells:
+            log = (lambda m, c=cell: on_message(c, m)) if on_message is not None else (lambda m: None)
             try:
-                rec = run_cell(cell.payload(), progress=progress)
+                rec = run_cell(cell.payload(), progress=progress, log=log)
             except Exception as e:  # one failing cell must not stop the others
                 on_error(cell, e)
             else:
@@ -377,21 +402,32 @@ class RayExecutor:
                               "pip install 'opsrl[ray]' (or pip install 'ray[default]')") from None
         return ray
 
-    def run(self, cells: Sequence[Cell], on_result: OnResult, on_error: OnError, progress: bool = True) -> None:
+    def run(self, cells: Sequence[Cell], on_result: OnResult, on_error: OnError, progress: bool = True,
+            on_message: OnMessage | None = None) -> None:
         ray = self._import()
         started = False
         if not ray.is_initialized():
             ray.init(address=self.address, log_to_driver=False, **self.init_kwargs)
             started = True
         remote = ray.remote(ray_cell)
+        by_key = {c.key: c for c in cells}
+        hub = ray.remote(num_cpus=0)(Messages).remote() if on_message is not None else None
+
+        def relay():
+            if hub is not None:
+                for key, message in ray.get(hub.drain.remote()):
+                    if key in by_key:
+                        on_message(by_key[key], message)
+
         pending: dict[Any, Cell] = {}
         try:
             for cell in cells:
                 ref = remote.options(num_cpus=cell.num_cpus, num_gpus=cell.num_gpus, max_retries=self.retries,
-                                     retry_exceptions=False).remote(cell.payload())
+                                     retry_exceptions=False).remote(cell.payload(), hub)
                 pending[ref] = cell
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                relay()
                 for ref in done:
                     cell = pending.pop(ref)
                     try:
@@ -405,6 +441,7 @@ class RayExecutor:
                         on_error(cell, ConfigError(value["source"], value["key"], value["detail"]))
                     else:
                         on_error(cell, CellFailed(value))
+            relay()
         except BaseException:
             for ref in pending:
                 with contextlib.suppress(Exception):
@@ -460,8 +497,14 @@ def _deferred_interrupt():
 
 def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *, progress: bool = True,
               cell_progress: bool | None = None, fail_fast: bool = False,
-              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> SweepResult:
-    """Run every cell of ``sweep`` not yet in ``store``; write each one as soon as it finishes."""
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+              on_message: OnMessage | None = None) -> SweepResult:
+    """Run every cell of ``sweep`` not yet in ``store``; write each one as soon as it finishes.
+
+    ``progress`` shows the bar over cells; ``cell_progress`` (default: as ``progress``) lets local
+    cells show their own bars. Cells' progress messages (HDPO's evaluations), from any executor, go to
+    ``on_message`` and, with ``progress``, to the bar's status line.
+    """
     from tqdm.auto import tqdm
 
     executor = executor or LocalExecutor()
@@ -499,8 +542,15 @@ def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *,
         if fail_fast:
             raise _Stop
 
+    def on_cell_message(cell: Cell, message: str) -> None:
+        if progress:
+            bar.set_postfix_str(f"{cell.id.problem} {cell.id.solver} seed {cell.seed}: {message}"[:100])
+        if on_message is not None:
+            on_message(cell, message)
+
     try:
-        executor.run(todo, on_result, on_error, progress if cell_progress is None else cell_progress)
+        executor.run(todo, on_result, on_error, progress if cell_progress is None else cell_progress,
+                     on_cell_message if (progress or on_message is not None) else None)
     except _Stop:
         pass
     finally:

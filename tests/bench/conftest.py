@@ -15,7 +15,9 @@ def swept(tmp_path_factory):
     try:
         sweep = load_sweep(write_sweep(tmp))
         store = ResultsStore(tmp / "store.sqlite")
-        result = run_sweep(sweep, store, progress=False, cell_progress=False)
+        messages = []
+        result = run_sweep(sweep, store, progress=False, cell_progress=False,
+                           on_message=lambda cell, m: messages.append((cell.key, m)))
     finally:
         mp.undo()
-    return store.path, sweep, result
+    return store.path, sweep, result, messages

@@ -61,7 +61,9 @@ problem_set = {toml_inline(PROBLEM_SET)}
     killer = WorkerKiller()
     try:
         killer.start()
-        result = run_sweep(sweep, store, RayExecutor(retries=3), progress=False)
+        messages = []
+        result = run_sweep(sweep, store, RayExecutor(retries=3), progress=False,
+                           on_message=lambda cell, m: messages.append((cell.id.solver, m)))
     finally:
         killer.stop.set()
         ray.shutdown()
@@ -78,5 +80,7 @@ problem_set = {toml_inline(PROBLEM_SET)}
             local = run_cell(cell.payload())
             assert recs[cell.key]["test_cost"] == pytest.approx(local["test_cost"], rel=1e-9)
             assert recs[cell.key]["test"]["scenarios_hash"] == local["test"]["scenarios_hash"]
+    # training progress came back from the workers while the cells ran
+    assert {s for s, _ in messages} == {"hdpo_2s"} and all(m.startswith("step ") for _, m in messages)
     assert all(recs[k]["host"] for k in recs) and all(len(recs[c.key]["curve"]) >= 1
                                                        for c in sweep.cells if c.id.solver == "hdpo_2s")

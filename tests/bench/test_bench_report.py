@@ -22,7 +22,7 @@ from opsrl.bench.store import ResultsStore
 @pytest.fixture(scope="module")
 def report_store(swept, tmp_path_factory):
     """The swept store, plus a rerun of one cell by hand, plus a problem variant without a reference."""
-    path, _, _ = swept
+    path = swept[0]
     tmp = tmp_path_factory.mktemp("report")
     store_path = tmp / "store.sqlite"
     shutil.copy(path, store_path)

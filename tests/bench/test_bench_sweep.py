@@ -25,7 +25,7 @@ SOLVERS = ["base_stock_6", "optimal_dp", "hdpo_tiny"]
 
 
 def test_sweep_records_every_cell_once_with_what_it_did(swept):
-    path, sweep, result = swept
+    path, sweep, result, messages = swept
     assert result.complete and not result.failed and result.already == 0
     rows = raw_rows(path)
     assert len(rows) == len(sweep.cells) == 2 * 3 * 2
@@ -40,12 +40,15 @@ def test_sweep_records_every_cell_once_with_what_it_did(swept):
         assert rec["test"]["n"] == 64 and rec["test"]["periods"] == 80 and rec["test"]["warmup"] == 10
         if s == "hdpo_tiny":
             assert [e["step"] for e in rec["curve"]] == [3, 6]
+            # per-cell progress: one message per evaluation on dev, tagged with its cell
+            assert [m.split(":")[0] for k, m in messages if k == key] == ["step 3", "step 6"]
         else:
             assert rec["curve"] == []
+    assert {k for k, _ in messages} <= {r[4] for r in rows if r[2] == "hdpo_tiny"}
 
 
 def test_every_solver_of_a_problem_faces_the_same_test_scenarios(swept):
-    path, _, _ = swept
+    path = swept[0]
     by_problem: dict[str, set] = {}
     for _, p, _, _, _, rec in raw_rows(path):
         by_problem.setdefault(p, set()).add(json.loads(rec)["test"]["scenarios_hash"])
@@ -69,7 +72,7 @@ def _lost_sales_base_stock_by_hand(demand: np.ndarray, x0: np.ndarray, level: fl
 
 
 def test_cells_are_measured_on_the_problem_test_set(swept):
-    path, _, _ = swept
+    path = swept[0]
     recs = {(p, s, seed): json.loads(r) for _, p, s, seed, _, r in raw_rows(path)}
     prob = load_problem("inventory/lost_sales_p4_L1", PROBLEM_SET)
     sc = prob.sample(64, "test", 0, 80)
@@ -89,7 +92,7 @@ def test_cells_are_measured_on_the_problem_test_set(swept):
 
 
 def test_running_again_skips_finished_cells(swept):
-    path, sweep, _ = swept
+    path, sweep, _, _ = swept
     before = raw_rows(path)
     again = run_sweep(sweep, ResultsStore(path), progress=False)
     assert again.already == len(sweep.cells) and again.recorded == [] and again.complete
