@@ -9,5 +9,6 @@ def _isolated(tmp_path, monkeypatch):
     """Each test gets its own results store and cache, and a fixed thread count."""
     monkeypatch.setenv("OPSRL_STORE", str(tmp_path / "results.sqlite"))
     monkeypatch.setenv("OPSRL_CACHE", str(tmp_path / "cache"))
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # under pytest-xdist every worker gets one thread, so workers do not fight over the cores
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
     yield

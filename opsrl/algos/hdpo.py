@@ -20,20 +20,22 @@ from ..core.config import non_negative, positive
 from ..core.rollout import Shield
 
 OPTIONS = {
-    "lr": Field(float, 3e-3, allowed="a positive learning rate", check=positive),
-    "batch_size": Field(int, 1024, allowed="a positive integer", check=positive),
+    "lr": Field(float, 1e-2, allowed="a positive learning rate", check=positive),
+    "batch_size": Field(int, 512, allowed="a positive integer", check=positive),
     "train_scenarios": Field(int, 32768, allowed="a positive integer (size of the training pool)", check=positive),
     "train_periods": Field(int, 0, allowed="periods per training rollout (0: the problem's own)", check=non_negative),
-    "dev_scenarios": Field(int, 2048, allowed="a positive integer", check=positive),
+    "dev_scenarios": Field(int, 1024, allowed="a positive integer", check=positive),
     "dev_periods": Field(int, 0, allowed="periods per dev rollout (0: the problem's test periods)", check=non_negative),
-    "max_steps": Field(int, 3000, allowed="a positive number of gradient steps", check=positive),
+    "max_steps": Field(int, 4000, allowed="a positive number of gradient steps", check=positive),
     "eval_every": Field(int, 25, allowed="a positive number of steps", check=positive),
-    "patience": Field(int, 20, allowed="evaluations without improvement before stopping (0: never stop early)",
+    "patience": Field(int, 16, allowed="evaluations without improvement before stopping (0: never stop early)",
                       check=non_negative),
     "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
     "grad_clip": Field(float, 0.0, allowed="max gradient norm (0: no clipping)", check=non_negative),
-    "lr_decay": Field(float, 1.0, allowed="factor in (0, 1] applied to the learning rate at every evaluation",
+    "lr_decay": Field(float, 0.5, allowed="a factor in (0, 1] applied to the learning rate on a plateau",
                       check=lambda v: 0 < v <= 1),
+    "lr_patience": Field(int, 4, allowed="evaluations without improvement before the learning rate decays "
+                         "(0: never)", check=non_negative),
     "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
 }
 
@@ -83,8 +85,9 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
                 stale += 1
             bar.set_postfix(dev=f"{ev.mean:.4f}", best=f"{best:.4f}")
             ctx.log(f"step {step}: train {entry['train_loss']:.4f} dev {ev.mean:.4f} (best {best:.4f})")
-            for group in opt.param_groups:
-                group["lr"] *= o["lr_decay"]
+            if o["lr_patience"] and stale and stale % o["lr_patience"] == 0:
+                for group in opt.param_groups:
+                    group["lr"] *= o["lr_decay"]
             if (o["patience"] and stale >= o["patience"]) or out_of_time:
                 break
     bar.close()

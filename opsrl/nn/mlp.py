@@ -61,6 +61,9 @@ class MLPPolicy(nn.Module):
         n_out = self.spec.n if self.spec.kind == "discrete" else math.prod(self.spec.shape)
         self.net = MLP(problem.obs_dim, list(hidden), n_out, activation)
         self.scale = output_scale or float(getattr(problem, "action_scale", 1.0))
+        if self.spec.kind == "continuous" and math.isinf(self.spec.high) != math.isinf(self.spec.low):
+            # start at actions of about one action_scale (softplus(b) = 1), not at a tiny or huge order
+            torch.nn.init.constant_(self.net[-1].bias, math.log(math.e - 1.0))
 
     def forward(self, state: State, t: int = 0) -> torch.Tensor:
         raw = self.net(self.problem.observe(state))
