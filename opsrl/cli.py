@@ -186,7 +186,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = ResultsStore(args.store, timeout=args.lock_timeout)
     out = write_report(store, args.out, title=args.title, pictures=not args.no_pictures,
-                       problems=args.problem or None, progress=sys.stderr.isatty())
+                       problems=args.problem or None, sweeps=args.sweep or None, progress=sys.stderr.isatty())
     print(f"report of {out['runs']} runs ({len(out['problems'])} problems) written to {out['html']} "
           f"and {out['markdown']}")
     return 0
@@ -244,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--store", default=None, help="results store (default $OPSRL_STORE or ./opsrl-results.sqlite)")
     rp.add_argument("--out", default="opsrl-report", help="output folder (default ./opsrl-report)")
     rp.add_argument("--problem", action="append", metavar="NAME", help="report only these problems")
+    rp.add_argument("--sweep", action="append", metavar="NAME", help="report only the runs of these sweeps")
     rp.add_argument("--title", default="opsrl solver comparison")
     rp.add_argument("--no-pictures", action="store_true", help="leave out the problems' own pictures")
     rp.add_argument("--lock-timeout", type=float, default=10.0, metavar="S",

@@ -165,6 +165,10 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
         for r in runs:
             by_solver[(r["solver"], _solver_hash(r))].append(r)
         labels_count = Counter(label for label, _ in by_solver)
+        for label, n in sorted(labels_count.items()):
+            if n > 1:
+                warnings.append(f"{label} has runs of {n} configurations (its file, overrides or opsrl's defaults "
+                                "changed between runs); they are shown apart, marked with their solver hash")
         rows = []
         for (label, s_hash), srun in by_solver.items():
             shown = label if labels_count[label] == 1 else f"{label} [{s_hash[:6]}]"
@@ -507,13 +511,22 @@ def html_page(sections: Sequence[ProblemSection], meta: dict[str, Any], charts: 
 
 
 def write_report(store: ResultsStore, out_dir: str | Path = "opsrl-report", *, title: str = "opsrl solver comparison",
-                 pictures: bool = True, problems: Sequence[str] | None = None, progress: bool = False) -> dict[str, Any]:
-    """Write ``report.html``, ``report.md`` and ``report.json`` (the numbers) into ``out_dir``."""
+                 pictures: bool = True, problems: Sequence[str] | None = None, sweeps: Sequence[str] | None = None,
+                 progress: bool = False) -> dict[str, Any]:
+    """Write ``report.html``, ``report.md`` and ``report.json`` (the numbers) into ``out_dir``.
+
+    ``problems`` and ``sweeps`` restrict the report to those problems and to runs of those sweeps.
+    """
     from tqdm.auto import tqdm
 
     if not store.path.exists():
         raise ValueError(f"{store.path}: no results store there (run `opsrl bench` or `opsrl run` first)")
     records = list(store.records())
+    if sweeps:
+        missing = sorted(set(sweeps) - {r.get("sweep") for r in records})
+        if missing:
+            raise ValueError(f"{store.path}: no runs of the sweep(s) {', '.join(missing)}")
+        records = [r for r in records if r.get("sweep") in set(sweeps)]
     if problems:
         missing = sorted(set(problems) - {r["problem"] for r in records})
         if missing:

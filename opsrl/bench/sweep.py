@@ -312,8 +312,9 @@ def run_cell(payload: Mapping[str, Any], progress: bool = False,
     finally:
         torch.set_num_threads(threads)
     if rec["cell"]["key"] != payload["key"]:
-        raise RuntimeError(f"cell {payload['key']} ran with another configuration here ({rec['cell']['key']}): "
-                           "the problem or solver files, or opsrl itself, differ between the driver and this worker")
+        raise RuntimeError(f"cell {payload['key']} ran with another configuration ({rec['cell']['key']}): its problem "
+                           "or solver file, or opsrl, changed since the sweep started or differs on this worker; "
+                           "run the sweep again")
     rec["sweep"] = payload.get("sweep")
     rec["host"] = socket.gethostname()
     return rec

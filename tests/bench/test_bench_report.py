@@ -178,3 +178,18 @@ def test_report_of_a_missing_or_empty_store_is_one_clear_error(tmp_path, capsys)
     ResultsStore(tmp_path / "empty.sqlite").check_writable()
     assert cli.main(["report", "--store", str(tmp_path / "empty.sqlite"), "--out", str(tmp_path / "o")]) == 2
     assert "holds no runs" in capsys.readouterr().err
+
+
+def test_report_filters_by_sweep_and_problem(report_store, tmp_path, capsys):
+    out = tmp_path / "filtered"
+    assert cli.main(["report", "--store", str(report_store), "--out", str(out), "--no-pictures",
+                     "--sweep", "test_sweep"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert [p["title"] for p in rep["problems"]] == ["inventory/lost_sales_p4_L1", "inventory/lost_sales_p9_L2"]
+    assert rep["runs"] == 12
+    assert cli.main(["report", "--store", str(report_store), "--out", str(out), "--no-pictures",
+                     "--problem", "inventory/lost_sales_p9_L2"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert [p["title"] for p in rep["problems"]] == ["inventory/lost_sales_p9_L2"] and rep["runs"] == 6
+    assert cli.main(["report", "--store", str(report_store), "--out", str(out), "--sweep", "nope"]) == 2
+    assert "no runs of the sweep(s) nope" in capsys.readouterr().err
