@@ -62,7 +62,8 @@ ENTRY_SOLVER = {
     "set": Field(dict, {}, allowed="a table of solver overrides"),
     "device": Field(str, "", allowed="a torch device (default: the sweep's)"),
     "num_cpus": Field(float, 1.0, allowed="CPUs per cell, a number >= 0", check=non_negative),
-    "num_gpus": Field(float, -1.0, allowed="GPUs per cell, a number >= 0 (default: 1 on CUDA, else 0)"),
+    "num_gpus": Field(float, -1.0, allowed="GPUs per cell, a number >= 0 (default: 1 on CUDA, else 0)",
+                      check=lambda v: v >= 0 or v == -1.0),
 }
 
 SWEEP_SCHEMA = {
@@ -181,7 +182,7 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
     """Read a sweep file (or none) and the command line's additions; build and check every cell.
 
     ``problems``, ``solvers`` and ``seeds`` replace the file's; ``problem_set`` and ``solver_set``
-    are applied on top of the file's. Every problem and solver is loaded and validated here, so a
+    are applied last, on top of the file's global and per-entry overrides. Every problem and solver is loaded and validated here, so a
     bad name or key stops the sweep before it runs anything.
     """
     if name is not None:
@@ -217,8 +218,8 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
         raise ConfigError(source, "solvers", "missing or empty; name at least one solver (in the file or with --solver)")
     p_entries = _entries(cfg["problems"], ENTRY_PROBLEM, p_source, p_key)
     s_entries = _entries(cfg["solvers"], ENTRY_SOLVER, s_source, s_key)
-    g_problem = {**_flatten(cfg["problem_set"], source, "problem_set"), **dict(problem_set or {})}
-    g_solver = {**_flatten(cfg["solver_set"], source, "solver_set"), **dict(solver_set or {})}
+    g_problem = _flatten(cfg["problem_set"], source, "problem_set")
+    g_solver = _flatten(cfg["solver_set"], source, "solver_set")
 
     for e in s_entries:
         e["ref"] = _ref("solvers", e["name"], s_source, e["where"])
@@ -237,7 +238,7 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
     problem_names: list[str] = []
     for pe in p_entries:
         pref = _ref("problems", pe["name"], p_source, pe["where"])
-        p_over = {**g_problem, **pe["set"]}
+        p_over = {**g_problem, **pe["set"], **dict(problem_set or {})}
         with _context(p_source, pe["where"]):
             prob = load_problem(pref, p_over)
         if prob.name in seen_problems:
@@ -248,7 +249,7 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
         fam = family(prob.family, prob.source)
         allowed = methods_for(fam)
         for se in s_entries:
-            s_over = {**g_solver, **se["set"]}
+            s_over = {**g_solver, **se["set"], **dict(solver_set or {})}
             method = s_over.get("method", load_toml(resolve("solvers", se["ref"])).get("method"))
             if isinstance(method, str) and method not in allowed:
                 skipped.append((prob.name, se["label"] or _solver_display_name(se["ref"]),
