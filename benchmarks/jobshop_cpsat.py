@@ -5,6 +5,7 @@ Every CP-SAT schedule is checked by the independent validator (opsrl.jobshop.che
     python benchmarks/jobshop_cpsat.py --instances ft06 la01 ta01 --time-limit 600      # proofs
     python benchmarks/jobshop_cpsat.py --taillard --time-limit 60 --workers 2           # all 80
     python benchmarks/jobshop_cpsat.py --taillard --per-class 2 --time-limit 60         # 2 per size class
+    python benchmarks/jobshop_cpsat.py --all --time-limit 2                             # validity everywhere
 
 Reference: Da Col and Teppan (2022) report CP-SAT (4 workers, 600 s) at 0.05% mean gap on Taillard
 15x15 and 1.54% over all 80 instances.
@@ -27,6 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--instances", nargs="*", default=[], help="instance names")
     ap.add_argument("--taillard", action="store_true", help="ta01-ta80, grouped by size class")
+    ap.add_argument("--all", action="store_true", help="all 242 standard instances")
     ap.add_argument("--per-class", type=int, default=10, help="with --taillard: first N instances of each class")
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=2)
@@ -37,8 +39,10 @@ def main() -> None:
     names = list(args.instances)
     if args.taillard:
         names += [f"ta{10 * c + i:02d}" for c in range(8) for i in range(1, args.per_class + 1)]
+    if args.all:
+        names += I.names()
     if not names:
-        ap.error("give --instances or --taillard")
+        ap.error("give --instances, --taillard or --all")
     insts = [I.load(n) for n in names]
     hints = {} if args.no_warm_start else {i.name: h for i, h in zip(insts, cpsat.best_rule_schedules(insts))}
 
@@ -63,7 +67,7 @@ def main() -> None:
                    f"{r.lower_bound:>8.0f}{bk:>11}{gap:>8.2f}{r.status:>10}{secs:>9.1f}{str(ok):>7}")
     by_size = defaultdict(list)
     for r in rows:
-        by_size[r["size"]].append(r)
+        by_size[f"{r['instance'].rstrip('0123456789')} {r['size']}" if args.all else r["size"]].append(r)
     print(f"\n{'size class':<12}{'n':>4}{'mean gap %':>12}{'optimal':>9}{'valid':>7}")
     for size, rs in by_size.items():
         print(f"{size:<12}{len(rs):>4}{statistics.mean(r['gap_pct'] for r in rs):>12.2f}"

@@ -41,9 +41,10 @@ def reference(problem: JobShop) -> Reference | None:
     names = [i.name for i in problem.instances]
     value = sum(instances.best_known(n) for n in names) / len(names)
     closed = all(instances.is_closed(n) for n in names)
-    what = "optimum" if len(names) == 1 else "mean of the optima" if closed else "mean of the best-known makespans"
-    return Reference("optimum" if closed else "best_known", value,
-                     f"{what}: ScheduleOpt/benchmarks bks.json (CC BY-SA 4.0)")
+    src = "ScheduleOpt/benchmarks bks.json, CC BY-SA 4.0"
+    if len(names) > 1:
+        src = f"mean over {len(names)} instances of the {'optima' if closed else 'best-known makespans'}; {src}"
+    return Reference("optimum" if closed else "best_known", value, src)
 
 
 def schedules(state: dict, problem: JobShop | None = None) -> list[dict[str, list[list[float]]]]:

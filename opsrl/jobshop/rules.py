@@ -37,10 +37,7 @@ INF = float("inf")
 
 
 def _next(state: State) -> tuple[torch.Tensor, torch.Tensor]:
-    O = state["duration"].shape[2]
-    p = state["duration"].gather(2, state["next_op"].clamp(max=O - 1)[..., None]).squeeze(-1)
-    rem = state["tail"].gather(2, state["next_op"].clamp(max=O)[..., None]).squeeze(-1)
-    return p, rem
+    return state["p_next"], state["rem"]
 
 
 def _spt(s):
@@ -69,7 +66,7 @@ def _fifo(s):
 
 def _fdd_mwkr(s):
     p, rem = _next(s)
-    fdd = s["tail"][:, :, 0] - rem + p
+    fdd = s["total"] - rem + p
     # in double precision: distinct ratios of integers stay distinct, equal ones tie exactly; a job whose
     # remaining operations all take 0 goes last (a large finite value: inf marks jobs not allowed)
     ratio = fdd.double() / rem.double().clamp_min(1e-300)
@@ -108,8 +105,7 @@ class DispatchRule(torch.nn.Module):
         self._fn = RULES[name]
 
     def forward(self, state: State, t: int = 0) -> torch.Tensor:
-        score = self._fn(state)
-        return torch.where(state["mask"], score, torch.full_like(score, INF)).argmin(1)
+        return torch.where(state["mask"], self._fn(state), INF).argmin(1)
 
     def extra_repr(self) -> str:
         return self.name

@@ -21,8 +21,9 @@ makespan. Finished (or fully padded) instances take no-op periods at zero cost. 
 largest number of operations in the batch (``problem.periods``).
 
 State keys (tensors ``[B, ...]``): static instance data ``machine``, ``duration`` (nominal processing
-times), ``n_ops``, ``due``, ``tail`` (nominal work from each operation to the end of its job), ``scale``;
-dynamic ``next_op``, ``job_ready``/``mach_ready`` (realised ready times), ``job_ready_nom``/
+times), ``n_ops``, ``due``, ``tail`` (nominal work from each operation to the end of its job), ``total``
+(each job's nominal work), ``scale``; dynamic ``next_op`` and, for it, ``m_next`` (machine), ``p_next``
+(nominal duration; 0 once the job is done), ``rem`` (nominal work left, ``p_next`` included), ``job_ready``/``mach_ready`` (realised ready times), ``job_ready_nom``/
 ``mach_ready_nom`` (start + nominal duration of the last operation: what is known while it still runs),
 ``start``/``end`` (the partial schedule, meaningful where ``k < next_op``; written in place), ``makespan``, ``t_now`` (the decision
 time: the earliest start of a next operation), ``est`` and ``mask``. Realised processing times appear in
@@ -51,19 +52,22 @@ def initial_state(data: Mapping[str, torch.Tensor], schedule: str = "non_delay")
     """The state before the first dispatch of the instances ``data`` (keys as :func:`instances.pad`)."""
     machine, duration, n_ops = data["machine"], data["duration"], data["n_ops"]
     B, J, O = duration.shape
-    M = int(machine.max().item()) + 1 if machine.numel() else 1
+    M = int(data["n_machines"]) if "n_machines" in data else int(machine.max().item()) + 1 if machine.numel() else 1
     dtype, dev = duration.dtype, duration.device
     op_valid = torch.arange(O, device=dev) < n_ops[..., None]
     nominal = torch.where(op_valid, duration, torch.zeros((), dtype=dtype, device=dev))
-    tail = torch.cat([nominal.flip(-1).cumsum(-1).flip(-1), torch.zeros(B, J, 1, dtype=dtype, device=dev)], -1)
-    scale = tail[:, :, 0].amax(1).clamp_min(1.0)
+    total = nominal.sum(-1)
+    tail = torch.cat([total[..., None] - nominal.cumsum(-1) + nominal, torch.zeros(B, J, 1, dtype=dtype, device=dev)],
+                     -1)  # work from operation k to the end of the job
+    scale = total.amax(1).clamp_min(1.0)
     zeros_j = torch.zeros(B, J, dtype=dtype, device=dev)
     zeros_m = torch.zeros(B, M, dtype=dtype, device=dev)
     state = {
         "machine": machine, "duration": nominal, "n_ops": n_ops,
         "due": data.get("due", torch.full((B, J), INF, dtype=dtype, device=dev)).to(dtype),
-        "tail": tail, "scale": scale,
+        "tail": tail, "total": total, "scale": scale,
         "next_op": torch.zeros(B, J, dtype=torch.long, device=dev),
+        "m_next": machine[..., 0].clone(), "p_next": nominal[..., 0].clone(), "rem": total,
         "job_ready": zeros_j, "job_ready_nom": zeros_j, "mach_ready": zeros_m, "mach_ready_nom": zeros_m,
         "start": torch.zeros(B, J, O, dtype=dtype, device=dev), "end": torch.zeros(B, J, O, dtype=dtype, device=dev),
         "makespan": torch.zeros(B, dtype=dtype, device=dev),
@@ -73,41 +77,37 @@ def initial_state(data: Mapping[str, torch.Tensor], schedule: str = "non_delay")
 
 def _frontier(state: State, schedule: str) -> State:
     """Add ``est`` (earliest start of each job's next operation), ``t_now`` and ``mask`` to ``state``."""
-    next_op, n_ops = state["next_op"], state["n_ops"]
-    O = state["duration"].shape[2]
-    todo = next_op < n_ops
-    k = next_op.clamp(max=O - 1).unsqueeze(-1)
-    m_next = state["machine"].gather(2, k).squeeze(-1)
+    todo = state["next_op"] < state["n_ops"]
+    m_next = state["m_next"]
     est = torch.maximum(state["job_ready"], state["mach_ready"].gather(1, m_next))
-    est = torch.where(todo, est, torch.full_like(est, INF))
+    est = torch.where(todo, est, INF)
+    t_now = est.amin(1)
     if schedule == "non_delay":
-        t_now = est.amin(1)
         mask = todo & (est <= t_now[:, None])
     else:
-        p_next = state["duration"].gather(2, k).squeeze(-1)
-        ect = est + p_next
-        j_star = ect.argmin(1)  # first minimum (torch.min(dim) is much slower on CPU)
-        c_star = ect.gather(1, j_star[:, None])
-        m_star = m_next.gather(1, j_star[:, None])
-        mask = todo & (m_next == m_star) & (est < c_star)
-        mask = mask.scatter(1, j_star[:, None], todo.gather(1, j_star[:, None]))
-        t_now = est.amin(1)
+        ect = est + state["p_next"]
+        j_star = ect.argmin(1, keepdim=True)  # first minimum (torch.min(dim) is much slower on CPU)
+        c_star = ect.gather(1, j_star)
+        m_star = m_next.gather(1, j_star)
+        mask = (m_next == m_star) & (est < c_star)
+        mask = mask.scatter(1, j_star, todo.gather(1, j_star))
+        mask &= todo
     t_now = torch.where(torch.isfinite(t_now), t_now, state["makespan"])
-    return {**state, "est": est, "t_now": t_now, "mask": mask, "m_next": m_next}
+    return {**state, "est": est, "t_now": t_now, "mask": mask}
 
 
 def post_decision(state: State, action: torch.Tensor) -> State:
-    """Fix the dispatched operation and its start time (no cost)."""
+    """Fix the dispatched operation and its start time (no cost). Raises ValueError for a job that
+    ``action_mask`` does not allow (in a scenario that still has operations to dispatch)."""
     mask = state["mask"]
-    B, J = mask.shape
+    B = mask.shape[0]
     a = action.reshape(B, -1)[:, :1].long()
-    if ((a < 0) | (a >= J)).any():
-        raise ValueError(f"job-shop actions must be job indices in [0, {J}), got {a.min().item()}..{a.max().item()}")
     live = mask.any(1, keepdim=True)
-    if (live & ~mask.gather(1, a)).any():
-        bad = int((live & ~mask.gather(1, a)).nonzero()[0, 0])
+    ok = mask.gather(1, a) | ~live
+    if not bool(ok.all()):
+        bad = int((~ok).nonzero()[0, 0])
         raise ValueError(f"scenario {bad}: job {int(a[bad, 0])} may not be dispatched now (see action_mask)")
-    k = state["next_op"].gather(1, a).clamp(max=state["duration"].shape[2] - 1)
+    k = state["next_op"].gather(1, a)
     m = state["m_next"].gather(1, a)
     s = torch.maximum(state["job_ready"].gather(1, a), state["mach_ready"].gather(1, m))
     return {**state, "act_job": a, "act_op": k, "act_machine": m, "act_start": s, "act_live": live}
@@ -117,18 +117,30 @@ def transition(post: State, realized: torch.Tensor, schedule: str) -> tuple[Stat
     """Reveal the processing time of the dispatched operation (``realized`` ``[B, J, O]``) and update."""
     a, k, m, s, live = post["act_job"], post["act_op"], post["act_machine"], post["act_start"], post["act_live"]
     B, J, O = post["duration"].shape
+    all_live = bool(live.all())  # the common case: no scenario has finished, nothing to keep unchanged
+    k = k.clamp(max=O - 1)
     flat = a * O + k
     p = realized.reshape(B, J * O).gather(1, flat).to(s.dtype)
     p_nom = post["duration"].reshape(B, J * O).gather(1, flat)
     e, e_nom = s + p, s + p_nom
 
     def put(x: torch.Tensor, idx: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
         x2 = x.reshape(B, -1)
-        return x2.scatter(1, idx, torch.where(live, v, x2.gather(1, idx))).reshape(shape)
+        if not all_live:
+            v = torch.where(live, v, x2.gather(1, idx))
+        return x2.scatter(1, idx, v).reshape(x.shape)
 
     state = {k_: v for k_, v in post.items() if not k_.startswith("act_")}
     state["next_op"] = post["next_op"].scatter_add(1, a, live.long())
+    # the dispatched job's next operation: machine, nominal duration, remaining work
+    k1 = k + 1
+    has = k1 < post["n_ops"].gather(1, a)
+    flat1 = a * O + k1.clamp(max=O - 1)
+    m1 = torch.where(has, post["machine"].reshape(B, J * O).gather(1, flat1), 0)
+    p1 = torch.where(has, post["duration"].reshape(B, J * O).gather(1, flat1), 0.0)
+    state["m_next"] = put(post["m_next"], a, m1)
+    state["p_next"] = put(post["p_next"], a, p1)
+    state["rem"] = put(post["rem"], a, post["rem"].gather(1, a) - p_nom)
     state["job_ready"] = put(post["job_ready"], a, e)
     state["job_ready_nom"] = put(post["job_ready_nom"], a, e_nom)
     state["mach_ready"] = put(post["mach_ready"], m, e)
@@ -139,8 +151,11 @@ def transition(post: State, realized: torch.Tensor, schedule: str) -> tuple[Stat
     with torch.no_grad():
         for key, v in (("start", s), ("end", e)):
             x = post[key].view(B, J * O)
-            x.scatter_(1, flat, torch.where(live, v.detach().to(x.dtype), x.gather(1, flat)))
-    makespan = torch.where(live[:, 0], torch.maximum(post["makespan"], e[:, 0]), post["makespan"])
+            v = v.detach().to(x.dtype)
+            x.scatter_(1, flat, v if all_live else torch.where(live, v, x.gather(1, flat)))
+    makespan = torch.maximum(post["makespan"], e[:, 0])
+    if not all_live:
+        makespan = torch.where(live[:, 0], makespan, post["makespan"])
     cost = makespan - post["makespan"]
     state["makespan"] = makespan
     return _frontier(state, schedule), cost
@@ -304,13 +319,11 @@ class JobShop(Problem):
         sc = state["scale"][:, None]
         t = state["t_now"][:, None]
         todo = state["next_op"] < state["n_ops"]
-        k = state["next_op"].clamp(max=O - 1)[..., None]
-        p_next = torch.where(todo, state["duration"].gather(2, k).squeeze(-1), torch.zeros_like(sc))
-        rem = state["tail"].gather(2, state["next_op"].clamp(max=O)[..., None]).squeeze(-1)
+        p_next, rem = state["p_next"], state["rem"]
         jk, mk = self.known_ready(state)
         est_known = torch.maximum(jk, mk.gather(1, state["m_next"]))
         est_known = torch.where(todo, est_known - t, torch.zeros_like(est_known))
-        unscheduled = torch.arange(O, device=k.device) >= state["next_op"][..., None]
+        unscheduled = torch.arange(O, device=sc.device) >= state["next_op"][..., None]
         M = mk.shape[1]
         mwork = torch.zeros(B, M, dtype=sc.dtype, device=sc.device).scatter_add(
             1, state["machine"].reshape(B, -1), (state["duration"] * unscheduled).reshape(B, -1))

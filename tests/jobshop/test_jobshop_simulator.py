@@ -35,7 +35,7 @@ def gt_reference(inst, rule):
         m_star = inst.machine[j_star][nxt[j_star]]
         conflict = [j for j in cand if inst.machine[j][nxt[j]] == m_star and est[j] < ect[j_star]] or [j_star]
         rem = {j: sum(inst.duration[j][nxt[j]:]) for j in conflict}
-        key = {"spt": lambda j: inst.duration[j][nxt[j]], "mwkr": lambda j: -rem[j]}[rule]
+        key = {"spt": lambda j: inst.duration[j][nxt[j]], "mwkr": lambda j: -rem[j], "fifo": lambda j: jr[j]}[rule]
         j = min(conflict, key=lambda j: (key(j), j))
         start[j][nxt[j]] = est[j]
         end = est[j] + inst.duration[j][nxt[j]]
@@ -44,7 +44,7 @@ def gt_reference(inst, rule):
     return max(jr), start
 
 
-@pytest.mark.parametrize("rule", ["spt", "mwkr"])
+@pytest.mark.parametrize("rule", ["spt", "mwkr", "fifo"])
 def test_active_generation_matches_plain_giffler_thompson(rule):
     insts = [I.load(n) for n in ("ft06", "ft10", "la01", "la16", "ta01", "abz7")]
     out = run_rules(insts, [rule], "active")[rule]
