@@ -238,3 +238,19 @@ def test_ray_executor_without_ray_is_one_clear_error(tmp_path, capsys, monkeypat
                      "--store", str(store), "--executor", "ray"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs Ray" in err and "opsrl[ray]" in err and not store.exists()
+
+
+def test_a_cell_whose_configuration_changed_after_loading_is_not_recorded(tmp_path):
+    solver = tmp_path / "bs.toml"
+    solver.write_text('method = "base_stock"\n[options]\nlevel = 6.0\n')
+    sweep = load_sweep(problems=["inventory/lost_sales_p4_L1"], solvers=[str(solver)], seeds=[0],
+                       problem_set=PROBLEM_SET)
+    solver.write_text('method = "base_stock"\n[options]\nlevel = 7.0\n')  # edited while the sweep waits
+    store = ResultsStore(tmp_path / "s.sqlite")
+    res = run_sweep(sweep, store, progress=False, log=lambda m: None)
+    assert len(res.failed) == 1 and "changed since the sweep started" in res.failed[0][1]
+    assert raw_rows(store.path) == []
+    # loaded again, the sweep is the new experiment and runs
+    res = run_sweep(load_sweep(problems=["inventory/lost_sales_p4_L1"], solvers=[str(solver)], seeds=[0],
+                               problem_set=PROBLEM_SET), store, progress=False)
+    assert res.complete and [json.loads(r[5])["info"]["level"] for r in raw_rows(store.path)] == [7.0]

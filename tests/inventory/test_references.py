@@ -89,7 +89,7 @@ def test_myopic_equals_hand_computed_argmin_and_is_optimal_under_backlog():
 
 def test_capped_base_stock_beats_base_stock_on_lost_sales():
     prob = SingleStore(4, 1.0, 9.0, 5.0)
-    dev = prob.sample(512, "dev", 0, 200)
+    dev = prob.sample(256, "dev", 0, 150)
     _, bs = heuristics.search_base_stock(prob, dev)
     S, r, cbs = heuristics.search_capped_base_stock(prob, dev)
     opt = dp.lost_sales_dp(5.0, 4, 9.0, 1.0).cost
