@@ -468,6 +468,31 @@ def _img(b64: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def _runs_details(section: ProblemSection) -> str:
+    """Every run behind the table, and each solver's configuration, folded away (no script needed)."""
+    e = html.escape
+    head = ["solver", "seed", "test cost", "± s.e.", "train s", "solve s", "device", "opsrl", "created", "run id"]
+    rows = []
+    for row in section.rows:
+        for r in sorted(row.runs, key=lambda r: r["seed"]):
+            vals = [row.label, str(r["seed"]), _num(r.get("test_cost")), _num(r.get("test_stderr")),
+                    _secs(r.get("train_seconds", math.nan)), _secs(r.get("eval_seconds", math.nan)),
+                    str(r.get("device", "")), str((r.get("versions") or {}).get("opsrl", "")),
+                    str(r.get("created", "")), str(r["id"])]
+            rows.append("<tr>" + "".join(f"<td>{e(v)}</td>" for v in vals) + "</tr>")
+    configs = []
+    for row in section.rows:
+        cfg = (row.runs[0].get("config") or {}).get("solver") or {}
+        shown = {k: cfg.get(k) for k in ("method", "policy", "options") if cfg.get(k)}
+        over = (row.runs[0].get("cell") or {}).get("solver_overrides")
+        if over:
+            shown["overrides"] = over
+        configs.append(f"<dt>{e(row.label)}</dt><dd><code>{e(json.dumps(shown, sort_keys=True))}</code></dd>")
+    return ("<details><summary>runs and solver configurations</summary><table><thead><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table><dl>" + "".join(configs) + "</dl></details>")
+
+
 def html_page(sections: Sequence[ProblemSection], meta: dict[str, Any], charts: dict[str, dict[str, str | None]]) -> str:
     e = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(meta['title'])}</title>",
@@ -503,6 +528,7 @@ def html_page(sections: Sequence[ProblemSection], meta: dict[str, Any], charts: 
             out.append(f"<figure>{_img(s.picture, 'picture of ' + s.title)}<figcaption>{e(s.picture_note)}"
                        "</figcaption></figure>")
         out.append("</div>")
+        out.append(_runs_details(s))
         if not s.picture and s.picture_note:
             out.append(f'<p class="meta">{e(s.picture_note)}</p>')
         out.append("</section>")
