@@ -34,14 +34,16 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=32)
     ap.add_argument("--plots", default="docs")
     ap.add_argument("--plot-day", type=int, default=0)
-    ap.add_argument("--hdpo-set", nargs="*", default=[])
+    ap.add_argument("--hdpo-set", nargs="*", default=[], help="solver overrides, key=value")
+    ap.add_argument("--problem-set", nargs="*", default=[], help="problem overrides, key=value")
     ap.add_argument("--skip-hdpo", action="store_true")
     ap.add_argument("--skip-mpc", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save", default="", help="save the trained HDPO policy's parameters here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    prob = load_problem(args.problem, {"test.scenarios": args.days})
+    poverrides = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.problem_set)}
+    prob = load_problem(args.problem, {"test.scenarios": args.days, **poverrides})
     test = prob.test_set()
     p = prob.p
     rows = {}
