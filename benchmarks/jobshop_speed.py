@@ -74,7 +74,8 @@ def main() -> None:
     ap.add_argument("--machines", type=int, default=15)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--jsl-instances", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default; small per-step tensors run best on 1)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (0: torch's default; the small per-step tensors run best on 1)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -166,7 +166,8 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
                 per[sel] = res.makespan
             row = {"instance": inst.name, "status": res.status, "makespan": res.makespan,
                    "lower_bound": res.lower_bound, "seconds": res.seconds,
-                   "hint_makespan": res.hint_makespan, "hint_rule": f"{hint['rule']}/{hint['schedule']}" if hint else None}
+                   "hint_makespan": res.hint_makespan,
+                   "hint_rule": f"{hint['rule']}/{hint['schedule']}" if hint else None}
             if problem.stochastic:
                 row["mean_executed_makespan"] = float(per[sel].mean())
             if problem.instances:

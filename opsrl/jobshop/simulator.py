@@ -22,13 +22,14 @@ largest number of operations in the batch (``problem.periods``).
 
 State keys (tensors ``[B, ...]``): static instance data ``machine``, ``duration`` (nominal processing
 times), ``n_ops``, ``due``, ``tail`` (nominal work from each operation to the end of its job), ``total``
-(each job's nominal work), ``scale``; dynamic ``next_op`` and, for it, ``m_next`` (machine), ``p_next``
-(nominal duration; 0 once the job is done), ``rem`` (nominal work left, ``p_next`` included), ``job_ready``/``mach_ready`` (realised ready times), ``job_ready_nom``/
-``mach_ready_nom`` (start + nominal duration of the last operation: what is known while it still runs),
-``start``/``end`` (the partial schedule, meaningful where ``k < next_op``; written in place), ``makespan``, ``t_now`` (the decision
-time: the earliest start of a next operation), ``est`` and ``mask``. Realised processing times appear in
-the state only as ``end``/``job_ready``/``mach_ready``; policies must read those only for operations
-that have finished by ``t_now`` (:meth:`JobShop.observe` does so).
+(each job's nominal work), ``scale``; per job ``next_op`` and, for that operation, ``m_next`` (machine),
+``p_next`` (nominal duration; 0 once the job is done), ``rem`` (nominal work left, ``p_next`` included);
+``job_ready``/``mach_ready`` (realised ready times), ``job_ready_nom``/``mach_ready_nom`` (start + nominal
+duration of the last operation: what is known while it still runs), ``start``/``end`` (the partial
+schedule, meaningful where ``k < next_op``; written in place), ``makespan``, ``t_now`` (the decision time:
+the earliest start of a next operation), ``est`` and ``mask``. Realised processing times appear in the
+state only as ``end``/``job_ready``/``mach_ready``; policies must read those only for operations that have
+finished by ``t_now`` (:meth:`JobShop.observe` does so).
 """
 
 from __future__ import annotations
@@ -101,9 +102,18 @@ def post_decision(state: State, action: torch.Tensor) -> State:
     ``action_mask`` does not allow (in a scenario that still has operations to dispatch)."""
     mask = state["mask"]
     B = mask.shape[0]
-    a = action.reshape(B, -1)[:, :1].long()
+    a = action.reshape(B, -1)[:, :1]
+    if a.is_floating_point():
+        if not bool((torch.isfinite(a) & (a == a.round())).all()):
+            raise ValueError("job-shop actions are job indices (whole numbers); got non-integer or non-finite "
+                             "values (a continuous policy needs a discrete action head)")
+    a = a.long()
+    try:
+        allowed = mask.gather(1, a)
+    except RuntimeError:  # an index out of range
+        raise ValueError(f"job-shop actions are job indices in [0, {mask.shape[1]})") from None
     live = mask.any(1, keepdim=True)
-    ok = mask.gather(1, a) | ~live
+    ok = allowed | ~live
     if not bool(ok.all()):
         bad = int((~ok).nonzero()[0, 0])
         raise ValueError(f"scenario {bad}: job {int(a[bad, 0])} may not be dispatched now (see action_mask)")

@@ -95,6 +95,10 @@ def test_mask_is_enforced():
     bad = (~p.action_mask(st)).float().argmax(1)
     with pytest.raises(ValueError, match="may not be dispatched"):
         p.post_decision(st, bad)
+    with pytest.raises(ValueError, match="job indices in"):
+        p.post_decision(st, torch.tensor([6]))
+    with pytest.raises(ValueError, match="whole numbers"):
+        p.post_decision(st, torch.tensor([[0.5]]))
     assert p.observe(st).shape == (1, p.obs_dim)
 
 
