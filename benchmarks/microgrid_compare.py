@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--skip-mpc", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save", default="", help="save the trained HDPO policy's parameters here")
+    ap.add_argument("--load", default="", help="load HDPO parameters saved by --save instead of training")
+    ap.add_argument("--plot-suffix", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     poverrides = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.problem_set)}
@@ -55,6 +57,11 @@ def main() -> None:
         _, _, scfg = load_solver("hdpo_scu", family("microgrid"), {k: parse_value(v) for k, v in overrides.items()})
         torch.manual_seed(0)
         pol = build_policy(prob, scfg["policy"], scfg["source"])
+    if not args.skip_hdpo and args.load:
+        pol.load_state_dict(torch.load(args.load))
+        pol.eval()
+        policies["hdpo_scu"] = pol
+    elif not args.skip_hdpo:
         t0 = time.perf_counter()
         pol, curve = hdpo.train(prob, pol, scfg["options"], SolveContext(seed=0, progress=True))
         print(f"# hdpo_scu trained in {time.perf_counter() - t0:.0f} s, {curve[-1]['step']} steps, "
@@ -74,7 +81,7 @@ def main() -> None:
         m["gap"] = 100 * (ev.per_scenario.numpy() - lb).mean() / lb.mean()
         rows[name] = m
         if args.plots:
-            plot_day(prob, pol, test, Path(args.plots) / f"microgrid_dispatch_{name}.png",
+            plot_day(prob, pol, test, Path(args.plots) / f"microgrid_dispatch_{name}{args.plot_suffix}.png",
                      f"{name}, {prob.name} test day {args.plot_day}", args.plot_day)
     base = rows["operator_rules"]
     print(f"\n{prob.name}: {test.n} held-out test days (seed {prob.test_seed}); means per day\n")

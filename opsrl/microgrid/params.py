@@ -103,8 +103,8 @@ SHIELD = {
     "plan_with_reserve": Field(bool, True, doc="let the worst case use the battery down to the reserve SoC band"),
     "surrogate_kwh": Field(float, 30.0, **_pos, doc="temperature of the surrogate gradient of the forced genset "
                            "count with respect to stored energy (training only; the forward pass is exact)"),
-    "surrogate_gain": Field(float, 1.0, **_nonneg, doc="scale of that surrogate gradient (a forced start costs "
-                            "at least min_run + warm-up + cool-down minutes of idle fuel, not one)"),
+    "surrogate_gain": Field(float, 0.0, **_nonneg, doc="scale of that surrogate gradient (0: off, the default; "
+                            "with 1 HDPO cycled the battery more for no lower cost, see docs/microgrid.md)"),
 }
 
 DATA = {
