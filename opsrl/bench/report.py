@@ -28,8 +28,9 @@ When a store holds the same cell more than once (``opsrl run`` repeated by hand)
 The problem's picture: the family's ``picture(problem, record) -> matplotlib Figure | None`` hook if
 it has one (a ``picture`` field of its :class:`~opsrl.core.Family`, or a module-level ``picture``
 function of the family's module); otherwise a generic trajectory picture drawn from the run's stored
-trace (:func:`opsrl.bench.runner.policy_trace`: states, actions and cost per period of the best run's
-policy on the first test scenarios). Nothing is re-trained for the report.
+trace (:class:`opsrl.bench.runner.TraceRecorder`: states, actions and cost per period of the best
+run's policy on the first test scenarios, recorded during its evaluation). Nothing is re-trained for
+the report.
 """
 
 from __future__ import annotations
@@ -390,7 +391,7 @@ def problem_picture(section: ProblemSection) -> tuple[str | None, str]:
     fig = trace_figure(run)
     if fig is not None:
         return _png(fig), f"trajectory of the best solver ({who}) from its recorded trace"
-    why = (run.get("trace") or {}).get("error") or "its run recorded no policy trace (a per-scenario solver)"
+    why = (run.get("trace") or {}).get("note") or "its run recorded no policy trace (a per-scenario solver)"
     return None, f"no picture of the best solver ({who}): {why}"
 
 

@@ -2,8 +2,9 @@
 
 Besides the test estimate, a record carries its cell (see :mod:`opsrl.bench.cells`), a fingerprint
 of the test scenarios (``test.scenarios_hash``: every solver of a problem must show the same one) and,
-for solvers that hand back a policy, a short trace of that policy on the first few test scenarios
-(states, actions and costs per period), which the report draws for the best solver.
+for solvers that hand back a policy, a trace of that policy on the first few test scenarios (states,
+actions and costs per period, recorded during the evaluation itself), which the report draws for the
+best solver.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..core import Problem, Scenarios, SolveContext, evaluate, rollout
+from ..core import Problem, Scenarios, SolveContext, State, evaluate, rollout
 from .cells import cell_id, scenarios_hash
 from ..registry import family as get_family
 from ..registry import load_problem, load_solver
@@ -74,7 +75,8 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
     if outcome.evaluate is not None:
         ev, eval_info = outcome.evaluate(test)
     else:
-        ev, eval_info = evaluate(prob, outcome.policy, test, warmup=prob.test_warmup), {}
+        recorder = TraceRecorder(prob, test.periods) if trace else None
+        ev, eval_info = evaluate(recorder or prob, outcome.policy, test, warmup=prob.test_warmup), {}
     eval_seconds = time.perf_counter() - t0
     test_info = {**ev.as_dict(), "scenarios_hash": scenarios_hash(test)}
 
@@ -95,15 +97,17 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
         "versions": versions(), "hardware": hardware(dev),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    if trace and outcome.policy is not None:
-        record["trace"] = policy_trace(prob, outcome.policy, test)
+    if trace and outcome.evaluate is None:
+        record["trace"] = recorder.trace()
+    elif trace and outcome.policy is not None:  # the family evaluates its policy itself: one more short rollout
+        record["trace"] = policy_trace(prob, outcome.policy, test, eval_seconds)
     if fam.record is not None:
         record.update(fam.record(prob, outcome))
     return record
 
 
 TRACE_SCENARIOS = 3
-TRACE_MAX_PERIODS = 2000  # periods rolled out for the trace
+TRACE_MAX_PERIODS = 2000  # periods of the test episode covered by the trace
 TRACE_POINTS = 240  # periods kept (evenly spaced; costs averaged over the periods in between)
 TRACE_WIDTH = 16  # entries per scenario of a state tensor or an action kept in the trace
 TRACE_KEYS = 8  # state tensors kept (the first ones that change over the episode)
@@ -114,48 +118,114 @@ def _compact(x: torch.Tensor) -> list:
     return [[[float(f"{v:.5g}") for v in row] for row in scen] for scen in x.double().cpu().tolist()]
 
 
-@torch.no_grad()
-def policy_trace(problem: Problem, policy, test: Scenarios, scenarios: int = TRACE_SCENARIOS,
-                 periods: int = TRACE_MAX_PERIODS, points: int = TRACE_POINTS) -> dict[str, Any]:
-    """States, actions and costs of ``policy`` on the first test scenarios, for the report's picture.
+class TraceRecorder:
+    """Stands in for the problem during the test evaluation and records its first scenarios.
 
-    The first ``scenarios`` test scenarios are rolled out over the test episode (at most ``periods``
-    periods); ``points`` evenly spaced periods ``t`` are kept (``stride`` apart), with the cost averaged
-    over each stride. Only state tensors with at most ``TRACE_WIDTH`` entries per scenario that change
-    over the episode are kept (a flat state's components, not a job shop's whole graph), at most
-    ``TRACE_KEYS`` of them; the others are named in ``skipped``.
+    Every call goes to the problem unchanged (so the evaluation's numbers are the problem's own);
+    ``post_decision`` and ``transition`` also keep, for the first ``scenarios`` scenarios of the first
+    rollout, the state and the action at evenly spaced periods (``stride`` apart, at most ``points``
+    of the first ``TRACE_MAX_PERIODS`` periods) and the cost of every period. The trace thus costs no
+    extra rollout, which matters for policies that solve an optimisation per period.
     """
-    k, T = min(scenarios, test.n), min(periods, test.periods)
-    stride = max(1, math.ceil(T / points))
+
+    def __init__(self, problem: Problem, periods: int, scenarios: int = TRACE_SCENARIOS,
+                 points: int = TRACE_POINTS):
+        self._problem, self._k = problem, scenarios
+        self._T = min(periods, TRACE_MAX_PERIODS)
+        self._stride = max(1, math.ceil(self._T / points))
+        self._rollouts, self._t = 0, 0
+        self._states: list[State] = []
+        self._actions: list[torch.Tensor] = []
+        self._costs: list[torch.Tensor] = []
+        self._pending_cost: torch.Tensor | None = None
+        self._k_seen = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._problem, name)
+
+    def _recording(self) -> bool:
+        return self._rollouts == 1 and self._t < self._T
+
+    def initial_state(self, scenarios):
+        self._rollouts += 1
+        self._t = 0
+        if self._rollouts == 1:
+            self._k_seen = min(self._k, scenarios.n)
+        return self._problem.initial_state(scenarios)
+
+    def post_decision(self, state, action):
+        post, cost = self._problem.post_decision(state, action)
+        if self._recording():
+            k = self._k_seen
+            if self._t % self._stride == 0:
+                self._states.append({n: v[:k].detach().clone() for n, v in state.items()
+                                     if v.dim() >= 1 and v[:1].numel() <= TRACE_WIDTH})
+                self._actions.append(action[:k].detach().clone())
+            self._pending_cost = cost[:k].detach().clone()
+        return post, cost
+
+    def transition(self, post_state, scenarios, t):
+        state, cost = self._problem.transition(post_state, scenarios, t)
+        if self._recording():
+            self._costs.append((self._pending_cost + cost[:self._k_seen].detach()).double())
+        self._t += 1
+        return state, cost
+
+    def trace(self) -> dict[str, Any]:
+        """The recorded trace as JSON-able lists (see :func:`opsrl.bench.report.trace_figure`)."""
+        if not self._costs:
+            return {"note": "the evaluation made no rollout to trace"}
+        k, T, stride = self._k_seen, len(self._costs), self._stride
+        t_idx = list(range(0, T, stride))
+        costs = torch.stack(self._costs, dim=1)
+        pad = len(t_idx) * stride - T
+        if pad:
+            costs = torch.cat([costs, costs[:, -1:].expand(-1, pad)], dim=1)
+        window = costs.reshape(k, len(t_idx), stride).mean(dim=2)
+        p = self._problem
+        warmup = p.test_warmup if p.test_warmup is not None else p.warmup
+        out: dict[str, Any] = {"scenarios": k, "periods": T, "stride": stride, "t": t_idx,
+                               "warmup": 0 if p.metric == "total" else warmup,
+                               "cost": _compact(window[:, :, None]), "state": {}, "skipped": []}
+        states = self._states[:len(t_idx)]
+        for name in states[0] if states else ():
+            if any(name not in s for s in states):
+                continue
+            series = torch.stack([s[name] for s in states], dim=1).reshape(k, len(states), -1)
+            changes = series.dtype != torch.bool and bool((series != series[:, :1]).any())
+            if changes and len(out["state"]) < TRACE_KEYS:
+                out["state"][name] = _compact(series)
+            else:
+                out["skipped"].append(name)
+        acts = self._actions[:len(t_idx)]
+        if acts and acts[0][:1].numel() <= TRACE_WIDTH:
+            out["action"] = _compact(torch.stack(acts, dim=1).reshape(k, len(acts), -1))
+        return out
+
+
+TRACE_BUDGET_SECONDS = 60.0
+
+
+@torch.no_grad()
+def policy_trace(problem: Problem, policy, test: Scenarios, eval_seconds: float = 0.0) -> dict[str, Any]:
+    """The trace of ``policy`` from a rollout of its own on the first test scenarios.
+
+    For solvers whose family evaluates the policy itself (so :class:`TraceRecorder` cannot ride along).
+    Skipped when the test evaluation took more than ``TRACE_BUDGET_SECONDS`` (the rollout could cost
+    as much again); a failing rollout is noted, never raised: the trace must not cost the run.
+    """
+    if eval_seconds > TRACE_BUDGET_SECONDS:
+        return {"note": f"no trace: the test evaluation took {eval_seconds:.0f} s and a trace could take as long"}
+    recorder = TraceRecorder(problem, test.periods)
+    k = min(TRACE_SCENARIOS, test.n)
     was_training = getattr(policy, "training", None)
     if was_training:
         policy.eval()
     try:
-        traj = rollout(problem, policy, test.select(slice(0, k)), periods=T, record=True)
-    except Exception as e:  # the trace is an illustration; its failure must not lose the run
-        return {"error": f"{type(e).__name__}: {e}"}
+        rollout(recorder, policy, test.select(slice(0, k)), periods=recorder._T)
+    except Exception as e:
+        return {"note": f"no trace: {type(e).__name__}: {e}"}
     finally:
         if was_training:
             policy.train()
-    t_idx = list(range(0, T, stride))
-    costs = traj.costs.detach().double()
-    pad = len(t_idx) * stride - T
-    if pad:
-        costs = torch.cat([costs, costs[:, -1:].expand(-1, pad)], dim=1)
-    window_cost = costs.reshape(k, len(t_idx), stride).mean(dim=2)
-    warmup = problem.test_warmup if problem.test_warmup is not None else problem.warmup
-    out: dict[str, Any] = {"scenarios": k, "periods": T, "stride": stride, "t": t_idx,
-                           "warmup": 0 if problem.metric == "total" else warmup,
-                           "cost": _compact(window_cost[:, :, None]), "state": {}, "skipped": []}
-    for name in traj.states[0] if traj.states else ():
-        series = torch.stack([traj.states[t][name] for t in t_idx], dim=1).reshape(k, len(t_idx), -1)
-        changes = series.dtype != torch.bool and bool((series != series[:, :1]).any())
-        if series.shape[-1] <= TRACE_WIDTH and changes and len(out["state"]) < TRACE_KEYS:
-            out["state"][name] = _compact(series)
-        else:
-            out["skipped"].append(name)
-    if traj.actions:
-        acts = torch.stack([traj.actions[t] for t in t_idx], dim=1).reshape(k, len(t_idx), -1)
-        if acts.shape[-1] <= TRACE_WIDTH:
-            out["action"] = _compact(acts)
-    return out
+    return recorder.trace()

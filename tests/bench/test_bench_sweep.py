@@ -56,19 +56,23 @@ def test_every_solver_of_a_problem_faces_the_same_test_scenarios(swept):
     assert len({next(iter(h)) for h in by_problem.values()}) == len(PROBLEMS)
 
 
-def _lost_sales_base_stock_by_hand(demand: np.ndarray, x0: np.ndarray, level: float, h: float, p: float,
-                                   warmup: int) -> float:
-    """Lead time 1, lost sales, order up to ``level`` (Zipkin's timing), simulated in plain numpy."""
+def _lost_sales_base_stock_by_hand(demand: np.ndarray, x0: np.ndarray, level: float, h: float, p: float):
+    """Lead time 1, lost sales, order up to ``level`` (Zipkin's timing), simulated in plain numpy.
+
+    Returns the per-period costs, orders and stock on hand at decision time, each ``[n, T]``.
+    """
     on_hand = x0.copy()
-    costs = []
+    costs, orders, stock = [], [], []
     for t in range(demand.shape[1]):
         order = np.maximum(level - on_hand, 0.0)
+        stock.append(on_hand)
+        orders.append(order)
         d = demand[:, t]
         sales = np.minimum(on_hand, d)
         left = on_hand - sales
         costs.append(h * left + p * (d - sales))
         on_hand = left + order
-    return float(np.stack(costs, 1)[:, warmup:].mean(1).mean())
+    return np.stack(costs, 1), np.stack(orders, 1), np.stack(stock, 1)
 
 
 def test_cells_are_measured_on_the_problem_test_set(swept):
@@ -76,10 +80,19 @@ def test_cells_are_measured_on_the_problem_test_set(swept):
     recs = {(p, s, seed): json.loads(r) for _, p, s, seed, _, r in raw_rows(path)}
     prob = load_problem("inventory/lost_sales_p4_L1", PROBLEM_SET)
     sc = prob.sample(64, "test", 0, 80)
-    by_hand = _lost_sales_base_stock_by_hand(sc["demand"].double().numpy(), sc["initial"][:, 0].double().numpy(),
-                                             BASE_STOCK_FIXED["level"], 1.0, 4.0, 10)
+    costs, orders, stock = _lost_sales_base_stock_by_hand(sc["demand"].double().numpy(),
+                                                          sc["initial"][:, 0].double().numpy(),
+                                                          BASE_STOCK_FIXED["level"], 1.0, 4.0)
+    by_hand = float(costs[:, 10:].mean(1).mean())
     for seed in (0, 1):
-        assert recs[("inventory/lost_sales_p4_L1", "base_stock_6", seed)]["test_cost"] == pytest.approx(by_hand, rel=1e-6)
+        rec = recs[("inventory/lost_sales_p4_L1", "base_stock_6", seed)]
+        assert rec["test_cost"] == pytest.approx(by_hand, rel=1e-6)
+        # the trace the report draws is the first 3 test scenarios, period by period (80 periods: stride 1)
+        tr = rec["trace"]
+        assert tr["scenarios"] == 3 and tr["stride"] == 1 and tr["t"] == list(range(80)) and tr["warmup"] == 10
+        np.testing.assert_allclose(np.array(tr["cost"])[:, :, 0], costs[:3], rtol=1e-4)
+        np.testing.assert_allclose(np.array(tr["action"])[:, :, 0], orders[:3], rtol=1e-4)
+        np.testing.assert_allclose(np.array(tr["state"]["x"])[:, :, 0], stock[:3], rtol=1e-4)
     for name, (mean, L, p) in {"inventory/lost_sales_p4_L1": (5.0, 1, 4.0),
                                "inventory/lost_sales_p9_L2": (5.0, 2, 9.0)}.items():
         opt = dp.lost_sales_dp(mean, L, p, 1.0).cost
