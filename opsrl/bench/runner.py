@@ -53,7 +53,7 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
     """Run ``solver`` on ``problem`` and return the run's record (a JSON-able dict).
 
     ``label`` names the solver in the record instead of its file's name (a sweep comparing two
-    configurations of one solver file labels them); ``trace`` records a short trace of the policy.
+    configurations of one solver file labels them); ``trace`` records the policy's trace (see :class:`TraceRecorder`).
     """
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():

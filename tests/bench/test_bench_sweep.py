@@ -128,6 +128,11 @@ def test_cli_sweep_named_on_the_command_line_with_progress(tmp_path, capsys):
         ("inventory/lost_sales_p4_L1", "optimal_dp", 0), ("inventory/lost_sales_p4_L1", "optimal_dp", 3)]
     assert cli.main(args + ["-q"]) == 0
     assert "4 cells, 2 already recorded, 0 run and recorded" in capsys.readouterr().out
+    assert cli.main(args + ["--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    assert sum(line.startswith("recorded") and "lost_sales_p4_L1" in line for line in lines) == 2
+    assert sum(line.startswith("to run") and "backlog_poisson_L3" in line for line in lines) == 2
 
 
 def test_bundled_sweep_names_resolve(capsys):
