@@ -56,13 +56,14 @@ def main() -> None:
         t0 = time.perf_counter()
         r = cpsat.solve(inst, args.time_limit, args.workers, h["start"] if h else None)
         secs = time.perf_counter() - t0
-        ok = r.status in ("optimal", "feasible") and not check.violations(inst.machine, inst.duration, r.start,
-                                                                          r.end, r.makespan)
+        viol = (check.violations(inst.machine, inst.duration, r.start, r.end, r.makespan)
+                if r.status in ("optimal", "feasible") else [f"no schedule ({r.status})"])
+        ok = not viol
         bk = I.best_known(inst.name)
         gap = 100.0 * (r.makespan - bk) / bk
         rows.append({"instance": inst.name, "size": inst.size, "hint": h["makespan"] if h else None,
                      "makespan": r.makespan, "lower_bound": r.lower_bound, "best_known": bk, "gap_pct": gap,
-                     "status": r.status, "seconds": secs, "valid": ok})
+                     "status": r.status, "seconds": secs, "valid": ok, "violations": viol[:5]})
         tqdm.write(f"{inst.name:<9}{inst.size:>8}{(h['makespan'] if h else float('nan')):>8.0f}{r.makespan:>8.0f}"
                    f"{r.lower_bound:>8.0f}{bk:>11}{gap:>8.2f}{r.status:>10}{secs:>9.1f}{str(ok):>7}")
     by_size = defaultdict(list)
