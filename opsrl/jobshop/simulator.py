@@ -62,18 +62,32 @@ def initial_state(data: Mapping[str, torch.Tensor], schedule: str = "non_delay")
                      -1)  # work from operation k to the end of the job
     scale = total.amax(1).clamp_min(1.0)
     zeros_j = torch.zeros(B, J, dtype=dtype, device=dev)
-    zeros_m = torch.zeros(B, M, dtype=dtype, device=dev)
+    # machine and nominal duration of operation k + 1 (0 past the last one), looked up at j * O + k
+    after = torch.cat([nominal[..., 1:], torch.zeros_like(nominal[..., :1])], -1).reshape(B, J * O)
+    m_after = torch.cat([machine[..., 1:], torch.zeros_like(machine[..., :1])], -1).reshape(B, J * O)
     state = {
         "machine": machine, "duration": nominal, "n_ops": n_ops,
         "due": data.get("due", torch.full((B, J), INF, dtype=dtype, device=dev)).to(dtype),
-        "tail": tail, "total": total, "scale": scale,
-        "next_op": torch.zeros(B, J, dtype=torch.long, device=dev),
-        "m_next": machine[..., 0].clone(), "p_next": nominal[..., 0].clone(), "rem": total,
-        "job_ready": zeros_j, "job_ready_nom": zeros_j, "mach_ready": zeros_m, "mach_ready_nom": zeros_m,
+        "tail": tail, "total": total, "scale": scale, "_p_after": after, "_m_after": m_after,
+        "next_op": torch.zeros(B, J, dtype=torch.long, device=dev), "m_next": machine[..., 0].clone(),
         "start": torch.zeros(B, J, O, dtype=dtype, device=dev), "end": torch.zeros(B, J, O, dtype=dtype, device=dev),
         "makespan": torch.zeros(B, dtype=dtype, device=dev),
     }
+    _unstack(state, torch.stack([zeros_j, zeros_j, nominal[..., 0] * (n_ops > 0), total], 1),
+             torch.zeros(B, 2, M, dtype=dtype, device=dev))
     return _frontier(state, schedule)
+
+
+_JOB_KEYS = ("job_ready", "job_ready_nom", "p_next", "rem")
+_MACH_KEYS = ("mach_ready", "mach_ready_nom")
+
+
+def _unstack(state: State, job: torch.Tensor, mach: torch.Tensor) -> None:
+    """Per-job (``[B, 4, J]``) and per-machine (``[B, 2, M]``) times are stored stacked, so that a step
+    updates each stack with one scatter; the named keys are views of them."""
+    state["_job"], state["_mach"] = job, mach
+    state.update(zip(_JOB_KEYS, job.unbind(1)))
+    state.update(zip(_MACH_KEYS, mach.unbind(1)))
 
 
 def _frontier(state: State, schedule: str) -> State:
@@ -93,7 +107,7 @@ def _frontier(state: State, schedule: str) -> State:
         mask = (m_next == m_star) & (est < c_star)
         mask = mask.scatter(1, j_star, todo.gather(1, j_star))
         mask &= todo
-    t_now = torch.where(torch.isfinite(t_now), t_now, state["makespan"])
+    t_now = torch.minimum(t_now, state["makespan"])  # every est is at most the makespan; inf once done
     return {**state, "est": est, "t_now": t_now, "mask": mask}
 
 
@@ -134,27 +148,20 @@ def transition(post: State, realized: torch.Tensor, schedule: str) -> tuple[Stat
     p_nom = post["duration"].reshape(B, J * O).gather(1, flat)
     e, e_nom = s + p, s + p_nom
 
-    def put(x: torch.Tensor, idx: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(B, -1)
+    def put(x: torch.Tensor, idx: torch.Tensor, v: torch.Tensor, dim: int = 1) -> torch.Tensor:
         if not all_live:
-            v = torch.where(live, v, x2.gather(1, idx))
-        return x2.scatter(1, idx, v).reshape(x.shape)
+            keep = live if dim == 1 else live[:, None]
+            v = torch.where(keep, v, x.gather(dim, idx))
+        return x.scatter(dim, idx, v)
 
     state = {k_: v for k_, v in post.items() if not k_.startswith("act_")}
-    state["next_op"] = post["next_op"].scatter_add(1, a, live.long())
-    # the dispatched job's next operation: machine, nominal duration, remaining work
-    k1 = k + 1
-    has = k1 < post["n_ops"].gather(1, a)
-    flat1 = a * O + k1.clamp(max=O - 1)
-    m1 = torch.where(has, post["machine"].reshape(B, J * O).gather(1, flat1), 0)
-    p1 = torch.where(has, post["duration"].reshape(B, J * O).gather(1, flat1), 0.0)
-    state["m_next"] = put(post["m_next"], a, m1)
-    state["p_next"] = put(post["p_next"], a, p1)
-    state["rem"] = put(post["rem"], a, post["rem"].gather(1, a) - p_nom)
-    state["job_ready"] = put(post["job_ready"], a, e)
-    state["job_ready_nom"] = put(post["job_ready_nom"], a, e_nom)
-    state["mach_ready"] = put(post["mach_ready"], m, e)
-    state["mach_ready_nom"] = put(post["mach_ready_nom"], m, e_nom)
+    state["next_op"] = put(post["next_op"], a, k + 1)
+    # the dispatched job's next operation: machine, nominal duration (0 past its last), remaining work
+    state["m_next"] = put(post["m_next"], a, post["_m_after"].gather(1, flat))
+    job_vals = torch.stack([e, e_nom, post["_p_after"].gather(1, flat), post["rem"].gather(1, a) - p_nom], 1)
+    job = put(post["_job"], a[:, None].expand(B, 4, 1), job_vals, dim=2)
+    mach = put(post["_mach"], m[:, None].expand(B, 2, 1), torch.stack([e, e_nom], 1), dim=2)
+    _unstack(state, job, mach)
     # The partial schedule is written in place and without gradient (the times that carry gradients are
     # job_ready, mach_ready and makespan): an entry changes only when its operation is dispatched, so a
     # state recorded earlier stays correct where it is meaningful (operations k < next_op).
