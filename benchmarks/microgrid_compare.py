@@ -86,14 +86,15 @@ def main() -> None:
     base = rows["operator_rules"]
     print(f"\n{prob.name}: {test.n} held-out test days (seed {prob.test_seed}); means per day\n")
     print("| controller | cost | fuel (L) | fuel-equivalent (L) | fuel-eq. saved vs operator | degradation | "
-          "unserved (kWh) | violations | gap to bound |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "unserved (kWh) | reserve minutes | violations | gap to bound |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, m in rows.items():
         saved = 100 * (1 - m["fuel_eq"] / base["fuel_eq"])
         print(f"| {name} | {m['cost']:.1f} ± {m['stderr']:.1f} | {m['fuel_litres']:.1f} | {m['fuel_eq']:.1f} | "
-              f"{saved:.1f}% | {m['degradation']:.2f} | {m['unserved_kwh']:.2f} | {m['violations_total']} | "
+              f"{saved:.1f}% | {m['degradation']:.2f} | {m['unserved_kwh']:.2f} | {m['reserve_minutes']:.1f} | "
+              f"{m['violations_total']} | "
               f"{m['gap']:.1f}% |")
-    print(f"| perfect_foresight (bound) | {lb.mean():.1f} | | | | | | | 0 |")
+    print(f"| perfect_foresight (bound) | {lb.mean():.1f} | | | | | | | | 0 |")
 
 
 if __name__ == "__main__":

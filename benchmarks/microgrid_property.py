@@ -12,18 +12,15 @@ checked by the independent checker (opsrl.microgrid.constraints). Prints the vio
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from opsrl.microgrid import build  # noqa: E402
-from opsrl.microgrid.constraints import check_rollout  # noqa: E402
-from tests.microgrid.test_shields import adversarial_exogenous, adversarial_policy, random_initial_states  # noqa: E402
+from opsrl.microgrid import build
+from opsrl.microgrid.adversarial import adversarial_exogenous, adversarial_policy, random_initial_states
+from opsrl.microgrid.constraints import check_rollout
 
 
 def main() -> None:
@@ -37,6 +34,7 @@ def main() -> None:
     prob = build({"periods": args.minutes}, "<property>")
     counts: Counter = Counter()
     fuel = unserved = 0.0
+    reserve = 0
     t0 = time.perf_counter()
     done = 0
     for k in tqdm(range(0, args.days, args.batch), desc="batches"):
@@ -47,11 +45,13 @@ def main() -> None:
         counts.update(ch.counts)
         fuel += float(ch.fuel.sum())
         unserved += float(ch.unserved_kwh.sum())
+        reserve += int(ch.reserve_minutes.sum())
         done += n
     secs = time.perf_counter() - t0
     print(f"days simulated: {done} x {args.minutes} minutes in {secs:.0f} s")
     print(f"violations: {dict(counts) or 'none'} (total {sum(counts.values())})")
-    print(f"unserved energy: {unserved:.3f} kWh; fuel {fuel / done:.0f} L per day")
+    print(f"unserved energy: {unserved:.3f} kWh; reserve minutes (overload or SoC below the normal band): "
+          f"{reserve}; fuel {fuel / done:.0f} L per day")
 
 
 if __name__ == "__main__":

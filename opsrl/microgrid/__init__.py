@@ -18,7 +18,7 @@ Every run record adds ``violations`` (count by constraint, from the independent 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,6 +57,7 @@ def run_test(problem: Microgrid, policy, scenarios: Scenarios) -> tuple[Evaluati
         "violations": dict(sorted(checker.counts.items())), "violations_total": checker.total,
         "fuel_litres": float(checker.fuel.mean()), "degradation": float(deg.mean()),
         "unserved_kwh": float(checker.unserved_kwh.mean()), "dumped_kwh": float(checker.dump_kwh.mean()),
+        "reserve_minutes": float(checker.reserve_minutes.double().mean()),
         "soc_change": float((state["soc"].double().cpu() - soc0).mean()),
         "ramp_violations": scenarios.meta.get("ramp_violations"),
     }

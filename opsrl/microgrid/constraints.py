@@ -56,6 +56,9 @@ class ConstraintChecker:
         self.unserved_kwh = torch.zeros(B, dtype=torch.float64)
         self.dump_kwh = torch.zeros(B, dtype=torch.float64)
         self.by_scenario = torch.zeros(B, dtype=torch.long)
+        # minutes in which a reserve was drawn (genset overload, or discharge below the normal SoC band):
+        # allowed, but with plan_with_reserve off the shield plans never to need them within the ramp limits
+        self.reserve_minutes = torch.zeros(B, dtype=torch.long)
 
     def _count(self, name: str, bad: torch.Tensor) -> None:
         n = int(bad.sum())
@@ -128,6 +131,7 @@ class ConstraintChecker:
         into_low = (b > kw) & (soc1 < p.soc_min - stol)
         into_high = (b < -kw) & (soc1 > p.soc_max + stol)
         self._count("battery.reserve_only", (into_low & ~at_over) | (into_high & ~((wu <= kw) & at_min)))
+        self.reserve_minutes += (over | into_low).long()
         # --- wind, demand, balance ---
         c_normal = ((p.soc_max - soc0) * e / p.eta).clamp(0, p.b_power)
         curtailed = wu < wa - kw

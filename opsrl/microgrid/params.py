@@ -100,7 +100,8 @@ COSTS = {
 SHIELD = {
     "horizon_minutes": Field(int, 0, **_nonnegint,
                              doc="worst-case look-ahead (0: cool-down + warm-up + 1, the time to bring any genset in)"),
-    "plan_with_reserve": Field(bool, True, doc="let the worst case use the battery down to the reserve SoC band"),
+    "plan_with_reserve": Field(bool, False, doc="let the worst-case plan rely on the reserve SoC band (then routine "
+                               "operation may dip into the reserves; off: reserves stay for what the ramp limits miss)"),
     "surrogate_kwh": Field(float, 30.0, **_pos, doc="temperature of the surrogate gradient of the forced genset "
                            "count with respect to stored energy (training only; the forward pass is exact)"),
     "surrogate_gain": Field(float, 0.0, **_nonneg, doc="scale of that surrogate gradient (0: off, the default; "

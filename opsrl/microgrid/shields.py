@@ -33,7 +33,8 @@ safe is still available at ``t + 1`` and covers one more minute, in which all ge
 power (the config demands ``G * rated >= peak``) and need no battery; the energy the
 plan counted on is still there because the battery's use at step ``t`` is at most
 ``max(set-point, worst-case shortfall)``. So, as long as demand and wind stay within the ramp limits,
-demand is always served without touching the overload reserve.
+demand is always served without touching the overload reserve (nor, with ``plan_with_reserve`` off,
+the default, the reserve SoC band).
 
 Rolling average: once a committed genset's 48 h average load is within ``rolling_margin_kw`` of its limit,
 every genset is committed (equal sharing spreads the load) and the battery stops charging from the
@@ -44,11 +45,9 @@ guarantee for arbitrary demand (a demand above ``G * limit`` for days cannot be 
 
 from __future__ import annotations
 
-from typing import Mapping
-
 import torch
 
-from ..shield import ShieldUnit, Trace, round_ste, straight_through
+from ..shield import ShieldUnit, straight_through
 from .params import Params
 from .sim import COOL, OFF, RUN, WARM
 

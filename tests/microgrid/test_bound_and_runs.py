@@ -9,7 +9,7 @@ from opsrl.microgrid.controllers import MPC, OperatorRules
 from opsrl.microgrid.planning import day_bound
 
 from .conftest import make_problem
-from .test_shields import adversarial_policy
+from opsrl.microgrid.adversarial import adversarial_policy
 
 
 def test_bound_below_every_controller_on_the_same_days():

@@ -1,7 +1,5 @@
 """The simulator against hand computations; the checker catches unshielded violations."""
 
-import math
-
 import pytest
 import torch
 
