@@ -24,10 +24,11 @@ State keys (tensors ``[B, ...]``): static instance data ``machine``, ``duration`
 times), ``n_ops``, ``due``, ``tail`` (nominal work from each operation to the end of its job), ``total``
 (each job's nominal work), ``scale``; per job ``next_op`` and, for that operation, ``m_next`` (machine),
 ``p_next`` (nominal duration; 0 once the job is done), ``rem`` (nominal work left, ``p_next`` included);
-``job_ready``/``mach_ready`` (realised ready times), ``job_ready_nom``/``mach_ready_nom`` (start + nominal
-duration of the last operation: what is known while it still runs), ``start``/``end`` (the partial
-schedule, meaningful where ``k < next_op``; written in place), ``makespan``, ``t_now`` (the decision time:
-the earliest start of a next operation), ``est`` and ``mask``. Realised processing times appear in the
+``job_ready``/``mach_ready`` (realised ready times; ``job_avail`` is ``job_ready``, ``inf`` once the job
+is done), ``job_ready_nom``/``mach_ready_nom`` (start + nominal duration of the last operation: what is
+known while it still runs), ``start``/``end`` (the partial schedule, meaningful where ``k < next_op``;
+written in place), ``makespan``, ``t_now`` (the decision time: the earliest start of a next operation),
+``est`` and ``mask``. Keys starting with ``_`` are internal. Realised processing times appear in the
 state only as ``end``/``job_ready``/``mach_ready``; policies must read those only for operations that have
 finished by ``t_now`` (:meth:`JobShop.observe` does so).
 """
@@ -73,17 +74,19 @@ def initial_state(data: Mapping[str, torch.Tensor], schedule: str = "non_delay")
         "start": torch.zeros(B, J, O, dtype=dtype, device=dev), "end": torch.zeros(B, J, O, dtype=dtype, device=dev),
         "makespan": torch.zeros(B, dtype=dtype, device=dev),
     }
-    _unstack(state, torch.stack([zeros_j, zeros_j, nominal[..., 0] * (n_ops > 0), total], 1),
+    state["_last"] = (torch.arange(O, device=dev) == n_ops[..., None] - 1).reshape(B, J * O)
+    avail = torch.where(n_ops > 0, 0.0, INF).to(dtype)
+    _unstack(state, torch.stack([zeros_j, zeros_j, nominal[..., 0], total, avail], 1),
              torch.zeros(B, 2, M, dtype=dtype, device=dev))
     return _frontier(state, schedule)
 
 
-_JOB_KEYS = ("job_ready", "job_ready_nom", "p_next", "rem")
+_JOB_KEYS = ("job_ready", "job_ready_nom", "p_next", "rem", "job_avail")
 _MACH_KEYS = ("mach_ready", "mach_ready_nom")
 
 
 def _unstack(state: State, job: torch.Tensor, mach: torch.Tensor) -> None:
-    """Per-job (``[B, 4, J]``) and per-machine (``[B, 2, M]``) times are stored stacked, so that a step
+    """Per-job (``[B, 5, J]``) and per-machine (``[B, 2, M]``) times are stored stacked, so that a step
     updates each stack with one scatter; the named keys are views of them."""
     state["_job"], state["_mach"] = job, mach
     state.update(zip(_JOB_KEYS, job.unbind(1)))
@@ -92,22 +95,19 @@ def _unstack(state: State, job: torch.Tensor, mach: torch.Tensor) -> None:
 
 def _frontier(state: State, schedule: str) -> State:
     """Add ``est`` (earliest start of each job's next operation), ``t_now`` and ``mask`` to ``state``."""
-    todo = state["next_op"] < state["n_ops"]
     m_next = state["m_next"]
-    est = torch.maximum(state["job_ready"], state["mach_ready"].gather(1, m_next))
-    est = torch.where(todo, est, INF)
-    t_now = est.amin(1)
+    est = torch.maximum(state["job_avail"], state["mach_ready"].gather(1, m_next))  # inf for finished jobs
+    # every finite est is at most the makespan, so this is min est, or the makespan once all is done
+    t_now = torch.minimum(est.amin(1), state["makespan"])
     if schedule == "non_delay":
-        mask = todo & (est <= t_now[:, None])
+        mask = est <= t_now[:, None]
     else:
         ect = est + state["p_next"]
         j_star = ect.argmin(1, keepdim=True)  # first minimum (torch.min(dim) is much slower on CPU)
         c_star = ect.gather(1, j_star)
         m_star = m_next.gather(1, j_star)
         mask = (m_next == m_star) & (est < c_star)
-        mask = mask.scatter(1, j_star, todo.gather(1, j_star))
-        mask &= todo
-    t_now = torch.minimum(t_now, state["makespan"])  # every est is at most the makespan; inf once done
+        mask = mask.scatter(1, j_star, torch.isfinite(c_star))
     return {**state, "est": est, "t_now": t_now, "mask": mask}
 
 
@@ -133,8 +133,10 @@ def post_decision(state: State, action: torch.Tensor) -> State:
         raise ValueError(f"scenario {bad}: job {int(a[bad, 0])} may not be dispatched now (see action_mask)")
     k = state["next_op"].gather(1, a)
     m = state["m_next"].gather(1, a)
-    s = torch.maximum(state["job_ready"].gather(1, a), state["mach_ready"].gather(1, m))
-    return {**state, "act_job": a, "act_op": k, "act_machine": m, "act_start": s, "act_live": live}
+    job = state["_job"].gather(2, a[:, None].expand(B, len(_JOB_KEYS), 1))  # the job's times, [B, 5, 1]
+    s = torch.maximum(job[:, 0], state["mach_ready"].gather(1, m))
+    return {**state, "act_job": a, "act_op": k, "act_machine": m, "act_start": s, "act_live": live,
+            "act_times": job}
 
 
 def transition(post: State, realized: torch.Tensor, schedule: str) -> tuple[State, torch.Tensor]:
@@ -158,8 +160,9 @@ def transition(post: State, realized: torch.Tensor, schedule: str) -> tuple[Stat
     state["next_op"] = put(post["next_op"], a, k + 1)
     # the dispatched job's next operation: machine, nominal duration (0 past its last), remaining work
     state["m_next"] = put(post["m_next"], a, post["_m_after"].gather(1, flat))
-    job_vals = torch.stack([e, e_nom, post["_p_after"].gather(1, flat), post["rem"].gather(1, a) - p_nom], 1)
-    job = put(post["_job"], a[:, None].expand(B, 4, 1), job_vals, dim=2)
+    avail = torch.where(post["_last"].gather(1, flat), INF, e)
+    job_vals = torch.stack([e, e_nom, post["_p_after"].gather(1, flat), post["act_times"][:, 3] - p_nom, avail], 1)
+    job = put(post["_job"], a[:, None].expand(B, len(_JOB_KEYS), 1), job_vals, dim=2)
     mach = put(post["_mach"], m[:, None].expand(B, 2, 1), torch.stack([e, e_nom], 1), dim=2)
     _unstack(state, job, mach)
     # The partial schedule is written in place and without gradient (the times that carry gradients are
