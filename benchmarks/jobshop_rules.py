@@ -8,7 +8,7 @@
 3. Every rule's schedule under both schemes on all 242 standard instances through the independent
    validator (opsrl.jobshop.check).
 
-    python benchmarks/jobshop_rules.py               # everything (a few minutes here)
+    python benchmarks/jobshop_rules.py               # everything (about a minute here, most of it job-shop-lib)
     python benchmarks/jobshop_rules.py --no-peer     # without job-shop-lib
 """
 
