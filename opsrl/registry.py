@@ -9,6 +9,7 @@ can be added with the ``OPSRL_PATH`` environment variable (``os.pathsep``-separa
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 from pathlib import Path
@@ -39,8 +40,13 @@ def roots() -> list[Path]:
 
 def bundled(kind: str) -> dict[str, Path]:
     """Bundled names of ``kind`` (``problems`` or ``solvers``) and their files; earlier roots win."""
+    return dict(_bundled(kind, tuple(roots())))
+
+
+@functools.lru_cache(maxsize=16)
+def _bundled(kind: str, search: tuple[Path, ...]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for root in roots():
+    for root in search:
         base = root / kind
         if base.is_dir():
             for f in sorted(base.rglob("*.toml")):
@@ -127,7 +133,8 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
 
 
 def _bundled_name(kind: str, path: Path) -> str | None:
+    target = path.resolve()
     for name, p in bundled(kind).items():
-        if p.resolve() == path.resolve():
+        if p.resolve() == target:
             return name
     return None

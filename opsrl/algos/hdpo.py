@@ -15,18 +15,22 @@ from typing import Any, Mapping
 import torch
 from tqdm.auto import tqdm
 
-from ..core import Field, Method, Problem, SolveContext, SolveOutcome, evaluate, generator, rollout, scenario_costs
+from ..core import ConfigError, Field, Method, Problem, SolveContext, SolveOutcome, evaluate, generator, rollout, scenario_costs
 from ..core.config import non_negative, positive
 from ..core.rollout import Shield
 
 OPTIONS = {
     "lr": Field(float, 1e-2, allowed="a positive learning rate", check=positive),
-    "batch_size": Field(int, 512, allowed="a positive integer", check=positive),
+    "batch_size": Field(int, 512, allowed="a positive integer (scenarios per gradient step)", check=positive),
+    "max_batch_size": Field(int, 0, allowed="a batch size the batch doubles up to on a plateau before the "
+                            "learning rate decays (0: no growth)", check=non_negative),
     "train_scenarios": Field(int, 32768, allowed="a positive integer (size of the training pool)", check=positive),
     "train_periods": Field(int, 0, allowed="periods per training rollout (0: the problem's own)", check=non_negative),
     "dev_scenarios": Field(int, 1024, allowed="a positive integer", check=positive),
     "dev_periods": Field(int, 0, allowed="periods per dev rollout (0: the problem's test periods)", check=non_negative),
     "max_steps": Field(int, 4000, allowed="a positive number of gradient steps", check=positive),
+    "lr_warmup": Field(int, 20, allowed="steps over which the learning rate ramps up linearly (0: none)",
+                       check=non_negative),
     "eval_every": Field(int, 25, allowed="a positive number of steps", check=positive),
     "patience": Field(int, 16, allowed="evaluations without improvement before stopping (0: never stop early)",
                       check=non_negative),
@@ -59,9 +63,13 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
     bar = tqdm(total=o["max_steps"], desc=f"hdpo {problem.name}", disable=not ctx.progress, leave=False,
                dynamic_ncols=True)
     losses: list[float] = []
+    batch = o["batch_size"]
     policy.train()
     for step in range(1, o["max_steps"] + 1):
-        idx = torch.randint(pool.n, (min(o["batch_size"], pool.n),), generator=g).to(dev)
+        if o["lr_warmup"] and step <= o["lr_warmup"]:
+            for group in opt.param_groups:
+                group["lr"] = o["lr"] * step / o["lr_warmup"]
+        idx = torch.randint(pool.n, (min(batch, pool.n),), generator=g).to(dev)
         traj = rollout(problem, policy, pool.select(idx), shield=shield)
         loss = scenario_costs(problem, traj.costs).mean()
         opt.zero_grad(set_to_none=True)
@@ -74,7 +82,8 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
         out_of_time = o["time_limit"] and time.perf_counter() - t0 >= o["time_limit"]
         if step % o["eval_every"] == 0 or step == o["max_steps"] or out_of_time:
             ev = evaluate(problem, policy, dev_set, shield=shield)
-            entry = {"step": step, "seconds": time.perf_counter() - t0,
+            entry = {"step": step, "seconds": time.perf_counter() - t0, "batch_size": batch,
+                     "lr": opt.param_groups[0]["lr"],
                      "train_loss": sum(losses) / len(losses), "dev_cost": ev.mean, "dev_stderr": ev.stderr}
             curve.append(entry)
             losses = []
@@ -86,8 +95,12 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
             bar.set_postfix(dev=f"{ev.mean:.4f}", best=f"{best:.4f}")
             ctx.log(f"step {step}: train {entry['train_loss']:.4f} dev {ev.mean:.4f} (best {best:.4f})")
             if o["lr_patience"] and stale and stale % o["lr_patience"] == 0:
-                for group in opt.param_groups:
-                    group["lr"] *= o["lr_decay"]
+                # a plateau: first less gradient noise (a larger batch), then smaller steps
+                if batch < o["max_batch_size"]:
+                    batch = min(2 * batch, o["max_batch_size"])
+                else:
+                    for group in opt.param_groups:
+                        group["lr"] *= o["lr_decay"]
             if (o["patience"] and stale >= o["patience"]) or out_of_time:
                 break
     bar.close()
@@ -99,6 +112,9 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
 def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any], ctx: SolveContext) -> SolveOutcome:
     from ..nn import build_policy
 
+    if problem.action_spec.kind != "continuous":
+        raise ConfigError(ctx.source, "method", f"hdpo needs continuous actions; {problem.name} has discrete "
+                          "actions (use a method made for them, or a problem with a documented relaxation)")
     torch.manual_seed(ctx.seed)
     policy = build_policy(problem, config.get("policy", {}), ctx.source)
     policy, curve = train(problem, policy, options, ctx)

@@ -78,3 +78,4 @@ class Family:
     methods: Mapping[str, Method] = field(default_factory=dict)
     reference: Callable[[Problem], Reference | None] = lambda problem: None
     record: Callable[[Problem, Any], dict[str, Any]] | None = None  # extra JSON fields of a run
+    picture: Callable[[Problem, dict[str, Any]], Any] | None = None  # a run's picture (matplotlib Figure)

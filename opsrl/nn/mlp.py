@@ -17,6 +17,9 @@ POLICY_SCHEMA = {
     "hidden": Field(list, [64, 64], item=int, allowed="a list of positive layer widths",
                     check=lambda v: len(v) > 0 and all(w > 0 for w in v)),
     "activation": Field(str, "elu", choices=tuple(ACTIVATIONS)),
+    "integer": Field(str, "straight_through", choices=("straight_through", "relaxed"),
+                     doc="integer actions in training: rounded with a straight-through gradient, or left "
+                         "continuous (relaxed); evaluation always rounds"),
     "output_scale": Field(float, 0.0, allowed="a number >= 0 (0: the problem's own action scale)",
                           check=lambda v: v >= 0),
 }
@@ -49,18 +52,21 @@ class MLPPolicy(nn.Module):
 
     Continuous actions go through :func:`box_head`, scaled by ``problem.action_scale`` so that an
     untrained network proposes actions of the right magnitude. Integer actions are rounded in eval
-    mode (``policy.eval()``), which is how evaluation always runs. Discrete actions return the
+    mode (``policy.eval()``), which is how evaluation always runs; in training they are rounded too,
+    with the gradient of the unrounded action (straight-through), unless ``integer="relaxed"``, so the
+    training objective is the objective evaluated at test time. Discrete actions return the
     masked arg-max in eval mode and masked logits in training mode.
     """
 
     def __init__(self, problem: Problem, hidden: list[int] = (64, 64), activation: str = "elu",
-                 output_scale: float = 0.0):
+                 output_scale: float = 0.0, integer: str = "straight_through"):
         super().__init__()
         self.problem = problem
         self.spec = problem.action_spec
         n_out = self.spec.n if self.spec.kind == "discrete" else math.prod(self.spec.shape)
         self.net = MLP(problem.obs_dim, list(hidden), n_out, activation)
         self.scale = output_scale or float(getattr(problem, "action_scale", 1.0))
+        self.integer = integer
         if self.spec.kind == "continuous" and math.isinf(self.spec.high) != math.isinf(self.spec.low):
             # start at actions of about one action_scale (softplus(b) = 1), not at a tiny or huge order
             torch.nn.init.constant_(self.net[-1].bias, math.log(math.e - 1.0))
@@ -73,8 +79,11 @@ class MLPPolicy(nn.Module):
                 raw = raw.masked_fill(~mask, -torch.inf)
             return raw if self.training else raw.argmax(dim=-1)
         action = box_head(raw, self.spec, self.scale).reshape(raw.shape[0], *self.spec.shape)
-        if self.spec.integer and not self.training:
-            action = action.round()
+        if self.spec.integer:
+            if not self.training:
+                action = action.round()
+            elif self.integer == "straight_through":
+                action = action + (action.round() - action).detach()
         return action
 
 
@@ -82,5 +91,5 @@ def build_policy(problem: Problem, config: Mapping[str, Any], source: str = "<so
     """Build the policy described by a solver's ``[policy]`` table."""
     cfg = validate(config, POLICY_SCHEMA, source, prefix="policy.")
     if cfg["kind"] == "mlp":
-        return MLPPolicy(problem, cfg["hidden"], cfg["activation"], cfg["output_scale"])
+        return MLPPolicy(problem, cfg["hidden"], cfg["activation"], cfg["output_scale"], cfg["integer"])
     raise ConfigError(source, "policy.kind", f"unknown policy kind {cfg['kind']!r}")

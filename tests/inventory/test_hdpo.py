@@ -40,13 +40,25 @@ def test_hdpo_is_deterministic_given_the_seed():
     assert strip(c1) == strip(c2) and strip(c1) != strip(c3)
 
 
-def test_policy_orders_are_non_negative_and_integer_in_eval():
+def test_policy_orders_are_non_negative_and_integer():
     prob = load_problem("inventory/lost_sales_p9_L4")
-    pol = MLPPolicy(prob, [16])
     state = {"x": torch.rand(64, 4) * 20}
-    pol.train()
-    a = pol(state, 0)
+    torch.manual_seed(0)
+    relaxed = MLPPolicy(prob, [16], integer="relaxed")
+    a = relaxed(state, 0)
     assert a.shape == (64, 1) and (a >= 0).all() and not torch.equal(a, a.round())
-    pol.eval()
-    b = pol(state, 0)
-    assert torch.equal(b, b.round()) and (b >= 0).all()
+    relaxed.eval()
+    b = relaxed(state, 0)
+    assert torch.equal(b, a.detach().round()) and (b >= 0).all()
+    # straight-through: integer orders in training too, with the gradient of the unrounded output
+    torch.manual_seed(0)
+    ste = MLPPolicy(prob, [16])
+    c = ste(state, 0)
+    assert torch.equal(c.detach(), b)
+    c.sum().backward()
+    g_ste = [p.grad.clone() for p in ste.parameters()]
+    relaxed.train()
+    relaxed.zero_grad()
+    relaxed(state, 0).sum().backward()
+    for g1, p in zip(g_ste, relaxed.parameters()):
+        assert torch.allclose(g1, p.grad)
