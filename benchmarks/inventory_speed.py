@@ -4,8 +4,9 @@
 
 1. Throughput in scenario-periods per second of the torch simulator (lost sales, L = 4) driven by the
    bundled MLP policy: forward only (evaluation) and forward + backward (an HDPO step), at several batch
-   sizes; side by side with a reference, the same dynamics written as a plain vectorised NumPy loop
-   driven by a base-stock policy (forward only: NumPy has no gradients).
+   sizes; and, to compare like with like, the torch simulator and a reference written as a plain
+   vectorised NumPy loop, both driven by the same base-stock policy (forward only: NumPy has no
+   gradients).
 2. HDPO on inventory/lost_sales_p9_L4 with the bundled ``hdpo_mlp`` solver: wall-clock seconds until
    the dev cost first comes within 1% of the DP optimum, and the final test gap.
 """
@@ -53,7 +54,11 @@ def throughput(periods: int = 100) -> None:
     prob = load_problem(PROBLEM)
     torch.manual_seed(0)
     policy = build_policy(prob, {"hidden": [64, 64]})
-    print(f"{'batch':>7} {'torch fwd':>14} {'torch fwd+bwd':>14} {'numpy fwd (ref)':>16}   (scenario-periods/s)")
+    print(f"{'batch':>7} {'MLP fwd':>12} {'MLP fwd+bwd':>12} {'base stock: torch':>18} {'numpy (ref)':>12}"
+          "   (scenario-periods/s)")
+    from opsrl.inventory.heuristics import BaseStock
+
+    base_stock = BaseStock(30.0)
     for B in (256, 1024, 4096, 16384):
         sc = prob.sample(B, "train", 0, periods)
 
@@ -65,10 +70,16 @@ def throughput(periods: int = 100) -> None:
             policy.zero_grad()
             scenario_costs(prob, rollout(prob, policy, sc).costs).mean().backward()
 
+        def fwd_base_stock():
+            with torch.no_grad():
+                return scenario_costs(prob, rollout(prob, base_stock, sc).costs, warmup=0).mean().item()
+
         d, x0 = sc["demand"].numpy().astype(np.float64), sc["initial"].numpy().astype(np.float64)
+        assert abs(fwd_base_stock() - numpy_reference(d, x0, 30.0, prob.h, prob.p)) < 1e-3  # same dynamics
         ref = best_time(lambda: numpy_reference(d, x0, 30.0, prob.h, prob.p))
         n = B * periods
-        print(f"{B:>7} {n / best_time(fwd):>14,.0f} {n / best_time(fwd_bwd):>14,.0f} {n / ref:>16,.0f}")
+        print(f"{B:>7} {n / best_time(fwd):>12,.0f} {n / best_time(fwd_bwd):>12,.0f} "
+              f"{n / best_time(fwd_base_stock):>18,.0f} {n / ref:>12,.0f}")
 
 
 def hdpo_time_to_gap() -> None:
