@@ -1,6 +1,6 @@
 """Single-store simulator throughput and HDPO time-to-gap, on this machine.
 
-    python benchmarks/inventory_speed.py [--threads 2] [--skip-hdpo]
+    python benchmarks/inventory_speed.py [--threads 2] [--skip-hdpo] [--hdpo-time-limit SECONDS]
 
 1. Throughput in scenario-periods per second of the torch simulator (lost sales, L = 4) driven by the
    bundled MLP policy: forward only (evaluation) and forward + backward (an HDPO step), at several batch
@@ -82,7 +82,7 @@ def throughput(periods: int = 100) -> None:
               f"{n / best_time(fwd_base_stock):>18,.0f} {n / ref:>12,.0f}")
 
 
-def hdpo_time_to_gap() -> None:
+def hdpo_time_to_gap(time_limit: float = 0.0) -> None:
     prob = load_problem(PROBLEM)
     opt = solve_dp(prob.mean, prob.L, prob.p, prob.h).cost
     _, method, cfg = load_solver("hdpo_mlp", FAMILY)
@@ -91,7 +91,8 @@ def hdpo_time_to_gap() -> None:
     from opsrl.algos.hdpo import train
 
     t0 = time.perf_counter()
-    policy, curve = train(prob, policy, cfg["options"], SolveContext(seed=0, progress=True))
+    options = {**cfg["options"], "time_limit": time_limit or cfg["options"]["time_limit"]}
+    policy, curve = train(prob, policy, options, SolveContext(seed=0, progress=True))
     total = time.perf_counter() - t0
     hit = next((e for e in curve if e["dev_cost"] <= 1.01 * opt), None)
     ev = evaluate(prob, policy, prob.test_set(), warmup=prob.test_warmup)
@@ -111,13 +112,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--skip-hdpo", action="store_true")
+    ap.add_argument("--hdpo-time-limit", type=float, default=0.0, help="stop HDPO after this many seconds")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     throughput()
     if not args.skip_hdpo:
-        hdpo_time_to_gap()
+        hdpo_time_to_gap(args.hdpo_time_limit)
 
 
 if __name__ == "__main__":
