@@ -1,6 +1,5 @@
 """Bad input stops with one clear error naming the file, the key and what is allowed."""
 
-import json
 import subprocess
 import sys
 

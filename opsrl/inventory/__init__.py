@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import torch
 
 from ..core import ConfigError, Family, Field, Method, Reference, SolveContext, SolveOutcome
-from ..core.config import non_negative, positive
+from ..core.config import positive
 from . import dp, heuristics
 from .single_store import SingleStore, build
 
@@ -149,8 +149,4 @@ METHODS = {m.name: m for m in (
 )}
 
 
-def _build(config: Mapping[str, Any], source: str):
-    return build(config, source)
-
-
-FAMILY = Family("inventory", _build, METHODS, reference)
+FAMILY = Family("inventory", build, METHODS, reference)

@@ -19,7 +19,6 @@ import math
 from typing import Any, Mapping
 
 import torch
-from scipy import stats
 
 from ..core import ActionSpec, ConfigError, Field, Problem, Scenarios, State, generator, validate
 from ..core.config import non_negative, positive
@@ -111,7 +110,7 @@ class SingleStore(Problem):
         return {"x": scenarios["initial"]}
 
     def post_decision(self, state: State, action: torch.Tensor) -> tuple[State, torch.Tensor]:
-        a = action.reshape(-1, 1).clamp_min(0.0) if action.dim() <= 2 else action
+        a = action.reshape(-1, 1).clamp_min(0.0)
         x = state["x"]
         if self.L == 0:
             post = x + a
@@ -181,6 +180,3 @@ def build(config: Mapping[str, Any], source: str) -> SingleStore:
     problem.config = cfg
     return problem
 
-
-def poisson_quantile(q: float, mu: float) -> int:
-    return int(stats.poisson.ppf(q, mu))

@@ -1,6 +1,5 @@
 """HDPO through the single-store simulator: a short run must reach a stated gap to the DP optimum."""
 
-import pytest
 import torch
 
 from opsrl.algos import hdpo
