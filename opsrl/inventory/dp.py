@@ -44,11 +44,14 @@ def _demand(mean: float, top: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def period_cost(x: np.ndarray, mean: float, h: float, p: float) -> np.ndarray:
-    """Expected cost of a period that starts with ``x`` on hand: h E(x-D)^+ + p E(D-x)^+, Poisson D."""
+    """Expected cost of a period that starts with ``x`` on hand: h E(x-D)^+ + p E(D-x)^+, Poisson D.
+
+    ``x`` may be negative (a backlog): then E(x-D)^+ = 0 and the cost is p (mean - x).
+    """
     x = np.asarray(x, dtype=float)
-    k = np.arange(int(x.max()) + 1)
+    k = np.arange(max(int(np.ceil(x.max())), 0) + 1)
     pmf = stats.poisson.pmf(k, mean)
-    over = np.array([np.sum((xi - k[: int(xi)]) * pmf[: int(xi)]) for xi in x.ravel()]).reshape(x.shape)
+    over = (np.clip(x[..., None] - k, 0.0, None) * pmf).sum(axis=-1)  # E(x - D)^+
     return h * over + p * (mean - x + over)
 
 

@@ -115,13 +115,7 @@ class Myopic(torch.nn.Module):
                 Km[i, after + self.offset] += pr
             Km[i, 0] += 1.0 - Km[i].sum()  # demand beyond the tracked range (negligible mass)
         self.register_buffer("K", torch.as_tensor(Km, dtype=torch.float64))
-        if self.lost:
-            c = period_cost(np.arange(2 * n + 1), problem.mean, problem.h, problem.p)
-        else:
-            lv = np.arange(-self.offset, 2 * n + 1)
-            c = np.array([problem.h * np.sum(pmf[: max(v, 0)] * (v - np.arange(max(v, 0))))
-                          + problem.p * (problem.mean - v + np.sum(pmf[: max(v, 0)] * (v - np.arange(max(v, 0)))))
-                          for v in lv])
+        c = period_cost(np.arange(-self.offset, 2 * n + 1), problem.mean, problem.h, problem.p)
         self.register_buffer("cost", torch.as_tensor(c, dtype=torch.float64))
 
     def forward(self, state: State, t: int = 0) -> torch.Tensor:
@@ -156,14 +150,7 @@ def _shift(dist: torch.Tensor, by: torch.Tensor) -> torch.Tensor:
 def level_cost_backlog(mean: float, L: int, h: float, p: float) -> tuple[int, float]:
     """Optimal integer base-stock level and its exact cost, backlog with Poisson demand."""
     mu = (L + 1) * mean
-    top = int(stats.poisson.ppf(1 - 1e-12, mu)) + 1
-    k = np.arange(top + 1)
-    pmf = stats.poisson.pmf(k, mu)
-    best = (0, math.inf)
-    for S in range(top + 1):
-        over = np.sum(pmf[: S + 1] * (S - k[: S + 1]))
-        cost = h * over + p * (mu - S + over)
-        if cost < best[1]:
-            best = (S, float(cost))
-    return best
+    cost = period_cost(np.arange(int(stats.poisson.ppf(1 - 1e-12, mu)) + 2), mu, h, p)
+    S = int(np.argmin(cost))
+    return S, float(cost[S])
 
