@@ -13,7 +13,8 @@ problem applies them inside ``post_decision``):
 * ``perfect_foresight``: the perfect-foresight lower bound of each test day (not a policy).
 
 Every run record adds ``violations`` (count by constraint, from the independent checker),
-``fuel_litres``, ``degradation`` (exact rainflow cost) and ``unserved_kwh`` (means per test day).
+``fuel_litres``, ``degradation`` (exact rainflow cost) and ``unserved_kwh`` (means per test day), and
+for a policy ``day``: the first test day's dispatch, which the report draws (:func:`.plots.picture`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..core.rollout import summarize
 from .constraints import ConstraintChecker
 from .controllers import MPC, OperatorRules
 from .planning import day_bound
+from .plots import compact_day, dispatch_series, picture
 from .sim import Microgrid, build
 
 __all__ = ["FAMILY", "Microgrid", "build", "run_test", "reference", "bounds"]
@@ -175,6 +177,8 @@ def record(problem, outcome: SolveOutcome) -> dict[str, Any]:
     if metrics is None or "violations" not in metrics:
         return {"violations": None, "fuel_litres": None, "degradation": None, "unserved_kwh": None,
                 **({"per_day_bound": metrics["per_day_bound"]} if metrics else {})}
+    if outcome.policy is not None:  # the first test day's dispatch, for the report's picture
+        metrics["day"] = compact_day(dispatch_series(problem, outcome.policy, problem.test_set().select(slice(0, 1))))
     return metrics
 
 
@@ -187,4 +191,4 @@ METHODS = {m.name: m for m in (
 )}
 
 
-FAMILY = Family("microgrid", build, METHODS, reference, record)
+FAMILY = Family("microgrid", build, METHODS, reference, record, picture)

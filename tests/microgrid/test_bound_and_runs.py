@@ -69,6 +69,18 @@ def test_opsrl_run_records_microgrid_metrics(tmp_path):
               problem_overrides={"periods": 120, "test.scenarios": 3})
     assert rec["violations"] == {} and rec["unserved_kwh"] == 0.0
     assert rec["fuel_litres"] > 0 and rec["degradation"] >= 0
+    # the record keeps test day 0's dispatch for the report's picture; it is the evaluated day
+    from opsrl.bench.report import picture_hook
+    from opsrl.registry import load_problem
+
+    day = rec["day"]
+    assert len(day["out_demand"]) == 120 and len(day["soc"]) == 121
+    served = torch.tensor(day["out_demand"]) - torch.tensor(day["out_unserved"])
+    supplied = (torch.tensor(day["out_wind_used"]) + torch.tensor(day["out_gen"]).sum(1)
+                + torch.tensor(day["out_battery"]))
+    assert torch.all(supplied >= served - 0.3)  # kW rounded to 0.1; any surplus is dumped
+    fig = picture_hook("microgrid")(load_problem("microgrid/remote", {"periods": 120}), rec)
+    assert len(fig.axes) == 3 and len(fig.axes[1].lines) == 2 + 1 + 3  # two gensets, battery, three guides
     assert rec["reference"]["kind"] == "lower_bound" and rec["reference"]["value"] <= rec["test_cost"]
     rec = run("microgrid/remote", "perfect_foresight", progress=False,
               problem_overrides={"periods": 120, "test.scenarios": 3})
