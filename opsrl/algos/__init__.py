@@ -1,10 +1,10 @@
-"""Methods that work on every problem through the contract: HDPO (PPO and Lagrangian rules to come).
+"""Methods that work on every problem through the contract: HDPO, PPO and PDPPO (Lagrangian rules to come).
 
 ``opsrl.algos`` imports only ``opsrl.core`` (and ``opsrl.nn`` for the policies it builds).
 """
 
-from . import hdpo
+from . import hdpo, ppo
 
-METHODS = {m.name: m for m in (hdpo.METHOD,)}
+METHODS = {m.name: m for m in (hdpo.METHOD, ppo.METHOD, ppo.PD_METHOD)}
 
-__all__ = ["METHODS", "hdpo"]
+__all__ = ["METHODS", "hdpo", "ppo"]

@@ -357,6 +357,13 @@ class JobShop(Problem):
 
         return disjunctive_graph(self, state)
 
+    def policy_graph(self, state: State):
+        """The graph learned dispatchers read: the disjunctive graph without the O(n^2) open-disjunction
+        edges (the network aggregates over each machine's open operations through ``machine_group``)."""
+        from .graph import disjunctive_graph
+
+        return disjunctive_graph(self, state, disjunctive=False)
+
     def describe(self) -> str:
         what = (", ".join(i.name for i in self.instances[:5]) + (" ..." if len(self.instances) > 5 else "")
                 if self.instances else f"{self.generator_cfg['kind']} generator "

@@ -1,0 +1,330 @@
+"""PPO and post-decision PPO (PDPPO, a dual critic), generic over the problem contract.
+
+One iteration rolls the current stochastic policy through ``post_decision``/``transition`` on a batch
+of training scenarios (all scenarios at once, a loop over time), computes advantages, and takes
+``epochs`` passes of minibatch updates of the clipped surrogate
+
+    L = -E[min(r A, clip(r, 1 - eps, 1 + eps) A)] + c_v (V - G)^2 [+ c_v (U - G_x)^2] - c_e H,
+
+``r = pi(a|s) / pi_old(a|s)``, with advantage normalisation, optional value clipping and gradient-norm
+clipping. Rewards are ``-cost / cost_scale``.
+
+Advantages. The state critic ``V(s_t)`` gives the GAE(gamma, lambda) advantage
+``A_t = sum_l (gamma lambda)^l delta_{t+l}``, ``delta_t = r_t + gamma V(s_{t+1}) - V(s_t)``, i.e.
+``A_t = G_t - V(s_t)`` with the lambda-return ``G_t = r_t + gamma ((1 - lambda) V(s_{t+1}) + lambda G_{t+1})``.
+
+PDPPO adds a critic ``U(x_t)`` of the post-decision state ``x_t = post_decision(s_t, a_t)``: the value
+after the decision's own cost ``r^d_t`` is paid, ``U(x_t) ~ E[r^e_t + gamma V(s_{t+1}) | x_t]`` (``r^e``:
+the exogenous part of the step's reward). Its lambda-return bootstraps right after each decision:
+``Gx_t = r^d_t + (1 - lambda) U(x_t) + lambda (r^e_t + gamma Gx_{t+1})`` (``lambda = 0``: the one-step
+estimate ``r^d_t + U(x_t)``, which has the randomness of step ``t`` integrated out; ``lambda = 1``: the
+Monte-Carlo return). **Rule**: ``advantage = "max"`` (the default, as in the published method) takes the
+more optimistic of the two return estimates, ``A_t = max(G_t, Gx_t) - V(s_t)``; ``"mean"`` averages
+them, ``"post"`` uses ``Gx_t`` alone. ``V`` is fitted to ``G_t`` and ``U`` to ``r^e_t + gamma Gx_{t+1}``.
+Plain PPO is this code with the post-decision critic off (``post_critic = false``).
+
+Horizons. ``horizon = "finite"`` (the default for problems whose metric is an episode total, such as
+the job shop's makespan): the episode ends at ``T``, nothing is bootstrapped after it, and the time to
+go ``(T - t) / T`` is an input of the networks, so the value of a state may depend on it. ``"truncated"``
+(the default for average-cost problems such as inventory): a rollout of ``T`` periods is a window of an
+endless problem, the return is bootstrapped with ``V(s_T)`` at the cut, and the time limit is never
+treated as a terminal state.
+
+Action heads (see :mod:`opsrl.nn.actor_critic`): masked categorical (discrete), Beta or squashed Gaussian
+(continuous), categorical per dimension with ``policy.levels`` (multi-discrete, or mixed with continuous
+dimensions). Graph policies (``policy.kind = "graph"``) score the candidate nodes of ``problem.graph``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from ..core import ConfigError, Field, Method, Problem, SolveContext, SolveOutcome, evaluate, generator
+from ..core.config import non_negative, positive, probability
+
+__all__ = ["OPTIONS", "gae", "post_decision_returns", "train", "fit", "METHOD", "PD_METHOD"]
+
+OPTIONS = {
+    "lr": Field(float, 3e-4, allowed="a positive learning rate", check=positive),
+    "batch_size": Field(int, 256, allowed="a positive number of scenarios per rollout", check=positive),
+    "train_scenarios": Field(int, 32768, allowed="a positive size of the training pool", check=positive),
+    "train_periods": Field(int, 0, allowed="periods per training rollout (0: the problem's own)", check=non_negative),
+    "iterations": Field(int, 200, allowed="a positive number of rollout-and-update iterations", check=positive),
+    "epochs": Field(int, 4, allowed="a positive number of passes over each rollout", check=positive),
+    "minibatches": Field(int, 4, allowed="a positive number of minibatches per pass", check=positive),
+    "gamma": Field(float, -1.0, allowed="a discount in (0, 1], or -1 (1 for finite horizons, 0.99 otherwise)",
+                   check=lambda v: v == -1 or 0 < v <= 1),
+    "gae_lambda": Field(float, 0.95, allowed="a number in [0, 1]", check=probability),
+    "clip": Field(float, 0.2, allowed="a positive ratio clip", check=positive),
+    "value_clip": Field(float, 0.0, allowed="a clip of value updates around the old values (0: off)",
+                        check=non_negative),
+    "value_coef": Field(float, 0.5, allowed="a number >= 0", check=non_negative),
+    "entropy_coef": Field(float, 0.0, allowed="a number >= 0", check=non_negative),
+    "max_grad_norm": Field(float, 0.5, allowed="a gradient-norm clip (0: off)", check=non_negative),
+    "normalize_advantages": Field(bool, True),
+    "horizon": Field(str, "auto", choices=("auto", "finite", "truncated"),
+                     doc="finite: episode ends at T, time to go observed; truncated: bootstrap V(s_T); auto: "
+                         "finite for problems whose metric is an episode total"),
+    "post_critic": Field(bool, False, doc="the post-decision critic of PDPPO"),
+    "advantage": Field(str, "max", choices=("max", "mean", "post"),
+                       doc="how the two critics' return estimates form the advantage (post_critic only)"),
+    "cost_scale": Field(float, 0.0, allowed="rewards are -cost / cost_scale (0: the mean absolute cost per "
+                        "period times the effective horizon min(T, 1 / (1 - gamma)), a moving average over "
+                        "the rollouts)",
+                        check=non_negative),
+    "dev_scenarios": Field(int, 1024, allowed="a positive integer", check=positive),
+    "dev_periods": Field(int, 0, allowed="periods per dev rollout (0: the problem's test periods)", check=non_negative),
+    "eval_every": Field(int, 10, allowed="a positive number of iterations", check=positive),
+    "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
+    "lr_decay": Field(bool, True, doc="anneal the learning rate linearly to 0 over the iterations"),
+    "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
+}
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, last_value: torch.Tensor, gamma: float,
+        lam: float) -> torch.Tensor:
+    """GAE advantages ``[B, T]`` from rewards and values ``[B, T]`` and the bootstrap ``V(s_T)`` ``[B]``
+    (zeros at a terminal end)."""
+    T = rewards.shape[1]
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros_like(last_value)
+    nxt = last_value
+    for t in reversed(range(T)):
+        delta = rewards[:, t] + gamma * nxt - values[:, t]
+        running = delta + gamma * lam * running
+        adv[:, t] = running
+        nxt = values[:, t]
+    return adv
+
+
+def post_decision_returns(r_dec: torch.Tensor, r_exo: torch.Tensor, post_values: torch.Tensor,
+                          last_value: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The post-decision lambda-returns ``Gx`` ``[B, T]`` and the post critic's targets
+    ``r^e_t + gamma Gx_{t+1}`` (``Gx_T`` = ``last_value``), see the module docstring."""
+    T = r_dec.shape[1]
+    gx = torch.zeros_like(r_dec)
+    target = torch.zeros_like(r_dec)
+    nxt = last_value
+    for t in reversed(range(T)):
+        target[:, t] = r_exo[:, t] + gamma * nxt
+        gx[:, t] = r_dec[:, t] + (1 - lam) * post_values[:, t] + lam * target[:, t]
+        nxt = gx[:, t]
+    return gx, target
+
+
+def _stack(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``T`` dicts of ``[B, ...]`` tensors -> one dict of ``[T * B, ...]`` tensors (time-major)."""
+    return {k: torch.cat([d[k] for d in items], 0) for k in items[0]}
+
+
+def collect(problem: Problem, ac: torch.nn.Module, scenarios, periods: int, horizon: str, post_critic: bool):
+    """Roll the sampling policy out; returns a dict of per-step tensors ``[B, T]`` and stacked features."""
+    state = problem.initial_state(scenarios)
+    feats, pfeats, samples, logps, values, pvalues, c_dec, c_exo, live = [], [], [], [], [], [], [], [], []
+    with torch.no_grad():
+        for t in range(periods):
+            f = ac.encode(state, t)
+            d, v = ac.evaluate(f)
+            s = d.sample()
+            logps.append(d.log_prob(s))
+            values.append(v)
+            mask = problem.action_mask(state)
+            live.append(mask.any(1) if mask is not None else torch.ones_like(v, dtype=torch.bool))
+            post, c1 = problem.post_decision(state, ac.to_action(s))
+            if post_critic:
+                pf = ac.encode_post(post, t)
+                pvalues.append(ac.post_value(pf))
+                pfeats.append(pf)
+            state, c2 = problem.transition(post, scenarios, t)
+            feats.append(f)
+            samples.append(s)
+            c_dec.append(c1.to(v.dtype))
+            c_exo.append(c2.to(v.dtype))
+        if horizon == "truncated":
+            last = ac.evaluate(ac.encode(state, periods))[1]
+        else:
+            last = torch.zeros_like(values[0])
+    out = {"feats": _stack(feats), "sample": torch.cat(samples, 0), "logp": torch.stack(logps, 1),
+           "value": torch.stack(values, 1), "c_dec": torch.stack(c_dec, 1), "c_exo": torch.stack(c_exo, 1),
+           "live": torch.stack(live, 1), "last": last}
+    if post_critic:
+        out["pfeats"] = _stack(pfeats)
+        out["pvalue"] = torch.stack(pvalues, 1)
+    return out
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """``[B, T]`` -> ``[T * B]`` in the time-major order of the stacked features."""
+    return x.t().reshape(-1)
+
+
+def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx: SolveContext,
+          ) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+    """Train the actor-critic ``ac`` by PPO (PDPPO when ``options["post_critic"]``); keeps the parameters
+    best on the dev split (greedy policy); returns ``ac`` and the learning curve."""
+    o = dict(options)
+    if o["threads"]:
+        torch.set_num_threads(o["threads"])
+    dev = ctx.device
+    ac.to(dev)
+    horizon = _horizon(problem, o)
+    gamma = o["gamma"] if o["gamma"] > 0 else (1.0 if horizon == "finite" else 0.99)
+    lam = o["gae_lambda"]
+    periods = o["train_periods"] or problem.periods
+    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
+    pool = problem.sample(o["train_scenarios"], "train", ctx.seed, periods, dev)
+    dev_set = problem.sample(o["dev_scenarios"], "dev", ctx.seed, dev_periods, dev)
+    g = generator(ctx.seed, "train", "minibatch")
+    opt = torch.optim.Adam(ac.parameters(), lr=o["lr"], eps=1e-5)
+    scale = o["cost_scale"]
+    best, best_state, curve = float("inf"), copy.deepcopy(ac.state_dict()), []
+    t0 = time.perf_counter()
+    bar = tqdm(total=o["iterations"], desc=f"{'pdppo' if o['post_critic'] else 'ppo'} {problem.name}",
+               disable=not ctx.progress, leave=False, dynamic_ncols=True)
+    stats: dict[str, list[float]] = {}
+    samples_seen = 0
+    for it in range(1, o["iterations"] + 1):
+        if o["lr_decay"]:
+            for group in opt.param_groups:
+                group["lr"] = o["lr"] * (1 - (it - 1) / o["iterations"])
+        idx = torch.randint(pool.n, (min(o["batch_size"], pool.n),), generator=g).to(dev)
+        ac.eval()
+        roll = collect(problem, ac, pool.select(idx), periods, horizon, o["post_critic"])
+        ac.train()
+        if not o["cost_scale"]:  # returns of order one: typical cost per period x effective horizon, tracked
+            eff = periods if gamma >= 1 else min(periods, 1.0 / (1.0 - gamma))
+            now = eff * float((roll["c_dec"] + roll["c_exo"]).abs().mean().clamp_min(1e-8))
+            scale = now if not scale else 0.9 * scale + 0.1 * now
+        r_dec, r_exo = -roll["c_dec"] / scale, -roll["c_exo"] / scale
+        live = roll["live"]
+        values, last = roll["value"], roll["last"]
+        adv_s = gae(r_dec + r_exo, values, last, gamma, lam)
+        ret_s = adv_s + values
+        if o["post_critic"]:
+            gx, ptarget = post_decision_returns(r_dec, r_exo, roll["pvalue"], last, gamma, lam)
+            est = {"max": torch.maximum(ret_s, gx), "mean": 0.5 * (ret_s + gx), "post": gx}[o["advantage"]]
+            adv = est - values
+        else:
+            adv = adv_s
+        B, T = adv.shape
+        n = B * T
+        data = {"sample": roll["sample"], "logp": _flat(roll["logp"]), "adv": _flat(adv), "ret": _flat(ret_s),
+                "value": _flat(values), "live": _flat(live)}
+        if o["post_critic"]:
+            data["ptarget"] = _flat(ptarget)
+            data["pvalue"] = _flat(roll["pvalue"])
+        keep = data["live"]
+        if o["normalize_advantages"]:
+            a = data["adv"][keep]
+            data["adv"] = (data["adv"] - a.mean()) / (a.std() + 1e-8)
+        mb = max(1, n // o["minibatches"])
+        for _ in range(o["epochs"]):
+            perm = torch.randperm(n, generator=g).to(dev)
+            for i in range(0, n, mb):
+                j = perm[i:i + mb]
+                j = j[keep[j]]
+                if j.numel() == 0:
+                    continue
+                f = {k: v[j] for k, v in roll["feats"].items()}
+                dist, v = ac.evaluate(f)
+                logp = dist.log_prob(data["sample"][j])
+                ratio = (logp - data["logp"][j]).exp()
+                A = data["adv"][j]
+                pg = -torch.minimum(ratio * A, ratio.clamp(1 - o["clip"], 1 + o["clip"]) * A).mean()
+                vloss = _value_loss(v, data["ret"][j], data["value"][j], o["value_clip"])
+                loss = pg + o["value_coef"] * vloss
+                ent = dist.entropy().mean()
+                if o["entropy_coef"]:
+                    loss = loss - o["entropy_coef"] * ent
+                if o["post_critic"]:
+                    pv = ac.post_value({k: v_[j] for k, v_ in roll["pfeats"].items()})
+                    ploss = _value_loss(pv, data["ptarget"][j], data["pvalue"][j], o["value_clip"])
+                    loss = loss + o["value_coef"] * ploss
+                    stats.setdefault("post_value_loss", []).append(ploss.item())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if o["max_grad_norm"]:
+                    torch.nn.utils.clip_grad_norm_(ac.parameters(), o["max_grad_norm"])
+                opt.step()
+                with torch.no_grad():
+                    stats.setdefault("policy_loss", []).append(pg.item())
+                    stats.setdefault("value_loss", []).append(vloss.item())
+                    stats.setdefault("entropy", []).append(ent.item())
+                    stats.setdefault("approx_kl", []).append((data["logp"][j] - logp).mean().item())
+        samples_seen += int(live.sum())
+        stats.setdefault("train_cost", []).append(float((roll["c_dec"] + roll["c_exo"]).sum(1).mean()))
+        bar.update(1)
+        out_of_time = o["time_limit"] and time.perf_counter() - t0 >= o["time_limit"]
+        if it % o["eval_every"] == 0 or it == o["iterations"] or out_of_time:
+            ev = evaluate(problem, ac, dev_set)
+            entry = {"iteration": it, "seconds": time.perf_counter() - t0, "decisions": samples_seen,
+                     "dev_cost": ev.mean, "dev_stderr": ev.stderr, "cost_scale": scale,
+                     **{k: sum(v) / len(v) for k, v in stats.items()}}
+            curve.append(entry)
+            stats = {}
+            if ev.mean < best:
+                best = ev.mean
+                best_state = copy.deepcopy(ac.state_dict())
+            bar.set_postfix(dev=f"{ev.mean:.4f}", best=f"{best:.4f}")
+            ctx.log(f"iteration {it}: dev {ev.mean:.4f} (best {best:.4f})")
+            if out_of_time:
+                break
+    bar.close()
+    ac.load_state_dict(best_state)
+    ac.eval()
+    return ac, curve
+
+
+def _value_loss(v, target, old, clip):
+    loss = (v - target) ** 2
+    if clip:
+        vc = old + (v - old).clamp(-clip, clip)
+        loss = torch.maximum(loss, (vc - target) ** 2)
+    return 0.5 * loss.mean()
+
+
+def _horizon(problem: Problem, o: Mapping[str, Any]) -> str:
+    if o["horizon"] != "auto":
+        return o["horizon"]
+    return "finite" if problem.metric == "total" else "truncated"
+
+
+def _fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any], ctx: SolveContext,
+         post_critic: bool) -> SolveOutcome:
+    from ..nn.actor_critic import build_actor_critic
+
+    o = dict(options)
+    o["post_critic"] = post_critic or o["post_critic"]
+    if o["advantage"] != "max" and not o["post_critic"]:
+        raise ConfigError(ctx.source, "options.advantage", "only applies with the post-decision critic (pdppo)")
+    torch.manual_seed(ctx.seed)
+    horizon = _horizon(problem, o)
+    periods = o["train_periods"] or problem.periods
+    ac = build_actor_critic(problem, config.get("policy", {}), ctx.source,
+                            horizon=periods if horizon == "finite" else 0, post_critic=o["post_critic"])
+    ac, curve = train(problem, ac, o, ctx)
+    best = min(curve, key=lambda e: e["dev_cost"])
+    return SolveOutcome(policy=ac, curve=curve,
+                        info={"best_dev_cost": best["dev_cost"], "best_iteration": best["iteration"],
+                              "iterations": curve[-1]["iteration"], "horizon": horizon,
+                              "post_critic": o["post_critic"],
+                              "parameters": sum(p.numel() for p in ac.parameters())})
+
+
+def fit(problem, options, config, ctx) -> SolveOutcome:
+    return _fit(problem, options, config, ctx, False)
+
+
+def fit_pd(problem, options, config, ctx) -> SolveOutcome:
+    return _fit(problem, options, config, ctx, True)
+
+
+METHOD = Method("ppo", fit, OPTIONS, learns=True,
+                description="proximal policy optimisation (GAE, clipped surrogate) on sampled scenarios")
+PD_METHOD = Method("pdppo", fit_pd, OPTIONS, learns=True,
+                   description="PPO with a second critic on the post-decision state (optimistic max of the two)")
