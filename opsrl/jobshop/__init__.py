@@ -12,7 +12,8 @@ The test cost of a run is the makespan (the mean over the instances of a set, or
 scenarios). The reference of a deterministic problem is the optimum (``optimum``, every instance closed)
 or the best-known makespan (``best_known``); for a set it is the mean of the per-instance values, so the
 run's ``gap_pct`` is the gap of the mean makespan to the mean bound; the run record's ``jobshop`` entry adds
-each instance's makespan, bound and gap, and the mean of the per-instance gaps (``mean_gap_pct``).
+each instance's makespan, bound and gap, the mean of the per-instance gaps (``mean_gap_pct``) and the
+schedule of the first test instance (``gantt``, drawn by the report's picture hook :func:`picture`).
 Stochastic and generated problems have no reference.
 """
 
@@ -85,9 +86,11 @@ def record(problem: JobShop, outcome: SolveOutcome) -> dict[str, Any]:
     """Extra fields of a run: the generation scheme, per-instance makespans and gaps, flow time, tardiness."""
     out: dict[str, Any] = {"schedule": problem.schedule, "noise": problem.noise if problem.stochastic else "none"}
     rows = outcome.info.get("per_instance")
+    gantt = outcome.info.get("gantt")
     if rows is None and outcome.policy is not None:
         sc = problem.test_set()
-        _, m = run_policy(problem, outcome.policy, sc)
+        final, m = run_policy(problem, outcome.policy, sc)
+        gantt = {"instance": _scenario_name(problem, sc, 0), "machine": _routes(sc, 0), **schedules(final)[0]}
         out["flow_time"] = float(m["flow_time"].double().mean())
         tard = m["tardiness"]
         out["tardiness"] = None if torch.isnan(tard).all() else float(tard.double().mean())
@@ -97,7 +100,33 @@ def record(problem: JobShop, outcome: SolveOutcome) -> dict[str, Any]:
         out["instances"] = rows
         gaps = [r["gap_pct"] for r in rows if r.get("gap_pct") is not None]
         out["mean_gap_pct"] = sum(gaps) / len(gaps) if gaps else None
+    if gantt and sum(map(len, gantt["machine"])) <= GANTT_MAX_OPERATIONS:
+        out["gantt"] = gantt
     return {"jobshop": out}
+
+
+GANTT_MAX_OPERATIONS = 2000  # a run record keeps the schedule of its first test instance up to this size
+
+
+def _routes(scenarios: Scenarios, b: int) -> list[list[int]]:
+    n_ops, mach = scenarios["n_ops"][b].tolist(), scenarios["machine"][b].tolist()
+    return [mach[j][:n] for j, n in enumerate(n_ops) if n > 0]
+
+
+def _scenario_name(problem: JobShop, scenarios: Scenarios, b: int) -> str:
+    return problem.instances[int(scenarios["instance"][b])].name if problem.instances else f"scenario {b}"
+
+
+def picture(problem: JobShop, record: Mapping[str, Any]):
+    """Report hook: the Gantt chart of the first test instance's schedule kept in the run record."""
+    from .plot import gantt
+
+    g = (record.get("jobshop") or {}).get("gantt")
+    if not g:
+        return None
+    ms = max((e for row in g["end"] for e in row), default=0.0)
+    return gantt(g["machine"], g["start"], g["end"],
+                 f"{record.get('solver', '')} on {g['instance']} ({problem.schedule} schedule): makespan {ms:g}")
 
 
 # --- methods ---------------------------------------------------------------------------------
@@ -176,6 +205,8 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
                 if not problem.stochastic:
                     row["gap_pct"] = 100.0 * (res.makespan - b["upper_bound"]) / b["upper_bound"]
             rows.append(row)
+            if "gantt" not in info:
+                info["gantt"] = {"instance": inst.name, "machine": inst.machine, "start": res.start, "end": res.end}
             bar.set_postfix(makespan=res.makespan, status=res.status)
         ev = summarize(problem, per, scenarios.periods)
         info["per_instance"] = rows
@@ -190,4 +221,4 @@ METHODS: dict[str, Method] = {name: _rule_method(name) for name in rules.RULES}
 METHODS["cpsat"] = Method("cpsat", _fit_cpsat, CPSAT_OPTIONS,
                           description="OR-Tools CP-SAT per instance, warm-started from the best dispatching rule")
 
-FAMILY = Family("jobshop", build, METHODS, reference, record)
+FAMILY = Family("jobshop", build, METHODS, reference, record, picture)

@@ -14,13 +14,14 @@ def gantt(machine: Sequence[Sequence[int]], start: Sequence[Sequence[float]], en
     Returns the matplotlib Figure. Operations are labelled with their job index when there is room
     (``labels=None``: when the instance has at most 20 jobs).
     """
-    import matplotlib.pyplot as plt
     from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     n_jobs = len(machine)
     n_machines = 1 + max((m for row in machine for m in row), default=0)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(min(20, 6 + 0.08 * sum(map(len, machine))), 1 + 0.4 * n_machines))
+        fig = Figure(figsize=(min(20, 6 + 0.08 * sum(map(len, machine))), 1 + 0.4 * n_machines))
+        ax = fig.subplots()
     else:
         fig = ax.figure
     cmap = colormaps["tab20" if n_jobs <= 20 else "turbo"]

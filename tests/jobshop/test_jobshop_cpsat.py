@@ -38,6 +38,7 @@ def test_runner_cpsat_and_rule_records():
     assert rec["info"]["optimal"] == 1 and rec["info"]["invalid_schedules"] == []
     assert rec["config"]["solver"]["options"]["time_limit"] == 20
     assert rec["jobshop"]["instances"][0]["gap_pct"] == 0
+    _check_gantt(rec, "ft06", 55)
 
     rec = runner.run("jobshop/la_10x5", "mwkr", progress=False)
     rows = rec["jobshop"]["instances"]
@@ -48,6 +49,20 @@ def test_runner_cpsat_and_rule_records():
     assert rec["jobshop"]["mean_gap_pct"] == pytest.approx(
         sum(100 * (r["makespan"] - b) / b for r, b in zip(rows, bks)) / 5)
     assert all(r["makespan"] >= b for r, b in zip(rows, bks))
+    _check_gantt(rec, "la01", rows[0]["makespan"])
+
+
+def _check_gantt(rec, name, makespan):
+    """The record keeps the first instance's schedule: valid, of the reported makespan, drawn by the report."""
+    from opsrl.bench.report import picture_hook
+    from opsrl.registry import load_problem
+
+    g = rec["jobshop"]["gantt"]
+    inst = I.load(name)
+    assert g["instance"] == name and g["machine"] == inst.machine
+    assert check.violations(inst.machine, inst.duration, g["start"], g["end"], makespan) == []
+    fig = picture_hook("jobshop")(load_problem(rec["problem"]), rec)
+    assert len(fig.axes[0].collections) == sum(map(len, inst.machine))
 
 
 def test_cpsat_on_noisy_problem_executes_the_plan():
