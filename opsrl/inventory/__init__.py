@@ -23,9 +23,18 @@ import torch
 from ..core import ConfigError, Family, Field, Method, Reference, SolveContext, SolveOutcome
 from ..core.config import positive
 from . import dp, heuristics
-from .single_store import SingleStore, build
+from .networks import Network, build_network
+from .single_store import SingleStore
+from .single_store import build as build_single_store
 
-__all__ = ["SingleStore", "FAMILY", "dp", "heuristics", "reference"]
+__all__ = ["SingleStore", "Network", "FAMILY", "dp", "heuristics", "reference", "build"]
+
+
+def build(config: Mapping[str, Any], source: str):
+    """``model = "single_store"`` (the default) or one of the network models (:mod:`.networks`)."""
+    if config.get("model", "single_store") == "single_store":
+        return build_single_store(config, source)
+    return build_network(config, source)
 
 
 def _cache_dir() -> Path:
@@ -57,6 +66,10 @@ def dp_optimum(mean: float, L: int, p: float, h: float) -> float:
 
 
 def reference(problem: SingleStore) -> Reference | None:
+    if isinstance(problem, Network):
+        from .network_refs import network_reference
+
+        return network_reference(problem, dp_optimum)
     if problem.c != 0:
         return None
     if problem.unmet == "lost_sales" and problem.distribution == "poisson":
@@ -87,6 +100,10 @@ def _dev(problem: SingleStore, o: Mapping[str, Any], ctx: SolveContext):
 
 
 def _fit_base_stock(problem, o, config, ctx) -> SolveOutcome:
+    if isinstance(problem, Network):
+        from .network_refs import fit_echelon
+
+        return fit_echelon(problem, o, config, ctx, echelon=False)
     _check_single(problem, ctx)
     if o["level"] >= 0:
         level, dev_cost = o["level"], None
@@ -141,7 +158,9 @@ def _check_single(problem, ctx):
         raise ConfigError(ctx.source, "method", "this method applies to single-store problems")
 
 
-METHODS = {m.name: m for m in (
+from .network_refs import NETWORK_METHODS  # noqa: E402
+
+METHODS = {m.name: m for m in (*NETWORK_METHODS,
     Method("optimal_dp", _fit_dp, {}, description="optimal policy by relative value iteration"),
     Method("base_stock", _fit_base_stock, SEARCH_OPTIONS, description="order up to a level searched on dev"),
     Method("capped_base_stock", _fit_capped, SEARCH_OPTIONS, description="base stock with an order cap (Xin 2021)"),
