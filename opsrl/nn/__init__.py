@@ -3,6 +3,7 @@
 ``opsrl.nn`` imports only ``opsrl.core``.
 """
 
+from .gnn import GNNPolicy
 from .mlp import MLP, POLICY_SCHEMA, MLPPolicy, box_head, build_policy
 
-__all__ = ["MLP", "MLPPolicy", "POLICY_SCHEMA", "box_head", "build_policy"]
+__all__ = ["GNNPolicy", "MLP", "MLPPolicy", "POLICY_SCHEMA", "box_head", "build_policy"]

@@ -13,13 +13,14 @@ from ..core import ActionSpec, ConfigError, Field, Problem, State, validate
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 POLICY_SCHEMA = {
-    "kind": Field(str, "mlp", choices=("mlp",)),
+    "kind": Field(str, "mlp", choices=("mlp", "gnn"), doc="mlp on observe(state), or gnn on graph(state)"),
     "hidden": Field(list, [64, 64], item=int, allowed="a list of positive layer widths",
                     check=lambda v: len(v) > 0 and all(w > 0 for w in v)),
     "activation": Field(str, "elu", choices=tuple(ACTIVATIONS)),
     "integer": Field(str, "straight_through", choices=("straight_through", "relaxed"),
                      doc="integer actions in training: rounded with a straight-through gradient, or left "
                          "continuous (relaxed); evaluation always rounds"),
+    "layers": Field(int, 2, allowed="a positive number of message-passing rounds (gnn)", check=lambda v: v > 0),
     "output_scale": Field(float, 0.0, allowed="a number >= 0 (0: the problem's own action scale)",
                           check=lambda v: v >= 0),
 }
@@ -65,7 +66,11 @@ class MLPPolicy(nn.Module):
         self.spec = problem.action_spec
         n_out = self.spec.n if self.spec.kind == "discrete" else math.prod(self.spec.shape)
         self.net = MLP(problem.obs_dim, list(hidden), n_out, activation)
-        self.scale = output_scale or float(getattr(problem, "action_scale", 1.0))
+        scale = output_scale or getattr(problem, "action_scale", 1.0)
+        if torch.is_tensor(scale):  # one scale per action entry
+            self.register_buffer("scale", scale.detach().clone().float())
+        else:
+            self.scale = float(scale)
         self.integer = integer
         if self.spec.kind == "continuous" and math.isinf(self.spec.high) != math.isinf(self.spec.low):
             # start at actions of about one action_scale (softplus(b) = 1), not at a tiny or huge order
@@ -92,4 +97,14 @@ def build_policy(problem: Problem, config: Mapping[str, Any], source: str = "<so
     cfg = validate(config, POLICY_SCHEMA, source, prefix="policy.")
     if cfg["kind"] == "mlp":
         return MLPPolicy(problem, cfg["hidden"], cfg["activation"], cfg["output_scale"], cfg["integer"])
+    if cfg["kind"] == "gnn":
+        from .gnn import GNNPolicy
+
+        if len(set(cfg["hidden"])) != 1:
+            raise ConfigError(source, "policy.hidden", "a gnn has one width: give one number, e.g. [64]")
+        try:
+            return GNNPolicy(problem, cfg["hidden"][0], cfg["layers"], cfg["activation"], cfg["output_scale"],
+                             cfg["integer"])
+        except NotImplementedError as e:
+            raise ConfigError(source, "policy.kind", f"gnn needs a problem with a graph view: {e}") from None
     raise ConfigError(source, "policy.kind", f"unknown policy kind {cfg['kind']!r}")
