@@ -7,7 +7,8 @@ of training scenarios (all scenarios at once, a loop over time), computes advant
     L = -E[min(r A, clip(r, 1 - eps, 1 + eps) A)] + c_v (V - G)^2 [+ c_v (U - G_x)^2] - c_e H,
 
 ``r = pi(a|s) / pi_old(a|s)``, with advantage normalisation, optional value clipping and gradient-norm
-clipping. Rewards are ``-cost / cost_scale``.
+clipping. Rewards are ``-cost / cost_scale``. Steps where the action mask allows one action or none (forced
+moves, finished episodes) are left out of the updates; their rewards and values still enter the returns.
 
 Advantages. The state critic ``V(s_t)`` gives the GAE(gamma, lambda) advantage
 ``A_t = sum_l (gamma lambda)^l delta_{t+l}``, ``delta_t = r_t + gamma V(s_{t+1}) - V(s_t)``, i.e.
@@ -134,7 +135,9 @@ def collect(problem: Problem, ac: torch.nn.Module, scenarios, periods: int, hori
             logps.append(d.log_prob(s))
             values.append(v)
             mask = problem.action_mask(state)
-            live.append(mask.any(1) if mask is not None else torch.ones_like(v, dtype=torch.bool))
+            # steps that update the networks: with a mask, those with at least two allowed actions (a forced
+            # move has ratio 1 and no policy gradient; finished episodes none at all)
+            live.append(mask.sum(1) >= 2 if mask is not None else torch.ones_like(v, dtype=torch.bool))
             post, c1 = problem.post_decision(state, ac.to_action(s))
             if post_critic:
                 pf = ac.encode_post(post, t)

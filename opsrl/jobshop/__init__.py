@@ -6,7 +6,9 @@ one per family and size class (``jobshop/ta_15x15``, ``jobshop/dmu_50x20`` ...),
 (``jobshop/random_15x15``). See ``docs/jobshop.md``.
 
 Methods of this family: the dispatching rules ``spt``, ``lpt``, ``mwkr``, ``lwkr``, ``mopnr``, ``fifo``,
-``fdd_mwkr`` (batched policies, :mod:`.rules`) and ``cpsat`` (OR-Tools CP-SAT per instance, :mod:`.cpsat`).
+``fdd_mwkr`` (batched policies, :mod:`.rules`), ``cpsat`` (OR-Tools CP-SAT per instance, :mod:`.cpsat`) and the
+shipped learned dispatcher, ``gnn_greedy`` and ``gnn_sample128`` (:mod:`.dispatcher`; trained by the generic
+``ppo`` with ``policy.kind = "graph"``).
 
 The test cost of a run is the makespan (the mean over the instances of a set, or over the noise
 scenarios). The reference of a deterministic problem is the optimum (``optimum``, every instance closed)
@@ -217,7 +219,54 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
     return SolveOutcome(evaluate=evaluate, info=info)
 
 
+GNN_OPTIONS = {
+    "weights": Field(str, "", allowed="a path to dispatcher weights ('': the shipped ones)"),
+    "samples": Field(int, 1, allowed="schedules per instance: 1 (greedy) or more (the best of that many, the "
+                     "first greedy, the others sampled)", check=positive),
+    "seed": Field(int, 0, allowed="an integer >= 0 (sampling seed)", check=non_negative),
+    "max_nodes": Field(int, 200_000, allowed="a positive number of graph nodes per batch", check=positive),
+}
+
+
+def _fit_gnn(problem, o, config, ctx) -> SolveOutcome:
+    from pathlib import Path
+
+    from . import dispatcher
+
+    _check_problem(problem, ctx)
+    if o["weights"] and not Path(o["weights"]).is_file():
+        raise ConfigError(ctx.source, "options.weights", f"file not found: {o['weights']}")
+    ac = dispatcher.load(problem, o["weights"] or None)
+    info: dict[str, Any] = {"samples": o["samples"], "weights": o["weights"] or str(dispatcher.WEIGHTS)}
+    if o["samples"] == 1:
+        return SolveOutcome(policy=ac, info=info)
+
+    def evaluate(scenarios: Scenarios):
+        best, sched = dispatcher.best_of(problem, ac, scenarios, o["samples"], o["seed"] + ctx.seed, o["max_nodes"])
+        invalid = []
+        for b in range(scenarios.n):
+            inst = _scenario_instance(scenarios, b)
+            v = check.violations(inst.machine, inst.duration, sched["start"][b], sched["end"][b], float(best[b]))
+            if v:
+                invalid.append({"scenario": b, "violations": v[:5]})
+        rows = _instance_rows(problem, scenarios, best) if problem.instances else None
+        if rows is not None:
+            info["per_instance"] = rows
+        return summarize(problem, best, scenarios.periods), {"per_instance": rows, "invalid_schedules": invalid}
+
+    return SolveOutcome(evaluate=evaluate, info=info)
+
+
+def _gnn_method(name: str, samples: int) -> Method:
+    opts = dict(GNN_OPTIONS)
+    opts["samples"] = Field(int, samples, allowed=GNN_OPTIONS["samples"].allowed, check=positive)
+    what = "greedy" if samples == 1 else f"best of {samples} sampled schedules"
+    return Method(name, _fit_gnn, opts, description=f"the shipped GNN dispatcher (PPO-trained), {what}")
+
+
 METHODS: dict[str, Method] = {name: _rule_method(name) for name in rules.RULES}
+METHODS["gnn_greedy"] = _gnn_method("gnn_greedy", 1)
+METHODS["gnn_sample128"] = _gnn_method("gnn_sample128", 128)
 METHODS["cpsat"] = Method("cpsat", _fit_cpsat, CPSAT_OPTIONS,
                           description="OR-Tools CP-SAT per instance, warm-started from the best dispatching rule")
 

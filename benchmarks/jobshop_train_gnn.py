@@ -1,0 +1,164 @@
+"""Train the learned job-shop dispatcher shipped as ``opsrl/jobshop/data/gnn_dispatcher.pt``.
+
+Two phases on random Taillard-generator instances (processing times 1..99), one network throughout:
+
+1. imitation (optional, ``--bc-iters``): cross-entropy of the GNN's masked logits against a dispatching
+   rule's choices (``--bc-rule``, default FDD/MWKR) on rollouts of that rule: a cheap warm start;
+2. PPO (:mod:`opsrl.algos.ppo`, ``horizon = "finite"``, ``gamma = 1``, reward = minus the increase of
+   the partial makespan), for each ``--sizes`` entry in turn (e.g. 6 then 10), ``--minutes`` of CPU each.
+
+The weights best on the dev instances of the last size are saved with a JSON record (arguments, curve,
+timings, versions) next to them, and the learning curve is plotted to ``docs/jobshop_gnn_training.png``.
+
+Reproduce the shipped weights (2-core CPU, one thread):
+
+    python benchmarks/jobshop_train_gnn.py --sizes 6 10 --minutes 8 25 --bc-iters 60 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from opsrl.algos import ppo
+from opsrl.core import SolveContext, evaluate, validate
+from opsrl.jobshop import JobShop
+from opsrl.jobshop.rules import DispatchRule
+from opsrl.nn.gnn_dispatch import GraphActorCritic
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "opsrl" / "jobshop" / "data" / "gnn_dispatcher.pt"
+
+
+def generated(n: int, m: int) -> JobShop:
+    return JobShop(generator_cfg={"kind": "taillard", "jobs": n, "machines": m, "low": 1, "high": 99})
+
+
+def imitate(ac: GraphActorCritic, problem: JobShop, rule: str, iters: int, batch: int, lr: float, seed: int,
+            log) -> list[dict]:
+    """Behaviour cloning of ``rule`` (its choice among the allowed jobs), on fresh instances each iteration."""
+    opt = torch.optim.Adam(ac.parameters(), lr=lr)
+    teacher = DispatchRule(rule)
+    curve = []
+    for it in range(iters):
+        sc = problem.sample(batch, "train", seed * 100003 + 50000 + it)
+        state = problem.initial_state(sc)
+        feats, acts = [], []
+        with torch.no_grad():
+            for t in range(problem.periods):
+                a = teacher(state, t)
+                if (state["mask"].sum(1) >= 2).any():
+                    keep = state["mask"].sum(1) >= 2
+                    f = ac.encode(state, t)
+                    feats.append({k: v[keep] for k, v in f.items()})
+                    acts.append(a[keep])
+                state, _ = problem.transition(problem.post_decision(state, a)[0], sc, t)
+        f = {k: torch.cat([d[k] for d in feats]) for k in feats[0]}
+        a = torch.cat(acts)
+        perm = torch.randperm(a.shape[0])
+        losses = []
+        for i in range(0, a.shape[0], 2048):
+            j = perm[i:i + 2048]
+            dist, _ = ac.evaluate({k: v[j] for k, v in f.items()})
+            loss = -dist.log_prob(a[j][:, None].float()).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(ac.parameters(), 1.0)
+            opt.step()
+            losses.append(loss.item())
+        curve.append({"bc_iteration": it + 1, "bc_loss": sum(losses) / len(losses)})
+        if (it + 1) % 10 == 0:
+            log(f"imitation {it + 1}/{iters}: loss {curve[-1]['bc_loss']:.4f}")
+    return curve
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[6, 10], help="n for n x n training instances, in turn")
+    ap.add_argument("--minutes", type=float, nargs="+", default=[8, 25], help="PPO minutes per size")
+    ap.add_argument("--iterations", type=int, default=100000, help="PPO iteration cap per size")
+    ap.add_argument("--batch", type=int, default=32, help="instances per PPO rollout")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--minibatches", type=int, default=4)
+    ap.add_argument("--entropy", type=float, default=0.005)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--bc-iters", type=int, default=60, help="imitation iterations before PPO (0: none)")
+    ap.add_argument("--bc-rule", default="fdd_mwkr")
+    ap.add_argument("--dev", type=int, default=64, help="dev instances per size")
+    ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "jobshop_gnn_training.png")
+    args = ap.parse_args(argv)
+    if len(args.minutes) != len(args.sizes):
+        ap.error("--minutes needs one value per --sizes entry")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    t0 = time.perf_counter()
+    log = lambda msg: print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+    first = generated(args.sizes[0], args.sizes[0])
+    ac = GraphActorCritic(first, args.width, args.layers)
+    record = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "versions": {"python": platform.python_version(), "torch": torch.__version__},
+              "network": ac.config, "phases": []}
+    if args.bc_iters:
+        curve = imitate(ac, first, args.bc_rule, args.bc_iters, args.batch, args.lr, args.seed, log)
+        record["phases"].append({"phase": "imitation", "rule": args.bc_rule, "size": args.sizes[0], "curve": curve,
+                                 "seconds": time.perf_counter() - t0})
+    for size, minutes in zip(args.sizes, args.minutes):
+        problem = generated(size, size)
+        ac.problem, ac.graph_fn = problem, problem.policy_graph
+        dev = problem.sample(args.dev, "dev", args.seed)
+        rules = {r: evaluate(problem, DispatchRule(r), dev).mean for r in ("mwkr", "fdd_mwkr", "spt", "mopnr")}
+        log(f"{size}x{size}: dev rules {rules}; network greedy {evaluate(problem, ac, dev).mean:.2f}")
+        o = validate({"iterations": args.iterations, "batch_size": args.batch, "train_scenarios": 20000,
+                      "dev_scenarios": args.dev, "eval_every": args.eval_every, "lr": args.lr,
+                      "epochs": args.epochs, "minibatches": args.minibatches, "entropy_coef": args.entropy,
+                      "time_limit": 60.0 * minutes, "lr_decay": False, "horizon": "finite"}, ppo.OPTIONS, "train")
+        ts = time.perf_counter()
+        ac, curve = ppo.train(problem, ac, o, SolveContext(seed=args.seed + size, progress=True, log=log))
+        best = min(curve, key=lambda e: e["dev_cost"])
+        record["phases"].append({"phase": "ppo", "size": size, "dev_rules": rules, "curve": curve,
+                                 "best_dev_cost": best["dev_cost"], "seconds": time.perf_counter() - ts})
+        log(f"{size}x{size}: best dev {best['dev_cost']:.2f} at iteration {best['iteration']}")
+    record["seconds"] = time.perf_counter() - t0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ac.state_dict(), args.out)
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    log(f"saved {args.out} ({args.out.stat().st_size} bytes)")
+    plot(record, args.plot)
+
+
+def plot(record: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    phases = [p for p in record["phases"] if p["phase"] == "ppo"]
+    fig, axes = plt.subplots(1, len(phases), figsize=(5 * len(phases), 3.6), squeeze=False)
+    for ax, p in zip(axes[0], phases):
+        x = [e["seconds"] / 60 for e in p["curve"]]
+        ax.plot(x, [e["dev_cost"] for e in p["curve"]], label="GNN greedy (PPO)")
+        for r, v in p["dev_rules"].items():
+            ax.axhline(v, ls="--", lw=0.8, label=r, color={"mwkr": "C1", "fdd_mwkr": "C2", "spt": "C3"}.get(r, "C4"))
+        ax.set_title(f"{p['size']}x{p['size']} dev instances")
+        ax.set_xlabel("minutes of training")
+        ax.set_ylabel("mean makespan")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
