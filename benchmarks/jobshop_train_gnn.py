@@ -2,8 +2,9 @@
 
 Two phases on random Taillard-generator instances (processing times 1..99), one network throughout:
 
-1. imitation (optional, ``--bc-iters``): cross-entropy of the GNN's masked logits against a dispatching
-   rule's choices (``--bc-rule``, default FDD/MWKR) on rollouts of that rule: a cheap warm start;
+1. imitation (optional, ``--bc-iters``): cross-entropy of the GNN's masked logits against the choices of
+   the best of several dispatching rules on each instance (``--bc-rules``), and the critic fitted to that
+   schedule's makespan to go: a cheap warm start of both networks;
 2. PPO (:mod:`opsrl.algos.ppo`, ``horizon = "finite"``, ``gamma = 1``, reward = minus the increase of
    the partial makespan), for each ``--sizes`` entry in turn (e.g. 6 then 10), ``--minutes`` of CPU each.
 
@@ -12,7 +13,7 @@ timings, versions) next to them, and the learning curve is plotted to ``docs/job
 
 Reproduce the shipped weights (2-core CPU, one thread):
 
-    python benchmarks/jobshop_train_gnn.py --sizes 6 10 --minutes 8 25 --bc-iters 60 --seed 0
+    python benchmarks/jobshop_train_gnn.py --sizes 10 --minutes 22 --bc-iters 60 --seed 0
 """
 
 from __future__ import annotations
@@ -40,39 +41,54 @@ def generated(n: int, m: int) -> JobShop:
     return JobShop(generator_cfg={"kind": "taillard", "jobs": n, "machines": m, "low": 1, "high": 99})
 
 
-def imitate(ac: GraphActorCritic, problem: JobShop, rule: str, iters: int, batch: int, lr: float, seed: int,
+def imitate(ac: GraphActorCritic, problem: JobShop, rules: list[str], iters: int, batch: int, lr: float, seed: int,
             log) -> list[dict]:
-    """Behaviour cloning of ``rule`` (its choice among the allowed jobs), on fresh instances each iteration."""
+    """Behaviour cloning of the best of ``rules`` on each instance (its choice among the allowed jobs), and
+    the critic fitted to that schedule's makespan to go (in units of the batch's mean makespan, as PPO's
+    automatic cost scale), on fresh instances each iteration."""
     opt = torch.optim.Adam(ac.parameters(), lr=lr)
-    teacher = DispatchRule(rule)
+    teachers = [DispatchRule(r) for r in rules]
     curve = []
     for it in range(iters):
         sc = problem.sample(batch, "train", seed * 100003 + 50000 + it)
-        state = problem.initial_state(sc)
-        feats, acts = [], []
         with torch.no_grad():
+            ms = []
+            for rule in teachers:  # each rule's makespan, then the best rule per instance
+                state = problem.initial_state(sc)
+                for t in range(problem.periods):
+                    state, _ = problem.transition(problem.post_decision(state, rule(state, t))[0], sc, t)
+                ms.append(state["makespan"])
+            ms = torch.stack(ms)
+            choice = ms.argmin(0)
+            final = ms.min(0).values
+            scale = float(final.mean())
+            state = problem.initial_state(sc)
+            feats, acts, togo = [], [], []
             for t in range(problem.periods):
-                a = teacher(state, t)
-                if (state["mask"].sum(1) >= 2).any():
-                    keep = state["mask"].sum(1) >= 2
+                a = torch.stack([r(state, t) for r in teachers]).gather(0, choice[None])[0]
+                keep = state["mask"].sum(1) >= 2
+                if keep.any():
                     f = ac.encode(state, t)
                     feats.append({k: v[keep] for k, v in f.items()})
                     acts.append(a[keep])
+                    togo.append(-(final - state["makespan"])[keep] / scale)
                 state, _ = problem.transition(problem.post_decision(state, a)[0], sc, t)
         f = {k: torch.cat([d[k] for d in feats]) for k in feats[0]}
-        a = torch.cat(acts)
+        a, v_target = torch.cat(acts), torch.cat(togo)
         perm = torch.randperm(a.shape[0])
         losses = []
         for i in range(0, a.shape[0], 2048):
             j = perm[i:i + 2048]
-            dist, _ = ac.evaluate({k: v[j] for k, v in f.items()})
-            loss = -dist.log_prob(a[j][:, None].float()).mean()
+            dist, v = ac.evaluate({k: x[j] for k, x in f.items()})
+            bc = -dist.log_prob(a[j][:, None].float()).mean()
+            loss = bc + 0.5 * ((v - v_target[j]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(ac.parameters(), 1.0)
             opt.step()
-            losses.append(loss.item())
-        curve.append({"bc_iteration": it + 1, "bc_loss": sum(losses) / len(losses)})
+            losses.append(bc.item())
+        curve.append({"bc_iteration": it + 1, "bc_loss": sum(losses) / len(losses),
+                      "teacher_makespan": scale})
         if (it + 1) % 10 == 0:
             log(f"imitation {it + 1}/{iters}: loss {curve[-1]['bc_loss']:.4f}")
     return curve
@@ -84,14 +100,16 @@ def main(argv=None) -> None:
     ap.add_argument("--minutes", type=float, nargs="+", default=[8, 25], help="PPO minutes per size")
     ap.add_argument("--iterations", type=int, default=100000, help="PPO iteration cap per size")
     ap.add_argument("--batch", type=int, default=32, help="instances per PPO rollout")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=3e-4, help="PPO learning rate")
+    ap.add_argument("--bc-lr", type=float, default=1e-3, help="imitation learning rate")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--minibatches", type=int, default=4)
-    ap.add_argument("--entropy", type=float, default=0.005)
+    ap.add_argument("--entropy", type=float, default=0.0)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--bc-iters", type=int, default=60, help="imitation iterations before PPO (0: none)")
-    ap.add_argument("--bc-rule", default="fdd_mwkr")
+    ap.add_argument("--bc-rules", nargs="+", default=["fdd_mwkr", "mwkr", "mopnr", "spt", "fifo"],
+                    help="imitate the best of these rules on each instance")
     ap.add_argument("--dev", type=int, default=64, help="dev instances per size")
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
@@ -111,8 +129,8 @@ def main(argv=None) -> None:
               "versions": {"python": platform.python_version(), "torch": torch.__version__},
               "network": ac.config, "phases": []}
     if args.bc_iters:
-        curve = imitate(ac, first, args.bc_rule, args.bc_iters, args.batch, args.lr, args.seed, log)
-        record["phases"].append({"phase": "imitation", "rule": args.bc_rule, "size": args.sizes[0], "curve": curve,
+        curve = imitate(ac, first, args.bc_rules, args.bc_iters, args.batch, args.bc_lr, args.seed, log)
+        record["phases"].append({"phase": "imitation", "rules": args.bc_rules, "size": args.sizes[0], "curve": curve,
                                  "seconds": time.perf_counter() - t0})
     for size, minutes in zip(args.sizes, args.minutes):
         problem = generated(size, size)
