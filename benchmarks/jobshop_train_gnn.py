@@ -5,15 +5,20 @@ Two phases on random Taillard-generator instances (processing times 1..99), one 
 1. imitation (optional, ``--bc-iters``): cross-entropy of the GNN's masked logits against the choices of
    the best of several dispatching rules on each instance (``--bc-rules``), and the critic fitted to that
    schedule's makespan to go: a cheap warm start of both networks;
-2. PPO (:mod:`opsrl.algos.ppo`, ``horizon = "finite"``, ``gamma = 1``, reward = minus the increase of
-   the partial makespan), for each ``--sizes`` entry in turn (e.g. 6 then 10), ``--minutes`` of CPU each.
+2. self-labelling (``--sl-minutes``; Corsini et al. 2024): sample ``--sl-samples`` schedules per instance
+   from the current policy, imitate the shortest;
+3. PPO (:mod:`opsrl.algos.ppo`, ``horizon = "finite"``, ``gamma = 1``, reward = minus the increase of
+   the partial makespan), ``--minutes`` per size; its best-on-dev weights are kept only if they beat the
+   weights it started from.
+
+Phases 2 and 3 run for each ``--sizes`` entry in turn.
 
 The weights best on the dev instances of the last size are saved with a JSON record (arguments, curve,
 timings, versions) next to them, and the learning curve is plotted to ``docs/jobshop_gnn_training.png``.
 
 Reproduce the shipped weights (2-core CPU, one thread):
 
-    python benchmarks/jobshop_train_gnn.py --sizes 10 --minutes 22 --bc-iters 60 --seed 0
+    python benchmarks/jobshop_train_gnn.py --sizes 10 --bc-iters 60 --sl-minutes 12 --minutes 5 --seed 0
 """
 
 from __future__ import annotations
@@ -94,10 +99,74 @@ def imitate(ac: GraphActorCritic, problem: JobShop, rules: list[str], iters: int
     return curve
 
 
+def self_label(ac: GraphActorCritic, problem: JobShop, iters: int, batch: int, k: int, lr: float, seed: int,
+               log, dev=None, time_limit: float = 0.0) -> list[dict]:
+    """Self-labelling (Corsini et al. 2024): sample ``k`` schedules per instance from the current policy (the
+    first greedy), keep the shortest, and take cross-entropy steps towards its choices. Keeps the parameters
+    best on ``dev`` (greedy)."""
+    import copy
+
+    opt = torch.optim.Adam(ac.parameters(), lr=lr)
+    curve, t0 = [], time.perf_counter()
+    best_dev, best_state = float("inf"), copy.deepcopy(ac.state_dict())
+    for it in range(iters):
+        sc = problem.sample(batch, "train", seed * 100003 + 90000 + it)
+        rep = sc.select(torch.arange(batch).repeat_interleave(k))
+        first = torch.arange(batch * k) % k == 0
+        with torch.no_grad():
+            state, acts = problem.initial_state(rep), []
+            for t in range(problem.periods):
+                d = ac.distribution(ac.encode(state, t))
+                a = torch.where(first[:, None], d.mode(), d.sample())
+                acts.append(a)
+                state, _ = problem.transition(problem.post_decision(state, ac.to_action(a))[0], rep, t)
+            ms = state["makespan"].reshape(batch, k)
+            rows = torch.arange(batch) * k + ms.argmin(1)
+            state, feats, labels = problem.initial_state(sc), [], []
+            for t in range(problem.periods):
+                a = acts[t][rows]
+                keep = state["mask"].sum(1) >= 2
+                if keep.any():
+                    f = ac.encode(state, t)
+                    feats.append({key: v[keep] for key, v in f.items()})
+                    labels.append(a[keep])
+                state, _ = problem.transition(problem.post_decision(state, ac.to_action(a))[0], sc, t)
+        f = {key: torch.cat([d_[key] for d_ in feats]) for key in feats[0]}
+        y = torch.cat(labels)
+        perm = torch.randperm(y.shape[0])
+        losses = []
+        for i in range(0, y.shape[0], 2048):
+            j = perm[i:i + 2048]
+            dist, _ = ac.evaluate({key: v[j] for key, v in f.items()})
+            loss = -dist.log_prob(y[j]).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(ac.parameters(), 1.0)
+            opt.step()
+            losses.append(loss.item())
+        entry = {"sl_iteration": it + 1, "seconds": time.perf_counter() - t0, "loss": sum(losses) / len(losses),
+                 "greedy_train": float(ms[:, 0].mean()), "best_of_k_train": float(ms.min(1).values.mean())}
+        if dev is not None and ((it + 1) % 5 == 0 or it + 1 == iters):
+            entry["dev_cost"] = evaluate(problem, ac, dev).mean
+            if entry["dev_cost"] < best_dev:
+                best_dev, best_state = entry["dev_cost"], copy.deepcopy(ac.state_dict())
+            log(f"self-labelling {it + 1}: dev {entry['dev_cost']:.2f} (best {best_dev:.2f}), loss {entry['loss']:.3f}, "
+                f"train greedy {entry['greedy_train']:.1f} best-of-{k} {entry['best_of_k_train']:.1f}")
+        curve.append(entry)
+        if time_limit and time.perf_counter() - t0 > time_limit:
+            break
+    if dev is not None:
+        ac.load_state_dict(best_state)
+    return curve
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[6, 10], help="n for n x n training instances, in turn")
-    ap.add_argument("--minutes", type=float, nargs="+", default=[8, 25], help="PPO minutes per size")
+    ap.add_argument("--minutes", type=float, nargs="+", default=[5], help="PPO minutes per size (0: no PPO)")
+    ap.add_argument("--sl-minutes", type=float, nargs="+", default=[0], help="self-labelling minutes per size")
+    ap.add_argument("--sl-batch", type=int, default=8, help="instances per self-labelling iteration")
+    ap.add_argument("--sl-samples", type=int, default=16, help="schedules sampled per instance (self-labelling)")
     ap.add_argument("--iterations", type=int, default=100000, help="PPO iteration cap per size")
     ap.add_argument("--batch", type=int, default=32, help="instances per PPO rollout")
     ap.add_argument("--lr", type=float, default=3e-4, help="PPO learning rate")
@@ -117,8 +186,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "jobshop_gnn_training.png")
     args = ap.parse_args(argv)
-    if len(args.minutes) != len(args.sizes):
-        ap.error("--minutes needs one value per --sizes entry")
+    if len(args.minutes) != len(args.sizes) or len(args.sl_minutes) != len(args.sizes):
+        ap.error("--minutes and --sl-minutes need one value per --sizes entry")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
@@ -132,22 +201,39 @@ def main(argv=None) -> None:
         curve = imitate(ac, first, args.bc_rules, args.bc_iters, args.batch, args.bc_lr, args.seed, log)
         record["phases"].append({"phase": "imitation", "rules": args.bc_rules, "size": args.sizes[0], "curve": curve,
                                  "seconds": time.perf_counter() - t0})
-    for size, minutes in zip(args.sizes, args.minutes):
+    for size, minutes, sl_minutes in zip(args.sizes, args.minutes, args.sl_minutes):
         problem = generated(size, size)
         ac.problem, ac.graph_fn = problem, problem.policy_graph
         dev = problem.sample(args.dev, "dev", args.seed)
         rules = {r: evaluate(problem, DispatchRule(r), dev).mean for r in ("mwkr", "fdd_mwkr", "spt", "mopnr")}
-        log(f"{size}x{size}: dev rules {rules}; network greedy {evaluate(problem, ac, dev).mean:.2f}")
-        o = validate({"iterations": args.iterations, "batch_size": args.batch, "train_scenarios": 20000,
-                      "dev_scenarios": args.dev, "eval_every": args.eval_every, "lr": args.lr,
-                      "epochs": args.epochs, "minibatches": args.minibatches, "entropy_coef": args.entropy,
-                      "time_limit": 60.0 * minutes, "lr_decay": False, "horizon": "finite"}, ppo.OPTIONS, "train")
-        ts = time.perf_counter()
-        ac, curve = ppo.train(problem, ac, o, SolveContext(seed=args.seed + size, progress=True, log=log))
-        best = min(curve, key=lambda e: e["dev_cost"])
-        record["phases"].append({"phase": "ppo", "size": size, "dev_rules": rules, "curve": curve,
-                                 "best_dev_cost": best["dev_cost"], "seconds": time.perf_counter() - ts})
-        log(f"{size}x{size}: best dev {best['dev_cost']:.2f} at iteration {best['iteration']}")
+        start = evaluate(problem, ac, dev).mean
+        log(f"{size}x{size}: dev rules {rules}; network greedy {start:.2f}")
+        if sl_minutes:
+            ts = time.perf_counter()
+            curve = self_label(ac, problem, 100000, args.sl_batch, args.sl_samples, args.bc_lr, args.seed + size, log,
+                               dev, 60.0 * sl_minutes)
+            record["phases"].append({"phase": "self_labelling", "size": size, "dev_rules": rules, "dev_start": start,
+                                     "curve": curve, "seconds": time.perf_counter() - ts,
+                                     "best_dev_cost": min(e.get("dev_cost", float("inf")) for e in curve)})
+        if minutes:
+            o = validate({"iterations": args.iterations, "batch_size": args.batch, "train_scenarios": 20000,
+                          "dev_scenarios": args.dev, "eval_every": args.eval_every, "lr": args.lr,
+                          "epochs": args.epochs, "minibatches": args.minibatches, "entropy_coef": args.entropy,
+                          "time_limit": 60.0 * minutes, "lr_decay": False, "horizon": "finite"}, ppo.OPTIONS, "train")
+            ts = time.perf_counter()
+            before = evaluate(problem, ac, dev).mean
+            pre = {k: v.clone() for k, v in ac.state_dict().items()}
+            ac, curve = ppo.train(problem, ac, o, SolveContext(seed=args.seed + size, progress=True, log=log))
+            best = min(curve, key=lambda e: e["dev_cost"])
+            record["phases"].append({"phase": "ppo", "size": size, "dev_rules": rules, "dev_start": before,
+                                     "curve": curve, "best_dev_cost": best["dev_cost"],
+                                     "seconds": time.perf_counter() - ts})
+            log(f"{size}x{size}: PPO best dev {best['dev_cost']:.2f} at iteration {best['iteration']} "
+                f"(from {before:.2f})")
+            if best["dev_cost"] > before:  # PPO did not help: keep what the earlier phases reached
+                log("PPO did not improve on the dev instances; keeping the weights it started from")
+                ac.load_state_dict(pre)
+                record["phases"][-1]["kept"] = "weights before PPO"
     record["seconds"] = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ac.state_dict(), args.out)
@@ -162,14 +248,20 @@ def plot(record: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    phases = [p for p in record["phases"] if p["phase"] == "ppo"]
-    fig, axes = plt.subplots(1, len(phases), figsize=(5 * len(phases), 3.6), squeeze=False)
-    for ax, p in zip(axes[0], phases):
-        x = [e["seconds"] / 60 for e in p["curve"]]
-        ax.plot(x, [e["dev_cost"] for e in p["curve"]], label="GNN greedy (PPO)")
-        for r, v in p["dev_rules"].items():
-            ax.axhline(v, ls="--", lw=0.8, label=r, color={"mwkr": "C1", "fdd_mwkr": "C2", "spt": "C3"}.get(r, "C4"))
-        ax.set_title(f"{p['size']}x{p['size']} dev instances")
+    sizes = list(dict.fromkeys(p["size"] for p in record["phases"] if p["phase"] != "imitation"))
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 3.8), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        offset, rules = 0.0, {}
+        for p, c in ((p, {"self_labelling": "C0", "ppo": "C3"}[p["phase"]]) for p in record["phases"]
+                     if p["phase"] != "imitation" and p["size"] == size):
+            pts = [(offset + e["seconds"] / 60, e["dev_cost"]) for e in p["curve"] if "dev_cost" in e]
+            ax.plot([0 + offset] + [x for x, _ in pts], [p["dev_start"]] + [y for _, y in pts], color=c,
+                    label=f"GNN greedy, {p['phase'].replace('_', '-')}")
+            offset += p["seconds"] / 60
+            rules = p["dev_rules"]
+        for i, (r, v) in enumerate(rules.items()):
+            ax.axhline(v, ls="--", lw=0.8, color=f"C{i + 4}", label=r)
+        ax.set_title(f"{size}x{size} dev instances (after imitation)")
         ax.set_xlabel("minutes of training")
         ax.set_ylabel("mean makespan")
         ax.legend(fontsize=7)

@@ -24,6 +24,11 @@ more optimistic of the two return estimates, ``A_t = max(G_t, Gx_t) - V(s_t)``; 
 them, ``"post"`` uses ``Gx_t`` alone. ``V`` is fitted to ``G_t`` and ``U`` to ``r^e_t + gamma Gx_{t+1}``.
 Plain PPO is this code with the post-decision critic off (``post_critic = false``).
 
+Group baseline (``baseline = "group"``, ``group_size = k``): each training scenario is rolled out ``k``
+times (common random numbers), and the advantage of a step is its return to go minus the mean return to go
+of the other ``k - 1`` rollouts of that scenario at the same period (leave-one-out, as in POMO-style
+training of combinatorial policies); the critic is still fitted but not used by the policy gradient.
+
 Horizons. ``horizon = "finite"`` (the default for problems whose metric is an episode total, such as
 the job shop's makespan): the episode ends at ``T``, nothing is bootstrapped after it, and the time to
 go ``(T - t) / T`` is an input of the networks, so the value of a state may depend on it. ``"truncated"``
@@ -72,6 +77,10 @@ OPTIONS = {
                      doc="finite: episode ends at T, time to go observed; truncated: bootstrap V(s_T); auto: "
                          "finite for problems whose metric is an episode total"),
     "post_critic": Field(bool, False, doc="the post-decision critic of PDPPO"),
+    "group_size": Field(int, 1, allowed="a positive number of rollouts per training scenario", check=positive),
+    "baseline": Field(str, "critic", choices=("critic", "group"),
+                      doc="critic: GAE on the critic(s); group: the return to go minus the mean of the other "
+                          "rollouts of the same scenario at the same period (needs group_size >= 2)"),
     "advantage": Field(str, "max", choices=("max", "mean", "post"),
                        doc="how the two critics' return estimates form the advantage (post_critic only)"),
     "cost_scale": Field(float, 0.0, allowed="rewards are -cost / cost_scale (0: the mean absolute cost per "
@@ -196,6 +205,8 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
             for group in opt.param_groups:
                 group["lr"] = o["lr"] * (1 - (it - 1) / o["iterations"])
         idx = torch.randint(pool.n, (min(o["batch_size"], pool.n),), generator=g).to(dev)
+        if o["group_size"] > 1:  # the same scenario several times (common random numbers within a group)
+            idx = idx.repeat_interleave(o["group_size"])
         ac.eval()
         roll = collect(problem, ac, pool.select(idx), periods, horizon, o["post_critic"])
         ac.train()
@@ -214,6 +225,10 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
             adv = est - values
         else:
             adv = adv_s
+        if o["baseline"] == "group":  # leave-one-out mean of the group's returns to go
+            k = o["group_size"]
+            ret_mc = gae(r_dec + r_exo, torch.zeros_like(values), last, gamma, 1.0).reshape(-1, k, values.shape[1])
+            adv = (ret_mc - (ret_mc.sum(1, keepdim=True) - ret_mc) / (k - 1)).reshape(values.shape)
         B, T = adv.shape
         n = B * T
         data = {"sample": roll["sample"], "logp": _flat(roll["logp"]), "adv": _flat(adv), "ret": _flat(ret_s),
@@ -303,6 +318,8 @@ def _fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any]
 
     o = dict(options)
     o["post_critic"] = post_critic or o["post_critic"]
+    if o["baseline"] == "group" and o["group_size"] < 2:
+        raise ConfigError(ctx.source, "options.group_size", "the group baseline needs group_size >= 2")
     if o["advantage"] != "max" and not o["post_critic"]:
         raise ConfigError(ctx.source, "options.advantage", "only applies with the post-decision critic (pdppo)")
     torch.manual_seed(ctx.seed)
