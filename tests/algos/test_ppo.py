@@ -112,3 +112,26 @@ def test_ppo_on_lost_sales_nears_the_dp_optimum(method):
     assert cost0 > 1.2 * opt  # the check below is not met by any policy
     assert cost < 1.05 * opt, (cost, opt)
     assert out.curve[-1]["iteration"] == 30 and math.isfinite(out.curve[-1]["value_loss"])
+
+
+def test_ppo_drives_the_microgrid_with_a_genset_count_and_battery_power():
+    problem = load_problem("microgrid/remote", {"periods": 20})
+    G = problem.p.G
+    o = validate({"iterations": 1, "batch_size": 4, "train_scenarios": 8, "dev_scenarios": 4, "eval_every": 1,
+                  "minibatches": 1, "epochs": 1}, ppo.OPTIONS, "s")
+    out = METHODS["ppo"].fit(problem, o, {"policy": {"levels": [G + 1, 0]}}, SolveContext(progress=False))
+    sc = problem.sample(4, "test", 0, periods=20)
+    ac = out.policy
+    ac.sampling = True
+    a = ac(problem.initial_state(sc), 0)
+    # the proposal's first entry is a fraction of the gensets: a whole number of gensets
+    assert torch.allclose(a[:, 0] * G, (a[:, 0] * G).round())
+    assert bool(((a[:, 1] >= 0) & (a[:, 1] <= 1)).all())
+    assert math.isfinite(out.curve[-1]["dev_cost"])
+
+
+def test_group_baseline_needs_a_group():
+    problem = load_problem("inventory/lost_sales_p4_L1")
+    o = validate({"baseline": "group"}, ppo.OPTIONS, "solver.toml")
+    with pytest.raises(ConfigError, match="group_size"):
+        METHODS["ppo"].fit(problem, o, {}, SolveContext(source="solver.toml", progress=False))
