@@ -65,7 +65,8 @@ def main(argv=None) -> None:
     print("| method | test cost per seed | mean gap % | mean train s |\n| --- | --- | ---: | ---: |")
     for method in ("ppo", "pdppo"):
         rs = [r for r in runs if r["method"] == method]
-        print(f"| {method} | {', '.join(f'{r['test_cost']:.4f}' for r in rs)} | "
+        costs = ", ".join(f"{r['test_cost']:.4f}" for r in rs)
+        print(f"| {method} | {costs} | "
               f"{sum(r['gap_pct'] for r in rs) / len(rs):.2f} | {sum(r['train_seconds'] for r in rs) / len(rs):.0f} |")
     plot(runs, opt, args.plot, args.problem)
 
