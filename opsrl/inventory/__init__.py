@@ -4,7 +4,9 @@ Methods of this family (beyond the generic ``hdpo``):
 
 * ``optimal_dp``: the optimal policy from value iteration (lost sales, Poisson demand);
 * ``base_stock``, ``capped_base_stock``: levels searched on dev scenarios through the simulator;
-* ``myopic``: Zipkin's myopic policy (integer demand).
+* ``myopic``: Zipkin's myopic policy (integer demand);
+* ``newsvendor_saa``, ``newsvendor_normal``, ``newsvendor_seasonal``: critical-fractile baselines of the
+  data-driven problem (``model = "data_driven"``, demand histories from CSV/Parquet, :mod:`.history`).
 
 References: the DP optimum (lost sales, Poisson), the exact optimal base-stock cost (backlog, Poisson),
 the closed form (backlog, Normal); cached on disk under ``$OPSRL_CACHE`` (default ``~/.cache/opsrl``).
@@ -23,17 +25,21 @@ import torch
 from ..core import ConfigError, Family, Field, Method, Reference, SolveContext, SolveOutcome
 from ..core.config import positive
 from . import dp, heuristics
+from .history import HISTORY_METHODS, DemandHistory
+from .history import build as build_history
 from .networks import Network, build_network
 from .single_store import SingleStore
 from .single_store import build as build_single_store
 
-__all__ = ["SingleStore", "Network", "FAMILY", "dp", "heuristics", "reference", "build"]
+__all__ = ["SingleStore", "Network", "DemandHistory", "FAMILY", "dp", "heuristics", "reference", "build"]
 
 
 def build(config: Mapping[str, Any], source: str):
-    """``model = "single_store"`` (the default) or one of the network models (:mod:`.networks`)."""
+    """``model = "single_store"`` (the default), ``"data_driven"`` (:mod:`.history`) or a network model."""
     if config.get("model", "single_store") == "single_store":
         return build_single_store(config, source)
+    if config.get("model") == "data_driven":
+        return build_history(config, source)
     return build_network(config, source)
 
 
@@ -70,6 +76,8 @@ def reference(problem: SingleStore) -> Reference | None:
         from .network_refs import network_reference
 
         return network_reference(problem, dp_optimum)
+    if isinstance(problem, DemandHistory):  # real data: no known optimum; baselines are compared directly
+        return None
     if problem.c != 0:
         return None
     if problem.unmet == "lost_sales" and problem.distribution == "poisson":
@@ -160,7 +168,7 @@ def _check_single(problem, ctx):
 
 from .network_refs import NETWORK_METHODS  # noqa: E402
 
-METHODS = {m.name: m for m in (*NETWORK_METHODS,
+METHODS = {m.name: m for m in (*NETWORK_METHODS, *HISTORY_METHODS,
     Method("optimal_dp", _fit_dp, {}, description="optimal policy by relative value iteration"),
     Method("base_stock", _fit_base_stock, SEARCH_OPTIONS, description="order up to a level searched on dev"),
     Method("capped_base_stock", _fit_capped, SEARCH_OPTIONS, description="base stock with an order cap (Xin 2021)"),
