@@ -48,6 +48,7 @@ def _valid(insts, start, end, ms) -> int:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--families", nargs="+", default=["ta"])
+    ap.add_argument("--classes", nargs="*", default=[], help="only these size classes, e.g. 15x15 (default: all)")
     ap.add_argument("--weights", type=Path, default=None)
     ap.add_argument("--samples", type=int, default=128)
     ap.add_argument("--sample-per-class", type=int, default=2, help="instances per class sampled (0: all)")
@@ -61,6 +62,8 @@ def main(argv=None) -> None:
     results = []
     for fam in args.families:
         for cls, insts in size_classes(fam).items():
+            if args.classes and cls not in args.classes:
+                continue
             names = [i.name for i in insts]
             row: dict = {"family": fam, "class": cls, "instances": names}
             by_rule = rules.schedule_instances(insts)
