@@ -1,7 +1,7 @@
 """HDPO and the classic heuristics on the 16 lost-sales cells of Zipkin (2008), against the exact DP optimum.
 
     python benchmarks/inventory_zipkin.py [--cells p9_L4,p4_L1] [--solvers hdpo_mlp,capped_base_stock]
-        [--time-limit 240] [--out benchmarks/results/inventory_zipkin.md]
+        [--time-limit 240] [--out benchmarks/results/inventory_zipkin.md] [--update]
 
 Every solver is evaluated on the problem's test split (8,192 scenarios x 600 periods, the first 100 left
 out). Besides the gap to the DP optimum with its standard error, the table gives the *paired* gap: the
@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/inventory_zipkin.md")
+    ap.add_argument("--update", action="store_true",
+                    help="merge into the rows already in OUT's .json (replacing the cells and solvers run now)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,21 +73,47 @@ def main() -> None:
                        f"gap {rec['gap_pct']:.3f}% (paired {paired:.3f} +- {paired_se:.3f}%) "
                        f"train {rec['train_seconds']:.0f}s")
     out = Path(args.out)
+    if args.update and out.with_suffix(".json").is_file():  # keep the other (cell, solver) rows of an earlier run
+        done = {(r["cell"], r["solver"]) for r in rows}
+        old = json.loads(out.with_suffix(".json").read_text())
+        rows = [r for r in old if (r["cell"], r["solver"]) not in done] + rows
     out.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["| cell | solver | optimum (DP) | test cost +- s.e. | gap % | paired gap % +- s.e. | train s |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['cell']} | {r['solver']} | {r['optimum']:.4f} | {r['test_cost']:.4f} +- "
-                     f"{r['test_stderr']:.4f} | {r['gap_pct']:.3f} | {r['paired_gap_pct']:.3f} +- "
-                     f"{r['paired_gap_stderr_pct']:.3f} | {r['train_seconds']:.0f} |")
-    for solver in solvers:
-        sub = [r for r in rows if r["solver"] == solver]
-        within = sum(r["paired_gap_pct"] <= 0.25 for r in sub)
-        lines.append(f"\n{solver}: mean paired gap {sum(r['paired_gap_pct'] for r in sub) / len(sub):.3f}%, "
-                     f"{within} of {len(sub)} cells within 0.25%")
-    out.write_text("\n".join(lines) + "\n")
+    text = table(rows)
+    out.write_text(text)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    print("\n".join(lines))
+    print(text)
+
+
+def table(rows: list[dict]) -> str:
+    """One line per cell: the DP optimum, HDPO's test cost and paired gap, and the other solvers' gaps."""
+    solvers = list(dict.fromkeys(r["solver"] for r in rows))
+    learned = [s for s in solvers if s.startswith("hdpo")]
+    others = [s for s in solvers if s not in learned]
+    by = {(r["cell"], r["solver"]): r for r in rows}
+    cells = [c for c in CELLS if any(k[0] == c for k in by)] + sorted({r["cell"] for r in rows} - set(CELLS))
+    head = ["cell", "DP optimum"]
+    for s in learned:
+        head += [f"{s} test cost +- s.e.", f"{s} gap % (paired +- s.e.)", f"{s} train s"]
+    head += [f"{s} gap %" for s in others]
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    for c in cells:
+        opt = next(by[k]["optimum"] for k in by if k[0] == c)
+        line = [c, f"{opt:.4f}"]
+        for s in learned:
+            r = by.get((c, s))
+            line += ([f"{r['test_cost']:.4f} +- {r['test_stderr']:.4f}",
+                      f"{r['paired_gap_pct']:.3f} +- {r['paired_gap_stderr_pct']:.3f}", f"{r['train_seconds']:.0f}"]
+                     if r else ["", "", ""])
+        line += [f"{by[(c, s)]['paired_gap_pct']:.2f}" if (c, s) in by else "" for s in others]
+        lines.append("| " + " | ".join(line) + " |")
+    lines.append("")
+    for s in solvers:
+        sub = [r for r in rows if r["solver"] == s]
+        within = sum(r["paired_gap_pct"] <= 0.25 for r in sub)
+        worst = max(sub, key=lambda r: r["paired_gap_pct"])
+        lines.append(f"- {s}: mean paired gap {sum(r['paired_gap_pct'] for r in sub) / len(sub):.3f}%, {within} of "
+                     f"{len(sub)} cells within 0.25%, worst {worst['paired_gap_pct']:.3f}% ({worst['cell']})")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
