@@ -2,9 +2,11 @@
 violations, gap to the perfect-foresight bound; and a day's dispatch plot per controller.
 
     python benchmarks/microgrid_compare.py [--problem microgrid/remote] [--days 32] [--plots docs]
-        [--hdpo-set key=value ...] [--skip-hdpo] [--skip-mpc]
+        [--learned hdpo_scu ppo_scu] [--set key=value ...] [--save DIR | --load DIR] [--skip-mpc]
 
-HDPO (``hdpo_scu``) is trained here with solvers/hdpo_scu.toml (seed 0) through the shielded simulator.
+The learned controllers (``--learned``: ``hdpo_scu``, HDPO through the shielded simulator, and
+``ppo_scu``, PPO with the shields in the loop) are trained here from their solver files (seed 0), or
+loaded from parameters an earlier run saved with ``--save DIR`` (``DIR/<solver>.pt``).
 Fuel-equivalent litres charge the battery energy used over the day (SoC_0 - SoC_T) at the fuel it is
 worth (fuel_slope / charge_efficiency litres per kWh), so a controller cannot look better by emptying
 the battery. The operator is the reference for savings.
@@ -18,13 +20,12 @@ from pathlib import Path
 
 import torch
 
-from opsrl.algos import hdpo
 from opsrl.core import SolveContext
 from opsrl.core.config import parse_value
 from opsrl.microgrid import bounds, run_test
 from opsrl.microgrid.controllers import MPC, OperatorRules
 from opsrl.microgrid.plots import plot_day
-from opsrl.nn import build_policy
+from opsrl.nn import build_actor_critic, build_policy
 from opsrl.registry import family, load_problem, load_solver
 
 
@@ -34,13 +35,13 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=32)
     ap.add_argument("--plots", default="docs")
     ap.add_argument("--plot-day", type=int, default=0)
-    ap.add_argument("--hdpo-set", nargs="*", default=[], help="solver overrides, key=value")
+    ap.add_argument("--learned", nargs="*", default=["hdpo_scu"], help="learned solvers to train (or load)")
+    ap.add_argument("--set", nargs="*", default=[], help="overrides of the learned solvers, solver.key=value")
     ap.add_argument("--problem-set", nargs="*", default=[], help="problem overrides, key=value")
-    ap.add_argument("--skip-hdpo", action="store_true")
     ap.add_argument("--skip-mpc", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--save", default="", help="save the trained HDPO policy's parameters here")
-    ap.add_argument("--load", default="", help="load HDPO parameters saved by --save instead of training")
+    ap.add_argument("--save", default="", help="save each trained policy's parameters in this folder")
+    ap.add_argument("--load", default="", help="load parameters saved by --save instead of training")
     ap.add_argument("--plot-suffix", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,23 +53,30 @@ def main() -> None:
     policies = {"operator_rules": OperatorRules(prob)}
     if not args.skip_mpc:
         policies["mpc"] = MPC(prob)
-    if not args.skip_hdpo:
-        overrides = dict(kv.split("=", 1) for kv in args.hdpo_set)
-        _, _, scfg = load_solver("hdpo_scu", family("microgrid"), {k: parse_value(v) for k, v in overrides.items()})
+    for solver in args.learned:
+        prefix = solver + "."
+        overrides = {k[len(prefix):]: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)
+                     if k.startswith(prefix)}
+        _, method, scfg = load_solver(solver, family("microgrid"), overrides)
         torch.manual_seed(0)
-        pol = build_policy(prob, scfg["policy"], scfg["source"])
-    if not args.skip_hdpo and args.load:
-        pol.load_state_dict(torch.load(args.load))
-        pol.eval()
-        policies["hdpo_scu"] = pol
-    elif not args.skip_hdpo:
-        t0 = time.perf_counter()
-        pol, curve = hdpo.train(prob, pol, scfg["options"], SolveContext(seed=0, progress=True))
-        print(f"# hdpo_scu trained in {time.perf_counter() - t0:.0f} s, {curve[-1]['step']} steps, "
-              f"best dev {min(c['dev_cost'] for c in curve):.1f}")
-        if args.save:
-            torch.save(pol.state_dict(), args.save)
-        policies["hdpo_scu"] = pol
+        ctx = SolveContext(seed=0, progress=True, source=scfg["source"])
+        saved = Path(args.load or args.save or ".") / f"{solver}.pt"
+        if args.load:
+            if method.name in ("ppo", "pdppo"):  # shielded windows of the day: a truncated horizon, no time input
+                pol = build_actor_critic(prob, scfg["policy"], scfg["source"], post_critic=method.name == "pdppo")
+            else:
+                pol = build_policy(prob, scfg["policy"], scfg["source"])
+            pol.load_state_dict(torch.load(saved))
+            pol.eval()
+        else:
+            t0 = time.perf_counter()
+            out = method.fit(prob, scfg["options"], scfg, ctx)
+            pol = out.policy
+            print(f"# {solver} trained in {time.perf_counter() - t0:.0f} s: {out.info}")
+            if args.save:
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(pol.state_dict(), saved)
+        policies[solver] = pol
     t0 = time.perf_counter()
     lb = bounds(prob, test)
     print(f"# perfect-foresight bound: {len(lb)} days in {time.perf_counter() - t0:.0f} s")

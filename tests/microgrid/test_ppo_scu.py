@@ -1,0 +1,33 @@
+"""PPO with the shields in the loop (``ppo_scu``): any proposal the stochastic policy samples is made safe."""
+
+from opsrl.bench.runner import run
+
+
+def test_ppo_scu_trains_through_the_shields_and_violates_nothing():
+    rec = run("microgrid/remote", "ppo_scu", progress=False,
+              problem_overrides={"periods": 90, "test.scenarios": 3},
+              solver_overrides={"iterations": 2, "batch_size": 8, "train_periods": 30, "dev_scenarios": 2,
+                                "eval_every": 1})
+    # the independent checker saw every minute of the test days: no violation, all demand served
+    assert rec["violations"] == {} and rec["unserved_kwh"] == 0.0
+    assert rec["info"]["iterations"] == 2 and rec["info"]["horizon"] == "truncated"
+    assert rec["reference"]["kind"] == "lower_bound" and rec["reference"]["value"] <= rec["test_cost"]
+    assert len(rec["day"]["out_demand"]) == 90
+
+
+def test_ppo_scu_proposes_a_genset_count_and_a_battery_set_point():
+    import torch
+
+    from opsrl.nn import build_actor_critic
+    from opsrl.registry import family, load_problem, load_solver
+
+    prob = load_problem("microgrid/remote", {"periods": 30})
+    _, _, cfg = load_solver("ppo_scu", family("microgrid"))
+    ac = build_actor_critic(prob, cfg["policy"], cfg["source"])
+    ac.sampling = True
+    torch.manual_seed(0)
+    state = prob.initial_state(prob.sample(256, "dev", 0, periods=30))
+    a = ac(state, 0)
+    assert a.shape == (256, 2)
+    assert set(a[:, 0].tolist()) == {0.0, 0.5, 1.0}  # a fraction of the two gensets: 0, 1 or 2 of them
+    assert ((a[:, 1] > 0) & (a[:, 1] < 1)).all() and a[:, 1].unique().numel() == 256  # Beta set-point
