@@ -100,15 +100,18 @@ def imitate(ac: GraphActorCritic, problem: JobShop, rules: list[str], iters: int
 
 
 def self_label(ac: GraphActorCritic, problem: JobShop, iters: int, batch: int, k: int, lr: float, seed: int,
-               log, dev=None, time_limit: float = 0.0) -> list[dict]:
+               log, dev=None, time_limit: float = 0.0, minibatch: int = 2048, dev_start: float = float("inf"),
+               eval_every: int = 5) -> list[dict]:
     """Self-labelling (Corsini et al. 2024): sample ``k`` schedules per instance from the current policy (the
-    first greedy), keep the shortest, and take cross-entropy steps towards its choices. Keeps the parameters
-    best on ``dev`` (greedy)."""
+    first greedy), keep the shortest, and take cross-entropy steps (``minibatch`` decisions each) towards its
+    choices. Keeps the parameters best on ``dev`` (greedy), the starting ones if none beats ``dev_start``.
+
+    The ``batch * k`` rollouts are one batch of graphs: one network call per dispatching step."""
     import copy
 
     opt = torch.optim.Adam(ac.parameters(), lr=lr)
     curve, t0 = [], time.perf_counter()
-    best_dev, best_state = float("inf"), copy.deepcopy(ac.state_dict())
+    best_dev, best_state = dev_start, copy.deepcopy(ac.state_dict())
     for it in range(iters):
         sc = problem.sample(batch, "train", seed * 100003 + 90000 + it)
         rep = sc.select(torch.arange(batch).repeat_interleave(k))
@@ -135,8 +138,8 @@ def self_label(ac: GraphActorCritic, problem: JobShop, iters: int, batch: int, k
         y = torch.cat(labels)
         perm = torch.randperm(y.shape[0])
         losses = []
-        for i in range(0, y.shape[0], 2048):
-            j = perm[i:i + 2048]
+        for i in range(0, y.shape[0], minibatch):
+            j = perm[i:i + minibatch]
             dist, _ = ac.evaluate({key: v[j] for key, v in f.items()})
             loss = -dist.log_prob(y[j]).mean()
             opt.zero_grad()
@@ -146,14 +149,15 @@ def self_label(ac: GraphActorCritic, problem: JobShop, iters: int, batch: int, k
             losses.append(loss.item())
         entry = {"sl_iteration": it + 1, "seconds": time.perf_counter() - t0, "loss": sum(losses) / len(losses),
                  "greedy_train": float(ms[:, 0].mean()), "best_of_k_train": float(ms.min(1).values.mean())}
-        if dev is not None and ((it + 1) % 5 == 0 or it + 1 == iters):
+        done = it + 1 == iters or bool(time_limit and time.perf_counter() - t0 > time_limit)
+        if dev is not None and ((it + 1) % eval_every == 0 or it + 1 == iters):
             entry["dev_cost"] = evaluate(problem, ac, dev).mean
             if entry["dev_cost"] < best_dev:
                 best_dev, best_state = entry["dev_cost"], copy.deepcopy(ac.state_dict())
             log(f"self-labelling {it + 1}: dev {entry['dev_cost']:.2f} (best {best_dev:.2f}), loss {entry['loss']:.3f}, "
                 f"train greedy {entry['greedy_train']:.1f} best-of-{k} {entry['best_of_k_train']:.1f}")
         curve.append(entry)
-        if time_limit and time.perf_counter() - t0 > time_limit:
+        if done:
             break
     if dev is not None:
         ac.load_state_dict(best_state)
@@ -167,6 +171,12 @@ def main(argv=None) -> None:
     ap.add_argument("--sl-minutes", type=float, nargs="+", default=[0], help="self-labelling minutes per size")
     ap.add_argument("--sl-batch", type=int, default=8, help="instances per self-labelling iteration")
     ap.add_argument("--sl-samples", type=int, default=16, help="schedules sampled per instance (self-labelling)")
+    ap.add_argument("--sl-lr", type=float, default=None, help="self-labelling learning rate (default: --bc-lr)")
+    ap.add_argument("--sl-minibatch", type=int, default=2048, help="decisions per self-labelling gradient step")
+    ap.add_argument("--sl-iters", type=int, default=100000,
+                    help="self-labelling iteration cap per size (with a large --sl-minutes: an exact rerun)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (network size from the JSON next to them) instead of from scratch")
     ap.add_argument("--iterations", type=int, default=100000, help="PPO iteration cap per size")
     ap.add_argument("--batch", type=int, default=32, help="instances per PPO rollout")
     ap.add_argument("--lr", type=float, default=3e-4, help="PPO learning rate")
@@ -193,10 +203,20 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     log = lambda msg: print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
     first = generated(args.sizes[0], args.sizes[0])
+    init_record = None
+    if args.init:
+        meta = args.init.with_suffix(".json")
+        init_record = json.loads(meta.read_text()) if meta.is_file() else None
+        if init_record:
+            args.width, args.layers = init_record["network"]["width"], init_record["network"]["layers"]
     ac = GraphActorCritic(first, args.width, args.layers)
+    if args.init:
+        ac.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
     record = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "versions": {"python": platform.python_version(), "torch": torch.__version__},
               "network": ac.config, "phases": []}
+    if init_record is not None:  # the run that produced the starting weights (its own "init" nests further back)
+        record["init"] = init_record
     if args.bc_iters:
         curve = imitate(ac, first, args.bc_rules, args.bc_iters, args.batch, args.bc_lr, args.seed, log)
         record["phases"].append({"phase": "imitation", "rules": args.bc_rules, "size": args.sizes[0], "curve": curve,
@@ -210,11 +230,13 @@ def main(argv=None) -> None:
         log(f"{size}x{size}: dev rules {rules}; network greedy {start:.2f}")
         if sl_minutes:
             ts = time.perf_counter()
-            curve = self_label(ac, problem, 100000, args.sl_batch, args.sl_samples, args.bc_lr, args.seed + size, log,
-                               dev, 60.0 * sl_minutes)
+            curve = self_label(ac, problem, args.sl_iters, args.sl_batch, args.sl_samples,
+                               args.sl_lr if args.sl_lr is not None else args.bc_lr, args.seed + size, log,
+                               dev, 60.0 * sl_minutes, args.sl_minibatch, start, args.eval_every)
             record["phases"].append({"phase": "self_labelling", "size": size, "dev_rules": rules, "dev_start": start,
                                      "curve": curve, "seconds": time.perf_counter() - ts,
-                                     "best_dev_cost": min(e.get("dev_cost", float("inf")) for e in curve)})
+                                     "iterations": len(curve),
+                                     "best_dev_cost": min([start] + [e["dev_cost"] for e in curve if "dev_cost" in e])})
         if minutes:
             o = validate({"iterations": args.iterations, "batch_size": args.batch, "train_scenarios": 20000,
                           "dev_scenarios": args.dev, "eval_every": args.eval_every, "lr": args.lr,
