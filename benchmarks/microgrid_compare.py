@@ -29,6 +29,18 @@ from opsrl.nn import build_actor_critic, build_policy
 from opsrl.registry import family, load_problem, load_solver
 
 
+class ConstantProposal(torch.nn.Module):
+    """The same proposal at every minute; the shields make it safe (shielded problems only)."""
+
+    def __init__(self, proposal: list[float]):
+        super().__init__()
+        self.proposal = torch.tensor(proposal)
+
+    def forward(self, state, t=0):
+        soc = state["soc"]
+        return self.proposal.to(soc.dtype).expand(soc.shape[0], -1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problem", default="microgrid/remote")
@@ -39,6 +51,9 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="overrides of the learned solvers, solver.key=value")
     ap.add_argument("--problem-set", nargs="*", default=[], help="problem overrides, key=value")
     ap.add_argument("--skip-mpc", action="store_true")
+    ap.add_argument("--constant", nargs="*", default=["0,0.5", "0,1"],
+                    help="constant proposals 'genset_fraction,battery_set_point' that the shields alone make safe: "
+                         "what the shields do without a controller")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save", default="", help="save each trained policy's parameters in this folder")
     ap.add_argument("--load", default="", help="load parameters saved by --save instead of training")
@@ -53,6 +68,9 @@ def main() -> None:
     policies = {"operator_rules": OperatorRules(prob)}
     if not args.skip_mpc:
         policies["mpc"] = MPC(prob)
+    for text in args.constant:
+        a = [float(x) for x in text.split(",")]
+        policies[f"shields alone, proposal ({a[0]:g}, {a[1]:g})"] = ConstantProposal(a)
     for solver in args.learned:
         prefix = solver + "."
         overrides = {k[len(prefix):]: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)
@@ -88,7 +106,7 @@ def main() -> None:
         m["fuel_eq"] = m["fuel_litres"] - m["soc_change"] * p.b_cap * p.fuel_a / p.eta
         m["gap"] = 100 * (ev.per_scenario.numpy() - lb).mean() / lb.mean()
         rows[name] = m
-        if args.plots:
+        if args.plots and not isinstance(pol, ConstantProposal):
             plot_day(prob, pol, test, Path(args.plots) / f"microgrid_dispatch_{name}{args.plot_suffix}.png",
                      f"{name}, {prob.name} test day {args.plot_day}", args.plot_day)
     base = rows["operator_rules"]
