@@ -1,6 +1,9 @@
 """Inventory networks: learned GNN vs MLP vs heuristics vs bounds, and GNN size transfer.
 
-    python benchmarks/inventory_networks.py --time-limit 90 --out benchmarks/results/inventory_networks.json
+    python benchmarks/inventory_networks.py --time-limit 240 --out benchmarks/results/inventory_networks.json
+
+HDPO runs the bundled ``hdpo_gnn`` and ``hdpo_mlp_net`` settings for ``--time-limit`` seconds each
+(no early stopping); ``--problems`` and ``--solvers`` pick a subset.
 
 Every solver of a problem is evaluated on the same test scenarios (``--test-scenarios`` x
 ``--test-periods``, warm-up ``--test-warmup``) through :func:`opsrl.bench.runner.run`, which also
@@ -20,7 +23,7 @@ import torch
 
 PROBLEMS = ["serial_K4", "warehouse_n3", "warehouse_n10", "transshipment_n5", "multi_warehouse_w3_n6",
             "identical_n50"]
-SOLVERS = ["echelon_stock", "base_stock", "hdpo_mlp", "hdpo_gnn", "hindsight_lp"]
+SOLVERS = ["echelon_stock", "base_stock", "hdpo_mlp_net", "hdpo_gnn", "hindsight_lp"]
 
 
 def main():
@@ -46,9 +49,6 @@ def main():
     for prob in a.problems:
         for solver in a.solvers:
             over = dict(learned) if solver.startswith("hdpo") else {}
-            if solver == "hdpo_mlp":
-                over.update({"batch_size": 128, "max_batch_size": 0, "train_periods": 50, "lr": 3e-3,
-                             "train_scenarios": 8192})
             if solver == "base_stock":
                 over.update({"dev_scenarios": 256, "dev_periods": 200})
             t0 = time.perf_counter()
