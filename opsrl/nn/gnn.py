@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..core import Problem, State
-from .mlp import ACTIVATIONS, MLP
+from .mlp import ACTIVATIONS, MLP, integer_action
 
 
 def _message_passing():
@@ -79,12 +79,7 @@ class GNNPolicy(nn.Module):
         raw = self.head(torch.cat([h[src], h[dst], e[ae]], dim=-1)).squeeze(-1)
         scale = self.output_scale if self.output_scale else g.action_scale
         action = (scale * nn.functional.softplus(raw)).reshape(state_batch(state), -1)
-        if self.spec.integer:
-            if not self.training:
-                action = action.round()
-            elif self.integer == "straight_through":
-                action = action + (action.round() - action).detach()
-        return action
+        return integer_action(action, self.spec, self.training, self.integer)
 
 
 def state_batch(state: State) -> int:

@@ -84,12 +84,19 @@ class MLPPolicy(nn.Module):
                 raw = raw.masked_fill(~mask, -torch.inf)
             return raw if self.training else raw.argmax(dim=-1)
         action = box_head(raw, self.spec, self.scale).reshape(raw.shape[0], *self.spec.shape)
-        if self.spec.integer:
-            if not self.training:
-                action = action.round()
-            elif self.integer == "straight_through":
-                action = action + (action.round() - action).detach()
+        return integer_action(action, self.spec, self.training, self.integer)
+
+
+def integer_action(action: torch.Tensor, spec: ActionSpec, training: bool, mode: str) -> torch.Tensor:
+    """Whole numbers where ``spec.integer``: rounded in evaluation; in training rounded with the gradient
+    of the unrounded action (``mode = "straight_through"``) or left continuous (``"relaxed"``)."""
+    if not spec.integer:
         return action
+    if not training:
+        return action.round()
+    if mode == "straight_through":
+        return action + (action.round() - action).detach()
+    return action
 
 
 def build_policy(problem: Problem, config: Mapping[str, Any], source: str = "<solver>") -> nn.Module:
