@@ -16,9 +16,19 @@ Phases 2 and 3 run for each ``--sizes`` entry in turn.
 The weights best on the dev instances of the last size are saved with a JSON record (arguments, curve,
 timings, versions) next to them, and the learning curve is plotted to ``docs/jobshop_gnn_training.png``.
 
-Reproduce the shipped weights (2-core CPU, one thread):
+Reproduce the shipped weights (2-core CPU, one thread): imitation and self-labelling on 10x10, then
+self-labelling continued on 15x15 from those weights (``--init``; the first run's record is kept under
+``init`` in the JSON):
 
-    python benchmarks/jobshop_train_gnn.py --sizes 10 --bc-iters 60 --sl-minutes 12 --minutes 5 --seed 0
+    python benchmarks/jobshop_train_gnn.py --sizes 10 --bc-iters 60 --sl-minutes 12 --minutes 6 --seed 0
+    python benchmarks/jobshop_train_gnn.py --init opsrl/jobshop/data/gnn_dispatcher.pt --sizes 15 --bc-iters 0 \
+        --sl-minutes 26 --minutes 0 --sl-batch 4 --sl-samples 32 --sl-lr 3e-4 --sl-minibatch 512 --eval-every 4 --seed 0
+
+Both were run with time limits, so their iteration counts depend on the machine's speed (81 and 61
+self-labelling iterations, best on dev at 75 and 36; the PPO phase of the first was discarded). The
+iteration-capped equivalents (same random streams, same selected weights; not re-run) are
+``--sizes 10 --bc-iters 60 --sl-minutes 999 --sl-iters 75 --minutes 0 --seed 0`` and the second
+command with ``--sl-minutes 999 --sl-iters 36``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""The learned dispatcher shipped with opsrl: a GNN (:mod:`opsrl.nn.gnn_dispatch`) trained by PPO.
+"""The learned dispatcher shipped with opsrl: a GNN (:mod:`opsrl.nn.gnn_dispatch`) trained by imitation of
+dispatching rules and self-labelling (``benchmarks/jobshop_train_gnn.py``).
 
 ``data/gnn_dispatcher.pt`` holds its weights and ``data/gnn_dispatcher.json`` the network's size, the
-command and arguments that produced it and its learning curve (reproduce with
-``python benchmarks/jobshop_train_gnn.py``, the arguments in the JSON's ``args``). One network serves
-every instance size.
+arguments that produced it and its learning curves (a run continued from earlier weights keeps that run's
+record under ``init``; the commands are in the README and ``docs/jobshop.md``). One network serves every
+instance size.
 
 * greedy: dispatch the highest-scoring allowed job at every step (one schedule per instance);
 * best of ``k``: sample ``k`` schedules per instance from the policy's distribution (all instances and
