@@ -2,8 +2,9 @@
 
 :func:`solve` returns the best schedule found within the time limit, its makespan, CP-SAT's proven lower
 bound and the status (``optimal`` when the two meet, ``feasible`` otherwise). It is warm-started with a
-hint: the best schedule of the dispatching rules (:func:`best_rule_schedules`), so it never returns
-worse than the best rule.
+hint: the best schedule of the dispatching rules (:func:`best_rule_schedules`). CP-SAT may lose a hint
+under a short time limit; the hint is then returned itself, so the result is never worse than the best
+rule.
 
 With processing-time noise, CP-SAT plans on the nominal instance and its machine sequences are then
 executed on every noise scenario, each operation starting as soon as its job predecessor and its machine
@@ -90,16 +91,23 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, hint: Sequ
     seconds = time.perf_counter() - t0
     status = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible", cp_model.INFEASIBLE: "infeasible",
               cp_model.MODEL_INVALID: "model_invalid"}.get(code, "unknown")
+    bound = float(solver.BestObjectiveBound())
+    if status in ("optimal", "feasible"):
+        start = [[float(solver.Value(s)) for s in row] for row in starts]
+        end = [[float(solver.Value(e)) for e in row] for row in ends]
+        # The makespan is read off the returned schedule: with several workers and a time limit, CP-SAT's
+        # reported objective value can exceed the returned solution's (seen on ta33: 2276 for a 2275 schedule).
+        ms, objective = max(row[-1] for row in end if row), float(solver.ObjectiveValue())
+    if hint is not None and (status not in ("optimal", "feasible") or ms > hint_ms):
+        # A hint is only a hint: under a short time limit CP-SAT may lose it and return something worse, or
+        # nothing at all. The warm start is itself a valid schedule, so it is what we return then.
+        start = [[float(round(hint[j][k])) for k in range(len(row))] for j, row in enumerate(starts)]
+        end = [[start[j][k] + dur[j][k] for k in range(len(row))] for j, row in enumerate(starts)]
+        ms = objective = float(hint_ms)
+        status = "optimal" if bound >= ms else "feasible"
     if status not in ("optimal", "feasible"):
-        return CPSATResult(status, float("nan"), float(solver.BestObjectiveBound()), seconds=seconds,
-                           hint_makespan=hint_ms)
-    start = [[float(solver.Value(s)) for s in row] for row in starts]
-    end = [[float(solver.Value(e)) for e in row] for row in ends]
-    # The makespan is read off the returned schedule: with several workers and a time limit, CP-SAT's
-    # reported objective value can exceed the returned solution's (seen on ta33: 2276 for a 2275 schedule).
-    ms = max(row[-1] for row in end if row)
-    return CPSATResult(status, ms, min(float(solver.BestObjectiveBound()), ms), start, end, seconds, hint_ms,
-                       float(solver.ObjectiveValue()))
+        return CPSATResult(status, float("nan"), bound, seconds=seconds, hint_makespan=hint_ms)
+    return CPSATResult(status, ms, min(bound, ms), start, end, seconds, hint_ms, objective)
 
 
 def best_rule_schedules(instances: Sequence[Instance], rules: Sequence[str] = tuple(RULES),

@@ -93,3 +93,15 @@ def _ctx():
     from opsrl.core import SolveContext
 
     return SolveContext(progress=False, source="test")
+
+
+def test_cpsat_never_returns_worse_than_its_warm_start():
+    # 100x20 with a hundredth of a second: CP-SAT cannot improve the hint and may lose it; the result must
+    # still be a valid schedule no longer than the best rule's
+    inst = I.load("ta71")
+    hint = cpsat.best_rule_schedules([inst])[0]
+    res = cpsat.solve(inst, time_limit=0.01, workers=2, hint=hint["start"])
+    assert res.status in ("feasible", "optimal") and res.hint_makespan == hint["makespan"]
+    assert res.makespan <= hint["makespan"]
+    assert check.violations(inst.machine, inst.duration, res.start, res.end, res.makespan) == []
+    assert res.lower_bound <= res.makespan
