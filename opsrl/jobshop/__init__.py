@@ -261,7 +261,7 @@ def _gnn_method(name: str, samples: int) -> Method:
     opts = dict(GNN_OPTIONS)
     opts["samples"] = Field(int, samples, allowed=GNN_OPTIONS["samples"].allowed, check=positive)
     what = "greedy" if samples == 1 else f"best of {samples} sampled schedules"
-    return Method(name, _fit_gnn, opts, description=f"the shipped GNN dispatcher (PPO-trained), {what}")
+    return Method(name, _fit_gnn, opts, description=f"the shipped GNN dispatcher (imitation and self-labelling), {what}")
 
 
 METHODS: dict[str, Method] = {name: _rule_method(name) for name in rules.RULES}
