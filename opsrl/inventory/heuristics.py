@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ..core import Scenarios, State, evaluate
+from ..core import Problem, Scenarios, State, evaluate
 from .dp import period_cost
 from .single_store import SingleStore
 
@@ -43,9 +43,10 @@ class BaseStock(torch.nn.Module):
         return order[:, None]
 
 
-def grid_search(problem: SingleStore, scenarios: Scenarios, candidates: np.ndarray,
+def grid_search(problem: Problem, scenarios: Scenarios, candidates: np.ndarray,
                 make: Callable[[torch.Tensor], torch.nn.Module], chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate each row of ``candidates`` ``[K, d]`` on all ``scenarios``; return (best row, costs [K])."""
+    """Evaluate each row of ``candidates`` ``[K, d]`` on all ``scenarios`` (``make`` builds one policy for
+    a batch holding each candidate's parameters once per scenario); return (best row, costs [K])."""
     K, n = len(candidates), scenarios.n
     per_block = max(1, chunk // n)
     costs = []

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ..core import Scenarios, State, evaluate
+from ..core import Scenarios, State
+from .heuristics import grid_search
 from .networks import STORE, Network
 
 
@@ -82,17 +83,8 @@ def levels_from_z(problem: Network, z_store, z_up, echelon: bool = True) -> np.n
 def evaluate_levels(problem: Network, scenarios: Scenarios, levels: np.ndarray, echelon: bool = True,
                     budget: int = 2_000_000) -> np.ndarray:
     """Mean dev cost of each row of ``levels`` ``[K, N]``, every candidate on the same scenarios."""
-    K, n = len(levels), scenarios.n
-    per_block = max(1, budget // (n * max(problem.topo.n, 1)))
-    out = []
-    for start in range(0, K, per_block):
-        block = torch.as_tensor(levels[start: start + per_block], dtype=torch.float32, device=scenarios.device)
-        k = block.shape[0]
-        rep = Scenarios({key: v.repeat(k, *([1] * (v.dim() - 1))) for key, v in scenarios.data.items()},
-                        scenarios.split, scenarios.seed, scenarios.periods)
-        ev = evaluate(problem, EchelonStock(problem, block.repeat_interleave(n, dim=0), echelon), rep)
-        out.append(ev.per_scenario.reshape(k, n).mean(dim=1).numpy())
-    return np.concatenate(out)
+    make = lambda params: EchelonStock(problem, params, echelon)  # noqa: E731
+    return grid_search(problem, scenarios, levels, make, chunk=budget // max(problem.topo.n, 1))[1]
 
 
 @dataclass
