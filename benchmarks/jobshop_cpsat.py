@@ -4,6 +4,7 @@ Every CP-SAT schedule is checked by the independent validator (opsrl.jobshop.che
 
     python benchmarks/jobshop_cpsat.py --instances ft06 la01 ta01 --time-limit 600      # proofs
     python benchmarks/jobshop_cpsat.py --taillard --time-limit 60 --workers 2           # all 80
+    python benchmarks/jobshop_cpsat.py --taillard --json out.json --update              # resume / extend
     python benchmarks/jobshop_cpsat.py --taillard --per-class 2 --time-limit 60         # 2 per size class
     python benchmarks/jobshop_cpsat.py --all --time-limit 2                             # validity everywhere
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -34,7 +36,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-warm-start", action="store_true")
     ap.add_argument("--json", default="", help="write the per-instance results to this file")
+    ap.add_argument("--update", action="store_true",
+                    help="with --json: keep that file's rows (same time limit and workers), solve only the "
+                         "instances it lacks, and rewrite it after every instance")
     args = ap.parse_args()
+    if args.update and not args.json:
+        ap.error("--update needs --json FILE")
 
     names = list(args.instances)
     if args.taillard:
@@ -43,10 +50,15 @@ def main() -> None:
         names += I.names()
     if not names:
         ap.error("give --instances, --taillard or --all")
+    kept = _kept_rows(args) if args.update else []
+    done = {r["instance"] for r in kept}
+    names = [n for n in names if n not in done]
     insts = [I.load(n) for n in names]
     hints = {} if args.no_warm_start else {i.name: h for i, h in zip(insts, cpsat.best_rule_schedules(insts))}
 
-    rows = []
+    rows = list(kept)
+    if kept:
+        print(f"kept {len(kept)} instances from {args.json}; solving {len(names)}")
     print(f"CP-SAT, time limit {args.time_limit:g} s, {args.workers} workers, "
           f"warm start {'off' if args.no_warm_start else 'best dispatching rule'}")
     print(f"{'instance':<9}{'size':>8}{'hint':>8}{'CP-SAT':>8}{'bound':>8}{'best known':>11}{'gap %':>8}"
@@ -66,6 +78,9 @@ def main() -> None:
                      "status": r.status, "seconds": secs, "valid": ok, "violations": viol[:5]})
         tqdm.write(f"{inst.name:<9}{inst.size:>8}{(h['makespan'] if h else float('nan')):>8.0f}{r.makespan:>8.0f}"
                    f"{r.lower_bound:>8.0f}{bk:>11}{gap:>8.2f}{r.status:>10}{secs:>9.1f}{str(ok):>7}")
+        if args.update:
+            _write(args, rows)
+    rows.sort(key=lambda r: _order(r["instance"]))
     by_size = defaultdict(list)
     for r in rows:
         by_size[f"{r['instance'].rstrip('0123456789')} {r['size']}" if args.all else r["size"]].append(r)
@@ -76,8 +91,35 @@ def main() -> None:
     print(f"{'all':<12}{len(rows):>4}{statistics.mean(r['gap_pct'] for r in rows):>12.2f}"
           f"{sum(r['status'] == 'optimal' for r in rows):>9}{sum(r['valid'] for r in rows):>7}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"time_limit": args.time_limit, "workers": args.workers, "rows": rows}, f, indent=1)
+        _write(args, rows)
+
+
+def _order(name: str) -> tuple[str, int]:
+    stem = name.rstrip("0123456789")
+    return stem, int(name[len(stem):] or 0)
+
+
+def _kept_rows(args) -> list[dict]:
+    """Rows of an earlier run measured under the same time limit and worker count."""
+    try:
+        with open(args.json) as f:
+            old = json.load(f)
+    except FileNotFoundError:
+        return []
+    if (old.get("time_limit"), old.get("workers")) != (args.time_limit, args.workers):
+        raise SystemExit(f"{args.json}: measured with time_limit={old.get('time_limit')}, "
+                         f"workers={old.get('workers')}; this run asks for {args.time_limit:g} s and "
+                         f"{args.workers} workers, so its rows cannot be merged")
+    return old["rows"]
+
+
+def _write(args, rows: list[dict]) -> None:
+    """Write through a temporary file so an interrupted run never leaves a truncated table."""
+    tmp = args.json + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"time_limit": args.time_limit, "workers": args.workers,
+                   "rows": sorted(rows, key=lambda r: _order(r["instance"]))}, f, indent=1)
+    os.replace(tmp, args.json)
 
 
 if __name__ == "__main__":

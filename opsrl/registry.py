@@ -29,6 +29,8 @@ SOLVER_SCHEMA = {
     "description": Field(str, ""),
     "policy": Field(dict, {}),
     "options": Field(dict, {}),
+    "problem": Field(dict, {}, doc="problem keys (dotted) this solver sets on every problem it runs on, such as how "
+                     "the problem reads its action; a user's problem override of the same key wins"),
 }
 
 
@@ -128,8 +130,33 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
                           f"allowed: {', '.join(sorted(methods))}")
     method = methods[cfg["method"]]
     cfg["options"] = validate(cfg["options"], method.options, source, prefix="options.")
+    cfg["problem"] = _dotted(cfg["problem"])
     cfg["source"] = source
     return _bundled_name("solvers", path) or path.stem, method, cfg
+
+
+def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` and ``{"a.b": 1}`` both as ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out.update(_dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def load_for_solver(problem: str | Path, scfg: dict, overrides: dict[str, Any] | None = None) -> Problem:
+    """Load ``problem`` with the keys solver config ``scfg`` sets in its ``[problem]`` table, then ``overrides``.
+    A key the problem rejects is reported against the solver file that set it."""
+    keys = scfg.get("problem") or {}
+    try:
+        return load_problem(problem, {**keys, **(overrides or {})})
+    except ConfigError as e:
+        hit = next((k for k in keys if e.key is not None and (e.key == k or e.key.startswith(k + "."))), None)
+        if hit is None or hit in (overrides or {}):
+            raise
+        raise ConfigError(scfg["source"], f"problem.{hit}", f"rejected by {e.source}: {e.message}") from None
 
 
 def _bundled_name(kind: str, path: Path) -> str | None:

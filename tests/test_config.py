@@ -73,6 +73,27 @@ def test_bad_solver_option(tmp_path):
         build_policy(load_problem("inventory/lost_sales_p4_L1"), cfg["policy"], str(path))
 
 
+def test_solver_sets_problem_keys(tmp_path):
+    """A solver file's [problem] table sets problem keys when it runs; the user's override wins; a key the
+    problem rejects is reported against the solver file."""
+    from opsrl.bench.runner import run
+    from opsrl.registry import load_for_solver
+
+    path = write(tmp_path, "s.toml", 'method = "base_stock"\n[problem.test]\nscenarios = 7\n')
+    _, _, cfg = load_solver(path, family("inventory"))
+    assert cfg["problem"] == {"test.scenarios": 7}
+    assert load_for_solver("inventory/lost_sales_p4_L1", cfg).test_scenarios == 7
+    assert load_for_solver("inventory/lost_sales_p4_L1", cfg, {"test.scenarios": 9}).test_scenarios == 9
+    rec = run("inventory/lost_sales_p4_L1", path, progress=False, trace=False,
+              solver_overrides={"options.dev_scenarios": 64, "options.dev_periods": 50},
+              problem_overrides={"test.periods": 150})
+    assert rec["test"]["n"] == 7 and rec["config"]["problem"]["test"]["scenarios"] == 7
+    bad = write(tmp_path, "bad.toml", 'method = "base_stock"\n[problem]\n"test.scenarios" = -3\n')
+    _, _, cfg = load_solver(bad, family("inventory"))
+    with pytest.raises(ConfigError, match=r"bad.toml: key 'problem.test.scenarios': rejected by .*lost_sales_p4_L1"):
+        load_for_solver("inventory/lost_sales_p4_L1", cfg)
+
+
 def test_validate_fills_defaults_and_checks():
     schema = {"a": Field(int, 3, allowed="an integer >= 0", check=non_negative), "b": Field(float)}
     assert validate({"b": 1}, schema, "f") == {"a": 3, "b": 1.0}

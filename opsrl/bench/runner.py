@@ -23,7 +23,7 @@ from .. import __version__
 from ..core import Problem, Scenarios, SolveContext, State, evaluate, rollout
 from .cells import cell_id, scenarios_hash
 from ..registry import family as get_family
-from ..registry import load_problem, load_solver
+from ..registry import load_for_solver, load_problem, load_solver
 
 
 def versions() -> dict[str, str]:
@@ -61,6 +61,8 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
     prob = load_problem(problem, problem_overrides)
     fam = get_family(prob.family)
     solver_name, method, scfg = load_solver(solver, fam, solver_overrides)
+    if scfg["problem"]:  # the solver sets problem keys (how the problem reads its action, ...)
+        prob = load_for_solver(problem, scfg, problem_overrides)
     cell = cell_id(prob, solver_name, scfg, seed, label=label, problem_overrides=problem_overrides,
                    solver_overrides=solver_overrides)
     torch.manual_seed(seed)

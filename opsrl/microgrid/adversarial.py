@@ -42,7 +42,8 @@ def adversarial_policy(problem, seed, switch_every=1):
 
 
 def random_initial_states(problem, sc: Scenarios, seed: int) -> Scenarios:
-    """Random safe initial states: any genset modes (committed ones a prefix), timers, run times; SoC >= 0.3."""
+    """Random safe initial states: any genset modes (committed ones a prefix), timers, run times; SoC >= 0.3
+    and high enough for the battery alone to carry peak demand until a genset can run."""
     p = problem.p
     g = torch.Generator().manual_seed(seed)
     B = sc.n
@@ -57,7 +58,10 @@ def random_initial_states(problem, sc: Scenarios, seed: int) -> Scenarios:
                         torch.where(mode == COOL, torch.randint(1, p.cooldown + 1, (B, p.G), generator=g).float(), 0.0))
     run = torch.where(mode == RUN, torch.randint(0, 2 * p.min_run, (B, p.G), generator=g).float(), 0.0)
     data = dict(sc.data)
-    data.update(mode0=mode, timer0=timer, run0=run, soc0=0.3 + 0.6 * torch.rand(B, generator=g))
+    # safe whatever the modes: enough energy above the normal floor to carry the peak demand alone until any
+    # genset can run (cool-down, warm-up, one minute), so the shield's worst-case plan exists at the start
+    low = min(max(0.3, p.soc_min + p.d_max * (p.horizon + 1) / 60.0 / p.b_cap), p.soc_max)
+    data.update(mode0=mode, timer0=timer, run0=run, soc0=low + (p.soc_max - low) * torch.rand(B, generator=g))
     return Scenarios(data, sc.split, sc.seed, sc.periods, dict(sc.meta))
 
 

@@ -18,6 +18,13 @@ import torch
 from .planning import plan
 
 
+def check_proposal(problem, controller: str) -> None:
+    """These controllers propose battery set-points: the problem must read its action that way."""
+    if problem.p.proposal != "battery_kw":
+        raise ValueError(f"{problem.source}: {controller} proposes battery set-points and needs "
+                         f"shield.proposal = 'battery_kw' (this problem has {problem.p.proposal!r})")
+
+
 def to_action(p, gensets: torch.Tensor, battery_kw: torch.Tensor) -> torch.Tensor:
     """Encode a proposal as the shielded problem's action in ``[0, 1]^2``."""
     return torch.stack([(gensets / p.G).clamp(0, 1), ((battery_kw / p.b_power + 1) / 2).clamp(0, 1)], dim=1)
@@ -27,6 +34,7 @@ class OperatorRules(torch.nn.Module):
     def __init__(self, problem, start_fraction: float = 0.8, stop_fraction: float = 0.6, min_gensets: int = 1,
                  battery_kw: float = 0.0):
         super().__init__()
+        check_proposal(problem, "operator_rules")
         self.problem, self.p = problem, problem.p
         self.start, self.stop, self.min_gensets, self.battery_kw = start_fraction, stop_fraction, min_gensets, battery_kw
 
@@ -53,6 +61,7 @@ def _segments(leads: list[int], means: np.ndarray) -> tuple[np.ndarray, np.ndarr
 class MPC(torch.nn.Module):
     def __init__(self, problem, replan_minutes: int = 15, horizon_minutes: int = 240):
         super().__init__()
+        check_proposal(problem, "mpc")
         self.problem, self.p = problem, problem.p
         self.replan = replan_minutes
         self.leads = [L for L in problem.leads if L <= horizon_minutes] or problem.leads[:1]

@@ -104,6 +104,10 @@ SHIELD = {
                                "operation may dip into the reserves; off: reserves stay for what the ramp limits miss)"),
     "surrogate_kwh": Field(float, 30.0, **_pos, doc="temperature of the surrogate gradient of the forced genset "
                            "count with respect to stored energy (training only; the forward pass is exact)"),
+    "proposal": Field(str, "battery_kw", choices=("battery_kw", "genset_load"),
+                      doc="what the agent's second action component sets: battery_kw, the battery set-point "
+                          "(0: full charge, 1: full discharge); genset_load, the load of each running genset "
+                          "(0: minimum load, 1: rated), the battery taking the rest of last minute's net load"),
     "surrogate_gain": Field(float, 0.0, **_nonneg, doc="scale of that surrogate gradient (0: off, the default; "
                             "with 1 HDPO cycled the battery more for no lower cost, see docs/microgrid.md)"),
 }
@@ -185,6 +189,7 @@ class Params:
     plan_with_reserve: bool
     surrogate_kwh: float
     surrogate_gain: float
+    proposal: str
 
     @property
     def over_cap(self) -> float:
@@ -243,5 +248,5 @@ def params_from(cfg: Mapping[str, Any]) -> Params:
         fuel_price=c["fuel_price"], unserved_cost=c["unserved_per_kwh"], surplus_cost=c["surplus_per_kwh"],
         terminal_value=c["terminal_kwh_value"],
         horizon=horizon, plan_with_reserve=s["plan_with_reserve"], surrogate_kwh=s["surrogate_kwh"],
-        surrogate_gain=s["surrogate_gain"],
+        surrogate_gain=s["surrogate_gain"], proposal=s["proposal"],
     )

@@ -10,7 +10,9 @@
       wind           [wind.curtail_only_surplus]
       demand         [demand.no_shedding]
 
-The agent proposes ``gensets`` (a continuous count in ``[0, G]``) and ``battery_kw`` (a set-point);
+The agent proposes ``gensets`` (a continuous count in ``[0, G]``) and either ``battery_kw`` (a set-point)
+or ``genset_load`` (each running genset's load, in ``[0, 1]`` from minimum load to rated; the battery unit
+turns it into the set-point that leaves the gensets there, see :meth:`BatteryUnit.from_genset_load`);
 the units set everything else. Rules that the plant's real-time control already enforces (equal load
 sharing, minimum load, the overload limit, the order in which reserves are used) are checked by
 :mod:`opsrl.microgrid.constraints` but need no shield.
@@ -162,7 +164,7 @@ class BatteryUnit(ShieldUnit):
         lo = -((p.soc_max - soc) * e / p.eta).clamp(0, p.b_power)
         cap = proposal.get("battery_max_kw")
         floor = proposal.get("battery_min_kw")
-        b = proposal["battery_kw"]
+        b = proposal["battery_kw"] if "battery_kw" in proposal else self.from_genset_load(state, proposal)
         b1 = torch.maximum(torch.minimum(b, hi), lo)
         b2 = b1 if cap is None else torch.minimum(b1, torch.maximum(cap, lo))
         b3 = b2 if floor is None else torch.maximum(b2, torch.minimum(floor, hi))
@@ -176,6 +178,19 @@ class BatteryUnit(ShieldUnit):
             self.note(trace, "battery_kw", b, b3, reasons)
         proposal["battery_kw"] = b3
         return proposal
+
+    def from_genset_load(self, state, proposal) -> torch.Tensor:
+        """The set-point that leaves each running genset at the proposed load, were last minute's net load to
+        repeat: ``net - warm-up output - running * (min_load + u (rated - min_load))``. The battery covers the
+        rest (discharging) or takes the surplus (charging); with no genset running it covers the whole net load.
+        The commitment enters with its straight-through gradient, so the count learns what the battery gains."""
+        p = self.p
+        mode, cmd = state["mode"], proposal["cmd"]
+        running = cmd * ((mode == RUN) | (mode == COOL) | ((mode == OFF) & (p.warmup == 0))).to(cmd.dtype)
+        warming = cmd * ((mode == WARM) | ((mode == OFF) & (p.warmup > 0))).to(cmd.dtype)
+        load = p.min_load + proposal["genset_load"].clamp(0, 1) * (p.rated - p.min_load)
+        net = state["d_prev"] - state["w_prev"]
+        return net - warming.sum(1) * p.warmup_kw - running.sum(1) * load
 
 
 class WindUnit(ShieldUnit):

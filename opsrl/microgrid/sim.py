@@ -73,7 +73,8 @@ class Microgrid(Problem):
             self._file = data_mod.file_days(cfg, source, base_dir or Path("."))
         G = self.p.G
         if self.shielded:
-            # proposal in [0, 1]^2: fraction of the gensets to run, battery set-point (0: full charge, 1: full discharge)
+            # proposal in [0, 1]^2: fraction of the gensets to run, then (shield.proposal) the battery set-point
+            # (0: full charge, 1: full discharge) or the load of each running genset (0: minimum, 1: rated)
             self.action_spec = ActionSpec("continuous", (2,), 0.0, 1.0)
         else:
             # full action in [0, 1]^(G+3): genset commands (>= 0.5: on), battery, wind cap, load shed fraction
@@ -150,7 +151,11 @@ class Microgrid(Problem):
         p = self.p
         a = action.reshape(action.shape[0], -1)
         if self.shielded:
-            proposal = {"gensets": a[:, 0] * p.G, "battery_kw": (2 * a[:, 1] - 1) * p.b_power}
+            proposal = {"gensets": a[:, 0] * p.G}
+            if p.proposal == "genset_load":
+                proposal["genset_load"] = a[:, 1]
+            else:
+                proposal["battery_kw"] = (2 * a[:, 1] - 1) * p.b_power
             return self.shield(state, proposal, trace)
         cmd = straight_through((a[:, :p.G] >= 0.5).to(a.dtype), a[:, :p.G])
         return {"cmd": cmd, "battery_kw": (2 * a[:, p.G] - 1) * p.b_power, "wind_cap_kw": a[:, p.G + 1] * p.w_rated,

@@ -1,6 +1,7 @@
 """The shield hierarchy: zero violations under random and adversarial proposals (checked independently),
 worst-case look-ahead, explanations, gradients through the shields."""
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from opsrl.shield import Trace
 
 from opsrl.microgrid.adversarial import adversarial_exogenous, adversarial_policy, random_initial_states
 
-from .conftest import COOL, RUN, fixed_scenario, make_problem
+from .conftest import COOL, OFF, RUN, fixed_scenario, make_problem
 
 def test_ten_thousand_days_of_random_and_adversarial_proposals_violate_nothing():
     """10,000 scenarios (each a different day, random start time, random initial state; a third with
@@ -30,9 +31,10 @@ def test_ten_thousand_days_of_random_and_adversarial_proposals_violate_nothing()
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), switch=st.integers(1, 40), periods=st.integers(30, 200),
-       small_battery=st.booleans(), reserve=st.booleans())
-def test_property_zero_violations(seed, switch, periods, small_battery, reserve):
-    cfg = {"periods": periods, "shield": {"plan_with_reserve": reserve}}
+       small_battery=st.booleans(), reserve=st.booleans(), genset_load=st.booleans())
+def test_property_zero_violations(seed, switch, periods, small_battery, reserve, genset_load):
+    cfg = {"periods": periods, "shield": {"plan_with_reserve": reserve,
+                                          "proposal": "genset_load" if genset_load else "battery_kw"}}
     if small_battery:
         cfg["battery"] = {"capacity_kwh": 250.0}
     prob = make_problem(**cfg)
@@ -103,3 +105,43 @@ def test_hdpo_gradient_flows_through_the_shields():
     last = pol.net[-1].weight.grad
     assert torch.isfinite(last).all()
     assert last[0].abs().sum() > 0 and last[1].abs().sum() > 0  # both the genset count and the battery
+
+
+def test_genset_load_proposal_by_hand():
+    # genset 1 running (free to stop), last minute 350 kW demand and 150 kW wind: net 200 kW, repeated now.
+    # Rated load (u = 1): set-point 200 - 400 = -200 kW, the genset at 400 kW charges the battery with 200 kW.
+    # Minimum load (u = 0): set-point 200 - 120 = 80 kW discharge, the genset at 120 kW.
+    prob = make_problem(periods=2, shield={"proposal": "genset_load"})
+    for u, set_point, gen in [(1.0, -200.0, 400.0), (0.0, 80.0, 120.0), (0.5, 200.0 - 260.0, 260.0)]:
+        sc = fixed_scenario(prob, [350.0] * 3, [150.0] * 3, soc0=0.5, mode0=[[RUN, OFF]], run0=[[60.0, 0.0]])
+        state = prob.initial_state(sc)
+        action = torch.tensor([[0.5, u]])
+        full = prob.full_action(state, action)
+        assert full["cmd"][0].tolist() == [1.0, 0.0]
+        assert full["battery_kw"].item() == pytest.approx(set_point)
+        post, _ = prob.post_decision(state, action)
+        nxt, _ = prob.transition(post, sc, 0)
+        assert nxt["out_gen"][0].tolist() == pytest.approx([gen, 0.0])
+        assert nxt["out_battery"].item() == pytest.approx(set_point)
+    # no genset running or asked for: the battery takes the whole net load, whatever u says
+    sc = fixed_scenario(prob, [350.0] * 3, [150.0] * 3, soc0=0.8)
+    full = prob.full_action(prob.initial_state(sc), torch.tensor([[0.0, 1.0]]))
+    assert full["cmd"][0].tolist() == [0.0, 0.0] and full["battery_kw"].item() == pytest.approx(200.0)
+    # the baseline controllers propose set-points and refuse a problem that reads the action otherwise
+    from opsrl.microgrid.controllers import OperatorRules
+
+    with pytest.raises(ValueError, match="shield.proposal"):
+        OperatorRules(prob)
+
+
+def test_genset_load_gradient_reaches_the_count_through_the_battery():
+    """With u at rated load, committing a genset charges the battery: the count's gradient sees that energy."""
+    prob = make_problem(periods=1, shield={"proposal": "genset_load"})
+    sc = fixed_scenario(prob, [350.0] * 2, [150.0] * 2, soc0=0.5, mode0=[[RUN, OFF]], run0=[[60.0, 0.0]])
+    action = torch.tensor([[0.4, 1.0]], requires_grad=True)  # count 0.8, rounded to 1; away from a kink
+    full = prob.full_action(prob.initial_state(sc), action)
+    assert full["cmd"][0].tolist() == [1.0, 0.0]
+    full["battery_kw"].sum().backward()
+    # d(set-point)/d(count fraction) = -rated load * d(cmd_1)/d(count) = -400 * G (relaxed count G * a)
+    assert action.grad[0, 0].item() == pytest.approx(-400.0 * prob.p.G)
+    assert action.grad[0, 1].item() == pytest.approx(-(400.0 - 120.0))
