@@ -36,6 +36,11 @@ go ``(T - t) / T`` is an input of the networks, so the value of a state may depe
 endless problem, the return is bootstrapped with ``V(s_T)`` at the cut, and the time limit is never
 treated as a terminal state.
 
+Imitation start (``imitate = "<solver>"``): the actor first clones another solver's policy on training
+rollouts of that policy (maximum likelihood of its actions, :func:`imitate`), the dev cost of the clone is the
+curve's iteration 0 (so best-on-dev never ends worse than the clone), and ``critic_warmup`` iterations train
+only the critics before the policy moves, so that PPO does not step on advantages from an untrained critic.
+
 Action heads (see :mod:`opsrl.nn.actor_critic`): masked categorical (discrete), Beta or squashed Gaussian
 (continuous), categorical per dimension with ``policy.levels`` (multi-discrete, or mixed with continuous
 dimensions). Graph policies (``policy.kind = "graph"``) score the candidate nodes of ``problem.graph``.
@@ -93,6 +98,11 @@ OPTIONS = {
     "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
     "lr_decay": Field(bool, True, doc="anneal the learning rate linearly to 0 over the iterations"),
     "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
+    "imitate": Field(str, "", allowed="a solver (bundled name or file) of the same family whose policy the actor "
+                     "imitates before PPO starts ('': start from scratch)"),
+    "imitate_steps": Field(int, 300, allowed="a positive number of imitation minibatch steps", check=positive),
+    "critic_warmup": Field(int, 0, allowed="iterations at the start that train only the critics (a policy that "
+                           "starts from imitation keeps it while they learn its values)", check=non_negative),
 }
 
 
@@ -200,6 +210,12 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
                disable=not ctx.progress, leave=False, dynamic_ncols=True)
     stats: dict[str, list[float]] = {}
     samples_seen = 0
+    if o.get("_start_info"):  # a policy that starts from imitation: its dev cost is the first point of the curve
+        ev = evaluate(problem, ac, dev_set)
+        curve.append({"iteration": 0, "seconds": 0.0, "decisions": 0, "dev_cost": ev.mean, "dev_stderr": ev.stderr,
+                      **o["_start_info"]})
+        best, best_state = ev.mean, copy.deepcopy(ac.state_dict())
+        ctx.log(f"iteration 0 (imitation): dev {ev.mean:.4f}")
     for it in range(1, o["iterations"] + 1):
         if o["lr_decay"]:
             for group in opt.param_groups:
@@ -255,9 +271,9 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
                 A = data["adv"][j]
                 pg = -torch.minimum(ratio * A, ratio.clamp(1 - o["clip"], 1 + o["clip"]) * A).mean()
                 vloss = _value_loss(v, data["ret"][j], data["value"][j], o["value_clip"])
-                loss = pg + o["value_coef"] * vloss
+                loss = (pg if it > o["critic_warmup"] else 0.0 * pg) + o["value_coef"] * vloss
                 ent = dist.entropy().mean()
-                if o["entropy_coef"]:
+                if o["entropy_coef"] and it > o["critic_warmup"]:
                     loss = loss - o["entropy_coef"] * ent
                 if o["post_critic"]:
                     pv = ac.post_value({k: v_[j] for k, v_ in roll["pfeats"].items()})
@@ -298,6 +314,44 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
     return ac, curve
 
 
+def imitate(problem: Problem, ac: torch.nn.Module, teacher, scenarios, periods: int, steps: int,
+            ctx: SolveContext, lr: float = 1e-3) -> dict[str, float]:
+    """Behaviour cloning: roll ``teacher`` out on ``scenarios`` and fit the actor to its actions (maximum
+    likelihood of the nearest sample, :meth:`~opsrl.nn.actor_critic.ActionHead.sample_of`). Returns the
+    final negative log-likelihood and how often the actor's greedy action matches the teacher's."""
+    state = problem.initial_state(scenarios)
+    feats, samples = [], []
+    with torch.no_grad():
+        for t in range(periods):
+            a = teacher(state, t)
+            feats.append(ac.encode(state, t))
+            samples.append(ac.head.sample_of(a))
+            post, _ = problem.post_decision(state, a)
+            state, _ = problem.transition(post, scenarios, t)
+    f_all, s_all = _stack(feats), torch.cat(samples, 0)
+    n = s_all.shape[0]
+    g = generator(ctx.seed, "train", "imitate")
+    opt = torch.optim.Adam(ac.parameters(), lr=lr)
+    mb = min(n, 4096)
+    ac.train()
+    nll = float("nan")
+    for _ in range(steps):
+        j = torch.randint(n, (mb,), generator=g).to(s_all.device)
+        dist = ac.distribution({k: v[j] for k, v in f_all.items()})
+        loss = -dist.log_prob(s_all[j]).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        nll = loss.item()
+    ac.eval()
+    with torch.no_grad():
+        j = torch.randint(n, (min(n, 65536),), generator=g).to(s_all.device)
+        mode = ac.distribution({k: v[j] for k, v in f_all.items()}).mode()
+        disc = ac.head.disc
+        agree = float((mode[:, disc] == s_all[j][:, disc]).all(1).float().mean()) if disc else float("nan")
+    return {"imitation_nll": nll, "imitation_agreement": agree}
+
+
 def _value_loss(v, target, old, clip):
     loss = (v - target) ** 2
     if clip:
@@ -327,13 +381,40 @@ def _fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any]
     periods = o["train_periods"] or problem.periods
     ac = build_actor_critic(problem, config.get("policy", {}), ctx.source,
                             horizon=periods if horizon == "finite" else 0, post_critic=o["post_critic"])
+    if o["imitate"]:
+        o["_start_info"] = _imitate_solver(problem, ac, o, ctx, periods)
     ac, curve = train(problem, ac, o, ctx)
     best = min(curve, key=lambda e: e["dev_cost"])
     return SolveOutcome(policy=ac, curve=curve,
                         info={"best_dev_cost": best["dev_cost"], "best_iteration": best["iteration"],
                               "iterations": curve[-1]["iteration"], "horizon": horizon,
-                              "post_critic": o["post_critic"],
+                              "post_critic": o["post_critic"], **o.get("_start_info", {}),
                               "parameters": sum(p.numel() for p in ac.parameters())})
+
+
+def _imitate_solver(problem: Problem, ac: torch.nn.Module, o: Mapping[str, Any], ctx: SolveContext,
+                    periods: int) -> dict[str, float]:
+    """Fit the solver named by ``options.imitate`` and clone its policy into ``ac`` (see :func:`imitate`)."""
+    from ..registry import family, load_solver
+
+    name = o["imitate"]
+    try:
+        _, method, tcfg = load_solver(name, family(problem.family))
+    except ConfigError as e:
+        raise ConfigError(ctx.source, "options.imitate", f"cannot load solver {name!r}: {e}") from None
+    teacher = method.fit(problem, tcfg["options"], tcfg,
+                         SolveContext(seed=ctx.seed, device=ctx.device, progress=False, source=tcfg["source"])).policy
+    if teacher is None:
+        raise ConfigError(ctx.source, "options.imitate", f"solver {name!r} gives no policy to imitate")
+    g = generator(ctx.seed, "train", "imitate_scenarios")
+    pool = problem.sample(o["train_scenarios"], "train", ctx.seed, periods, ctx.device)
+    idx = torch.randint(pool.n, (min(o["batch_size"], pool.n),), generator=g).to(ctx.device)
+    try:
+        info = imitate(problem, ac, teacher, pool.select(idx), periods, o["imitate_steps"], ctx)
+    except ValueError as e:
+        raise ConfigError(ctx.source, "options.imitate", str(e)) from None
+    ctx.log(f"imitation of {name}: nll {info['imitation_nll']:.4f}, agreement {info['imitation_agreement']:.3f}")
+    return info
 
 
 def fit(problem, options, config, ctx) -> SolveOutcome:

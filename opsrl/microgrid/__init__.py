@@ -10,6 +10,8 @@ problem applies them inside ``post_decision``):
 
 * ``operator_rules``: the rule-based plant operator;
 * ``mpc``: rolling-horizon linear MPC on forecasts;
+* ``soc_hysteresis``: start gensets at a low state of charge, run them at rated load (charging the
+  battery) until a high one; two thresholds searched on dev days (genset-load proposals);
 * ``perfect_foresight``: the perfect-foresight lower bound of each test day (not a policy).
 
 Every run record adds ``violations`` (count by constraint, from the independent checker),
@@ -28,7 +30,7 @@ from ..core import Evaluation, Family, Field, Method, Reference, Scenarios, Solv
 from ..core.config import non_negative, positive
 from ..core.rollout import summarize
 from .constraints import ConstraintChecker
-from .controllers import MPC, OperatorRules
+from .controllers import MPC, OperatorRules, SocHysteresis, search_hysteresis
 from .planning import day_bound
 from .plots import compact_day, dispatch_series, picture
 from .sim import Microgrid, build
@@ -107,6 +109,15 @@ MPC_OPTIONS = {
     "horizon_minutes": Field(int, 240, allowed="a positive integer (forecast leads up to it are used)", check=positive),
 }
 
+HYSTERESIS_OPTIONS = {
+    "start_soc": Field(float, 0.2, allowed="a state of charge in [0, 1]", check=lambda v: 0 <= v <= 1),
+    "stop_soc": Field(float, 0.6, allowed="a state of charge in [0, 1]", check=lambda v: 0 <= v <= 1),
+    "genset_load": Field(float, 1.0, allowed="a load in [0, 1] (0: minimum load, 1: rated)",
+                         check=lambda v: 0 <= v <= 1),
+    "search": Field(bool, True, doc="search start_soc and stop_soc on dev days (the given values are then unused)"),
+    "dev_scenarios": Field(int, 16, allowed="a positive number of dev days", check=positive),
+}
+
 BOUND_OPTIONS = {
     "time_step": Field(int, 0, allowed="minutes per period (0: the problem's bound.time_step)", check=non_negative),
     "integer": Field(bool, False, doc="integer genset counts (only with 1-minute periods)"),
@@ -140,6 +151,22 @@ def _fit_operator(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     _check(problem, ctx)
     return _policy_outcome(problem, OperatorRules(problem, o["start_fraction"], o["stop_fraction"],
                                                   o["min_gensets"], o["battery_kw"]), {})
+
+
+def _fit_hysteresis(problem, o, config, ctx: SolveContext) -> SolveOutcome:
+    _check(problem, ctx)
+    if problem.p.proposal != "genset_load":
+        from ..core import ConfigError
+
+        raise ConfigError(ctx.source, "problem.shield.proposal", "soc_hysteresis proposes genset loads: set "
+                          "\"shield.proposal\" = \"genset_load\" in the solver's [problem] table")
+    start, stop, info = o["start_soc"], o["stop_soc"], {}
+    if o["search"]:
+        dev = problem.sample(o["dev_scenarios"], "dev", ctx.seed, problem.test_periods, ctx.device)
+        start, stop, cost, _ = search_hysteresis(problem, dev, o["genset_load"])
+        info = {"dev_cost": cost}
+    info.update(start_soc=start, stop_soc=stop, genset_load=o["genset_load"])
+    return _policy_outcome(problem, SocHysteresis(problem, start, stop, o["genset_load"]), info)
 
 
 def _fit_mpc(problem, o, config, ctx: SolveContext) -> SolveOutcome:
@@ -186,6 +213,9 @@ METHODS = {m.name: m for m in (
     Method("operator_rules", _fit_operator, OPERATOR_OPTIONS,
            description="rule-based operator: gensets by priority on deficit, battery as buffer"),
     Method("mpc", _fit_mpc, MPC_OPTIONS, description="rolling-horizon linear MPC on forecasts (OR-Tools GLOP)"),
+    Method("soc_hysteresis", _fit_hysteresis, HYSTERESIS_OPTIONS,
+           description="state-of-charge hysteresis: gensets at rated load from start_soc until stop_soc "
+                       "(thresholds searched on dev days)"),
     Method("perfect_foresight", _fit_bound, BOUND_OPTIONS,
            description="perfect-foresight LP/MILP lower bound per test day (not a policy)"),
 )}

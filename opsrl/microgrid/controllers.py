@@ -1,4 +1,4 @@
-"""Baseline controllers. Both propose (gensets, battery set-point) and run behind the same shields.
+"""Baseline controllers. They propose (gensets, battery set-point or genset load) and run behind the same shields.
 
 * :class:`OperatorRules`: what a plant operator does. Run enough gensets, in priority order, for the
   last net load at ``start_fraction`` of rated power; release one when the rest would stay below
@@ -8,6 +8,11 @@
   (:func:`opsrl.microgrid.planning.plan`) over the forecast horizon (the forecast leads split into
   periods) from the current state of charge, and proposes the first period's genset count (rounded up)
   and battery power. It sees only the state (last demand and wind, forecasts).
+* :class:`SocHysteresis`: state-of-charge hysteresis on the genset-load proposal. Start a genset when the
+  state of charge falls below ``start_soc``, keep what runs until it reaches ``stop_soc``, then release;
+  running gensets work at ``genset_load`` (1: rated, so they charge the battery with what the load does not
+  take). The shields add gensets whenever the worst case needs them. Its two thresholds can be searched on
+  dev days (:func:`search_hysteresis`).
 """
 
 from __future__ import annotations
@@ -89,3 +94,35 @@ class MPC(torch.nn.Module):
             b_out[j] = pl.battery_kw[0]
         dt, dev = state["soc"].dtype, state["soc"].device
         return to_action(p, torch.as_tensor(n_out, dtype=dt, device=dev), torch.as_tensor(b_out, dtype=dt, device=dev))
+
+
+class SocHysteresis(torch.nn.Module):
+    """See the module docstring. ``start_soc``/``stop_soc`` are floats or per-scenario tensors ``[B]``."""
+
+    def __init__(self, problem, start_soc, stop_soc, genset_load: float = 1.0):
+        super().__init__()
+        if problem.p.proposal != "genset_load":
+            raise ValueError(f"{problem.source}: soc_hysteresis proposes genset loads and needs "
+                             f"shield.proposal = 'genset_load' (this problem has {problem.p.proposal!r})")
+        self.p = problem.p
+        self.start, self.stop, self.load = start_soc, stop_soc, float(genset_load)
+
+    def forward(self, state, t=0):
+        soc, mode = state["soc"], state["mode"]
+        start = torch.as_tensor(self.start, dtype=soc.dtype, device=soc.device)
+        stop = torch.as_tensor(self.stop, dtype=soc.dtype, device=soc.device)
+        k = ((mode == 1) | (mode == 2)).sum(1).to(soc.dtype)  # committed: warming up or running
+        n = torch.where(soc < start, k.clamp_min(1), torch.where(soc < stop, k, torch.zeros_like(k)))
+        return torch.stack([n / self.p.G, torch.full_like(soc, self.load)], dim=1)
+
+
+def search_hysteresis(problem, scenarios, genset_load: float = 1.0,
+                      starts=(0.12, 0.15, 0.2, 0.25, 0.3, 0.4), stops=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
+    """Grid search of ``(start_soc, stop_soc)``, ``start < stop``, on ``scenarios`` (every candidate on the
+    same days, all in one batch); returns ``(start, stop, dev cost, every candidate's cost)``."""
+    from ..inventory.heuristics import grid_search
+
+    grid = np.array([(a, b) for a in starts for b in stops if a < b])
+    best, costs = grid_search(problem, scenarios, grid,
+                              lambda prm: SocHysteresis(problem, prm[:, 0], prm[:, 1], genset_load))
+    return float(best[0]), float(best[1]), float(costs.min()), dict(zip(map(tuple, grid.tolist()), costs.tolist()))

@@ -171,6 +171,25 @@ class ActionHead(nn.Module):
                 cont = Normal(r, self.log_std.exp().expand_as(r))
         return ActionDistribution(self, logits, cont)
 
+    def sample_of(self, action: torch.Tensor) -> torch.Tensor:
+        """The sample ``[B, D]`` whose action is nearest to ``action`` (the inverse of :meth:`to_action`): the
+        nearest level of a categorical dimension, the clamped fraction of the box of a Beta one. Used to imitate
+        another policy. Gaussian dimensions have no such inverse here."""
+        spec = self.spec
+        if spec.kind == "discrete":
+            return action.reshape(-1, 1).to(torch.float32)
+        a = action.reshape(action.shape[0], -1).to(torch.float32)
+        out = torch.empty_like(a)
+        if self.disc:
+            n = torch.tensor(self.n, dtype=a.dtype, device=a.device)
+            k = ((a[:, self.disc] - spec.low) / self.step).round()
+            out[:, self.disc] = torch.minimum(k.clamp_min(0), n - 1)
+        if self.cont:
+            if self.mode_c != "beta":
+                raise ValueError("imitation needs categorical or Beta action dimensions, not Gaussian ones")
+            out[:, self.cont] = ((a[:, self.cont] - spec.low) / (spec.high - spec.low)).clamp(1e-4, 1 - 1e-4)
+        return out
+
     def to_action(self, sample: torch.Tensor) -> torch.Tensor:
         """The simulator's action for a sample ``[B, D]`` (a job index ``[B]`` for discrete actions)."""
         spec = self.spec

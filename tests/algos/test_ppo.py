@@ -7,6 +7,7 @@ import torch
 
 from opsrl.algos import METHODS, ppo
 from opsrl.core import ActionSpec, ConfigError, SolveContext, evaluate, validate
+from opsrl.inventory import METHODS as METHODS_INV
 from opsrl.inventory import dp_optimum
 from opsrl.jobshop import JobShop
 from opsrl.nn.actor_critic import ActionHead, build_actor_critic
@@ -79,6 +80,10 @@ def test_mixed_head_gives_counts_and_a_continuous_dimension():
     assert torch.allclose(lp, ref)
     with pytest.raises(ConfigError, match="policy.levels"):
         ActionHead(spec, levels=[3])
+    # sample_of inverts to_action: the nearest level, the Beta fraction
+    back = head.sample_of(a)
+    assert torch.equal(back[:, 0], s[:, 0]) and torch.allclose(back[:, 1], s[:, 1].clamp(1e-4, 1 - 1e-4))
+    assert head.sample_of(torch.tensor([[0.7, 0.3]]))[0].tolist() == pytest.approx([1.0, 0.3])  # 0.7 -> level 0.5
 
 
 def test_bad_options_name_the_key():
@@ -135,3 +140,27 @@ def test_group_baseline_needs_a_group():
     o = validate({"baseline": "group"}, ppo.OPTIONS, "solver.toml")
     with pytest.raises(ConfigError, match="group_size"):
         METHODS["ppo"].fit(problem, o, {}, SolveContext(source="solver.toml", progress=False))
+
+
+def test_imitation_clones_a_base_stock_policy_before_ppo():
+    """``imitate``: the actor clones the searched base-stock policy (its orders are levels of the head); with
+    the policy frozen (critic warm-up for every iteration) the clone costs what base stock costs."""
+    from opsrl.inventory.heuristics import BaseStock
+
+    torch.set_num_threads(1)
+    problem = load_problem("inventory/lost_sales_p4_L1")
+    o = validate({"iterations": 1, "critic_warmup": 1, "batch_size": 64, "train_periods": 100,
+                  "dev_scenarios": 256, "dev_periods": 200, "imitate": "base_stock", "imitate_steps": 1500,
+                  "lr": 1e-3}, ppo.OPTIONS, "s")
+    out = METHODS["ppo"].fit(problem, o, {"policy": {"levels": [20]}}, SolveContext(seed=0, progress=False))
+    assert out.info["imitation_agreement"] > 0.98
+    assert out.curve[0]["iteration"] == 0 and out.curve[-1]["dev_cost"] == out.curve[0]["dev_cost"]
+    teacher = METHODS_INV["base_stock"].fit(problem, validate({}, METHODS_INV["base_stock"].options, "s"), {},
+                                            SolveContext(seed=0, progress=False)).policy
+    test = problem.sample(1024, "test", 0, periods=300)
+    ref = evaluate(problem, teacher, test, warmup=50).mean
+    assert isinstance(teacher, BaseStock)
+    assert abs(evaluate(problem, out.policy, test, warmup=50).mean - ref) < 0.01 * ref
+    with pytest.raises(ConfigError, match="options.imitate"):
+        METHODS["ppo"].fit(problem, {**o, "imitate": "no_such_solver"}, {"policy": {"levels": [20]}},
+                           SolveContext(seed=0, progress=False, source="s.toml"))

@@ -98,3 +98,31 @@ def test_dispatch_plot_is_written(tmp_path):
     lhs = s["out_demand"] - s["out_unserved"]
     rhs = s["out_wind_used"] + s["out_gen"].sum(1) + s["out_battery"] - s["out_dump"]
     assert torch.allclose(lhs, rhs, atol=1e-2)
+
+
+def test_soc_hysteresis_rule_and_its_batched_search():
+    from opsrl.core import evaluate
+    from opsrl.microgrid.controllers import SocHysteresis, search_hysteresis
+
+    from .conftest import OFF, RUN, fixed_scenario
+
+    prob = make_problem(periods=120, shield={"proposal": "genset_load"})
+    # the rule: below start_soc start one genset; between the thresholds keep what is committed; above, release
+    rule = SocHysteresis(prob, 0.2, 0.6)
+    cases = [(0.15, [OFF, OFF], 0.5), (0.15, [RUN, OFF], 0.5), (0.4, [RUN, OFF], 0.5), (0.4, [OFF, OFF], 0.0),
+             (0.4, [RUN, RUN], 1.0), (0.7, [RUN, OFF], 0.0)]
+    for soc, mode, fraction in cases:
+        sc = fixed_scenario(prob, [300.0] * 3, [100.0] * 3, soc0=soc, mode0=[mode])
+        assert rule(prob.initial_state(sc))[0].tolist() == pytest.approx([fraction, 1.0]), (soc, mode)
+    with pytest.raises(ValueError, match="shield.proposal"):
+        SocHysteresis(make_problem(periods=10), 0.2, 0.6)
+    # the search evaluates every candidate in one batch: its best cost is what the chosen rule costs alone
+    dev = prob.sample(4, "dev", 0, periods=120)
+    start, stop, cost, costs = search_hysteresis(prob, dev, starts=(0.15, 0.3), stops=(0.4, 0.8))
+    assert len(costs) == 4 and cost == min(costs.values()) and start < stop
+    with torch.no_grad():
+        alone = evaluate(prob, SocHysteresis(prob, start, stop), dev).mean
+    assert alone == pytest.approx(cost, rel=1e-5)
+    ev, m = run_test(prob, SocHysteresis(prob, start, stop), dev)
+    assert m["violations"] == {} and m["unserved_kwh"] == 0.0
+    assert bounds(prob, dev).mean() <= ev.mean
