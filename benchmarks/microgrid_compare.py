@@ -2,11 +2,13 @@
 violations, gap to the perfect-foresight bound; and a day's dispatch plot per controller.
 
     python benchmarks/microgrid_compare.py [--problem microgrid/remote] [--days 32] [--plots docs]
-        [--learned hdpo_scu ppo_scu] [--set key=value ...] [--save DIR | --load DIR] [--skip-mpc]
+        [--solvers soc_hysteresis hdpo_scu ppo_scu] [--set key=value ...] [--save DIR | --load DIR] [--skip-mpc]
 
-The learned controllers (``--learned``: ``hdpo_scu``, HDPO through the shielded simulator, and
-``ppo_scu``, PPO with the shields in the loop) are trained here from their solver files (seed 0), or
-loaded from parameters an earlier run saved with ``--save DIR`` (``DIR/<solver>.pt``).
+The solvers (``--solvers``: by default ``soc_hysteresis``, the searched state-of-charge hysteresis rule,
+``hdpo_scu``, HDPO through the shielded simulator, and ``ppo_scu``, PPO with the shields in the loop) are
+fitted here from their solver files (seed 0); the learned ones can instead be loaded from parameters an
+earlier run saved with ``--save DIR`` (``DIR/<solver>.pt``). A solver file's ``[problem]`` table (such as
+``shield.proposal = "genset_load"``) applies to that solver's copy of the problem; the test days are the same.
 Fuel-equivalent litres charge the battery energy used over the day (SoC_0 - SoC_T) at the fuel it is
 worth (fuel_slope / charge_efficiency litres per kWh), so a controller cannot look better by emptying
 the battery. The operator is the reference for savings.
@@ -26,7 +28,7 @@ from opsrl.microgrid import bounds, run_test
 from opsrl.microgrid.controllers import MPC, OperatorRules
 from opsrl.microgrid.plots import plot_day
 from opsrl.nn import build_actor_critic, build_policy
-from opsrl.registry import family, load_for_solver, load_problem, load_solver
+from opsrl.registry import family, fit_solver, load_for_solver, load_problem, load_solver
 
 
 class ConstantProposal(torch.nn.Module):
@@ -47,7 +49,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=32)
     ap.add_argument("--plots", default="docs")
     ap.add_argument("--plot-day", type=int, default=0)
-    ap.add_argument("--learned", nargs="*", default=["hdpo_scu"], help="learned solvers to train (or load)")
+    ap.add_argument("--solvers", "--learned", nargs="*", default=["soc_hysteresis", "hdpo_scu", "ppo_scu"],
+                    help="solvers fitted here (learned ones trained, or loaded with --load), beside the operator "
+                         "and the MPC")
     ap.add_argument("--set", nargs="*", default=[], help="overrides of the learned solvers, solver.key=value")
     ap.add_argument("--problem-set", nargs="*", default=[], help="problem overrides, key=value")
     ap.add_argument("--skip-mpc", action="store_true")
@@ -72,16 +76,16 @@ def main() -> None:
     for text in args.constant:
         a = [float(x) for x in text.split(",")]
         policies[f"shields alone, proposal ({a[0]:g}, {a[1]:g})"] = ConstantProposal(a)
-    for solver in args.learned:
+    for solver in args.solvers:
         prefix = solver + "."
         overrides = {k[len(prefix):]: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)
                      if k.startswith(prefix)}
         _, method, scfg = load_solver(solver, family("microgrid"), overrides)
         sprob = load_for_solver(args.problem, scfg, {"test.scenarios": args.days, **poverrides})
         torch.manual_seed(0)
-        ctx = SolveContext(seed=0, progress=True, source=scfg["source"])
+        ctx = SolveContext(seed=0, progress=True, source=scfg["source"], fit_solver=fit_solver)
         saved = Path(args.load or args.save or ".") / f"{solver}.pt"
-        if args.load:
+        if args.load and method.learns:
             if method.name in ("ppo", "pdppo"):  # shielded windows of the day: a truncated horizon, no time input
                 pol = build_actor_critic(sprob, scfg["policy"], scfg["source"], post_critic=method.name == "pdppo")
             else:
@@ -93,7 +97,7 @@ def main() -> None:
             out = method.fit(sprob, scfg["options"], scfg, ctx)
             pol = out.policy
             print(f"# {solver} trained in {time.perf_counter() - t0:.0f} s: {out.info}")
-            if args.save:
+            if args.save and method.learns:
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(pol.state_dict(), saved)
         policies[solver] = pol

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .core import ConfigError, Family, Field, Method, Problem, load_toml, validate
+from .core import ConfigError, Family, Field, Method, Problem, SolveContext, load_toml, validate
 
 # family name -> module defining FAMILY; imported lazily so that one family's imports never load another
 FAMILY_MODULES = {
@@ -133,6 +133,15 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
     cfg["problem"] = _dotted(cfg["problem"])
     cfg["source"] = source
     return _bundled_name("solvers", path) or path.stem, method, cfg
+
+
+def fit_solver(name: str | Path, problem: Problem, ctx: SolveContext):
+    """Fit solver ``name`` (bundled name or file) on ``problem``: its ``SolveOutcome``. The default
+    ``SolveContext.fit_solver`` of the runner and the command line."""
+    from dataclasses import replace
+
+    _, method, cfg = load_solver(name, family(problem.family))
+    return method.fit(problem, cfg["options"], cfg, replace(ctx, progress=False, source=cfg["source"]))
 
 
 def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -41,6 +41,9 @@ OPTIONS = {
     "lr_patience": Field(int, 4, allowed="evaluations without improvement before the learning rate decays "
                          "(0: never)", check=non_negative),
     "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
+    "imitate": Field(str, "", allowed="a solver (bundled name or file) of the same family whose actions the policy "
+                     "is regressed onto before HDPO starts ('': start from scratch; see opsrl.algos.imitation)"),
+    "imitate_steps": Field(int, 2000, allowed="a positive number of imitation minibatch steps", check=positive),
 }
 
 
@@ -64,6 +67,13 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
                dynamic_ncols=True)
     losses: list[float] = []
     batch = o["batch_size"]
+    if o["imitate"]:  # the clone's dev cost is the curve's first point (step 0)
+        info = _imitate(problem, policy, o, ctx, train_periods)
+        ev = evaluate(problem, policy, dev_set, shield=shield)
+        curve.append({"step": 0, "seconds": time.perf_counter() - t0, "batch_size": batch, "lr": 0.0,
+                      "train_loss": info["imitation_mse"], "dev_cost": ev.mean, "dev_stderr": ev.stderr})
+        best, best_state = ev.mean, copy.deepcopy(policy.state_dict())
+        ctx.log(f"step 0 (imitation of {o['imitate']}, mse {info['imitation_mse']:.4g}): dev {ev.mean:.4f}")
     policy.train()
     for step in range(1, o["max_steps"] + 1):
         if o["lr_warmup"] and step <= o["lr_warmup"]:
@@ -107,6 +117,30 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
     policy.load_state_dict(best_state)
     policy.eval()
     return policy, curve
+
+
+def _imitate(problem: Problem, policy: torch.nn.Module, o: Mapping[str, Any], ctx: SolveContext,
+             periods: int) -> dict[str, float]:
+    """Regress the policy's actions (training mode) onto those of the solver ``options.imitate`` along the
+    teacher's own rollouts; minibatches are drawn within one period, since a policy may read the period."""
+    from .imitation import fit_steps, load_teacher, teacher_rollout, teacher_scenarios
+
+    teacher = load_teacher(problem, o["imitate"], ctx)
+    steps = teacher_rollout(problem, teacher, teacher_scenarios(problem, o, ctx, periods), periods,
+                            lambda state, t, a: ({k: v.detach() for k, v in state.items()}, a.float()))
+    B = steps[0][1].shape[0]
+    policy.train()
+
+    def loss_of(j: torch.Tensor) -> torch.Tensor:
+        t = int(j[0]) % periods  # one period per minibatch, the scenarios given by j
+        state, a = steps[t]
+        rows = (j % B).to(a.device)
+        sub = {k: (v[rows] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == B else v) for k, v in state.items()}
+        out = policy(sub, t)
+        return ((out.float() - a[rows]) ** 2).mean()
+
+    mse = fit_steps(policy.parameters(), loss_of, B * periods, o["imitate_steps"], ctx, batch=B)
+    return {"imitation_mse": mse}
 
 
 def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any], ctx: SolveContext) -> SolveOutcome:

@@ -319,33 +319,18 @@ def imitate(problem: Problem, ac: torch.nn.Module, teacher, scenarios, periods: 
     """Behaviour cloning: roll ``teacher`` out on ``scenarios`` and fit the actor to its actions (maximum
     likelihood of the nearest sample, :meth:`~opsrl.nn.actor_critic.ActionHead.sample_of`). Returns the
     final negative log-likelihood and how often the actor's greedy action matches the teacher's."""
-    state = problem.initial_state(scenarios)
-    feats, samples = [], []
-    with torch.no_grad():
-        for t in range(periods):
-            a = teacher(state, t)
-            feats.append(ac.encode(state, t))
-            samples.append(ac.head.sample_of(a))
-            post, _ = problem.post_decision(state, a)
-            state, _ = problem.transition(post, scenarios, t)
-    f_all, s_all = _stack(feats), torch.cat(samples, 0)
-    n = s_all.shape[0]
-    g = generator(ctx.seed, "train", "imitate")
-    opt = torch.optim.Adam(ac.parameters(), lr=lr)
-    mb = min(n, 4096)
+    from .imitation import fit_steps, teacher_rollout
+
+    pairs = teacher_rollout(problem, teacher, scenarios, periods,
+                            lambda state, t, a: (ac.encode(state, t), ac.head.sample_of(a)))
+    f_all, s_all = _stack([f for f, _ in pairs]), torch.cat([s for _, s in pairs], 0)
+    dev = s_all.device
     ac.train()
-    nll = float("nan")
-    for _ in range(steps):
-        j = torch.randint(n, (mb,), generator=g).to(s_all.device)
-        dist = ac.distribution({k: v[j] for k, v in f_all.items()})
-        loss = -dist.log_prob(s_all[j]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        nll = loss.item()
+    nll = fit_steps(ac.parameters(), lambda j: -ac.distribution({k: v[j.to(dev)] for k, v in f_all.items()})
+                    .log_prob(s_all[j.to(dev)]).mean(), s_all.shape[0], steps, ctx, lr)
     ac.eval()
     with torch.no_grad():
-        j = torch.randint(n, (min(n, 65536),), generator=g).to(s_all.device)
+        j = torch.randperm(s_all.shape[0], generator=generator(ctx.seed, "train", "imitate_check"))[:65536].to(dev)
         mode = ac.distribution({k: v[j] for k, v in f_all.items()}).mode()
         disc = ac.head.disc
         agree = float((mode[:, disc] == s_all[j][:, disc]).all(1).float().mean()) if disc else float("nan")
@@ -395,25 +380,16 @@ def _fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any]
 def _imitate_solver(problem: Problem, ac: torch.nn.Module, o: Mapping[str, Any], ctx: SolveContext,
                     periods: int) -> dict[str, float]:
     """Fit the solver named by ``options.imitate`` and clone its policy into ``ac`` (see :func:`imitate`)."""
-    from ..registry import family, load_solver
+    from .imitation import load_teacher, teacher_scenarios
 
-    name = o["imitate"]
+    teacher = load_teacher(problem, o["imitate"], ctx)
     try:
-        _, method, tcfg = load_solver(name, family(problem.family))
-    except ConfigError as e:
-        raise ConfigError(ctx.source, "options.imitate", f"cannot load solver {name!r}: {e}") from None
-    teacher = method.fit(problem, tcfg["options"], tcfg,
-                         SolveContext(seed=ctx.seed, device=ctx.device, progress=False, source=tcfg["source"])).policy
-    if teacher is None:
-        raise ConfigError(ctx.source, "options.imitate", f"solver {name!r} gives no policy to imitate")
-    g = generator(ctx.seed, "train", "imitate_scenarios")
-    pool = problem.sample(o["train_scenarios"], "train", ctx.seed, periods, ctx.device)
-    idx = torch.randint(pool.n, (min(o["batch_size"], pool.n),), generator=g).to(ctx.device)
-    try:
-        info = imitate(problem, ac, teacher, pool.select(idx), periods, o["imitate_steps"], ctx)
+        info = imitate(problem, ac, teacher, teacher_scenarios(problem, o, ctx, periods), periods,
+                       o["imitate_steps"], ctx)
     except ValueError as e:
         raise ConfigError(ctx.source, "options.imitate", str(e)) from None
-    ctx.log(f"imitation of {name}: nll {info['imitation_nll']:.4f}, agreement {info['imitation_agreement']:.3f}")
+    ctx.log(f"imitation of {o['imitate']}: nll {info['imitation_nll']:.4f}, "
+            f"agreement {info['imitation_agreement']:.3f}")
     return info
 
 

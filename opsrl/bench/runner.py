@@ -23,7 +23,7 @@ from .. import __version__
 from ..core import Problem, Scenarios, SolveContext, State, evaluate, rollout
 from .cells import cell_id, scenarios_hash
 from ..registry import family as get_family
-from ..registry import load_for_solver, load_problem, load_solver
+from ..registry import fit_solver, load_for_solver, load_problem, load_solver
 
 
 def versions() -> dict[str, str]:
@@ -66,7 +66,8 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
     cell = cell_id(prob, solver_name, scfg, seed, label=label, problem_overrides=problem_overrides,
                    solver_overrides=solver_overrides)
     torch.manual_seed(seed)
-    ctx = SolveContext(seed=seed, device=dev, progress=progress, source=scfg["source"], log=log)
+    ctx = SolveContext(seed=seed, device=dev, progress=progress, source=scfg["source"], log=log,
+                       fit_solver=fit_solver)
 
     t0 = time.perf_counter()
     outcome = method.fit(prob, scfg["options"], scfg, ctx)

@@ -41,6 +41,10 @@ class SolveContext:
     progress: bool = True
     source: str = "<solver>"  # the solver's config file, for error messages
     log: Callable[[str], None] = lambda msg: None
+    # fits another solver by name on a problem: ``fit_solver(name, problem, ctx) -> SolveOutcome``. Set by the
+    # layers that know the solver files (opsrl.registry.fit_solver, used by the runner and the command line);
+    # methods that start from another solver's policy (``imitate``) need it
+    fit_solver: Callable[..., "SolveOutcome"] | None = None
 
 
 @dataclass

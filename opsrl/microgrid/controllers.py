@@ -117,7 +117,8 @@ class SocHysteresis(torch.nn.Module):
 
 
 def search_hysteresis(problem, scenarios, genset_load: float = 1.0,
-                      starts=(0.12, 0.15, 0.2, 0.25, 0.3, 0.4), stops=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
+                      starts=(0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4),
+                      stops=(0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
     """Grid search of ``(start_soc, stop_soc)``, ``start < stop``, on ``scenarios`` (every candidate on the
     same days, all in one batch); returns ``(start, stop, dev cost, every candidate's cost)``."""
     from ..inventory.heuristics import grid_search

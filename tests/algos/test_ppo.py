@@ -11,7 +11,7 @@ from opsrl.inventory import METHODS as METHODS_INV
 from opsrl.inventory import dp_optimum
 from opsrl.jobshop import JobShop
 from opsrl.nn.actor_critic import ActionHead, build_actor_critic
-from opsrl.registry import load_problem
+from opsrl.registry import fit_solver, load_problem
 
 
 def test_gae_matches_a_hand_computation():
@@ -152,7 +152,8 @@ def test_imitation_clones_a_base_stock_policy_before_ppo():
     o = validate({"iterations": 1, "critic_warmup": 1, "batch_size": 64, "train_periods": 100,
                   "dev_scenarios": 256, "dev_periods": 200, "imitate": "base_stock", "imitate_steps": 1500,
                   "lr": 1e-3}, ppo.OPTIONS, "s")
-    out = METHODS["ppo"].fit(problem, o, {"policy": {"levels": [20]}}, SolveContext(seed=0, progress=False))
+    ctx = SolveContext(seed=0, progress=False, fit_solver=fit_solver)
+    out = METHODS["ppo"].fit(problem, o, {"policy": {"levels": [20]}}, ctx)
     assert out.info["imitation_agreement"] > 0.98
     assert out.curve[0]["iteration"] == 0 and out.curve[-1]["dev_cost"] == out.curve[0]["dev_cost"]
     teacher = METHODS_INV["base_stock"].fit(problem, validate({}, METHODS_INV["base_stock"].options, "s"), {},
@@ -161,6 +162,8 @@ def test_imitation_clones_a_base_stock_policy_before_ppo():
     ref = evaluate(problem, teacher, test, warmup=50).mean
     assert isinstance(teacher, BaseStock)
     assert abs(evaluate(problem, out.policy, test, warmup=50).mean - ref) < 0.01 * ref
-    with pytest.raises(ConfigError, match="options.imitate"):
+    with pytest.raises(ConfigError, match=r"s.toml: key 'options.imitate'.*no_such_solver"):
         METHODS["ppo"].fit(problem, {**o, "imitate": "no_such_solver"}, {"policy": {"levels": [20]}},
-                           SolveContext(seed=0, progress=False, source="s.toml"))
+                           SolveContext(seed=0, progress=False, source="s.toml", fit_solver=fit_solver))
+    with pytest.raises(ConfigError, match="fit_solver"):  # a context that cannot fit other solvers
+        METHODS["ppo"].fit(problem, o, {"policy": {"levels": [20]}}, SolveContext(progress=False))

@@ -10,11 +10,13 @@ from opsrl.registry import load_problem
 
 
 def train(problem, seed=0, **opts):
+    from opsrl.registry import fit_solver
+
     o = validate({"max_steps": 200, "eval_every": 20, "patience": 0, "train_scenarios": 4096,
                   "batch_size": 256, "dev_scenarios": 512, "dev_periods": 300, **opts}, hdpo.OPTIONS, "test")
     torch.manual_seed(seed)
     policy = MLPPolicy(problem, [32, 32])
-    return hdpo.train(problem, policy, o, SolveContext(seed=seed, progress=False))
+    return hdpo.train(problem, policy, o, SolveContext(seed=seed, progress=False, fit_solver=fit_solver))
 
 
 def test_short_hdpo_run_reaches_two_percent_of_optimum():
@@ -61,3 +63,22 @@ def test_policy_orders_are_non_negative_and_integer():
     relaxed(state, 0).sum().backward()
     for g1, p in zip(g_ste, relaxed.parameters()):
         assert torch.allclose(g1, p.grad)
+
+
+def test_imitation_start_clones_base_stock():
+    """``imitate``: HDPO first regresses its orders onto the searched base-stock policy's; the clone's dev cost
+    (the curve's step 0) is base stock's own on the same dev scenarios, well below the untrained network's."""
+    from opsrl.inventory import METHODS
+    from opsrl.inventory.heuristics import BaseStock
+
+    torch.set_num_threads(1)
+    prob = load_problem("inventory/lost_sales_p4_L1", {"periods": 60, "warmup": 10})
+    policy, curve = train(prob, max_steps=1, imitate="base_stock", imitate_steps=1500)
+    teacher = METHODS["base_stock"].fit(prob, validate({}, METHODS["base_stock"].options, "s"), {},
+                                        SolveContext(seed=0, progress=False)).policy
+    assert isinstance(teacher, BaseStock)
+    dev = prob.sample(512, "dev", 0, 300)
+    ref = evaluate(prob, teacher, dev).mean
+    assert curve[0]["step"] == 0 and abs(curve[0]["dev_cost"] - ref) < 0.005 * ref, (curve[0], ref)
+    torch.manual_seed(0)
+    assert evaluate(prob, MLPPolicy(prob, [32, 32]), dev).mean > 1.2 * ref

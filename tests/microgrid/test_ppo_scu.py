@@ -7,22 +7,25 @@ def test_ppo_scu_trains_through_the_shields_and_violates_nothing():
     rec = run("microgrid/remote", "ppo_scu", progress=False,
               problem_overrides={"periods": 90, "test.scenarios": 3},
               solver_overrides={"iterations": 2, "batch_size": 8, "train_periods": 30, "dev_scenarios": 2,
-                                "eval_every": 1})
+                                "eval_every": 1, "imitate_steps": 50, "critic_warmup": 1})
     # the independent checker saw every minute of the test days: no violation, all demand served
     assert rec["violations"] == {} and rec["unserved_kwh"] == 0.0
     assert rec["info"]["iterations"] == 2 and rec["info"]["horizon"] == "truncated"
+    # the solver file reads the action as (gensets, genset load) and starts from a clone of soc_hysteresis
+    assert rec["config"]["problem"]["shield"]["proposal"] == "genset_load"
+    assert 0 <= rec["info"]["imitation_agreement"] <= 1 and rec["curve"][0]["iteration"] == 0
     assert rec["reference"]["kind"] == "lower_bound" and rec["reference"]["value"] <= rec["test_cost"]
     assert len(rec["day"]["out_demand"]) == 90
 
 
-def test_ppo_scu_proposes_a_genset_count_and_a_battery_set_point():
+def test_ppo_scu_proposes_a_genset_count_and_a_genset_load():
     import torch
 
     from opsrl.nn import build_actor_critic
-    from opsrl.registry import family, load_problem, load_solver
+    from opsrl.registry import family, load_for_solver, load_solver
 
-    prob = load_problem("microgrid/remote", {"periods": 30})
     _, _, cfg = load_solver("ppo_scu", family("microgrid"))
+    prob = load_for_solver("microgrid/remote", cfg, {"periods": 30})
     ac = build_actor_critic(prob, cfg["policy"], cfg["source"])
     ac.sampling = True
     torch.manual_seed(0)
@@ -30,4 +33,4 @@ def test_ppo_scu_proposes_a_genset_count_and_a_battery_set_point():
     a = ac(state, 0)
     assert a.shape == (256, 2)
     assert set(a[:, 0].tolist()) == {0.0, 0.5, 1.0}  # a fraction of the two gensets: 0, 1 or 2 of them
-    assert ((a[:, 1] > 0) & (a[:, 1] < 1)).all() and a[:, 1].unique().numel() == 256  # Beta set-point
+    assert set(a[:, 1].tolist()) == {0.0, 1.0}  # running gensets at minimum load or rated
