@@ -311,6 +311,11 @@ class Microgrid(Problem):
             (state["w_prev"] / p.w_rated)[:, None], state["fc_d"] / p.d_max, state["fc_w"] / p.w_rated,
             torch.sin(ang)[:, None], torch.cos(ang)[:, None]], dim=1)
 
+    def observe_post(self, post: State) -> torch.Tensor:
+        """Post-decision features (for PDPPO's second critic): :meth:`observe` of the state after the commands
+        (genset modes and timers moved by them) and the battery set-point the shields settled on."""
+        return torch.cat([self.observe(post), (post["b_set"] / self.p.b_power)[:, None]], dim=1)
+
     def describe(self) -> str:
         p = self.p
         return (f"remote microgrid: {p.G} x {p.rated:g} kW gensets, battery {p.b_power:g} kW / {p.b_cap:g} kWh, "

@@ -34,3 +34,26 @@ def test_ppo_scu_proposes_a_genset_count_and_a_genset_load():
     assert a.shape == (256, 2)
     assert set(a[:, 0].tolist()) == {0.0, 0.5, 1.0}  # a fraction of the two gensets: 0, 1 or 2 of them
     assert set(a[:, 1].tolist()) == {0.0, 1.0}  # running gensets at minimum load or rated
+
+
+def test_pdppo_runs_on_the_microgrid_with_a_post_decision_critic():
+    """The microgrid's post-decision features (state after the commands, and the set-point) feed PDPPO's
+    second critic; the sampled proposals stay safe."""
+    import math
+
+    import torch
+
+    from opsrl.algos import METHODS
+    from opsrl.algos.ppo import OPTIONS
+    from opsrl.core import SolveContext, validate
+    from opsrl.registry import load_problem
+
+    prob = load_problem("microgrid/remote", {"periods": 30})
+    state = prob.initial_state(prob.sample(4, "dev", 0, periods=30))
+    post, _ = prob.post_decision(state, torch.tensor([[0.0, 1.0]] * 4))
+    x = prob.observe_post(post)
+    assert x.shape == (4, prob.obs_dim + 1) and torch.isfinite(x).all()
+    o = validate({"iterations": 2, "batch_size": 8, "train_periods": 30, "dev_scenarios": 2, "eval_every": 1,
+                  "horizon": "truncated"}, OPTIONS, "s")
+    out = METHODS["pdppo"].fit(prob, o, {"policy": {"levels": [3, 0]}}, SolveContext(progress=False))
+    assert out.info["post_critic"] and math.isfinite(out.curve[-1]["post_value_loss"])
