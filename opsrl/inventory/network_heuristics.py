@@ -3,7 +3,9 @@
 * :class:`EchelonStock`: each location asks its primary inbound lane for ``(S_i - position_i)^+``, where
   the position is the echelon inventory position (on hand and in transit at the location and at every
   location below it in the tree of primary lanes) or, with ``echelon=False``, the local one (installation
-  base stock). Shortages upstream are resolved by the simulator's proportional allocation.
+  base stock; a centre, which holds nothing and ships all it receives, keeps its echelon position there,
+  since its local position would ignore where its stock went). Shortages upstream are resolved by the
+  simulator's proportional allocation.
 * :func:`search_levels`: levels ``S_i = m_i tau_i + z_g s_i sqrt(tau_i)`` (echelon mean and standard
   deviation of demand per period, protection period ``tau_i``) with one safety factor ``z_g`` for the
   stores and one for the locations upstream, searched coordinate-wise on dev scenarios.
@@ -22,7 +24,7 @@ from scipy import stats
 
 from ..core import Scenarios, State
 from .heuristics import grid_search
-from .networks import STORE, Network
+from .networks import CENTRE, STORE, Network
 
 
 class EchelonStock(torch.nn.Module):
@@ -41,10 +43,16 @@ class EchelonStock(torch.nn.Module):
         is_primary[problem.primary] = 1.0
         self.lane_node = torch.as_tensor(lane_node)
         self.is_primary = torch.as_tensor(is_primary)
+        self.is_centre = torch.as_tensor(problem.topo.kind == CENTRE)
 
     def forward(self, state: State, t: int = 0) -> torch.Tensor:
         p = self.problem
-        pos = p.echelon_position(state) if self.echelon else p.local_position(state)
+        if self.echelon:
+            pos = p.echelon_position(state)
+        else:
+            pos = p.local_position(state)
+            if bool(self.is_centre.any()):
+                pos = torch.where(self.is_centre.to(pos.device), p.echelon_position(state), pos)
         want = (self.levels.to(pos) - pos).clamp_min(0.0)
         if self.integer:
             want = want.round()
@@ -70,10 +78,12 @@ def protection(problem: Network, echelon: bool = True) -> np.ndarray:
 def levels_from_z(problem: Network, z_store, z_up, echelon: bool = True) -> np.ndarray:
     """Levels ``[K, N]`` for safety factors ``z_store`` and ``z_up`` (arrays of K candidates)."""
     m, s = problem.echelon_demand()
-    if not echelon:
-        ratio = problem._node_flow / np.maximum(m, 1e-9)
-        m, s = problem._node_flow, s * ratio
     tau = protection(problem, echelon)
+    if not echelon:  # installation levels, except at centres (echelon position, see EchelonStock)
+        keep = problem.topo.kind == CENTRE
+        ratio = problem._node_flow / np.maximum(m, 1e-9)
+        m, s = np.where(keep, m, problem._node_flow), np.where(keep, s, s * ratio)
+        tau = np.where(keep, protection(problem, True), tau)
     is_store = problem.topo.kind == STORE
     z = np.where(is_store[None, :], np.asarray(z_store, float)[:, None], np.asarray(z_up, float)[:, None])
     S = np.maximum(m * tau + z * s * np.sqrt(tau), 0.0)

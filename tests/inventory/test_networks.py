@@ -216,3 +216,24 @@ def test_run_record_has_reference_and_gap():
               solver_overrides={"dev_scenarios": 32, "dev_periods": 100},
               problem_overrides={"test": {"scenarios": 32, "periods": 100, "warmup": 20}})
     assert rec["reference"]["kind"] == "lower_bound" and rec["gap_pct"] > 0
+
+
+def test_installation_base_stock_puts_a_centre_on_its_echelon_position():
+    """A transshipment centre holds nothing and ships all it receives, so installation base stock uses its
+    echelon position; the stores' only parent is the centre, so with the same levels the installation and
+    echelon policies order alike at every state (here: states of a random-order rollout). On a warehouse
+    network, where the warehouse holds stock, they differ."""
+    from opsrl.core import rollout
+
+    for name, same in (("transshipment_n5", True), ("warehouse_n3", False)):
+        prob = load_problem(f"inventory/{name}")
+        sc = prob.sample(32, "dev", 0, 30)
+        levels = 2 * prob._np["node_scale"]
+        torch.manual_seed(0)
+        traj = rollout(prob, lambda s, t: torch.rand(s["on_hand"].shape[0], prob.topo.e) * 3.0, sc, record=True)
+        for state in traj.states[1:]:
+            inst = EchelonStock(prob, levels, echelon=False)(state)
+            ech = EchelonStock(prob, levels, echelon=True)(state)
+            if same:
+                assert torch.equal(inst, ech)
+        assert same or not torch.equal(inst, ech)
