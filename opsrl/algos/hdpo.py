@@ -131,8 +131,8 @@ def _imitate(problem: Problem, policy: torch.nn.Module, o: Mapping[str, Any], ct
     B = steps[0][1].shape[0]
     policy.train()
 
-    def loss_of(j: torch.Tensor) -> torch.Tensor:
-        t = int(j[0]) % periods  # one period per minibatch, the scenarios given by j
+    def loss_of(j: torch.Tensor) -> torch.Tensor:  # j: B random indices in [0, B * periods)
+        t = int(j[0]) % periods  # one period per minibatch (drawn from the first index), the scenarios j mod B
         state, a = steps[t]
         rows = (j % B).to(a.device)
         sub = {k: (v[rows] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == B else v) for k, v in state.items()}

@@ -271,10 +271,10 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
                 A = data["adv"][j]
                 pg = -torch.minimum(ratio * A, ratio.clamp(1 - o["clip"], 1 + o["clip"]) * A).mean()
                 vloss = _value_loss(v, data["ret"][j], data["value"][j], o["value_clip"])
-                loss = (pg if it > o["critic_warmup"] else 0.0 * pg) + o["value_coef"] * vloss
                 ent = dist.entropy().mean()
-                if o["entropy_coef"] and it > o["critic_warmup"]:
-                    loss = loss - o["entropy_coef"] * ent
+                loss = o["value_coef"] * vloss
+                if it > o["critic_warmup"]:  # during the warm-up only the critics learn
+                    loss = loss + pg - o["entropy_coef"] * ent
                 if o["post_critic"]:
                     pv = ac.post_value({k: v_[j] for k, v_ in roll["pfeats"].items()})
                     ploss = _value_loss(pv, data["ptarget"][j], data["pvalue"][j], o["value_clip"])
