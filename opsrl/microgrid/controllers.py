@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from .planning import plan
+from .sim import RUN, WARM
 
 
-def check_proposal(problem, controller: str) -> None:
-    """These controllers propose battery set-points: the problem must read its action that way."""
-    if problem.p.proposal != "battery_kw":
-        raise ValueError(f"{problem.source}: {controller} proposes battery set-points and needs "
-                         f"shield.proposal = 'battery_kw' (this problem has {problem.p.proposal!r})")
+def check_proposal(problem, controller: str, needs: str = "battery_kw") -> None:
+    """A controller's proposals must be read the way the problem reads its action (``shield.proposal``)."""
+    if problem.p.proposal != needs:
+        raise ValueError(f"{problem.source}: {controller} needs shield.proposal = {needs!r} "
+                         f"(this problem has {problem.p.proposal!r})")
 
 
 def to_action(p, gensets: torch.Tensor, battery_kw: torch.Tensor) -> torch.Tensor:
@@ -101,9 +102,7 @@ class SocHysteresis(torch.nn.Module):
 
     def __init__(self, problem, start_soc, stop_soc, genset_load: float = 1.0):
         super().__init__()
-        if problem.p.proposal != "genset_load":
-            raise ValueError(f"{problem.source}: soc_hysteresis proposes genset loads and needs "
-                             f"shield.proposal = 'genset_load' (this problem has {problem.p.proposal!r})")
+        check_proposal(problem, "soc_hysteresis", "genset_load")
         self.p = problem.p
         self.start, self.stop, self.load = start_soc, stop_soc, float(genset_load)
 
@@ -111,7 +110,7 @@ class SocHysteresis(torch.nn.Module):
         soc, mode = state["soc"], state["mode"]
         start = torch.as_tensor(self.start, dtype=soc.dtype, device=soc.device)
         stop = torch.as_tensor(self.stop, dtype=soc.dtype, device=soc.device)
-        k = ((mode == 1) | (mode == 2)).sum(1).to(soc.dtype)  # committed: warming up or running
+        k = ((mode == WARM) | (mode == RUN)).sum(1).to(soc.dtype)  # committed gensets
         n = torch.where(soc < start, k.clamp_min(1), torch.where(soc < stop, k, torch.zeros_like(k)))
         return torch.stack([n / self.p.G, torch.full_like(soc, self.load)], dim=1)
 
