@@ -161,6 +161,10 @@ def _fit_hysteresis(problem, o, config, ctx: SolveContext) -> SolveOutcome:
         raise ConfigError(ctx.source, "problem.shield.proposal", "soc_hysteresis proposes genset loads: set "
                           "\"shield.proposal\" = \"genset_load\" in the solver's [problem] table")
     start, stop, info = o["start_soc"], o["stop_soc"], {}
+    if not o["search"] and start >= stop:
+        from ..core import ConfigError
+
+        raise ConfigError(ctx.source, "options.start_soc", f"must be below options.stop_soc ({stop})")
     if o["search"]:
         dev = problem.sample(o["dev_scenarios"], "dev", ctx.seed, problem.test_periods, ctx.device)
         start, stop, cost, _ = search_hysteresis(problem, dev, o["genset_load"])

@@ -116,6 +116,13 @@ def test_soc_hysteresis_rule_and_its_batched_search():
         assert rule(prob.initial_state(sc))[0].tolist() == pytest.approx([fraction, 1.0]), (soc, mode)
     with pytest.raises(ValueError, match="shield.proposal"):
         SocHysteresis(make_problem(periods=10), 0.2, 0.6)
+    from opsrl.core import ConfigError, SolveContext, validate
+    from opsrl.microgrid import METHODS
+
+    m = METHODS["soc_hysteresis"]
+    with pytest.raises(ConfigError, match=r"s.toml: key 'options.start_soc'.*below options.stop_soc"):
+        m.fit(prob, validate({"search": False, "start_soc": 0.6, "stop_soc": 0.4}, m.options, "s.toml"), {},
+              SolveContext(progress=False, source="s.toml"))
     # the search evaluates every candidate in one batch: its best cost is what the chosen rule costs alone
     dev = prob.sample(4, "dev", 0, periods=120)
     start, stop, cost, costs = search_hysteresis(prob, dev, starts=(0.15, 0.3), stops=(0.4, 0.8))
