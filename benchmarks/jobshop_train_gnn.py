@@ -129,7 +129,7 @@ def self_label(ac: GraphActorCritic, problem: JobShop, iters: int, batch: int, k
         with torch.no_grad():
             state, acts = problem.initial_state(rep), []
             for t in range(problem.periods):
-                d = ac.distribution(ac.encode(state, t))
+                d = ac.head.distribution(ac.decision_logits(state, t))
                 a = torch.where(first[:, None], d.mode(), d.sample())
                 acts.append(a)
                 state, _ = problem.transition(problem.post_decision(state, ac.to_action(a))[0], rep, t)

@@ -59,12 +59,12 @@ def best_of(problem: JobShop, ac, scenarios: Scenarios, k: int, seed: int = 0, m
         state = problem.initial_state(sc)
         sample = (rows % k != 0) | (not greedy_first)
         for t in range(sc.periods):
-            d = ac.distribution(ac.encode(state, t))
-            u = torch.rand(d.logits.shape[0], 1, generator=gen)
+            logits = ac.decision_logits(state, t)
+            u = torch.rand(logits.shape[0], 1, generator=gen)
             # inverse-CDF draw from the masked categorical (a seeded generator of its own)
-            cdf = d.logits.softmax(-1).reshape(u.shape[0], -1).cumsum(-1)
-            draw = (cdf < u * cdf[:, -1:]).sum(-1, keepdim=True).clamp(max=cdf.shape[1] - 1).float()
-            a = torch.where(sample[:, None], draw, d.mode())
+            cdf = logits.softmax(-1).cumsum(-1)
+            draw = (cdf < u * cdf[:, -1:]).sum(-1, keepdim=True).clamp(max=cdf.shape[1] - 1)
+            a = torch.where(sample[:, None], draw, logits.argmax(-1, keepdim=True)).float()
             state, _ = problem.transition(problem.post_decision(state, ac.to_action(a))[0], sc, t)
         ms = metrics(state)["makespan"].double()
         st = en = nops = None

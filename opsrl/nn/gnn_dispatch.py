@@ -125,6 +125,23 @@ class GraphActorCritic(nn.Module):
     def distribution(self, feats) -> ActionDistribution:
         return self.evaluate(feats)[0]
 
+    @torch.no_grad()
+    def decision_logits(self, state: State, t) -> torch.Tensor:
+        """The actor's logits ``[B, n]`` for acting (no critic, no gradient). Only rows with two or more
+        allowed actions run the network: a row with one allowed action gets 0 there and ``-inf``
+        elsewhere, a row with none (a finished episode) 0 everywhere, which is the distribution the
+        network gives them too. On Taillard 15x15 about 60% of greedy dispatching steps have a single
+        dispatchable job."""
+        mask = self.problem.action_mask(state)
+        B, n = mask.shape
+        logits = torch.where(mask | ~mask.any(1, keepdim=True), 0.0, -torch.inf)
+        free = (mask.sum(1) > 1).nonzero()[:, 0]
+        if free.numel():
+            feats = self.encode(state, t)
+            sub = {k: v[free] for k, v in feats.items()}
+            logits[free] = self.evaluate(sub)[0].logits.reshape(free.numel(), n).to(logits.dtype)
+        return logits
+
     def value(self, feats) -> torch.Tensor:
         return self.evaluate(feats)[1]
 
@@ -132,5 +149,5 @@ class GraphActorCritic(nn.Module):
         return self.head.to_action(sample)
 
     def forward(self, state: State, t: int = 0) -> torch.Tensor:
-        d = self.distribution(self.encode(state, t))
+        d = self.head.distribution(self.decision_logits(state, t))
         return self.to_action(d.sample() if self.sampling else d.mode())

@@ -72,3 +72,34 @@ def test_best_of_k_is_no_worse_than_greedy_and_valid():
     assert info["invalid_schedules"] == []
     assert bool((ev.per_scenario <= g + 1e-9).all())
     assert [r["instance"] for r in info["per_instance"]] == ["ft06", "la01"]
+
+
+def test_decision_logits_skip_the_network_only_where_the_choice_is_forced():
+    """Acting logits against the full network's on the states of sampled rollouts: equal where two or more
+    jobs may be dispatched, all mass on the one allowed job elsewhere."""
+    if not dispatcher.WEIGHTS.is_file():
+        pytest.skip("no shipped weights")
+    problem = JobShop([instances.load("ta01")] * 4)
+    ac = dispatcher.load(problem)
+    sc = problem.test_set()
+    state = problem.initial_state(sc)
+    torch.manual_seed(0)
+    seen = {1: 0, 2: 0}
+    with torch.no_grad():
+        for t in range(sc.periods):
+            fast = ac.decision_logits(state, t)
+            full = ac.distribution(ac.encode(state, t)).logits.reshape(fast.shape)
+            allowed = state["mask"].sum(1)
+            for b in range(fast.shape[0]):
+                if allowed[b] >= 2:
+                    seen[2] += 1
+                    assert torch.equal(torch.isinf(fast[b]), torch.isinf(full[b]))
+                    finite = ~torch.isinf(full[b])
+                    assert torch.allclose(fast[b][finite], full[b][finite], atol=1e-4)
+                elif allowed[b] == 1:
+                    seen[1] += 1
+                    assert fast[b].softmax(0).tolist() == state["mask"][b].float().tolist()
+                    assert full[b].argmax() == state["mask"][b].float().argmax()
+            a = torch.distributions.Categorical(logits=fast).sample()[:, None].float()
+            state, _ = problem.transition(problem.post_decision(state, ac.to_action(a))[0], sc, t)
+    assert seen[1] > 100 and seen[2] > 100
