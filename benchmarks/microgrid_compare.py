@@ -25,22 +25,10 @@ import torch
 from opsrl.core import SolveContext
 from opsrl.core.config import parse_value
 from opsrl.microgrid import bounds, run_test
-from opsrl.microgrid.controllers import MPC, OperatorRules
+from opsrl.microgrid.controllers import MPC, ConstantProposal, OperatorRules
 from opsrl.microgrid.plots import plot_day
 from opsrl.nn import build_actor_critic, build_policy
 from opsrl.registry import family, fit_solver, load_for_solver, load_problem, load_solver
-
-
-class ConstantProposal(torch.nn.Module):
-    """The same proposal at every minute; the shields make it safe (shielded problems only)."""
-
-    def __init__(self, proposal: list[float]):
-        super().__init__()
-        self.proposal = torch.tensor(proposal)
-
-    def forward(self, state, t=0):
-        soc = state["soc"]
-        return self.proposal.to(soc.dtype).expand(soc.shape[0], -1)
 
 
 def main() -> None:
@@ -75,7 +63,7 @@ def main() -> None:
         policies["mpc"] = MPC(prob)
     for text in args.constant:
         a = [float(x) for x in text.split(",")]
-        policies[f"shields alone, proposal ({a[0]:g}, {a[1]:g})"] = ConstantProposal(a)
+        policies[f"shields alone, proposal ({a[0]:g}, {a[1]:g})"] = ConstantProposal(prob, a)
     for solver in args.solvers:
         prefix = solver + "."
         overrides = {k[len(prefix):]: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)

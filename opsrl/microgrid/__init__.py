@@ -39,8 +39,11 @@ __all__ = ["FAMILY", "Microgrid", "build", "run_test", "reference", "bounds"]
 
 
 @torch.no_grad()
-def run_test(problem: Microgrid, policy, scenarios: Scenarios) -> tuple[Evaluation, dict[str, Any]]:
-    """One evaluation rollout with the constraint checker alongside: the test cost and the metrics."""
+def run_test(problem: Microgrid, policy, scenarios: Scenarios,
+             per_scenario: bool = False) -> tuple[Evaluation, dict[str, Any]]:
+    """One evaluation rollout with the constraint checker alongside: the test cost and the metrics (means
+    over the scenarios; with ``per_scenario``, also ``by_scenario``: fuel, degradation, unserved and dumped
+    energy and SoC change of each scenario, as float64 tensors ``[n]``)."""
     if getattr(policy, "training", False):
         policy.eval()
     state = problem.initial_state(scenarios)
@@ -65,6 +68,10 @@ def run_test(problem: Microgrid, policy, scenarios: Scenarios) -> tuple[Evaluati
         "soc_change": float((state["soc"].double().cpu() - soc0).mean()),
         "ramp_violations": scenarios.meta.get("ramp_violations"),
     }
+    if per_scenario:
+        metrics["by_scenario"] = {
+            "fuel_litres": checker.fuel.double(), "degradation": deg, "unserved_kwh": checker.unserved_kwh.double(),
+            "dumped_kwh": checker.dump_kwh.double(), "soc_change": state["soc"].double().cpu() - soc0}
     return ev, metrics
 
 

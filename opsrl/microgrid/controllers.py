@@ -13,6 +13,8 @@
   running gensets work at ``genset_load`` (1: rated, so they charge the battery with what the load does not
   take). The shields add gensets whenever the worst case needs them. Its two thresholds can be searched on
   dev days (:func:`search_hysteresis`).
+* :class:`ConstantProposal`: the same proposal every minute (one per scenario, or one for all): what the
+  shields make of no controller at all.
 """
 
 from __future__ import annotations
@@ -113,6 +115,23 @@ class SocHysteresis(torch.nn.Module):
         k = ((mode == WARM) | (mode == RUN)).sum(1).to(soc.dtype)  # committed gensets
         n = torch.where(soc < start, k.clamp_min(1), torch.where(soc < stop, k, torch.zeros_like(k)))
         return torch.stack([n / self.p.G, torch.full_like(soc, self.load)], dim=1)
+
+
+class ConstantProposal(torch.nn.Module):
+    """The same proposal ``[2]`` (or one per scenario, ``[B, 2]``) at every minute; the shields make it safe,
+    so the problem must be shielded."""
+
+    def __init__(self, problem, proposal):
+        super().__init__()
+        if not problem.shielded:
+            raise ValueError(f"{problem.source}: a constant proposal needs a shielded problem (shielded = true)")
+        self.proposal = torch.as_tensor(proposal, dtype=torch.float32)
+        if self.proposal.shape[-1] != 2 or self.proposal.dim() > 2:
+            raise ValueError(f"a constant proposal is [2] or [B, 2], got shape {list(self.proposal.shape)}")
+
+    def forward(self, state, t=0):
+        soc = state["soc"]
+        return self.proposal.to(soc.dtype).expand(soc.shape[0], 2)
 
 
 def search_hysteresis(problem, scenarios, genset_load: float = 1.0,

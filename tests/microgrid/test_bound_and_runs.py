@@ -133,3 +133,28 @@ def test_soc_hysteresis_rule_and_its_batched_search():
     ev, m = run_test(prob, SocHysteresis(prob, start, stop), dev)
     assert m["violations"] == {} and m["unserved_kwh"] == 0.0
     assert bounds(prob, dev).mean() <= ev.mean
+
+
+def test_constant_proposals_per_scenario_and_per_scenario_metrics():
+    """One batch of per-scenario constant proposals gives, scenario by scenario, what each constant gives
+    alone; ``per_scenario`` metrics average to the reported means."""
+    from opsrl.microgrid.controllers import ConstantProposal
+
+    prob = make_problem(periods=90)
+    days = prob.sample(3, "dev", 0, periods=90)
+    props = torch.tensor([[0.0, 0.5], [0.5, 1.0], [1.0, 0.0]])
+    ev, m = run_test(prob, ConstantProposal(prob, props), days, per_scenario=True)
+    by = m["by_scenario"]
+    for key in ("fuel_litres", "degradation", "unserved_kwh", "dumped_kwh", "soc_change"):
+        assert by[key].shape == (3,) and by[key].mean().item() == pytest.approx(m[key], rel=1e-9, abs=1e-12)
+    for b in range(3):
+        one = days.select(torch.tensor([b]))
+        ev1, m1 = run_test(prob, ConstantProposal(prob, props[b]), one)
+        assert ev1.mean == pytest.approx(float(ev.per_scenario[b]), rel=1e-5)
+        assert m1["fuel_litres"] == pytest.approx(float(by["fuel_litres"][b]), rel=1e-5)
+    # the proposals differ, and so do the days they make
+    assert len({round(float(f), 3) for f in by["fuel_litres"]}) == 3
+    with pytest.raises(ValueError, match="shielded"):
+        ConstantProposal(make_problem(periods=10, shielded=False), [0.0, 0.5])
+    with pytest.raises(ValueError, match=r"\[2\] or \[B, 2\]"):
+        ConstantProposal(prob, [0.0, 0.5, 1.0])
