@@ -6,6 +6,7 @@ sampled; on the first ``--sample-per-class`` instances of each class, 0 = all), 
 instance of the GNN runs. Every GNN schedule is checked by the independent validator.
 
     python benchmarks/jobshop_gnn.py --families ta --samples 128 --sample-per-class 2 --sample-max-ops 450
+    python benchmarks/jobshop_gnn.py --table benchmarks/results/jobshop_gnn.json benchmarks/results/jobshop_gnn_ta*.json
 """
 
 from __future__ import annotations
@@ -57,7 +58,13 @@ def main(argv=None) -> None:
     ap.add_argument("--max-nodes", type=int, default=200_000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "jobshop_gnn.json")
+    ap.add_argument("--table", type=Path, nargs="+", default=[],
+                    help="print one table from these result files (runs nothing; a class found in several "
+                         "files is taken from the last one that sampled it)")
     args = ap.parse_args(argv)
+    if args.table:
+        print(merged_table(args.table))
+        return
     torch.set_num_threads(args.threads)
     results = []
     for fam in args.families:
@@ -102,6 +109,24 @@ def main(argv=None) -> None:
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
                                    indent=1))
     print(table(results, args.samples))
+
+
+def merged_table(paths: list[Path]) -> str:
+    rows: dict[tuple, dict] = {}
+    samples = set()
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for r in data["results"]:
+            key = (r["family"], r["class"])
+            if key not in rows or "sample" in r or "sample" not in rows[key]:
+                rows[key] = r
+            if "sample" in r:
+                samples.add(int(data["args"]["samples"]))
+    if len(samples) > 1:
+        raise SystemExit(f"the files sample different numbers of schedules: {sorted(samples)}")
+    order = {fam: [c for c in size_classes(fam)] for fam in dict.fromkeys(k[0] for k in rows)}
+    results = sorted(rows.values(), key=lambda r: (list(order).index(r["family"]), order[r["family"]].index(r["class"])))
+    return table(results, samples.pop() if samples else 1)
 
 
 def table(results: list[dict], samples: int) -> str:
