@@ -1,9 +1,9 @@
-"""Fuel against battery degradation: how much fuel the state-of-charge hysteresis rule saves when its
-battery degradation is capped (at the operator's level, twice it, ...), thresholds chosen on dev days and
-reported on the held-out test days.
+"""Fuel against battery degradation: how much fuel simple controllers behind the shields save when their
+battery degradation is capped (at the operator's level, twice it, ...), chosen on dev days and reported
+on the held-out test days.
 
     python benchmarks/microgrid_frontier.py [--problem microgrid/remote] [--days 32] [--dev-days 16]
-        [--loads 1.0 0.75] [--plot docs/microgrid_frontier.png] [--json benchmarks/results/microgrid_frontier.json]
+        [--loads 1.0 0.5] [--plot docs/microgrid_frontier.png] [--json benchmarks/results/microgrid_frontier.json]
 
 Candidates: the hysteresis rule (``soc_hysteresis``) at every ``(start_soc, stop_soc)`` of a grid with
 narrow bands as well as wide ones (shallow cycles wear the battery less per kWh: a cycle of depth D
@@ -65,8 +65,7 @@ def per_day(problem, policy, scenarios: Scenarios) -> dict[str, np.ndarray]:
 def candidates(problem, rows: np.ndarray, make, scenarios: Scenarios) -> dict[str, np.ndarray]:
     """Per-candidate means ``[K]`` over the scenarios, every candidate on the same days, in one batch."""
     K, n = len(rows), scenarios.n
-    rep = Scenarios({k: v.repeat(K, *([1] * (v.dim() - 1))) for k, v in scenarios.data.items()},
-                    scenarios.split, scenarios.seed, scenarios.periods)
+    rep = scenarios.select(torch.arange(n).repeat(K))  # candidate-major: K copies of the days
     prm = torch.as_tensor(rows, dtype=torch.float32).repeat_interleave(n, dim=0)
     return {k: v.reshape(K, n).mean(1) for k, v in per_day(problem, make(prm), rep).items()}
 
@@ -76,7 +75,7 @@ def main() -> None:
     ap.add_argument("--problem", default="microgrid/remote")
     ap.add_argument("--days", type=int, default=32)
     ap.add_argument("--dev-days", type=int, default=16)
-    ap.add_argument("--loads", type=float, nargs="+", default=[1.0, 0.75])
+    ap.add_argument("--loads", type=float, nargs="+", default=[1.0, 0.5])
     ap.add_argument("--caps", type=float, nargs="+", default=[1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 0.0],
                     help="degradation caps as multiples of the operator's dev degradation (0: no cap)")
     ap.add_argument("--problem-set", nargs="*", default=[], help="problem overrides, key=value")

@@ -53,8 +53,7 @@ def grid_search(problem: Problem, scenarios: Scenarios, candidates: np.ndarray,
     for start in range(0, K, per_block):
         block = torch.as_tensor(candidates[start: start + per_block], dtype=torch.float32, device=scenarios.device)
         k = block.shape[0]
-        rep = Scenarios({key: v.repeat(k, *([1] * (v.dim() - 1))) for key, v in scenarios.data.items()},
-                        scenarios.split, scenarios.seed, scenarios.periods)
+        rep = scenarios.select(torch.arange(n, device=scenarios.device).repeat(k))  # k copies, candidate-major
         params = block.repeat_interleave(n, dim=0)
         ev = evaluate(problem, make(params), rep)
         costs.append(ev.per_scenario.reshape(k, n).mean(dim=1).numpy())
