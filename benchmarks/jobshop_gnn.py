@@ -115,6 +115,8 @@ def merged_table(paths: list[Path]) -> str:
     rows: dict[tuple, dict] = {}
     samples = set()
     for path in paths:
+        if not Path(path).is_file():
+            raise SystemExit(f"--table: {path} is not a result file of this benchmark (no such file)")
         data = json.loads(Path(path).read_text())
         for r in data["results"]:
             key = (r["family"], r["class"])
