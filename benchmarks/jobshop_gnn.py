@@ -126,8 +126,13 @@ def merged_table(paths: list[Path]) -> str:
                 samples.add(int(data["args"]["samples"]))
     if len(samples) > 1:
         raise SystemExit(f"the files sample different numbers of schedules: {sorted(samples)}")
-    order = {fam: [c for c in size_classes(fam)] for fam in dict.fromkeys(k[0] for k in rows)}
-    results = sorted(rows.values(), key=lambda r: (list(order).index(r["family"]), order[r["family"]].index(r["class"])))
+    families = list(dict.fromkeys(k[0] for k in rows))
+
+    def order(r):  # as size_classes orders them: by operations per instance, then by name
+        jobs, machines = map(int, r["class"].split("x"))
+        return families.index(r["family"]), jobs * machines, r["class"]
+
+    results = sorted(rows.values(), key=order)
     return table(results, samples.pop() if samples else 1)
 
 

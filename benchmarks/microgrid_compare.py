@@ -9,9 +9,8 @@ The solvers (``--solvers``: by default ``soc_hysteresis``, the searched state-of
 fitted here from their solver files (seed 0); the learned ones can instead be loaded from parameters an
 earlier run saved with ``--save DIR`` (``DIR/<solver>.pt``). A solver file's ``[problem]`` table (such as
 ``shield.proposal = "genset_load"``) applies to that solver's copy of the problem; the test days are the same.
-Fuel-equivalent litres charge the battery energy used over the day (SoC_0 - SoC_T) at the fuel it is
-worth (fuel_slope / charge_efficiency litres per kWh), so a controller cannot look better by emptying
-the battery. The operator is the reference for savings.
+Fuel-equivalent litres (``fuel_eq_litres`` of :func:`opsrl.microgrid.run_test`) charge the battery energy
+used over the day at the fuel it is worth, so a controller cannot look better by emptying the battery. The operator is the reference for savings.
 """
 
 from __future__ import annotations
@@ -98,7 +97,6 @@ def main() -> None:
         ev, m = run_test(problems.get(name, prob), pol, test)
         m["seconds"] = time.perf_counter() - t0
         m["cost"], m["stderr"] = ev.mean, ev.stderr
-        m["fuel_eq"] = m["fuel_litres"] - m["soc_change"] * p.b_cap * p.fuel_a / p.eta
         m["gap"] = 100 * (ev.per_scenario.numpy() - lb).mean() / lb.mean()
         rows[name] = m
         if args.plots and not isinstance(pol, ConstantProposal):
@@ -110,8 +108,8 @@ def main() -> None:
           "unserved (kWh) | reserve minutes | violations | gap to bound |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, m in rows.items():
-        saved = 100 * (1 - m["fuel_eq"] / base["fuel_eq"])
-        print(f"| {name} | {m['cost']:.1f} ± {m['stderr']:.1f} | {m['fuel_litres']:.1f} | {m['fuel_eq']:.1f} | "
+        saved = 100 * (1 - m["fuel_eq_litres"] / base["fuel_eq_litres"])
+        print(f"| {name} | {m['cost']:.1f} ± {m['stderr']:.1f} | {m['fuel_litres']:.1f} | {m['fuel_eq_litres']:.1f} | "
               f"{saved:.1f}% | {m['degradation']:.2f} | {m['unserved_kwh']:.2f} | {m['reserve_minutes']:.1f} | "
               f"{m['violations_total']} | "
               f"{m['gap']:.1f}% |")
@@ -122,7 +120,7 @@ def main() -> None:
     if p.terminal_value < 0 and abs(p.depth_exp - 1.0) > 1e-12:  # (for k = 1 the bound counts degradation too)
         feq_lb = lb.mean() / p.fuel_price
         print(f"| perfect_foresight (bound) | {lb.mean():.1f} | | >= {feq_lb:.1f} | "
-              f"<= {100 * (1 - feq_lb / base['fuel_eq']):.1f}% | | | | | 0 |")
+              f"<= {100 * (1 - feq_lb / base['fuel_eq_litres']):.1f}% | | | | | 0 |")
     else:
         print(f"| perfect_foresight (bound) | {lb.mean():.1f} | | | | | | | | 0 |")
 

@@ -13,7 +13,7 @@ family in one batch. For each cap, the candidate
 with the least dev fuel-equivalent among those whose dev degradation is within the cap is reported on
 the test days (a choice made on the days it is reported on would flatter it). The operator
 (``operator_rules``) is the reference for savings and for the degradation caps. Fuel-equivalent litres
-are defined as in ``benchmarks/microgrid_compare.py``.
+are ``fuel_eq_litres`` of :func:`opsrl.microgrid.run_test`.
 """
 
 from __future__ import annotations
@@ -52,13 +52,12 @@ def families(base, hyst, loads: list[float]) -> list[tuple[str, object, np.ndarr
 
 def per_day(problem, policy, scenarios: Scenarios) -> dict[str, np.ndarray]:
     """Cost, fuel-equivalent litres and degradation of each scenario (one rollout)."""
-    p = problem.p
     ev, m = run_test(problem, policy, scenarios, per_scenario=True)
     d = m["by_scenario"]
     if m["violations_total"]:
         raise RuntimeError(f"the shields let {m['violations_total']} violations through: {m['violations']}")
     return {"cost": ev.per_scenario.double().numpy(), "degradation": d["degradation"].numpy(),
-            "fuel_eq": (d["fuel_litres"] - d["soc_change"] * p.b_cap * p.fuel_a / p.eta).numpy(),
+            "fuel_eq": d["fuel_eq_litres"].numpy(),
             "unserved_kwh": d["unserved_kwh"].numpy()}
 
 

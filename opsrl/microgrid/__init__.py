@@ -42,8 +42,12 @@ __all__ = ["FAMILY", "Microgrid", "build", "run_test", "reference", "bounds"]
 def run_test(problem: Microgrid, policy, scenarios: Scenarios,
              per_scenario: bool = False) -> tuple[Evaluation, dict[str, Any]]:
     """One evaluation rollout with the constraint checker alongside: the test cost and the metrics (means
-    over the scenarios; with ``per_scenario``, also ``by_scenario``: fuel, degradation, unserved and dumped
-    energy and SoC change of each scenario, as float64 tensors ``[n]``)."""
+    over the scenarios; with ``per_scenario``, also ``by_scenario``: fuel, fuel-equivalent, degradation,
+    unserved and dumped energy and SoC change of each scenario, as float64 tensors ``[n]``).
+
+    ``fuel_eq_litres`` charges the battery energy used over the day (SoC_0 - SoC_T) at the fuel it is worth
+    (``fuel_slope / charge_efficiency`` litres per kWh), so a controller cannot look better by emptying the
+    battery."""
     if getattr(policy, "training", False):
         policy.eval()
     state = problem.initial_state(scenarios)
@@ -60,18 +64,20 @@ def run_test(problem: Microgrid, policy, scenarios: Scenarios,
         deg += nxt["out_degradation"].double().cpu()
         state = nxt
     ev = summarize(problem, total, scenarios.periods)
+    p = problem.p
+    soc_change = state["soc"].double().cpu() - soc0
+    by = {"fuel_litres": checker.fuel.double(),
+          "fuel_eq_litres": checker.fuel.double() - soc_change * p.b_cap * p.fuel_a / p.eta,
+          "degradation": deg, "unserved_kwh": checker.unserved_kwh.double(), "dumped_kwh": checker.dump_kwh.double(),
+          "soc_change": soc_change}
     metrics = {
         "violations": dict(sorted(checker.counts.items())), "violations_total": checker.total,
-        "fuel_litres": float(checker.fuel.mean()), "degradation": float(deg.mean()),
-        "unserved_kwh": float(checker.unserved_kwh.mean()), "dumped_kwh": float(checker.dump_kwh.mean()),
+        **{k: float(v.mean()) for k, v in by.items()},
         "reserve_minutes": float(checker.reserve_minutes.double().mean()),
-        "soc_change": float((state["soc"].double().cpu() - soc0).mean()),
         "ramp_violations": scenarios.meta.get("ramp_violations"),
     }
     if per_scenario:
-        metrics["by_scenario"] = {
-            "fuel_litres": checker.fuel.double(), "degradation": deg, "unserved_kwh": checker.unserved_kwh.double(),
-            "dumped_kwh": checker.dump_kwh.double(), "soc_change": state["soc"].double().cpu() - soc0}
+        metrics["by_scenario"] = by
     return ev, metrics
 
 

@@ -145,8 +145,12 @@ def test_constant_proposals_per_scenario_and_per_scenario_metrics():
     props = torch.tensor([[0.0, 0.5], [0.5, 1.0], [1.0, 0.0]])
     ev, m = run_test(prob, ConstantProposal(prob, props), days, per_scenario=True)
     by = m["by_scenario"]
-    for key in ("fuel_litres", "degradation", "unserved_kwh", "dumped_kwh", "soc_change"):
+    for key in ("fuel_litres", "fuel_eq_litres", "degradation", "unserved_kwh", "dumped_kwh", "soc_change"):
         assert by[key].shape == (3,) and by[key].mean().item() == pytest.approx(m[key], rel=1e-9, abs=1e-12)
+    # fuel-equivalent: battery energy drawn over the day at its fuel value (litres per kWh: slope / efficiency)
+    p = prob.p
+    drawn_kwh = -by["soc_change"] * p.b_cap
+    assert torch.allclose(by["fuel_eq_litres"], by["fuel_litres"] + drawn_kwh * p.fuel_a / p.eta)
     for b in range(3):
         one = days.select(torch.tensor([b]))
         ev1, m1 = run_test(prob, ConstantProposal(prob, props[b]), one)
