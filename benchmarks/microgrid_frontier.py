@@ -82,6 +82,10 @@ def main() -> None:
     ap.add_argument("--plot", default=str(ROOT / "docs" / "microgrid_frontier.png"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "microgrid_frontier.json"))
     args = ap.parse_args()
+    if args.dev_days < 1:
+        ap.error(f"--dev-days: a positive number of days, got {args.dev_days}")
+    if not all(0 <= u <= 1 for u in args.loads):
+        ap.error(f"--loads: genset loads in [0, 1] (0: minimum load, 1: rated), got {args.loads}")
     torch.set_num_threads(args.threads)
     poverrides = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.problem_set)}
     base = load_problem(args.problem, {"test.scenarios": args.days, **poverrides})
