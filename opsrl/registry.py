@@ -22,6 +22,9 @@ FAMILY_MODULES = {
     "inventory": "opsrl.inventory",
     "jobshop": "opsrl.jobshop",
     "microgrid": "opsrl.microgrid",
+    "vm": "opsrl.vm",
+    "hydro": "opsrl.hydro",
+    "lotsizing": "opsrl.lotsizing",
 }
 
 SOLVER_SCHEMA = {
