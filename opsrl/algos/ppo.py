@@ -156,7 +156,7 @@ def collect(problem: Problem, ac: torch.nn.Module, scenarios, periods: int, hori
             mask = problem.action_mask(state)
             # steps that update the networks: with a mask, those with at least two allowed actions (a forced
             # move has ratio 1 and no policy gradient; finished episodes none at all)
-            live.append(mask.sum(1) >= 2 if mask is not None else torch.ones_like(v, dtype=torch.bool))
+            live.append(_has_choice(mask) if mask is not None else torch.ones_like(v, dtype=torch.bool))
             post, c1 = problem.post_decision(state, ac.to_action(s))
             if post_critic:
                 pf = ac.encode_post(post, t)
@@ -178,6 +178,13 @@ def collect(problem: Problem, ac: torch.nn.Module, scenarios, periods: int, hori
         out["pfeats"] = _stack(pfeats)
         out["pvalue"] = torch.stack(pvalues, 1)
     return out
+
+
+def _has_choice(mask: torch.Tensor) -> torch.Tensor:
+    """``[B]``: rows of a ``[B, n]`` mask with two or more allowed actions; for a factorised mask ``[B, D, n]``
+    (one categorical per action dimension), rows where some dimension has two or more."""
+    choice = mask.sum(-1) >= 2
+    return choice.flatten(1).any(1) if choice.dim() > 1 else choice
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
