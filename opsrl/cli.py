@@ -5,6 +5,12 @@ prints a summary (or one JSON object with ``--json``) and appends the run to the
 ``opsrl list`` shows the bundled problems and solvers.
 ``opsrl bench [SWEEP]`` runs a sweep (problems x solvers x seeds) into the results store, resumably,
 locally or on a Ray cluster; ``opsrl report`` writes the solver-comparison report of a store.
+
+Every input is checked before anything runs or is created: bad input stops with one message naming
+the file or flag, the key and what is allowed, and exit status 2. ``opsrl run`` checks its store
+(lock, schema) before training and commits its row with Ctrl-C held, so a run is either recorded
+(and says so, exit 0) or not recorded at all. This module imports nothing heavy at import time, so
+that Ctrl-C while torch loads is an ordinary interruption.
 """
 
 from __future__ import annotations
@@ -13,12 +19,20 @@ import argparse
 import json
 import math
 import sys
+import time
 from typing import Any, Sequence
-
-from .core import ConfigError
 
 DEFAULT_PROBLEM = "inventory/lost_sales_p9_L4"
 DEFAULT_SOLVER = "hdpo_mlp"
+# the main job (`opsrl run` with no problem and no solver) trains this many seconds at most
+MAIN_JOB_TRAIN_SECONDS = 60.0
+PROGRESS_EVERY = 10.0  # seconds between one-line progress messages when stderr is not a terminal
+
+
+def _config_error(source: str, key: str | None, message: str):
+    from .core import ConfigError
+
+    return ConfigError(source, key, message)
 
 
 def _overrides(pairs: Sequence[str], flag: str) -> dict[str, Any]:
@@ -27,8 +41,8 @@ def _overrides(pairs: Sequence[str], flag: str) -> dict[str, Any]:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(flag, pair, "expected KEY=VALUE")
+        if not sep or not key.strip():
+            raise _config_error(flag, pair, "expected KEY=VALUE")
         out[key.strip()] = parse_value(value.strip())
     return out
 
@@ -37,48 +51,138 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _known(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def summary(rec: dict[str, Any]) -> str:
     ref = rec["reference"]
+    n = rec["test"]["n"]
+    cost = f"test cost {_fmt(rec['test_cost'])}"
+    if _known(rec["test_stderr"]):
+        cost += f" +- {_fmt(rec['test_stderr'])} (standard error, {n} scenarios)"
+    else:
+        cost += f" ({n} scenario{'s' if n != 1 else ''}: no standard error)"
     lines = [f"problem   {rec['problem']}", f"solver    {rec['solver']} (method {rec['method']}, seed {rec['seed']})",
-             f"test cost {_fmt(rec['test_cost'])} +- {_fmt(rec['test_stderr'])} (standard error, "
-             f"{rec['test']['n']} scenarios)"]
+             cost]
     if ref is not None:
         lines.append(f"reference {_fmt(ref['value'])} ({ref['kind']}: {ref.get('source', '')})")
-        lines.append(f"gap       {_fmt(rec['gap_pct'], 3)}% +- {_fmt(rec['gap_stderr_pct'], 3)}%")
+        if rec["gap_pct"] is None:
+            lines.append("gap       n/a")
+        elif _known(rec.get("gap_stderr_pct")):
+            lines.append(f"gap       {_fmt(rec['gap_pct'], 3)}% +- {_fmt(rec['gap_stderr_pct'], 3)}%")
+        else:
+            lines.append(f"gap       {_fmt(rec['gap_pct'], 3)}%")
+    lines += _status_lines(rec)
     lines.append(f"time      train {rec['train_seconds']:.1f} s, evaluation {rec['eval_seconds']:.1f} s")
+    if rec.get("reproducible") is False:
+        lines.append("note      training stopped at its time limit: the result depends on the machine's speed "
+                     "and load (not reproducible); set max_steps without time_limit to reproduce it")
     return "\n".join(lines)
 
 
+def _status_lines(rec: dict[str, Any]) -> list[str]:
+    """What a per-instance solver (CP-SAT) proved: optimal, or feasible with its bound."""
+    rows = (rec.get("info") or {}).get("per_instance") or []
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "status" in r for r in rows):
+        return []
+    unproven = [r for r in rows if r["status"] != "optimal"]
+    if not unproven:
+        return [f"status    optimal on all {len(rows)} instance{'s' if len(rows) != 1 else ''} (proven)"]
+    shown = ", ".join(f"{r.get('instance', '?')} {r.get('makespan', 'none')} >= bound {r.get('lower_bound', '?')}"
+                      for r in unproven[:3]) + (" ..." if len(unproven) > 3 else "")
+    limit = ((rec.get("config") or {}).get("solver") or {}).get("options", {}).get("time_limit")
+    more = f" (time_limit was {limit:g} s; e.g. --set time_limit={max(60, 6 * limit):g})" if _known(limit) else ""
+    return [f"status    {len(rows) - len(unproven)} of {len(rows)} proven optimal; {rows[0]['status'] if len(unproven) == 1 else 'not proven'}: "
+            f"{shown}",
+            f"          the optimum may be proven with more time{more}"]
+
+
+class _Progress:
+    """One-line progress on stderr when it is not a terminal: at most one line every ``every`` seconds
+    (the first message at once), so that a log file shows the run is alive."""
+
+    def __init__(self, every: float = PROGRESS_EVERY, verbose: bool = False):
+        self.every, self.verbose, self.last = every, verbose, -math.inf
+        self.t0 = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        now = time.monotonic()
+        if self.verbose or now - self.last >= self.every:
+            self.last = now
+            print(f"opsrl: [{now - self.t0:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from .bench.runner import run
+    from .bench.runner import execute, prepare
     from .bench.store import ResultsStore
 
-    store = None if args.no_store else ResultsStore(args.store)
-    log = (lambda m: print(m, file=sys.stderr)) if args.verbose else (lambda m: None)
-    rec = run(args.problem, args.solver, seed=args.seed, device=args.device,
-              solver_overrides=_overrides(args.set, "--set"),
-              problem_overrides=_overrides(args.problem_set, "--problem-set"),
-              progress=not args.quiet and sys.stderr.isatty() or args.progress, log=log)
+    main_job = args.problem is None and args.solver is None
+    problem = args.problem or DEFAULT_PROBLEM
+    solver = args.solver or DEFAULT_SOLVER
+    solver_set = _overrides(args.set, "--set")
+    limit = args.time_limit if args.time_limit is not None else (MAIN_JOB_TRAIN_SECONDS if main_job else None)
+    tty = sys.stderr.isatty()
+    bars = not args.quiet and (tty or args.progress)
+    log = _Progress(verbose=args.verbose) if (args.verbose or (not tty and not args.quiet)) else (lambda m: None)
+    prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
+                   problem_overrides=_overrides(args.problem_set, "--problem-set"))
+    if limit:
+        if "time_limit" not in prep.method.options:
+            raise _config_error("--time-limit", None, f"method {prep.method.name!r} has no training time limit")
+        if args.time_limit is not None or "time_limit" not in solver_set:
+            solver_set = {**solver_set, "time_limit": float(limit)}
+            prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
+                           problem_overrides=_overrides(args.problem_set, "--problem-set"))
+    store = None if args.no_store else ResultsStore(args.store, timeout=args.lock_timeout)
     if store is not None:
-        rec["run_id"] = store.append(rec)
-        rec["store"] = str(store.path)
+        store.check_writable()  # a locked, foreign, damaged or newer store stops the run before training
+    if main_job and not args.json and not args.quiet:
+        print(f"opsrl: the main job: {solver} on {problem}, training for at most {limit:g} s, then the test "
+              "evaluation (about two minutes in all on 2 cores); the full run: "
+              f"opsrl run {problem} {solver}", file=sys.stderr, flush=True)
+    log(f"training {prep.cell.solver} on {prep.problem.name} (seed {prep.seed})")
+    rec = execute(prep, progress=bars, log=log)
+    if store is not None:
+        from .bench.store import deferred_interrupt
+
+        with deferred_interrupt(reraise=False) as caught:
+            rec["run_id"], _, _ = store.record(rec)
+            rec["store"] = str(store.path)
+        try:
+            _print_run(rec, args, store)
+        except KeyboardInterrupt:
+            caught.append(True)
+        if caught:
+            print(f"opsrl: interrupted after the run was recorded (run {rec['run_id']} in {store.path})",
+                  file=sys.stderr)
+        return 0
+    _print_run(rec, args, None)
+    return 0
+
+
+def _print_run(rec: dict[str, Any], args: argparse.Namespace, store) -> None:
     if args.json:
-        print(json.dumps({k: v for k, v in rec.items() if k != "curve"} if not args.curve else rec,
-                         default=str))
+        drop = {k for k, want in (("curve", args.curve), ("trace", args.trace)) if not want}
+        print(json.dumps({k: v for k, v in rec.items() if k not in drop}, default=str))
     else:
         print(summary(rec))
         if store is not None:
             print(f"recorded  run {rec['run_id']} in {store.path}")
-    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .registry import FAMILY_MODULES, bundled, family, generic_methods, load_toml
+    from .core import ConfigError
+    from .registry import FAMILY_MODULES, bundled, family, generic_methods, load_toml, roots
 
     kinds = [args.kind] if args.kind else ["problems", "solvers"]
+    empty = []
     for kind in kinds:
         print(f"{kind}:")
-        for name, path in bundled(kind).items():
+        found = bundled(kind)
+        if not found:
+            empty.append(kind)
+        for name, path in found.items():
             try:
                 desc = load_toml(path).get("description", "")
             except ConfigError:
@@ -95,12 +199,18 @@ def cmd_list(args: argparse.Namespace) -> int:
                 continue
             for name, m in fam.methods.items():
                 print(f"  {name:<36} {m.description} ({fam_name})")
+    if empty:
+        looked = ", ".join(str(r) for r in roots())
+        print(f"opsrl: found no bundled {' or '.join(empty)}; looked in: {looked} (each for problems/, solvers/ "
+              "and sweeps/). Reinstall opsrl, or add folders with OPSRL_PATH", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.store import ResultsStore
     from .bench.sweep import bundled_sweeps, describe_cells, executor, load_sweep, run_sweep
+    from .core import ConfigError
 
     if args.list:
         for name, path in bundled_sweeps().items():
@@ -112,10 +222,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if args.sweep is None and not (args.problem and args.solver):
         raise ConfigError("opsrl bench", None, "name a sweep file or bundled sweep, or give --problem and --solver")
+    if args.device is not None:
+        from .bench.runner import check_device
+
+        check_device(args.device)
     seeds = _seeds(args.seeds) if args.seeds is not None else None
     sweep = load_sweep(args.sweep, problems=args.problem, solvers=args.solver, seeds=seeds,
                        problem_set=_overrides(args.problem_set, "--problem-set"),
                        solver_set=_overrides(args.set, "--set"), device=args.device)
+    ex = None if args.dry_run else executor(args.executor, args.address,
+                                            sweep.retries if args.retries is None else args.retries)
     store = ResultsStore(args.store, timeout=args.lock_timeout)
     left_out: dict[str, list[str]] = {}
     for p, s, _ in sweep.skipped:
@@ -126,14 +242,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(describe_cells(sweep, store)))
         return 0
-    ex = executor(args.executor, args.address, sweep.retries if args.retries is None else args.retries)
     show = not args.quiet and (sys.stderr.isatty() or args.progress)
     try:
         res = run_sweep(sweep, store, ex, progress=show, fail_fast=args.fail_fast)
     except KeyboardInterrupt:
-        done = len(store.finished(c.key for c in sweep.cells))
-        print(f"opsrl: interrupted; {done} of {len(sweep.cells)} cells are recorded in {store.path}; "
-              "run the same command again to resume", file=sys.stderr)
+        try:
+            done = len(store.finished(c.key for c in sweep.cells))
+            where = f"{done} of {len(sweep.cells)} cells are recorded in {store.path}"
+        except Exception:  # the store cannot be read now: say so rather than guess
+            where = f"the cells finished before are recorded in {store.path}"
+        print(f"opsrl: interrupted; {where}; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"sweep {sweep.name or sweep.source}: {res.cells} cells, {res.already} already recorded, "
           f"{len(res.recorded)} run and recorded, {len(res.failed)} failed; store {store.path}")
@@ -163,28 +281,51 @@ def load_toml_description(path) -> str:
     return str(load_toml(path).get("description", ""))
 
 
+MAX_SEEDS = 10_000
+
+
 def _seeds(text: str) -> list[int] | int:
-    """``3`` (a count: 0, 1, 2), ``0,4,7`` or ``2-5``."""
+    """``3`` (a count: 0, 1, 2), ``0,4,7`` or ``2-5``; counted before anything is expanded."""
+    bad = _config_error("--seeds", None, f"{text!r} is not allowed; expected a count (3), a list (0,4,7) or a "
+                        f"range (2-5) of seeds from 0 to 2**63 - 1, at most {MAX_SEEDS} of them")
+    parts: list[tuple[int, int]] = []
     try:
         if "," in text or "-" in text:
-            out: list[int] = []
             for part in text.split(","):
                 lo, sep, hi = part.strip().partition("-")
-                out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
-            return out
-        n = int(text)
+                parts.append((int(lo), int(hi) if sep else int(lo)))
+        else:
+            n = int(text)
+            if not 0 < n <= MAX_SEEDS:
+                raise bad
+            return n
     except ValueError:
-        raise ConfigError("--seeds", text, "expected a count (3), a list (0,4,7) or a range (2-5)") from None
-    if n <= 0:
-        raise ConfigError("--seeds", text, "a count of seeds must be positive")
-    return n
+        raise bad from None
+    total = 0
+    for lo, hi in parts:
+        if lo < 0 or hi < lo or hi >= 2**63:
+            raise bad
+        total += hi - lo + 1
+        if total > MAX_SEEDS:
+            raise _config_error("--seeds", None, f"{text!r} names more than {MAX_SEEDS} seeds; at most "
+                                f"{MAX_SEEDS} per sweep")
+    return [s for lo, hi in parts for s in range(lo, hi + 1)]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .bench.report import write_report
     from .bench.store import ResultsStore
 
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise _config_error("--out", None, f"{out_dir} is a file; give a folder for the report (it is created "
+                            "if missing)")
     store = ResultsStore(args.store, timeout=args.lock_timeout)
+    if not store.path.exists():
+        raise _config_error("--store", None, f"{store.path}: no results store there; record runs with opsrl run "
+                            "or opsrl bench first, or give --store")
     out = write_report(store, args.out, title=args.title, pictures=not args.no_pictures,
                        problems=args.problem or None, sweeps=args.sweep or None, progress=sys.stderr.isatty())
     print(f"report of {out['runs']} runs ({len(out['problems'])} problems) written to {out['html']} "
@@ -192,25 +333,77 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- argument types: a bad value is an argparse error (exit 2) that names its flag -------------------
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed; a seed is an integer from 0 to 2**63 - 1") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"{v} is out of range; a seed is an integer from 0 to 2**63 - 1")
+    return v
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or not 0 <= v <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected seconds from 0 to 86400")
+    return v
+
+
+def _retries(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected an integer from 0 to 100")
+    return v
+
+
+def _lock_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock-timeout", type=_seconds, default=10.0, metavar="S",
+                   help="seconds to wait for a store locked by another process (0 to 86400, default 10)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the flag (exit status 2), like every other bad input."""
+
+    def error(self, message: str):
+        print(f"opsrl: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="opsrl", description="Operations simulators, learned policies and exact references.")
+    p = _Parser(prog="opsrl", description="Operations simulators, learned policies and exact references.")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train (if the solver learns) and evaluate one solver on one problem")
-    r.add_argument("problem", nargs="?", default=DEFAULT_PROBLEM, help=f"problem file or bundled name (default {DEFAULT_PROBLEM})")
-    r.add_argument("solver", nargs="?", default=DEFAULT_SOLVER, help=f"solver file or bundled name (default {DEFAULT_SOLVER})")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    r = sub.add_parser("run", help="train (if the solver learns) and evaluate one solver on one problem",
+                       description=f"With no problem and no solver: the main job, {DEFAULT_SOLVER} on "
+                       f"{DEFAULT_PROBLEM} with at most {MAIN_JOB_TRAIN_SECONDS:g} s of training (about two "
+                       "minutes in all); name them for the full run.")
+    r.add_argument("problem", nargs="?", default=None, help=f"problem file or bundled name (default {DEFAULT_PROBLEM})")
+    r.add_argument("solver", nargs="?", default=None, help=f"solver file or bundled name (default {DEFAULT_SOLVER})")
+    r.add_argument("--seed", type=_seed, default=0, help="an integer from 0 to 2**63 - 1 (default 0)")
+    r.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda or cuda:1")
+    r.add_argument("--time-limit", type=_seconds, default=None, metavar="S",
+                   help="seconds of training at most (learning methods; 0: none; default: the solver's, and "
+                   f"{MAIN_JOB_TRAIN_SECONDS:g} for the main job). A time-limited run is not reproducible")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.add_argument("--curve", action="store_true", help="include the learning curve in the JSON")
+    r.add_argument("--trace", action="store_true", help="include the policy's trace in the JSON (always in the store)")
     r.add_argument("--store", default=None, help="results store (SQLite; default $OPSRL_STORE or ./opsrl-results.sqlite)")
     r.add_argument("--no-store", action="store_true", help="do not record the run")
+    _lock_timeout(r)
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a solver option (e.g. --set max_steps=500 or --set policy.hidden=[32,32])")
     r.add_argument("--problem-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a problem key (e.g. --problem-set test.scenarios=1024)")
     r.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    r.add_argument("-v", "--verbose", action="store_true", help="log training progress to stderr")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress lines")
+    r.add_argument("-v", "--verbose", action="store_true", help="log every training evaluation to stderr")
     r.set_defaults(func=cmd_run)
     ls = sub.add_parser("list", help="list bundled problems, solvers and methods")
     ls.add_argument("kind", nargs="?", choices=["problems", "solvers"])
@@ -222,17 +415,18 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("sweep", nargs="?", help="sweep file or bundled sweep name (see --list)")
     b.add_argument("--problem", action="append", metavar="NAME", help="problem(s) to sweep (replace the file's)")
     b.add_argument("--solver", action="append", metavar="NAME", help="solver(s) to sweep (replace the file's)")
-    b.add_argument("--seeds", help="seeds: a count (3), a list (0,4,7) or a range (2-5); replace the file's")
+    b.add_argument("--seeds", help=f"seeds: a count (3), a list (0,4,7) or a range (2-5), at most {MAX_SEEDS}; "
+                   "replace the file's")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every solver")
     b.add_argument("--problem-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override for every problem (e.g. test.scenarios=1024)")
     b.add_argument("--device", default=None, help="torch device of every cell (default: the sweep's, else cpu)")
     b.add_argument("--store", default=None, help="results store (default $OPSRL_STORE or ./opsrl-results.sqlite)")
-    b.add_argument("--lock-timeout", type=float, default=10.0, metavar="S",
-                   help="seconds to wait for a store locked by another process (default 10)")
+    _lock_timeout(b)
     b.add_argument("--executor", default="local", choices=["local", "ray"], help="where cells run (default local)")
     b.add_argument("--address", default=None, help="Ray cluster address (default: start a local one; 'auto': join)")
-    b.add_argument("--retries", type=int, default=None, help="Ray: retries of a cell whose worker died (default: the sweep's, 2)")
+    b.add_argument("--retries", type=_retries, default=None,
+                   help="Ray: retries of a cell whose worker died, 0 to 100 (default: the sweep's, 2)")
     b.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
     b.add_argument("--dry-run", action="store_true", help="list the cells and whether they are recorded; run nothing")
     b.add_argument("--list", action="store_true", help="list the bundled sweeps")
@@ -247,23 +441,37 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--sweep", action="append", metavar="NAME", help="report only the runs of these sweeps")
     rp.add_argument("--title", default="opsrl solver comparison")
     rp.add_argument("--no-pictures", action="store_true", help="leave out the problems' own pictures")
-    rp.add_argument("--lock-timeout", type=float, default=10.0, metavar="S",
-                    help="seconds to wait for a store locked by another process (default 10)")
+    _lock_timeout(rp)
     rp.set_defaults(func=cmd_report)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .bench.store import StoreError
+_INTERRUPTED = {
+    "run": "nothing was recorded for the unfinished run",
+    "bench": "every cell finished before is recorded; run the same command again to resume",
+    "report": "the report may be incomplete; the store is unchanged",
+}
 
-    args = parser().parse_args(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = None
     try:
-        return args.func(args)
-    except (ConfigError, StoreError, ValueError) as e:
-        print(f"opsrl: error: {e}", file=sys.stderr)
-        return 2
+        args = parser().parse_args(argv)
+        from .bench.store import StoreError  # the first heavy import (torch): Ctrl-C here is handled below
+        from .core import ConfigError
+
+        try:
+            return args.func(args)
+        except (ConfigError, StoreError, ValueError) as e:
+            print(f"opsrl: error: {e}", file=sys.stderr)
+            return 2
+        except MemoryError:
+            print("opsrl: error: out of memory; lower the sizes of the run (scenarios, periods, batch size, "
+                  "layer widths)", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
-        print("opsrl: interrupted; nothing was recorded for the unfinished run", file=sys.stderr)
+        what = _INTERRUPTED.get(getattr(args, "command", None), "nothing was done")
+        print(f"opsrl: interrupted; {what}", file=sys.stderr)
         return 130
 
 

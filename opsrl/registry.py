@@ -1,8 +1,10 @@
 """Problem families, solver methods, and bundled problem and solver files.
 
-Bundled files live in the top-level ``problems/`` and ``solvers/`` folders of the source tree; more roots
-can be added with the ``OPSRL_PATH`` environment variable (``os.pathsep``-separated folders, each with
-``problems/`` and/or ``solvers/``). A name is a path to a TOML file or a bundled name such as
+Bundled files live in the top-level ``problems/``, ``solvers/`` and ``sweeps/`` folders of the source tree
+(a checkout or an editable install reads them there); a non-editable install (a wheel) carries copies of
+them in ``opsrl/_bundled/`` (see ``setup.py``), read from there. More roots can be added with the
+``OPSRL_PATH`` environment variable (``os.pathsep``-separated folders, each with ``problems/``,
+``solvers/`` and/or ``sweeps/``), searched first. A name is a path to a TOML file or a bundled name such as
 ``inventory/lost_sales_p9_L4`` or ``hdpo_mlp``.
 """
 
@@ -37,9 +39,18 @@ SOLVER_SCHEMA = {
 }
 
 
+BUNDLED_KINDS = ("problems", "solvers", "sweeps")
+
+
 def roots() -> list[Path]:
+    """Folders searched for bundled files, in order: ``$OPSRL_PATH``, then the source tree (when this
+    package runs from one: its parent holds ``pyproject.toml``) or else the installed copies."""
     out = [Path(p) for p in os.environ.get("OPSRL_PATH", "").split(os.pathsep) if p]
-    out.append(Path(__file__).resolve().parent.parent)
+    here = Path(__file__).resolve().parent
+    if (here.parent / "pyproject.toml").is_file() and any((here.parent / k).is_dir() for k in BUNDLED_KINDS):
+        out.append(here.parent)
+    if (here / "_bundled").is_dir():
+        out.append(here / "_bundled")
     return out
 
 
@@ -82,7 +93,11 @@ def family(name: str, source: str = "<config>") -> Family:
         if e.name and e.name.startswith(FAMILY_MODULES[name]):
             raise ConfigError(source, "family", f"family {name!r} is not available in this version of opsrl") from None
         raise
-    return module.FAMILY
+    fam = getattr(module, "FAMILY", None)
+    if fam is None:  # a module that does not define its family (yet)
+        raise ConfigError(source, "family", f"family {name!r} is not available in this version of opsrl "
+                          f"({FAMILY_MODULES[name]} defines no FAMILY)")
+    return fam
 
 
 def generic_methods() -> dict[str, Method]:

@@ -9,18 +9,21 @@ best solver.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import platform
 import time
 from importlib import metadata
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
 from .. import __version__
-from ..core import Problem, Scenarios, SolveContext, State, evaluate, rollout
+from ..core import ConfigError, Problem, Scenarios, SolveContext, State, evaluate, rollout
+from ..core.config import check_memory, scenario_bytes
 from .cells import cell_id, scenarios_hash
 from ..registry import family as get_family
 from ..registry import fit_solver, load_for_solver, load_problem, load_solver
@@ -46,6 +49,103 @@ def hardware(device: torch.device) -> dict[str, Any]:
     return hw
 
 
+@dataclass
+class Prepared:
+    """A run with every input checked and nothing trained yet (see :func:`prepare`)."""
+
+    problem: Problem
+    family: Any
+    solver_name: str
+    method: Any
+    config: dict[str, Any]
+    cell: Any
+    seed: int
+    device: torch.device
+
+
+def check_device(device: str | torch.device, source: str = "--device", key: str | None = None) -> torch.device:
+    """The torch device named ``device`` if this machine can run on it, else one :class:`ConfigError`.
+
+    Checked once, before anything is loaded, run or created: an unknown name (``tpu``), a device
+    without storage (``meta``), CUDA or MPS where there is none, a CUDA index beyond the GPUs present.
+    """
+    allowed = "cpu, cuda or cuda:N (with CUDA), mps (with MPS)"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(source, key, f"{str(device)!r} is not a torch device; allowed: {allowed}") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(source, key, f"{str(device)!r}: CUDA is not available on this machine; allowed here: cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ConfigError(source, key, f"{str(device)!r}: this machine has {n} CUDA device(s), cuda:0 .. cuda:{n - 1}")
+        return dev
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError(source, key, f"{str(device)!r}: MPS is not available on this machine; allowed here: cpu")
+        return dev
+    raise ConfigError(source, key, f"{str(device)!r}: opsrl does not run on {dev.type!r} devices; allowed: {allowed}")
+
+
+def check_test_memory(prob: Problem, device: torch.device) -> None:
+    """Refuse a test set that would not fit in memory (estimated from a one-scenario sample)."""
+    n = int(prob.test_scenarios or 0)
+    periods = int(prob.test_periods or prob.periods)
+    if n <= 0:
+        return
+    nbytes = scenario_bytes(prob, n, periods, "test")
+    if nbytes is not None:
+        check_memory(nbytes, prob.source, "test.scenarios",
+                     f"the test set ({n} scenarios x {periods} periods)", device)
+
+
+def prepare(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str = "cpu",
+            solver_overrides: dict[str, Any] | None = None, problem_overrides: dict[str, Any] | None = None,
+            label: str | None = None) -> Prepared:
+    """Load and check the problem and the solver (names, keys, values, device, sizes); train nothing.
+
+    Every bad input stops here with one :class:`ConfigError`, before a store is opened or a step is run.
+    """
+    check_seed(seed)
+    dev = check_device(device)
+    with _from_flag(solver_overrides, "--set"), _from_flag(problem_overrides, "--problem-set"):
+        prob = load_problem(problem, problem_overrides)
+        fam = get_family(prob.family)
+        solver_name, method, scfg = load_solver(solver, fam, solver_overrides)
+        if scfg["problem"]:  # the solver sets problem keys (how the problem reads its action, ...)
+            prob = load_for_solver(problem, scfg, problem_overrides)
+    check_test_memory(prob, dev)
+    cell = cell_id(prob, solver_name, scfg, seed, label=label, problem_overrides=problem_overrides,
+                   solver_overrides=solver_overrides)
+    return Prepared(prob, fam, solver_name, method, scfg, cell, int(seed), dev)
+
+
+@contextlib.contextmanager
+def _from_flag(overrides: dict[str, Any] | None, flag: str):
+    """A bad value given on the command line is reported against its flag, not against the file it
+    overrides: ``--set options.lr=abc`` names ``--set``."""
+    try:
+        yield
+    except ConfigError as e:
+        keys = set(overrides or {})
+        key = e.key or ""
+        hit = next((k for k in keys if key == k or key.endswith("." + k) or key.startswith(k + ".")
+                    or key.startswith(k + "[") or key == f"options.{k}" or key.startswith(f"options.{k}[")), None)
+        if hit is None or e.source.startswith("--"):
+            raise
+        raise ConfigError(flag, e.key, f"{e.message} (overriding {e.source})") from None
+
+
+def check_seed(seed: Any, source: str = "--seed") -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(source, None, f"{seed!r} is not allowed; a seed is an integer from 0 to 2**63 - 1")
+    return seed
+
+
 def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str = "cpu",
         solver_overrides: dict[str, Any] | None = None, problem_overrides: dict[str, Any] | None = None,
         progress: bool = True, log: Callable[[str], None] = lambda m: None, label: str | None = None,
@@ -55,16 +155,16 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
     ``label`` names the solver in the record instead of its file's name (a sweep comparing two
     configurations of one solver file labels them); ``trace`` records the policy's trace (see :class:`TraceRecorder`).
     """
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    prob = load_problem(problem, problem_overrides)
-    fam = get_family(prob.family)
-    solver_name, method, scfg = load_solver(solver, fam, solver_overrides)
-    if scfg["problem"]:  # the solver sets problem keys (how the problem reads its action, ...)
-        prob = load_for_solver(problem, scfg, problem_overrides)
-    cell = cell_id(prob, solver_name, scfg, seed, label=label, problem_overrides=problem_overrides,
-                   solver_overrides=solver_overrides)
+    prep = prepare(problem, solver, seed=seed, device=device, solver_overrides=solver_overrides,
+                   problem_overrides=problem_overrides, label=label)
+    return execute(prep, progress=progress, log=log, trace=trace)
+
+
+def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None] = lambda m: None,
+            trace: bool = True) -> dict[str, Any]:
+    """Fit (timed as training), evaluate on the test split and build the record of a prepared run."""
+    prob, fam, method, scfg, seed, dev = prep.problem, prep.family, prep.method, prep.config, prep.seed, prep.device
+    cell = prep.cell
     torch.manual_seed(seed)
     ctx = SolveContext(seed=seed, device=dev, progress=progress, source=scfg["source"], log=log,
                        fit_solver=fit_solver)
@@ -87,19 +187,25 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
     gap = None
     if ref is not None and ref.value != 0 and math.isfinite(ev.mean):
         gap = 100.0 * (ev.mean - ref.value) / abs(ref.value)
+    time_limited = bool(outcome.info.get("time_limited"))
     record: dict[str, Any] = {
         "problem": prob.name, "solver": cell.solver, "seed": seed, "method": method.name, "family": prob.family,
         "problem_description": getattr(prob, "description", ""),
         "cell": cell.as_dict(),
         "test_cost": ev.mean, "test_stderr": ev.stderr, "test": test_info,
         "reference": None if ref is None else ref.as_dict(), "gap_pct": gap,
-        "gap_stderr_pct": None if gap is None else 100.0 * ev.stderr / abs(ref.value),
+        "gap_stderr_pct": None if gap is None or not math.isfinite(ev.stderr) else 100.0 * ev.stderr / abs(ref.value),
         "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "reproducible": not time_limited,
         "device": str(dev), "info": {**outcome.info, **eval_info}, "curve": outcome.curve,
         "config": {"problem": dict(prob.config), "problem_file": prob.source, "solver": scfg},
         "versions": versions(), "hardware": hardware(dev),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if time_limited:
+        record["reproducible_note"] = ("training stopped at its time limit, so the number of steps (and the "
+                                       "result) depends on the machine and its load; set max_steps without "
+                                       "time_limit for a reproducible run")
     if trace and outcome.evaluate is None:
         record["trace"] = recorder.trace()
     elif trace and outcome.policy is not None:  # the family evaluates its policy itself: one more short rollout

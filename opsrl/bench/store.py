@@ -17,9 +17,12 @@ fail with one :class:`StoreError` that says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -30,6 +33,42 @@ DEFAULT_PATH = "opsrl-results.sqlite"
 
 class StoreError(RuntimeError):
     pass
+
+
+_deferring: list[list[Any]] = []  # the signals held by the active deferral (outermost first)
+
+
+@contextlib.contextmanager
+def deferred_interrupt(reraise: bool = True):
+    """Hold Ctrl-C (SIGINT) for the duration of the block, so that a write is never cut in half.
+
+    Yields a list that receives one entry per Ctrl-C held. On leaving the block the handler is restored and,
+    with ``reraise``, a held Ctrl-C is raised as :class:`KeyboardInterrupt` (after the write, whose result
+    the caller has seen). Nested blocks share the outermost one's list. Off the main thread (where
+    Python delivers no signals) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    if _deferring:
+        yield _deferring[-1]
+        return
+    caught: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda sig, frame: caught.append(sig))
+    _deferring.append(caught)
+    try:
+        yield caught
+    finally:
+        _deferring.pop()
+        signal.signal(signal.SIGINT, previous)
+    if caught and reraise:
+        raise KeyboardInterrupt
+
+
+def _damaged(path: Path, e: Exception) -> StoreError:
+    return StoreError(f"{path}: the results store is damaged ({e}); nothing was read or written. Restore it "
+                      "from a backup, or move it away (a new store is created in its place) and keep the "
+                      "damaged copy for `sqlite3 <file> .recover`")
 
 
 def default_path() -> Path:
@@ -87,12 +126,23 @@ class ResultsStore:
                 raise self._locked(e) from None
             raise StoreError(f"{self.path}: not an opsrl results store ({e})") from None
         except sqlite3.DatabaseError as e:
+            if "malformed" in str(e):
+                raise _damaged(self.path, e) from None
             raise StoreError(f"{self.path}: not an opsrl results store ({e})") from None
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer opsrl (schema {version}, this one reads "
                              f"up to {SCHEMA_VERSION}); upgrade opsrl or use another --store")
-        if version == 0:
+        try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise self._locked(e) from None
+            raise _damaged(self.path, e) from None
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.path, e) from None
+        if version > 0 and "runs" not in tables:
+            raise StoreError(f"{self.path}: not an opsrl results store (schema {version} but no table of runs)")
+        if version == 0:
             if tables:
                 raise StoreError(f"{self.path}: not an opsrl results store (it holds other tables)")
         return version
@@ -130,13 +180,16 @@ class ResultsStore:
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
 
     def _read(self) -> sqlite3.Connection | None:
         """A connection for reading, or None if there is no store yet; never changes the file."""
         if not self.path.exists():
             return None
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder, not a results store; give a file with --store")
+        self._recover()
         try:
             con = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=self.timeout)
         except sqlite3.Error as e:
@@ -149,6 +202,29 @@ class ResultsStore:
             con.close()
             raise
         return con
+
+    def _recover(self) -> None:
+        """Roll back the write a killed process left half done (a hot ``-journal`` beside the store).
+
+        SQLite does this on the next connection that may write; a read-only connection cannot, and
+        would call a healthy store unreadable. Rolling back restores the store as it was before the
+        unfinished transaction: every committed row stays, the unfinished one was never there.
+        """
+        journal = self.path.with_name(self.path.name + "-journal")
+        if not journal.exists() or journal.stat().st_size == 0:
+            return
+        if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+            raise StoreError(f"{self.path}: an interrupted write left {journal.name} beside it, and this user "
+                             "may not write there to roll it back; run opsrl once with write access")
+        try:
+            with closing(sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)) as con:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # rolls the journal back
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise self._locked(e) from None
+            raise StoreError(f"{self.path}: cannot recover from the interrupted write ({e})") from None
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.path, e) from None
 
     # --- writing -------------------------------------------------------------------------------
     def check_writable(self) -> None:
@@ -185,17 +261,34 @@ class ResultsStore:
                 con.execute("COMMIT")
                 return out
             except sqlite3.OperationalError as e:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 if "locked" in str(e) or "busy" in str(e):
                     raise self._locked(e) from None
                 raise StoreError(f"{self.path}: could not write ({e})") from None
+            except sqlite3.DatabaseError as e:
+                _rollback(con)
+                raise _damaged(self.path, e) from None
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
 
     def append(self, record: dict[str, Any]) -> int:
         """Write one finished run; returns its id."""
         return self._write(lambda con: self._insert(con, record))
+
+    def record(self, record: dict[str, Any], *, once: bool = False) -> tuple[int, bool, bool]:
+        """The one way a finished run is committed: ``(row id, written?, interrupted?)``.
+
+        Ctrl-C is held during the transaction: the row is either committed whole (and the caller is told,
+        through ``interrupted``, that the user asked to stop meanwhile) or not at all. With ``once`` the
+        row is written only if its cell is not recorded yet (:meth:`record_cell`).
+        """
+        with deferred_interrupt(reraise=False) as caught:
+            if once:
+                row, written = self.record_cell(record)
+            else:
+                row, written = self.append(record), True
+        return row, written, bool(caught)
 
     def record_cell(self, record: dict[str, Any]) -> tuple[int, bool]:
         """Write a sweep cell's run unless its cell is already recorded: ``(row id, written?)``.
@@ -221,7 +314,7 @@ class ResultsStore:
         con = self._read()
         if con is None:
             return set()
-        with closing(con):
+        with closing(con), self._reading():
             if self._has_cell_column(con):
                 found = {r[0] for r in con.execute("SELECT DISTINCT cell_key FROM runs WHERE cell_key IS NOT NULL")}
             else:  # schema 1: no cells recorded yet
@@ -243,21 +336,37 @@ class ResultsStore:
             raise ValueError(f"cannot filter runs on {', '.join(bad)}; columns: {', '.join(_COLUMNS + _CELL_COLUMNS)}")
         clause = " AND ".join(f"{k} = ?" for k in where)
         sql = "SELECT id, record FROM runs" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
-        with closing(con):
-            try:
-                rows = con.execute(sql, list(where.values())).fetchall()
-            except sqlite3.OperationalError as e:
-                if "locked" in str(e) or "busy" in str(e):
-                    raise self._locked(e) from None
-                raise StoreError(f"{self.path}: could not read ({e})") from None
-        return iter([{"id": i, **json.loads(r)} for i, r in rows])
+        with closing(con), self._reading():
+            rows = con.execute(sql, list(where.values())).fetchall()
+        try:
+            return iter([{"id": i, **json.loads(r)} for i, r in rows])
+        except (TypeError, ValueError) as e:
+            raise _damaged(self.path, e) from None
 
     def count(self) -> int:
         con = self._read()
         if con is None:
             return 0
-        with closing(con):
+        with closing(con), self._reading():
             return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    @contextlib.contextmanager
+    def _reading(self):
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise self._locked(e) from None
+            raise StoreError(f"{self.path}: could not read ({e})") from None
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.path, e) from None
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if there still is one (a COMMIT that went through leaves none)."""
+    if con.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            con.execute("ROLLBACK")
 
 
 def _jsonable(x: Any) -> Any:

@@ -36,10 +36,8 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-import signal
 import socket
 import sys
-import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +47,7 @@ from ..core import ConfigError, Field, load_toml, validate
 from ..core.config import non_negative
 from ..registry import bundled, family, load_problem, load_solver, methods_for, resolve
 from .cells import CellId, cell_id
-from .store import ResultsStore
+from .store import ResultsStore, deferred_interrupt
 
 ENTRY_PROBLEM = {
     "name": Field(str, allowed="a problem file or bundled name"),
@@ -65,6 +63,9 @@ ENTRY_SOLVER = {
     "num_gpus": Field(float, -1.0, allowed="GPUs per cell, a number >= 0 (default: 1 on CUDA, else 0)",
                       check=lambda v: v >= 0 or v == -1.0),
 }
+
+MAX_SEEDS = 10_000  # seeds of one sweep
+MAX_CELLS = 100_000  # cells of one sweep (problems x solvers x seeds), counted before they are built
 
 SWEEP_SCHEMA = {
     "description": Field(str, ""),
@@ -194,9 +195,12 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
     else:
         source, raw, sweep_name = "<command line>", {}, None
     if isinstance(raw.get("seeds"), int) and not isinstance(raw.get("seeds"), bool):
-        if raw["seeds"] <= 0:
-            raise ConfigError(source, "seeds", f"{raw['seeds']!r} is not allowed; expected a positive count or a list")
+        if not 0 < raw["seeds"] <= MAX_SEEDS:
+            raise ConfigError(source, "seeds", f"{raw['seeds']!r} is not allowed; expected a positive count of at "
+                              f"most {MAX_SEEDS} or a list")
         raw["seeds"] = list(range(raw["seeds"]))
+    if isinstance(raw.get("seeds"), list) and len(raw["seeds"]) > MAX_SEEDS:
+        raise ConfigError(source, "seeds", f"{len(raw['seeds'])} seeds are too many; at most {MAX_SEEDS}")
     cfg = validate(raw, SWEEP_SCHEMA, source)
     p_key, s_key = "problems", "solvers"
     if problems:
@@ -204,20 +208,35 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
     if solvers:
         cfg["solvers"], s_key = list(solvers), "--solver"
     if seeds is not None:
+        if isinstance(seeds, int) and not 0 < seeds <= MAX_SEEDS:
+            raise ConfigError("--seeds", None, f"{seeds!r} is not allowed; expected a count from 1 to {MAX_SEEDS}")
         seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-        if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-            raise ConfigError("--seeds", None, f"{seeds!r} is not allowed; expected distinct seeds >= 0 or a count")
+        if len(seeds) > MAX_SEEDS:
+            raise ConfigError("--seeds", None, f"{len(seeds)} seeds are too many; at most {MAX_SEEDS}")
+        if not seeds or any(s < 0 or s >= 2**63 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ConfigError("--seeds", None, f"{seeds!r} is not allowed; expected distinct seeds from 0 to "
+                              "2**63 - 1, or a count")
         cfg["seeds"] = seeds
     if device:
         cfg["device"] = device
+    from .runner import check_device
+
+    check_device(cfg["device"], "--device" if device else source, None if device else "device")
     p_source = source if p_key == "problems" else "<command line>"
     s_source = source if s_key == "solvers" else "<command line>"
     if not cfg["problems"]:
         raise ConfigError(source, "problems", "missing or empty; name at least one problem (in the file or with --problem)")
     if not cfg["solvers"]:
         raise ConfigError(source, "solvers", "missing or empty; name at least one solver (in the file or with --solver)")
+    n_cells = len(cfg["problems"]) * len(cfg["solvers"]) * len(cfg["seeds"])
+    if n_cells > MAX_CELLS:
+        raise ConfigError(source, "seeds", f"{len(cfg['problems'])} problems x {len(cfg['solvers'])} solvers x "
+                          f"{len(cfg['seeds'])} seeds = {n_cells} cells are too many; at most {MAX_CELLS} per sweep")
     p_entries = _entries(cfg["problems"], ENTRY_PROBLEM, p_source, p_key)
     s_entries = _entries(cfg["solvers"], ENTRY_SOLVER, s_source, s_key)
+    for e in s_entries:
+        if e["device"]:
+            check_device(e["device"], s_source, f"{e['where']}.device")
     g_problem = _flatten(cfg["problem_set"], source, "problem_set")
     g_solver = _flatten(cfg["solver_set"], source, "solver_set")
 
@@ -481,20 +500,7 @@ class SweepResult:
         return not self.failed and done == self.cells
 
 
-@contextlib.contextmanager
-def _deferred_interrupt():
-    """Hold Ctrl-C while a finished cell is written, so the write is never cut in half."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[Any] = []
-    previous = signal.signal(signal.SIGINT, lambda sig, frame: caught.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            raise KeyboardInterrupt
+_deferred_interrupt = deferred_interrupt  # the store's: holds Ctrl-C while a finished cell is written
 
 
 def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *, progress: bool = True,
@@ -524,9 +530,11 @@ def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *,
 
     def on_result(cell: Cell, rec: dict[str, Any]) -> None:
         rec["executor"] = executor.name
-        with _deferred_interrupt():
-            _, written = store.record_cell(rec)
-        (result.recorded if written else result.duplicates).append(cell.key)
+        with deferred_interrupt(reraise=False) as caught:
+            _, written, _ = store.record(rec, once=True)
+            (result.recorded if written else result.duplicates).append(cell.key)
+        if caught:  # Ctrl-C during the write: the cell is recorded (and counted); stop now
+            raise KeyboardInterrupt
         bar.set_postfix_str(f"{cell.id.problem} {cell.id.solver} seed {cell.seed}: {rec['test_cost']:.4g}")
         bar.update(1)
 

@@ -18,7 +18,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "Field", "REQUIRED", "load_toml", "validate", "parse_value", "set_dotted"]
+__all__ = ["ConfigError", "Field", "REQUIRED", "load_toml", "validate", "parse_value", "set_dotted", "size",
+           "check_memory", "INT_LIMIT", "FLOAT_LIMIT"]
+
+# Every number passes :func:`_coerce`: NaN and infinities are refused, and so is any integer beyond
+# ``INT_LIMIT`` or float beyond ``FLOAT_LIMIT`` in magnitude, whatever its field (a field may set a
+# tighter ``max``). Sizes (scenarios, periods, lead times, layer widths) set their own ``max`` through
+# :func:`size`; what no single key bounds (scenarios x periods) is checked by :func:`check_memory`.
+INT_LIMIT = 2**31 - 1
+FLOAT_LIMIT = 1e15
 
 
 class ConfigError(ValueError):
@@ -54,6 +62,8 @@ class Field:
     schema: Mapping[str, "Field"] | None = None
     item: type | None = None  # element type of a list
     doc: str = ""
+    max: float | None = None  # largest allowed value (numbers; default: INT_LIMIT / FLOAT_LIMIT)
+    max_len: int | None = None  # most items of a list
 
 
 def _type_name(t: type) -> str:
@@ -65,15 +75,30 @@ def _coerce(value: Any, t: type, source: str, key: str, item: type | None = None
     if t is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(source, key, f"expected a number, got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(source, key, f"{value} is too large; a number of magnitude at most "
+                              f"{FLOAT_LIMIT:g} is allowed") from None
         if math.isnan(value):
-            raise ConfigError(source, key, "NaN is not allowed")
+            raise ConfigError(source, key, "NaN is not allowed; expected a finite number")
+        if math.isinf(value):
+            raise ConfigError(source, key, f"{value} is not allowed; expected a finite number")
+        if abs(value) > FLOAT_LIMIT:
+            raise ConfigError(source, key, f"{value:g} is too large; a number of magnitude at most "
+                              f"{FLOAT_LIMIT:g} is allowed")
         return value
     if t is int:
         if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(source, key, f"{value} is not allowed; expected an integer")
             if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(source, key, f"expected an integer, got {value!r}")
+                value = int(value)
+            else:
+                raise ConfigError(source, key, f"expected an integer, got {value!r}")
+        if abs(value) > INT_LIMIT:
+            raise ConfigError(source, key, f"{value if abs(value) < 10**12 else f'{float(value):g}'} is too large; "
+                              f"an integer of magnitude at most {INT_LIMIT} is allowed")
         return value
     if t is bool:
         if not isinstance(value, bool):
@@ -88,12 +113,141 @@ def _coerce(value: Any, t: type, source: str, key: str, item: type | None = None
             raise ConfigError(source, key, f"expected a list, got {value!r}")
         if item is not None:
             return [_coerce(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
-        return value
+        return [_number(v, source, f"{key}[{i}]") for i, v in enumerate(value)]
     if t is dict:
         if not isinstance(value, dict):
             raise ConfigError(source, key, f"expected a table, got {value!r}")
         return value
     raise TypeError(f"unsupported field type {t}")
+
+
+def _number(value: Any, source: str, key: str) -> Any:
+    """Numbers inside untyped lists pass the same finiteness and magnitude checks."""
+    if isinstance(value, float):
+        return _coerce(value, float, source, key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _coerce(value, int, source, key)
+    if isinstance(value, list):
+        return [_number(v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _too_large(field: Field, value: Any) -> str | None:
+    """Why ``value`` exceeds the field's ``max`` or ``max_len`` (None if it does not)."""
+    if field.max is not None:
+        items = value if isinstance(value, list) else [value]
+        for v in items:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > field.max:
+                what = f" ({field.allowed})" if field.allowed else ""
+                return f"{v!r} is too large; at most {field.max:g} is allowed{what}"
+    if field.max_len is not None and isinstance(value, list) and len(value) > field.max_len:
+        return f"{len(value)} items are too many; at most {field.max_len} are allowed"
+    return None
+
+
+def size(default: Any = REQUIRED, max: float = 10**6, *, low: int = 1, allowed: str = "", doc: str = "",
+         item: bool = False) -> Field:
+    """A size (scenarios, periods, a lead time, a width): an integer from ``low`` to ``max``.
+
+    ``item=True`` makes it a list of such integers (layer widths). The message of a refused value
+    says both bounds, so that a typo (``1e9`` periods) is caught before anything is allocated.
+    """
+    words = allowed or f"an integer from {low} to {max:g}"
+    if item:
+        return Field(list, default, item=int, allowed=words, doc=doc, max=max,
+                     check=lambda v: all(x >= low for x in v))
+    return Field(int, default, allowed=words, doc=doc, max=max, check=lambda v: v >= low)
+
+
+def check_memory(nbytes: float, source: str, key: str, what: str, device: Any = "cpu",
+                 fraction: float = 0.5, lower: str | None = None) -> None:
+    """Refuse an allocation of ``nbytes`` (an estimate) that exceeds ``fraction`` of the memory the
+    device has free now, naming the key(s) to lower. Called before anything is allocated."""
+    free = available_memory(device)
+    if free is not None and nbytes > fraction * free:
+        raise ConfigError(source, key, f"{what} would need about {_bytes(nbytes)} of memory, more than "
+                          f"{fraction:.0%} of the {_bytes(free)} free on {device}; lower {lower or repr(key)}")
+
+
+def load_weights(module: Any, path: str | Path, source: str, key: str) -> Any:
+    """Load the torch weights file ``path`` into ``module``; a missing file, a file that is not a torch
+    weights file, or weights of another network shape give one :class:`ConfigError` naming ``key``."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(source, key, f"file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ConfigError(source, key, f"{path} is not a torch weights file ({first}); expected a file "
+                          "written by torch.save(module.state_dict(), path)") from None
+    if not isinstance(state, dict):
+        raise ConfigError(source, key, f"{path} holds a {type(state).__name__}, not a state dict of weights")
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0][:160]
+        raise ConfigError(source, key, f"the weights in {path} do not fit this network ({first})") from None
+    return module
+
+
+def scenario_bytes(problem: Any, n: int, periods: int, split: str = "dev") -> float | None:
+    """Bytes of ``problem.sample(n, split, 0, periods)``, estimated from one-scenario samples of one and
+    a few periods (linear in the periods), without drawing the full set; None if it cannot be estimated."""
+    import torch
+
+    def nbytes(p: int) -> int:
+        sc = problem._sample(1, split, 0, p)
+        return sum(v.numel() * v.element_size() for v in sc.values() if isinstance(v, torch.Tensor))
+
+    try:
+        short = max(1, min(periods, 2))
+        longer = max(1, min(periods, 10))
+        a, b = nbytes(short), nbytes(longer)
+    except ConfigError:
+        raise
+    except Exception:
+        return None
+    per_period = (b - a) / (longer - short) if longer > short else 0.0
+    return float(n) * (a + per_period * max(0, periods - short))
+
+
+def available_memory(device: Any = "cpu") -> float | None:
+    """Bytes free on ``device`` now (CPU: MemAvailable of /proc/meminfo), or None if unknown."""
+    dev = str(device)
+    if dev.startswith("cuda"):
+        try:
+            import torch
+
+            return float(torch.cuda.mem_get_info(torch.device(dev))[0])
+        except Exception:
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"
 
 
 def validate(section: Mapping[str, Any] | None, schema: Mapping[str, Field], source: str | Path,
@@ -119,6 +273,9 @@ def validate(section: Mapping[str, Any] | None, schema: Mapping[str, Field], sou
             value = validate(value, field.schema, source, prefix=key + ".")
         if field.choices is not None and value not in field.choices:
             raise ConfigError(source, key, f"{value!r} is not allowed; choose one of {', '.join(map(repr, field.choices))}")
+        too_large = _too_large(field, value)
+        if too_large:
+            raise ConfigError(source, key, too_large)
         if field.check is not None and not field.check(value):
             raise ConfigError(source, key, f"{value!r} is not allowed; expected {field.allowed or 'a valid value'}")
         out[name] = value
@@ -130,8 +287,17 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(path, None, "file not found")
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(path, None, f"cannot read the file ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(path, None, f"not UTF-8 text (byte {data[e.start]:#04x} at line {line}); "
+                          "save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, None, f"not valid TOML: {e}") from None
 

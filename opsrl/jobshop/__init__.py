@@ -236,7 +236,7 @@ def _fit_gnn(problem, o, config, ctx) -> SolveOutcome:
     _check_problem(problem, ctx)
     if o["weights"] and not Path(o["weights"]).is_file():
         raise ConfigError(ctx.source, "options.weights", f"file not found: {o['weights']}")
-    ac = dispatcher.load(problem, o["weights"] or None)
+    ac = dispatcher.load(problem, o["weights"] or None, ctx.source)
     info: dict[str, Any] = {"samples": o["samples"], "weights": o["weights"] or str(dispatcher.WEIGHTS)}
     if o["samples"] == 1:
         return SolveOutcome(policy=ac, info=info)

@@ -26,7 +26,7 @@ __all__ = ["WEIGHTS", "load", "best_of"]
 WEIGHTS = Path(__file__).resolve().parent / "data" / "gnn_dispatcher.pt"
 
 
-def load(problem: JobShop, path: str | Path | None = None):
+def load(problem: JobShop, path: str | Path | None = None, source: str = "<weights>"):
     """The dispatcher (a :class:`~opsrl.nn.gnn_dispatch.GraphActorCritic`) with saved weights, in eval mode."""
     from ..nn.gnn_dispatch import GraphActorCritic
 
@@ -34,7 +34,9 @@ def load(problem: JobShop, path: str | Path | None = None):
     meta = path.with_suffix(".json")
     net = json.loads(meta.read_text())["network"] if meta.is_file() else {"width": 32, "layers": 3}
     ac = GraphActorCritic(problem, net["width"], net["layers"])
-    ac.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    from ..core.config import load_weights
+
+    load_weights(ac, path, source, "options.weights")  # a file that is not torch weights: one ConfigError
     return ac.eval()
 
 
