@@ -123,7 +123,9 @@ class ActionHead(nn.Module):
         if spec.kind == "discrete":
             if levels:
                 raise ConfigError(source, "policy.levels", "a discrete action already has its choices; leave it out")
-            self.dims, self.disc, self.cont, self.n = 1, [0], [], [spec.n]
+            # shape (M,) with n = K: factorised, one categorical over the K choices per dimension (a [B, M, K] mask)
+            D = math.prod(spec.shape)
+            self.dims, self.disc, self.cont, self.n = D, list(range(D)), [], [spec.n] * D
             self.mode_c = "none"
         else:
             D = math.prod(spec.shape)
@@ -159,7 +161,7 @@ class ActionHead(nn.Module):
             bad = self.pad.expand(B, -1, -1)
             if mask is not None:  # rows with nothing allowed (finished episodes) allow everything
                 mask = mask | ~mask.any(-1, keepdim=True)
-                bad = bad | ~mask.reshape(B, 1, -1)
+                bad = bad | ~mask.reshape(B, len(self.disc) if mask.dim() == 3 else 1, -1)
             logits = logits.masked_fill(bad, -torch.inf)
         cont = None
         if self.cont:
@@ -177,7 +179,7 @@ class ActionHead(nn.Module):
         another policy. Gaussian dimensions have no such inverse here."""
         spec = self.spec
         if spec.kind == "discrete":
-            return action.reshape(-1, 1).to(torch.float32)
+            return action.reshape(-1, self.dims).to(torch.float32)
         a = action.reshape(action.shape[0], -1).to(torch.float32)
         out = torch.empty_like(a)
         if self.disc:
@@ -194,7 +196,7 @@ class ActionHead(nn.Module):
         """The simulator's action for a sample ``[B, D]`` (a job index ``[B]`` for discrete actions)."""
         spec = self.spec
         if spec.kind == "discrete":
-            return sample[:, 0].long()
+            return sample[:, 0].long() if self.dims == 1 else sample.long().reshape(sample.shape[0], *spec.shape)
         a = torch.empty_like(sample)
         if self.disc:
             a[:, self.disc] = spec.low + sample[:, self.disc] * self.step
