@@ -1,0 +1,71 @@
+"""Batched baseline policies: greedy (the best single migration), FFD repacking, random feasible.
+
+Each is a policy ``(state, t) -> action [B, 2]`` for :func:`opsrl.core.rollout`, batched over scenarios
+with no loop over VMs or PMs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..core import generator
+from . import simulator as sim
+
+
+class Greedy:
+    """At each step the allowed migration that lowers the fragment rate most, over all (VM, PM, node)
+    candidates at once (:func:`.simulator.greedy_moves`); no migration when none lowers it."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def __call__(self, state, t):
+        p = self.problem
+        vm, slot, delta = sim.greedy_moves(state, p.block, p.objective, p.mem_block)
+        return torch.stack([torch.where(delta < -1e-9, vm, -1), slot], 1)
+
+
+class FFD:
+    """First-fit-decreasing repacking in the spirit of alpha-VBPP: drain the least-loaded nodes, the
+    largest VM first, into the most-loaded node that can take it (first fit over the nodes sorted by
+    decreasing load). A VM is moved only to a node fuller than the one it leaves; otherwise no move."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def __call__(self, state, t):
+        B, P, _ = state["free_cpu"].shape
+        m1 = sim.first_stage_mask(state)
+        f = state["free_cpu"].reshape(B, 2 * P)
+        own = sim.own_slot(state)
+        own_free = torch.where(state["vm_double"], torch.minimum(f.gather(1, own), f.gather(1, own + 1)),
+                               f.gather(1, own))
+        score = torch.where(m1, own_free * 1e4 + state["vm_cpu"], torch.full_like(own_free, -torch.inf))
+        vm = score.argmax(1)
+        dest = sim.destination_mask(state, vm)
+        slot_free = torch.minimum(f, f.reshape(B, P, 2).amin(-1).repeat_interleave(2, 1))
+        slot_free = torch.where(state["vm_double"].gather(1, vm[:, None]), slot_free, f)
+        ofree = own_free.gather(1, vm[:, None])
+        ok = dest & (slot_free < ofree)
+        val = torch.where(ok, slot_free, torch.full_like(slot_free, torch.inf))
+        best, slot = val.min(1)
+        move = m1.any(1) & torch.isfinite(best)
+        return torch.stack([torch.where(move, vm, -1), slot], 1)
+
+
+class RandomFeasible:
+    """A uniformly random VM among those with an allowed destination, then a uniformly random destination."""
+
+    def __init__(self, problem, seed: int = 0):
+        self.problem = problem
+        self.gen = generator(seed, "test", "vm_random")
+
+    def __call__(self, state, t):
+        m1 = sim.first_stage_mask(state)
+        any1 = m1.any(1)
+        w1 = torch.where(any1[:, None], m1, torch.ones_like(m1)).float()
+        vm = torch.multinomial(w1.cpu(), 1, generator=self.gen)[:, 0].to(m1.device)
+        dest = sim.destination_mask(state, vm)
+        w2 = torch.where(dest.any(1, keepdim=True), dest, torch.ones_like(dest)).float()
+        slot = torch.multinomial(w2.cpu(), 1, generator=self.gen)[:, 0].to(m1.device)
+        return torch.stack([torch.where(any1, vm, -1), slot], 1)

@@ -1,0 +1,366 @@
+"""The batched VM-rescheduling simulator: B cluster snapshots, one migration per period.
+
+A snapshot has ``P`` physical machines (PMs), each with two NUMA nodes of CPU and memory capacity, and
+``V`` virtual machines (VMs). A VM has CPU, memory, a flavour, a NUMA mode (single: all of it on one
+node; double: half on each node of its PM), its host PM and node, optionally an anti-affinity group (no
+two VMs of a group on one PM) and a flag saying it may not move. Snapshots of different sizes share a
+batch, padded to the largest ``P`` and ``V`` (``pm_mask``, ``vm_mask``).
+
+Destinations are *slots*: slot ``s`` is node ``s % 2`` of PM ``s // 2`` (``S = 2 P`` slots); a
+double-NUMA VM goes to the even slot ``2 p`` (both nodes of PM ``p``). An action is a pair
+``[vm, slot]`` (``[B, 2]`` long); ``vm = -1`` is "no migration" (greedy baselines stop with it when no
+move lowers the fragment rate). A move that the masks do not allow is skipped (no change, cost 0):
+that is also how a plan is applied to a cluster that has drifted (see :func:`apply_plan`).
+
+Fragment rate (VMR2L, ``vm_rescheduler_env.py`` ``VirtualMachineScheduler.get_fragment_rate``): with
+``f`` the free CPU of a NUMA node and ``block`` = 16, ``FR = sum_nodes (f mod block) / sum_nodes f``;
+the total free CPU does not change under migration, so the FR is a sum of per-node terms over a
+constant. ``objective = "multi"`` averages it with the same rate of memory (block ``mem_block``).
+The cost of a step is the change of FR, so an episode's cost is final FR minus initial FR.
+
+State keys (``[B, ...]``): ``free_cpu``/``free_mem`` ``[B, P, 2]``, ``vm_pm``/``vm_node`` ``[B, V]``
+(node 2: both nodes), the static snapshot (``cap_cpu``, ``cap_mem``, ``pm_mask``, ``vm_cpu``,
+``vm_mem``, ``vm_double``, ``vm_mask``, ``vm_movable``, ``vm_group``, ``vm_kind`` and the kind tables
+``kind_*``), ``t`` (steps taken) and the plan so far (``plan_vm``, ``plan_slot`` ``[B, T]``).
+
+Kinds. Feasibility and the FR change of a destination depend on a VM only through its CPU, memory and
+NUMA mode (and anti-affinity group), so the masks and the greedy baseline evaluate every (VM, slot) pair
+as ``[B, K, S]`` tensors over the *kinds* ``K`` (distinct (cpu, mem, double) triples; each VM of an
+anti-affinity group is a kind of its own), then look up each VM's kind: every one of the ``V x S``
+candidate migrations is evaluated exactly, in ``O(B (K S + V))``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+
+State = dict
+
+INF = float("inf")
+
+
+# --- fragment rate ----------------------------------------------------------------------------------
+def fragment_parts(free: torch.Tensor, block: float, pm_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum of free mod block, sum of free)`` per scenario of ``free`` ``[B, P, 2]``."""
+    if pm_mask is not None:
+        free = free * pm_mask[..., None].to(free.dtype)
+    return torch.remainder(free, block).sum((1, 2)), free.sum((1, 2))
+
+
+def fragment_rate(state: Mapping[str, torch.Tensor], block: float = 16.0, objective: str = "cpu",
+                  mem_block: float = 64.0) -> torch.Tensor:
+    """``[B]`` fragment rate of each scenario (0 where nothing is free)."""
+    num, den = fragment_parts(state["free_cpu"], block, state["pm_mask"])
+    fr = torch.where(den > 0, num / den.clamp_min(1e-12), torch.zeros_like(num))
+    if objective == "multi":
+        num_m, den_m = fragment_parts(state["free_mem"], mem_block, state["pm_mask"])
+        fr = 0.5 * (fr + torch.where(den_m > 0, num_m / den_m.clamp_min(1e-12), torch.zeros_like(num_m)))
+    return fr
+
+
+def blocks(state: Mapping[str, torch.Tensor], block: float = 16.0) -> torch.Tensor:
+    """``[B]`` number of whole free ``block``-core blocks over all NUMA nodes."""
+    f = state["free_cpu"] * state["pm_mask"][..., None].to(state["free_cpu"].dtype)
+    return torch.div(f, block, rounding_mode="floor").sum((1, 2))
+
+
+# --- placement and usage ---------------------------------------------------------------------------
+def node_usage(vm_pm, vm_node, vm_cpu, vm_mem, vm_double, alive, P: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPU and memory used on each node ``[B, P, 2]`` by the ``alive`` VMs of a placement."""
+    B = vm_pm.shape[0]
+    dt = vm_cpu.dtype
+    w = alive.to(dt)
+    half = torch.where(vm_double, 0.5, 1.0).to(dt)
+    first = 2 * vm_pm + torch.where(vm_double, 0, vm_node.clamp(max=1))
+    second = 2 * vm_pm + 1
+    out = []
+    for x in (vm_cpu, vm_mem):
+        u = torch.zeros(B, 2 * P, dtype=dt, device=vm_cpu.device)
+        u.scatter_add_(1, first, x * half * w)
+        u.scatter_add_(1, second, x * half * w * vm_double.to(dt))
+        out.append(u.reshape(B, P, 2))
+    return out[0], out[1]
+
+
+def own_slot(state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``[B, V]`` the slot each VM occupies (``2 p`` for a double-NUMA VM)."""
+    return 2 * state["vm_pm"] + torch.where(state["vm_double"], 0, state["vm_node"].clamp(max=1))
+
+
+def group_counts(state: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    """``[B, G, P]`` alive VMs of each anti-affinity group on each PM (None without groups)."""
+    g = state["vm_group"]
+    G = int(state.get("n_groups", torch.zeros(1, dtype=torch.long)).max()) if "n_groups" in state else 0
+    if G == 0:
+        return None
+    B, P = state["pm_mask"].shape
+    ok = (g >= 0) & state["vm_mask"]
+    idx = g.clamp_min(0) * P + state["vm_pm"]
+    c = torch.zeros(B, G * P, dtype=torch.long, device=g.device)
+    c.scatter_add_(1, idx, ok.long())
+    return c.reshape(B, G, P)
+
+
+# --- the kind tensors: feasibility and FR change of every destination ------------------------------
+def _slot_free(state) -> tuple[torch.Tensor, torch.Tensor]:
+    B, P, _ = state["free_cpu"].shape
+    return state["free_cpu"].reshape(B, 2 * P), state["free_mem"].reshape(B, 2 * P)
+
+
+def kind_fit(state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``[B, K, S]``: slot ``s`` can take a VM of kind ``k`` now (capacity, real PM, anti-affinity for the
+    kinds of grouped VMs; the VM's own place is *not* excluded here)."""
+    fc, fm = state["free_cpu"], state["free_mem"]  # [B, P, 2]
+    B, P, _ = fc.shape
+    kc, km, kd = state["kind_cpu"], state["kind_mem"], state["kind_double"]  # [B, K]
+    single = (fc[:, None] >= kc[..., None, None]) & (fm[:, None] >= km[..., None, None])  # [B, K, P, 2]
+    hc, hm = (kc / 2)[..., None], (km / 2)[..., None]
+    dbl = (fc.amin(-1)[:, None] >= hc) & (fm.amin(-1)[:, None] >= hm)  # [B, K, P]
+    dbl = torch.stack([dbl, torch.zeros_like(dbl)], -1)
+    fit = torch.where(kd[..., None, None], dbl, single) & state["pm_mask"][:, None, :, None]
+    fit = fit & (kc > 0)[..., None, None]
+    kv = state["kind_vm"]  # [B, K] the VM of a grouped kind, -1 otherwise
+    gc = group_counts(state)
+    if gc is not None and bool((kv >= 0).any()):
+        v = kv.clamp_min(0)
+        g = state["vm_group"].gather(1, v)  # [B, K]
+        pm_v = state["vm_pm"].gather(1, v)
+        others = gc.gather(1, g.clamp_min(0)[..., None].expand(-1, -1, P))  # [B, K, P]
+        others = others - (torch.arange(P, device=v.device) == pm_v[..., None]).long()
+        bad = (kv >= 0)[..., None] & (g >= 0)[..., None] & (others > 0)
+        fit = fit & ~bad[..., None]
+    return fit.reshape(B, -1, 2 * P)
+
+
+def _rem_delta(free, demand, block):
+    """Change of ``free mod block`` when ``demand`` is removed from ``free`` (negative demand: added)."""
+    return torch.remainder(free - demand, block) - torch.remainder(free, block)
+
+
+def _weights(state, block, objective, mem_block):
+    """Per-scenario scale of the CPU and memory numerators in the FR (``1 / total free``)."""
+    _, den = fragment_parts(state["free_cpu"], block, state["pm_mask"])
+    wc = torch.where(den > 0, 1.0 / den.clamp_min(1e-12), torch.zeros_like(den))
+    if objective != "multi":
+        return wc, None
+    _, den_m = fragment_parts(state["free_mem"], mem_block, state["pm_mask"])
+    wm = torch.where(den_m > 0, 1.0 / den_m.clamp_min(1e-12), torch.zeros_like(den_m))
+    return 0.5 * wc, 0.5 * wm
+
+
+def kind_dest_delta(state, block=16.0, objective="cpu", mem_block=64.0) -> torch.Tensor:
+    """``[B, K, S]``: change of FR at the destination when a VM of kind ``k`` arrives at slot ``s``."""
+    fc, fm = state["free_cpu"], state["free_mem"]
+    B, P, _ = fc.shape
+    kc, km, kd = state["kind_cpu"], state["kind_mem"], state["kind_double"]
+    wc, wm = _weights(state, block, objective, mem_block)
+
+    def part(free, k, w, blk):
+        single = _rem_delta(free[:, None], k[..., None, None], blk)  # [B, K, P, 2]
+        dbl = _rem_delta(free[:, None], (k / 2)[..., None, None], blk).sum(-1)  # [B, K, P]
+        dbl = torch.stack([dbl, torch.zeros_like(dbl)], -1)
+        return torch.where(kd[..., None, None], dbl, single) * w[:, None, None, None]
+
+    d = part(fc, kc, wc, block)
+    if wm is not None:
+        d = d + part(fm, km, wm, mem_block)
+    return d.reshape(B, -1, 2 * P)
+
+
+def source_delta(state, block=16.0, objective="cpu", mem_block=64.0) -> torch.Tensor:
+    """``[B, V]``: change of FR at each VM's current node(s) when it leaves."""
+    B, P, _ = state["free_cpu"].shape
+    pm = state["vm_pm"]
+    wc, wm = _weights(state, block, objective, mem_block)
+
+    def part(free, x, w, blk):
+        f = free.reshape(B, 2 * P)
+        f0 = f.gather(1, 2 * pm)
+        f1 = f.gather(1, 2 * pm + 1)
+        fn = torch.where(state["vm_node"] == 1, f1, f0)
+        single = _rem_delta(fn, -x, blk)
+        dbl = _rem_delta(f0, -x / 2, blk) + _rem_delta(f1, -x / 2, blk)
+        return torch.where(state["vm_double"], dbl, single) * w[:, None]
+
+    d = part(state["free_cpu"], state["vm_cpu"], wc, block)
+    if wm is not None:
+        d = d + part(state["free_mem"], state["vm_mem"], wm, mem_block)
+    return d
+
+
+def _gather_kind(x: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+    """``x[b, kind[b, v], ...]`` for ``x`` ``[B, K, ...]`` and ``kind`` ``[B, V]``."""
+    idx = kind.reshape(*kind.shape, *([1] * (x.dim() - 2))).expand(*kind.shape, *x.shape[2:])
+    return x.gather(1, idx)
+
+
+def first_stage_mask(state: Mapping[str, torch.Tensor], fit: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, V]``: movable, real VMs that have at least one allowed destination other than their place."""
+    fit = kind_fit(state) if fit is None else fit
+    n_fit = fit.sum(-1)  # [B, K]
+    kind = state["vm_kind"]
+    own = _gather_kind(fit, kind).gather(2, own_slot(state)[..., None])[..., 0]
+    n_v = n_fit.gather(1, kind) - own.long()
+    return state["vm_mask"] & state["vm_movable"] & (n_v > 0)
+
+
+def destination_mask(state: Mapping[str, torch.Tensor], vm: torch.Tensor) -> torch.Tensor:
+    """``[B, S]`` allowed destinations of VM ``vm[b]`` (computed directly, not through the kinds): capacity
+    on the destination node(s), a real PM, not its current place, anti-affinity, movable and alive."""
+    fc, fm = _slot_free(state)
+    B, S = fc.shape
+    P = S // 2
+    v = vm.clamp_min(0)[:, None]
+    c = state["vm_cpu"].gather(1, v)
+    m = state["vm_mem"].gather(1, v)
+    d = state["vm_double"].gather(1, v)
+    single = (fc >= c) & (fm >= m)
+    fcp, fmp = state["free_cpu"].amin(-1), state["free_mem"].amin(-1)  # [B, P]
+    dbl = ((fcp >= c / 2) & (fmp >= m / 2)).repeat_interleave(2, 1)
+    dbl = dbl & (torch.arange(S, device=fc.device) % 2 == 0)
+    ok = torch.where(d, dbl, single) & state["pm_mask"].repeat_interleave(2, 1)
+    ok = ok & (torch.arange(S, device=fc.device) != own_slot(state).gather(1, v))
+    g = state["vm_group"].gather(1, v)  # [B, 1]
+    same = (state["vm_group"] == g) & (g >= 0) & state["vm_mask"]
+    same = same & (torch.arange(state["vm_pm"].shape[1], device=fc.device) != v)
+    conflict = torch.zeros(B, P, dtype=torch.long, device=fc.device)
+    conflict.scatter_add_(1, state["vm_pm"], same.long())
+    ok = ok & (conflict == 0).repeat_interleave(2, 1)
+    alive = (state["vm_mask"] & state["vm_movable"]).gather(1, v) & (vm >= 0)[:, None]
+    return ok & alive
+
+
+def move_allowed(state: Mapping[str, torch.Tensor], vm: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """``[B]``: the move of ``vm[b]`` to ``slot[b]`` is allowed now."""
+    S = state["free_cpu"].shape[1] * 2
+    ok = (vm >= 0) & (slot >= 0) & (slot < S) & (vm < state["vm_pm"].shape[1])
+    m = destination_mask(state, vm)
+    return ok & m.gather(1, slot.clamp(0, S - 1)[:, None])[:, 0]
+
+
+def apply_move(state: State, vm: torch.Tensor, slot: torch.Tensor, valid: torch.Tensor) -> State:
+    """The state after moving ``vm[b]`` to ``slot[b]`` where ``valid[b]`` (elsewhere unchanged)."""
+    B, P, _ = state["free_cpu"].shape
+    v = vm.clamp_min(0)[:, None]
+    dt = state["free_cpu"].dtype
+    w = valid.to(dt)[:, None]
+    dbl = state["vm_double"].gather(1, v)
+    new_pm = (slot.clamp_min(0) // 2)[:, None]
+    new_node = torch.where(dbl, 2, slot.clamp_min(0)[:, None] % 2)
+    old_pm, old_node = state["vm_pm"].gather(1, v), state["vm_node"].gather(1, v)
+    out = dict(state)
+    for key, x in (("free_cpu", "vm_cpu"), ("free_mem", "vm_mem")):
+        amount = state[x].gather(1, v)
+        half = torch.where(dbl, amount / 2, amount)
+        f = state[key].reshape(B, 2 * P).clone()
+        for pm, node, sign in ((old_pm, old_node, 1.0), (new_pm, new_node, -1.0)):
+            a = 2 * pm + torch.where(dbl, 0, node.clamp(max=1))
+            f.scatter_add_(1, a, sign * half * w)
+            f.scatter_add_(1, 2 * pm + 1, sign * half * w * dbl.to(dt))
+        out[key] = f.reshape(B, P, 2)
+    vb = valid[:, None]
+    out["vm_pm"] = state["vm_pm"].scatter(1, v, torch.where(vb, new_pm, old_pm))
+    out["vm_node"] = state["vm_node"].scatter(1, v, torch.where(vb, new_node, old_node))
+    return out
+
+
+def greedy_moves(state: Mapping[str, torch.Tensor], block=16.0, objective="cpu", mem_block=64.0,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The allowed migration that lowers FR most in each scenario, over all (VM, slot) pairs at once.
+
+    Returns ``(vm, slot, delta)`` ``[B]``; ``delta`` is ``inf`` where no migration is allowed."""
+    fit = kind_fit(state)
+    val = torch.where(fit, kind_dest_delta(state, block, objective, mem_block), torch.full_like(fit, INF, dtype=state["free_cpu"].dtype))
+    K, S = val.shape[1], val.shape[2]
+    k = min(2, S)
+    top_v, top_i = val.topk(k, dim=-1, largest=False)  # [B, K, 2]: the own place is at most one of them
+    kind = state["vm_kind"]
+    tv, ti = _gather_kind(top_v, kind), _gather_kind(top_i, kind)  # [B, V, 2]
+    own = own_slot(state)
+    first_is_own = ti[..., 0] == own
+    dv = torch.where(first_is_own, tv[..., -1], tv[..., 0])
+    ds = torch.where(first_is_own, ti[..., -1], ti[..., 0])
+    cand = source_delta(state, block, objective, mem_block) + dv
+    ok = state["vm_mask"] & state["vm_movable"] & torch.isfinite(dv)
+    cand = torch.where(ok, cand, torch.full_like(cand, INF))
+    best, vm = cand.min(1)
+    slot = ds.gather(1, vm[:, None])[:, 0]
+    return vm, slot, best
+
+
+# --- drift: arrivals and departures while a solver thinks -------------------------------------------
+def drifted_state(state0: State, data: Mapping[str, torch.Tensor], latency: torch.Tensor) -> State:
+    """The cluster ``latency[b]`` seconds after the snapshot ``state0``: VMs whose departure time is at
+    most the latency have left, and the arrivals up to then (in time order) were placed by the cluster's
+    own best-fit scheduler (the feasible node, or PM for a double-NUMA VM, with the least free CPU;
+    an arrival that fits nowhere is rejected). Departures before an arrival free their room first."""
+    if "arr_time" not in data or data["arr_time"].shape[1] == 0:
+        dep = data.get("dep_time")
+        if dep is None:
+            return dict(state0)
+    P = state0["free_cpu"].shape[1]
+    lat = latency.to(state0["free_cpu"].dtype)[:, None]
+    dep = data["dep_time"]
+    base_alive = state0["vm_mask"]
+    arr_t = data.get("arr_time", torch.zeros(dep.shape[0], 0, dtype=dep.dtype, device=dep.device))
+    B = dep.shape[0]
+    use_c = torch.zeros(B, P, 2, dtype=state0["free_cpu"].dtype, device=dep.device)
+    use_m = torch.zeros_like(use_c)
+    cap_c, cap_m = state0["cap_cpu"], state0["cap_mem"]
+    placed = torch.zeros(B, dtype=torch.long, device=dep.device)
+    rejected = torch.zeros(B, dtype=torch.long, device=dep.device)
+    for j in range(arr_t.shape[1]):
+        tj = arr_t[:, j:j + 1]
+        now = (tj <= lat)[:, 0] & torch.isfinite(tj[:, 0])
+        if not bool(now.any()):
+            continue
+        alive = base_alive & ~(dep <= tj)
+        uc, um = node_usage(state0["vm_pm"], state0["vm_node"], state0["vm_cpu"], state0["vm_mem"],
+                            state0["vm_double"], alive, P)
+        fc, fm = cap_c - uc - use_c, cap_m - um - use_m
+        c, m, d = data["arr_cpu"][:, j:j + 1], data["arr_mem"][:, j:j + 1], data["arr_double"][:, j:j + 1]
+        single = (fc >= c[..., None]) & (fm >= m[..., None]) & state0["pm_mask"][..., None]
+        dbl = (fc.amin(-1) >= c / 2) & (fm.amin(-1) >= m / 2) & state0["pm_mask"]
+        score_s = torch.where(single, fc, INF).reshape(B, 2 * P)
+        score_d = torch.where(dbl, fc.amin(-1), INF)
+        best_s, slot_s = score_s.min(1)
+        best_d, pm_d = score_d.min(1)
+        isd = d[:, 0]
+        ok = now & torch.where(isd, torch.isfinite(best_d), torch.isfinite(best_s))
+        w = ok.to(fc.dtype)
+        for use, x in ((use_c, c[:, 0]), (use_m, m[:, 0])):
+            flat = use.reshape(B, 2 * P)
+            a = torch.where(isd, 2 * pm_d, slot_s)
+            flat.scatter_add_(1, a[:, None], (torch.where(isd, x / 2, x) * w)[:, None])
+            flat.scatter_add_(1, (2 * pm_d + 1)[:, None], (x / 2 * w * isd.to(fc.dtype))[:, None])
+        placed += ok.long()
+        rejected += (now & ~ok).long()
+    alive = base_alive & ~(dep <= lat)
+    uc, um = node_usage(state0["vm_pm"], state0["vm_node"], state0["vm_cpu"], state0["vm_mem"],
+                        state0["vm_double"], alive, P)
+    out = dict(state0)
+    out["free_cpu"], out["free_mem"] = cap_c - uc - use_c, cap_m - um - use_m
+    out["vm_mask"] = alive
+    out["arrived"], out["rejected"] = placed, rejected
+    return out
+
+
+def apply_plan(state: State, plan_vm: torch.Tensor, plan_slot: torch.Tensor) -> tuple[State, torch.Tensor]:
+    """Apply a plan ``[B, T]`` of moves in order; a move not allowed when its turn comes (its VM has left,
+    it is already there, no room, anti-affinity) is skipped. Returns the state and the moves applied ``[B]``."""
+    done = torch.zeros(plan_vm.shape[0], dtype=torch.long, device=plan_vm.device)
+    for t in range(plan_vm.shape[1]):
+        v, s = plan_vm[:, t], plan_slot[:, t]
+        ok = move_allowed(state, v, s)
+        state = apply_move(state, v, s, ok)
+        done += ok.long()
+    return state, done
+
+
+def migrations(state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``[B]`` VMs away from their original place."""
+    away = (state["vm_pm"] != state["vm_pm0"]) | (state["vm_node"] != state["vm_node0"])
+    return (away & state["vm_mask"]).sum(1)
