@@ -64,6 +64,9 @@ SCHEMA = {
                      doc="random: stock uniform on 0..cap-1 and setups uniform over makeable items per scenario "
                          "(the authors' reset); instance: the instance's initial stock and setups"),
     "idle": Field(bool, True, doc="machines may stay idle (choice 0)"),
+    "observation": Field(str, "onehot", choices=("onehot", "index"),
+                         doc="what policies see besides stock / cap: each machine's setup one-hot (M x (I + 1)) or "
+                             "its index / I (M numbers, the authors' observation, normalised)"),
     **{k: Field(list, [], allowed="a list of lists (machines x items) of numbers >= 0") for k in _MATRIX_KEYS},
     **{k: Field(list, [], allowed="a list of numbers >= 0, one per item") for k in _VECTOR_KEYS},
     "initial_setup": Field(list, [], allowed="a list of integers 0..items, one per machine (0: idle)"),
@@ -98,14 +101,14 @@ class LotSizing(Problem):
 
     def __init__(self, inst: Instance, periods: int = 100, demand: Mapping[str, Any] | None = None,
                  initial: str = "random", idle: bool = True, test_scenarios: int = 100, test_seed: int = 0,
-                 config: Mapping[str, Any] | None = None, source: str = "<problem>"):
+                 config: Mapping[str, Any] | None = None, source: str = "<problem>", observation: str = "onehot"):
         self.inst = inst
         self.source = source
         self.periods = int(periods)
         self.test_periods = self.periods
         self.test_scenarios, self.test_seed = int(test_scenarios), int(test_seed)
         self.demand = validate(demand or {}, DEMAND_SCHEMA, source, prefix="demand.")
-        self.initial, self.idle = initial, bool(idle)
+        self.initial, self.idle, self.observation = initial, bool(idle), observation
         self.config = dict(config or {})
         I, M = inst.items, inst.machines
         self.I, self.M, self.K = I, M, I + 1
@@ -169,8 +172,9 @@ class LotSizing(Problem):
             inv = r0.integers(0, high, size=(n, self.I))
             can = self.inst.capacity > 0  # [M, I]
             u = r0.random((n, self.M))
-            cum = np.cumsum(can, 1) / can.sum(1, keepdims=True)  # [M, I]
+            cum = np.cumsum(can, 1) / np.maximum(can.sum(1, keepdims=True), 1)  # [M, I]
             setup = (u[:, :, None] >= cum[None]).sum(-1) + 1  # 1-based index of the chosen makeable item
+            setup = np.where(can.any(1)[None], setup, 0)  # a machine that can make nothing starts idle
         else:
             inv = np.broadcast_to(self.inst.initial_inventory, (n, self.I))
             setup = np.broadcast_to(self.inst.initial_setup, (n, self.M))
@@ -195,6 +199,8 @@ class LotSizing(Problem):
             if action.shape[1:] != (self.M, self.K):
                 raise ValueError(f"a one-hot action needs shape [B, {self.M}, {self.K}], got {list(action.shape)}")
             return action.to(like.dtype)
+        if action.dim() == 1 and self.M == 1:  # one machine: a policy head may give [B]
+            action = action.unsqueeze(1)
         if action.dim() != 2 or action.shape[1] != self.M:
             raise ValueError(f"an action needs shape [B, {self.M}] (choices 0..{self.I}), got {list(action.shape)}")
         return torch.nn.functional.one_hot(action.long(), self.K).to(like.dtype)
@@ -234,6 +240,9 @@ class LotSizing(Problem):
 
     def observe(self, state: State) -> torch.Tensor:
         inv = state["inventory"]
+        if self.observation == "index":
+            idx = (state["setup"] * torch.arange(self.K, device=inv.device, dtype=inv.dtype)).sum(-1)
+            return torch.cat([inv / self.max_inv.to(inv), idx / self.I], 1)
         return torch.cat([inv / self.max_inv.to(inv), state["setup"].flatten(1)], 1)
 
     def observe_post(self, post_state: State) -> torch.Tensor:
@@ -270,4 +279,4 @@ def build(config: Mapping[str, Any], source: str) -> LotSizing:
             raise ConfigError(source, "initial_setup", f"one integer in 0..{I} per machine (0: idle)")
         inst.initial_setup = a.astype(np.int64)
     return LotSizing(inst, cfg["periods"], cfg["demand"], cfg["initial"], cfg["idle"], cfg["test"]["scenarios"],
-                     cfg["test"]["seed"], cfg, source)
+                     cfg["test"]["seed"], cfg, source, cfg["observation"])

@@ -1,0 +1,176 @@
+"""PPO against PDPPO on lot sizing at equal environment steps, over seeds (resumable).
+
+Each run trains the bundled ``ppo_lotsizing`` or ``pdppo_lotsizing`` (the published per-update settings: 40
+episodes of 100 periods per update, 60 full-batch epochs, clip 0.2, gamma 0.99, Monte-Carlo returns) for
+``--iterations`` updates, with a dev evaluation (200 scenarios, greedy policy) after every update; then the
+greedy policy best on dev (``best``) and the last one (``final``) are evaluated on the problem's 100 test
+scenarios. Results are appended to ``--out`` after every run; a run already there is skipped, so an
+interrupted benchmark resumes. ``--report`` reads one or more result files and prints the table (mean and
+standard deviation over seeds of the best and final test costs, Welch's t-test from scipy) and draws the
+learning curves (mean and a band of one standard deviation over seeds, against environment steps).
+
+    python benchmarks/lotsizing_pdppo.py --problems i25_m10 i25_m15 --seeds 0 1 2 --iterations 15 \
+        --out benchmarks/results/lotsizing_pdppo.json
+    python benchmarks/lotsizing_pdppo.py --report benchmarks/results/lotsizing_pdppo*.json \
+        --png docs/figures/lotsizing_pdppo.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from opsrl.algos import ppo
+from opsrl.core import SolveContext, evaluate
+from opsrl.nn.actor_critic import build_actor_critic
+from opsrl.registry import family, load_for_solver, load_solver
+
+SOLVERS = {"ppo": "ppo_lotsizing", "pdppo": "pdppo_lotsizing"}
+
+
+def one_run(problem_name: str, method: str, seed: int, iterations: int, eval_every: int) -> dict:
+    fam = family("lotsizing")
+    _, m, cfg = load_solver(SOLVERS[method], fam, {"iterations": iterations, "eval_every": eval_every})
+    prob = load_for_solver(f"lotsizing/{problem_name}", cfg)
+    o = dict(cfg["options"])
+    o["post_critic"] = method == "pdppo"
+    torch.manual_seed(seed)
+    ac = build_actor_critic(prob, cfg["policy"], cfg["source"], horizon=prob.periods, post_critic=o["post_critic"])
+    orig = ac.load_state_dict
+
+    def keep_final(sd, *a, **k):  # train() loads the best-on-dev parameters at its end: keep the last ones first
+        if not hasattr(ac, "_final"):
+            ac._final = copy.deepcopy(ac.state_dict())
+        return orig(sd, *a, **k)
+
+    ac.load_state_dict = keep_final
+    t0 = time.perf_counter()
+    ac, curve = ppo.train(prob, ac, o, SolveContext(seed=seed, progress=False))
+    secs = time.perf_counter() - t0
+    test = prob.test_set()
+    best = evaluate(prob, ac, test)
+    orig(ac._final)
+    final = evaluate(prob, ac, test)
+    steps_per_it = o["batch_size"] * (o["train_periods"] or prob.periods)
+    return {"problem": problem_name, "method": method, "seed": seed, "iterations": iterations,
+            "env_steps": iterations * steps_per_it, "train_seconds": secs,
+            "best_test": best.mean, "best_stderr": best.stderr, "final_test": final.mean, "final_stderr": final.stderr,
+            "best_test_per_scenario": best.per_scenario.tolist(), "final_test_per_scenario": final.per_scenario.tolist(),
+            "curve": [{"env_steps": c["iteration"] * steps_per_it, "dev_cost": c["dev_cost"],
+                       "train_cost": c.get("train_cost")} for c in curve]}
+
+
+def load(paths) -> list[dict]:
+    runs = []
+    for p in paths:
+        if Path(p).is_file():
+            runs.extend(json.loads(Path(p).read_text())["runs"])
+    return runs
+
+
+def report(paths, png: str | None, refs: str | None = None) -> str:
+    from scipy import stats
+
+    runs = load(paths)
+    ref = json.loads(Path(refs).read_text()) if refs and Path(refs).is_file() else {}
+    lines = ["| problem | method | seeds | env steps | best test cost | final test cost | final train cost (stochastic) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    tests = []
+    problems = sorted({r["problem"] for r in runs})
+    for pr in problems:
+        by = {m: [r for r in runs if r["problem"] == pr and r["method"] == m] for m in SOLVERS}
+        for m, rs in by.items():
+            if not rs:
+                continue
+            b = np.array([r["best_test"] for r in rs])
+            f = np.array([r["final_test"] for r in rs])
+            tc = np.array([r["curve"][-1]["train_cost"] for r in rs])
+            sd = lambda x: x.std(ddof=1) if len(x) > 1 else float("nan")
+            lines.append(f"| {pr} | {m} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | {rs[0]['env_steps']} | "
+                         f"{b.mean():.0f} +- {sd(b):.0f} | {f.mean():.0f} +- {sd(f):.0f} | {tc.mean():.0f} +- {sd(tc):.0f} |")
+        if len(by["ppo"]) > 1 and len(by["pdppo"]) > 1:
+            for key in ("best_test", "final_test"):
+                a = [r[key] for r in by["pdppo"]]
+                c = [r[key] for r in by["ppo"]]
+                t = stats.ttest_ind(a, c, equal_var=False)
+                tests.append(f"{pr} {key}: PDPPO - PPO = {np.mean(a) - np.mean(c):+.0f}, Welch t = {t.statistic:.2f}, "
+                             f"p = {t.pvalue:.3f}")
+    out = "\n".join(lines + [""] + tests)
+    if png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(problems), figsize=(6 * len(problems), 4.2), squeeze=False)
+        for ax, pr in zip(axes[0], problems):
+            for m, col in (("ppo", "tab:blue"), ("pdppo", "tab:red")):
+                rs = [r for r in runs if r["problem"] == pr and r["method"] == m]
+                if not rs:
+                    continue
+                n = min(len(r["curve"]) for r in rs)
+                x = np.array([c["env_steps"] for c in rs[0]["curve"][:n]])
+                y = np.array([[c["dev_cost"] for c in r["curve"][:n]] for r in rs])
+                mu, sd = y.mean(0), (y.std(0, ddof=1) if len(rs) > 1 else np.zeros(n))
+                ax.plot(x, mu, color=col, label=f"{m.upper()} ({len(rs)} seeds)")
+                ax.fill_between(x, mu - sd, mu + sd, color=col, alpha=0.2)
+            for k, ls in (("mpc", "--"), ("cover_rule", ":"), ("bound", "-.")):
+                v = ref.get(pr, {}).get(k)
+                if v is not None:
+                    ax.axhline(v, color="k", ls=ls, lw=1, label={"mpc": "rolling MIP", "cover_rule": "cover rule",
+                                                                  "bound": "perfect-info bound"}[k])
+            ax.set_title(f"lotsizing/{pr}: dev cost of the greedy policy")
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel("episode cost (100 periods)")
+            ax.set_ylim(top=min(ax.get_ylim()[1], 30000))
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        Path(png).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(png, dpi=110)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--problems", nargs="+", default=["i25_m10", "i25_m15"])
+    ap.add_argument("--methods", nargs="+", default=["ppo", "pdppo"], choices=list(SOLVERS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--iterations", type=int, default=15, help="updates of 4000 environment steps (published: 125)")
+    ap.add_argument("--eval-every", type=int, default=1)
+    ap.add_argument("--out", default="benchmarks/results/lotsizing_pdppo.json")
+    ap.add_argument("--report", nargs="*", help="result files to summarise (no training)")
+    ap.add_argument("--refs", default="benchmarks/results/lotsizing_refs.json",
+                    help="reference costs (rolling MIP, cover rule, bound) to draw, from lotsizing_refs.py")
+    ap.add_argument("--png", default=None)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    if a.report is not None:
+        print(report(a.report or [a.out], a.png, a.refs))
+        return
+    out = Path(a.out)
+    data = json.loads(out.read_text()) if out.is_file() else {"runs": []}
+    done = {(r["problem"], r["method"], r["seed"], r["iterations"]) for r in data["runs"]}
+    for pr in a.problems:
+        for seed in a.seeds:
+            for m in a.methods:
+                if (pr, m, seed, a.iterations) in done:
+                    continue
+                t0 = time.perf_counter()
+                r = one_run(pr, m, seed, a.iterations, a.eval_every)
+                data["runs"].append(r)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(data))
+                print(f"{pr} {m} seed {seed}: best {r['best_test']:.0f} final {r['final_test']:.0f} "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(report([a.out], a.png, a.refs))
+
+
+if __name__ == "__main__":
+    main()
