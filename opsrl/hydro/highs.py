@@ -16,6 +16,35 @@ import torch
 from ..core.lp import LP, LPSolution, _HIGHS_STATUS, _csc, solve
 
 
+def silence_banner() -> None:
+    """HiGHS prints its banner on stdout when the first ``Highs`` object of a process is made, which would break
+    ``opsrl run --json``; make that first one with stdout sent to /dev/null (later ones print nothing)."""
+    global _SILENCED
+    if _SILENCED:
+        return
+    _SILENCED = True
+    import os
+    import sys
+
+    import highspy
+
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_SILENCED = False
+
+
 def _inf(a: np.ndarray, inf: float) -> np.ndarray:
     return np.where(np.isposinf(a), inf, np.where(np.isneginf(a), -inf, a))
 
@@ -27,6 +56,7 @@ def solve_warm(lp: LP, threads: int = 1) -> LPSolution:
         return solve(lp)
     import highspy
 
+    silence_banner()
     B = lp.batch
     m, n = lp.shape
     f = lambda t: t.detach().to("cpu", torch.float64).numpy()

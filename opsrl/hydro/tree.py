@@ -99,25 +99,41 @@ class TreeSolver:
         return self.run()
 
 
-def _glop(A, c, lo, hi, lb, ub, const) -> float:
-    from ortools.linear_solver import pywraplp
+class GlopTree:
+    """The same tree LP in OR-Tools GLOP (pywraplp); :meth:`resolve` changes row bounds and re-solves."""
 
-    s = pywraplp.Solver.CreateSolver("GLOP")
-    inf = s.infinity()
-    fx = lambda v: inf if v == np.inf else (-inf if v == -np.inf else float(v))
-    x = [s.NumVar(fx(lb[j]), fx(ub[j]), "") for j in range(A.shape[1])]
-    Ar = A.tocsr()
-    for i in range(A.shape[0]):
-        row = s.Constraint(fx(lo[i]), fx(hi[i]))
-        for p in range(Ar.indptr[i], Ar.indptr[i + 1]):
-            row.SetCoefficient(x[Ar.indices[p]], float(Ar.data[p]))
-    obj = s.Objective()
-    for j in np.nonzero(c)[0]:
-        obj.SetCoefficient(x[j], float(c[j]))
-    obj.SetMinimization()
-    if s.Solve() != pywraplp.Solver.OPTIMAL:
-        raise RuntimeError("GLOP: a multi-stage LP is not optimal")
-    return obj.Value() + const
+    def __init__(self, A, c, lo, hi, lb, ub, const):
+        from ortools.linear_solver import pywraplp
+
+        self.s = s = pywraplp.Solver.CreateSolver("GLOP")
+        self.inf = inf = s.infinity()
+        self.fx = lambda v: inf if v == np.inf else (-inf if v == -np.inf else float(v))
+        x = [s.NumVar(self.fx(lb[j]), self.fx(ub[j]), "") for j in range(A.shape[1])]
+        Ar = A.tocsr()
+        self.rows = []
+        for i in range(A.shape[0]):
+            row = s.Constraint(self.fx(lo[i]), self.fx(hi[i]))
+            for p in range(Ar.indptr[i], Ar.indptr[i + 1]):
+                row.SetCoefficient(x[Ar.indices[p]], float(Ar.data[p]))
+            self.rows.append(row)
+        obj = s.Objective()
+        for j in np.nonzero(c)[0]:
+            obj.SetCoefficient(x[j], float(c[j]))
+        obj.SetMinimization()
+        self.obj, self.lo, self.hi, self.const = obj, lo, hi, const
+
+    def run(self) -> tuple[float, None]:
+        from ortools.linear_solver import pywraplp
+
+        if self.s.Solve() != pywraplp.Solver.OPTIMAL:
+            raise RuntimeError("GLOP: a multi-stage LP is not optimal")
+        return self.obj.Value() + self.const, None
+
+    def resolve(self, lo: np.ndarray, hi: np.ndarray, const: float) -> tuple[float, None]:
+        for i in np.nonzero((lo != self.lo) | (hi != self.hi))[0]:
+            self.rows[i].SetBounds(self.fx(lo[i]), self.fx(hi[i]))
+        self.lo, self.hi, self.const = lo, hi, const
+        return self.run()
 
 
 def hindsight(problem: Hydro, scenarios, solver: str = "highs", progress: bool = False) -> np.ndarray:
@@ -131,10 +147,8 @@ def hindsight(problem: Hydro, scenarios, solver: str = "highs", progress: bool =
     solver_obj = None
     for j in tqdm(range(n), desc="hindsight LPs", disable=not progress):
         A, c, lo, hi, lb, ub, const = build_tree(problem, stages, parents, w[j], np.ones(T), v0[j])
-        if solver == "glop":
-            out[j] = _glop(A, c, lo, hi, lb, ub, const)
-        elif solver_obj is None:
-            solver_obj = TreeSolver(A, c, lo, hi, lb, ub, const)
+        if solver_obj is None:
+            solver_obj = (GlopTree if solver == "glop" else TreeSolver)(A, c, lo, hi, lb, ub, const)
             out[j] = solver_obj.run()[0]
         else:  # same matrix and costs; only the inflows (row bounds) and the initial volumes differ
             out[j] = solver_obj.resolve(lo, hi, const)[0]
