@@ -24,8 +24,12 @@ from typing import Any, Sequence
 
 DEFAULT_PROBLEM = "inventory/lost_sales_p9_L4"
 DEFAULT_SOLVER = "hdpo_mlp"
-# the main job (`opsrl run` with no problem and no solver) trains this many seconds at most
-MAIN_JOB_TRAIN_SECONDS = 60.0
+# the main job (`opsrl run` with no problem and no solver) takes about this many seconds in all: its training
+# budget is what is left after the test evaluation, predicted from a few periods of it, and at least
+# MAIN_JOB_MIN_TRAIN_SECONDS
+MAIN_JOB_SECONDS = 120.0
+MAIN_JOB_MIN_TRAIN_SECONDS = 20.0
+MAIN_JOB_TRAIN_SECONDS = 90.0  # at most
 PROGRESS_EVERY = 10.0  # seconds between one-line progress messages when stderr is not a terminal
 
 
@@ -99,18 +103,40 @@ def _status_lines(rec: dict[str, Any]) -> list[str]:
 
 
 class _Progress:
-    """One-line progress on stderr when it is not a terminal: at most one line every ``every`` seconds
-    (the first message at once), so that a log file shows the run is alive."""
+    """One-line progress on stderr when it is not a terminal, so that a log file shows the run is alive:
+    each message at once (at most one per ``every`` seconds unless verbose), and while nothing new comes,
+    a line every ``every`` seconds repeating the latest one with the time elapsed."""
 
-    def __init__(self, every: float = PROGRESS_EVERY, verbose: bool = False):
-        self.every, self.verbose, self.last = every, verbose, -math.inf
+    def __init__(self, every: float = PROGRESS_EVERY, verbose: bool = False, heartbeat: bool = True):
+        import threading
+
+        self.every, self.verbose, self.last, self.latest = every, verbose, -math.inf, ""
         self.t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True) if heartbeat else None
+        if self._thread is not None:
+            self._thread.start()
+
+    def _print(self, message: str) -> None:
+        now = time.monotonic()
+        self.last = now
+        print(f"opsrl: [{now - self.t0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
     def __call__(self, message: str) -> None:
-        now = time.monotonic()
-        if self.verbose or now - self.last >= self.every:
-            self.last = now
-            print(f"opsrl: [{now - self.t0:6.1f} s] {message}", file=sys.stderr, flush=True)
+        with self._lock:
+            self.latest = message
+            if self.verbose or time.monotonic() - self.last >= self.every:
+                self._print(message)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every / 2):
+            with self._lock:
+                if self.latest and time.monotonic() - self.last >= self.every:
+                    self._print(f"still going: {self.latest}")
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -121,12 +147,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     problem = args.problem or DEFAULT_PROBLEM
     solver = args.solver or DEFAULT_SOLVER
     solver_set = _overrides(args.set, "--set")
-    limit = args.time_limit if args.time_limit is not None else (MAIN_JOB_TRAIN_SECONDS if main_job else None)
+    started = time.monotonic()
+    limit = args.time_limit
     tty = sys.stderr.isatty()
     bars = not args.quiet and (tty or args.progress)
     log = _Progress(verbose=args.verbose) if (args.verbose or (not tty and not args.quiet)) else (lambda m: None)
     prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
                    problem_overrides=_overrides(args.problem_set, "--problem-set"))
+    if main_job and limit is None and "time_limit" not in solver_set:
+        evaluation = _predict_evaluation(prep)
+        limit = min(MAIN_JOB_TRAIN_SECONDS, max(MAIN_JOB_MIN_TRAIN_SECONDS,
+                                                MAIN_JOB_SECONDS - (time.monotonic() - started) - 1.2 * evaluation))
+        limit = float(f"{limit:.0f}")
     if limit:
         if "time_limit" not in prep.method.options:
             raise _config_error("--time-limit", None, f"method {prep.method.name!r} has no training time limit")
@@ -139,10 +171,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         store.check_writable()  # a locked, foreign, damaged or newer store stops the run before training
     if main_job and not args.json and not args.quiet:
         print(f"opsrl: the main job: {solver} on {problem}, training for at most {limit:g} s, then the test "
-              "evaluation (about two minutes in all on 2 cores); the full run: "
-              f"opsrl run {problem} {solver}", file=sys.stderr, flush=True)
+              f"evaluation (about {MAIN_JOB_SECONDS / 60:g} minutes in all, longer on a loaded machine); the full "
+              f"run: opsrl run {problem} {solver}", file=sys.stderr, flush=True)
     log(f"training {prep.cell.solver} on {prep.problem.name} (seed {prep.seed})")
-    rec = execute(prep, progress=bars, log=log)
+    try:
+        rec = execute(prep, progress=bars, log=log)
+    finally:
+        if isinstance(log, _Progress):
+            log.close()
     if store is not None:
         from .bench.store import deferred_interrupt
 
@@ -159,6 +195,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     _print_run(rec, args, None)
     return 0
+
+
+def _predict_evaluation(prep, periods: int = 5) -> float:
+    """Seconds the test evaluation of the main job's policy will take, from ``periods`` periods of it run
+    by an untrained network of the same shape (what a period costs does not depend on the weights)."""
+    import torch
+
+    from .core import rollout
+    from .nn import build_policy
+
+    prob = prep.problem
+    total = int(prob.test_periods or prob.periods)
+    k = min(periods, total)
+    torch.manual_seed(0)
+    policy = build_policy(prob, prep.config.get("policy", {}), prep.config["source"]).to(prep.device).eval()
+    test = prob.sample(prob.test_scenarios, "test", prob.test_seed, k, prep.device)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        rollout(prob, policy, test, periods=k)
+    return (time.perf_counter() - t0) * total / k
 
 
 def _print_run(rec: dict[str, Any], args: argparse.Namespace, store) -> None:
@@ -226,6 +282,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .bench.runner import check_device
 
         check_device(args.device)
+    if args.executor == "ray" and args.address and args.address != "auto" and not args.dry_run:
+        from .bench.sweep import check_ray_address
+
+        check_ray_address(args.address)  # before the sweep is loaded or the store touched
     seeds = _seeds(args.seeds) if args.seeds is not None else None
     sweep = load_sweep(args.sweep, problems=args.problem, solvers=args.solver, seeds=seeds,
                        problem_set=_overrides(args.problem_set, "--problem-set"),
@@ -382,15 +442,17 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train (if the solver learns) and evaluate one solver on one problem",
                        description=f"With no problem and no solver: the main job, {DEFAULT_SOLVER} on "
-                       f"{DEFAULT_PROBLEM} with at most {MAIN_JOB_TRAIN_SECONDS:g} s of training (about two "
-                       "minutes in all); name them for the full run.")
+                       f"{DEFAULT_PROBLEM} with a training budget that makes the run take about {MAIN_JOB_SECONDS:g} s "
+                       "in all (the time left after the test evaluation, which is predicted from a few periods of "
+                       f"it; {MAIN_JOB_MIN_TRAIN_SECONDS:g} to {MAIN_JOB_TRAIN_SECONDS:g} s); name them for the "
+                       "full run.")
     r.add_argument("problem", nargs="?", default=None, help=f"problem file or bundled name (default {DEFAULT_PROBLEM})")
     r.add_argument("solver", nargs="?", default=None, help=f"solver file or bundled name (default {DEFAULT_SOLVER})")
     r.add_argument("--seed", type=_seed, default=0, help="an integer from 0 to 2**63 - 1 (default 0)")
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda or cuda:1")
     r.add_argument("--time-limit", type=_seconds, default=None, metavar="S",
                    help="seconds of training at most (learning methods; 0: none; default: the solver's, and "
-                   f"{MAIN_JOB_TRAIN_SECONDS:g} for the main job). A time-limited run is not reproducible")
+                   "the main job's budget for the main job). A time-limited run is not reproducible")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.add_argument("--curve", action="store_true", help="include the learning curve in the JSON")
     r.add_argument("--trace", action="store_true", help="include the policy's trace in the JSON (always in the store)")
@@ -456,7 +518,10 @@ _INTERRUPTED = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
-        args = parser().parse_args(argv)
+        try:
+            args = parser().parse_args(argv)
+        except SystemExit as e:  # a usage error (printed as one line by _Parser.error) or --help
+            return e.code if isinstance(e.code, int) else 2
         from .bench.store import StoreError  # the first heavy import (torch): Ctrl-C here is handled below
         from .core import ConfigError
 
@@ -469,6 +534,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("opsrl: error: out of memory; lower the sizes of the run (scenarios, periods, batch size, "
                   "layer widths)", file=sys.stderr)
             return 2
+    except BrokenPipeError:  # the output went to a pipe that closed (| head): not an error of opsrl
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         what = _INTERRUPTED.get(getattr(args, "command", None), "nothing was done")
         print(f"opsrl: interrupted; {what}", file=sys.stderr)

@@ -3,8 +3,9 @@
 ``opsrl.algos`` imports only ``opsrl.core`` (and ``opsrl.nn`` for the policies it builds).
 """
 
-from . import hdpo, ppo
+from . import hdpo, lagrangian, ppo
 
-METHODS = {m.name: m for m in (hdpo.METHOD, ppo.METHOD, ppo.PD_METHOD)}
+METHODS = {m.name: m for m in (hdpo.METHOD, ppo.METHOD, ppo.PD_METHOD, lagrangian.METHOD, lagrangian.LSTM_METHOD,
+                               lagrangian.LINEAR_METHOD)}
 
 __all__ = ["METHODS", "hdpo", "ppo"]

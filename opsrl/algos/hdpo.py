@@ -3,12 +3,25 @@
 The policy is rolled through the simulator on sampled (hindsight) scenarios and the mean cost is
 back-propagated through ``post_decision`` and ``transition`` (a pathwise gradient). Adam, periodic
 evaluation on the dev split, best-on-dev parameters kept, early stopping, a progress bar; the run is
-deterministic given the seed (on one device and thread count).
+deterministic given the seed (on one device and thread count), unless it stops at its ``time_limit``
+(then the number of steps depends on the machine, and the record says so).
+
+Divergence. An untrained policy can order so much that its first gradients are 10^4 times those near
+the optimum (the state, and with it the network's input, grows along the rollout). Adam's second-moment
+estimate then remembers those gradients for hundreds of steps (beta2 = 0.999), so later gradients barely
+move the parameters while the first moment keeps pushing the old way: on the smoke sweep's short run
+(lost sales p = 4, L = 1, seed 1) the training loss reached 4.8 at step 8 (optimum 4.04), then climbed to
+10.4 and stayed there with a gradient norm of 13 against 2 x 10^5 at step 1. Restarting Adam's moments
+from the best parameters cures it: after ``restart_after`` evaluations in a row worse than the best by
+more than ``restart_tolerance`` (relative), the best-on-dev parameters are restored and the optimiser
+starts afresh, its learning rate times ``lr_decay`` and warmed up again (``restarts`` in the curve and
+the info).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Any, Mapping
 
@@ -16,25 +29,30 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import ConfigError, Field, Method, Problem, SolveContext, SolveOutcome, evaluate, generator, rollout, scenario_costs
-from ..core.config import non_negative, positive
+from ..core.config import check_memory, non_negative, positive, scenario_bytes, size
 from ..core.rollout import Shield
 
 OPTIONS = {
-    "lr": Field(float, 1e-2, allowed="a positive learning rate", check=positive),
-    "batch_size": Field(int, 512, allowed="a positive integer (scenarios per gradient step)", check=positive),
-    "max_batch_size": Field(int, 0, allowed="a batch size the batch doubles up to on a plateau before the "
-                            "learning rate decays (0: no growth)", check=non_negative),
-    "train_scenarios": Field(int, 32768, allowed="a positive integer (size of the training pool)", check=positive),
-    "train_periods": Field(int, 0, allowed="periods per training rollout (0: the problem's own)", check=non_negative),
-    "dev_scenarios": Field(int, 1024, allowed="a positive integer", check=positive),
-    "dev_periods": Field(int, 0, allowed="periods per dev rollout (0: the problem's test periods)", check=non_negative),
+    "lr": Field(float, 1e-2, allowed="a positive learning rate, at most 10", check=positive, max=10.0),
+    "batch_size": size(512, 10**6, allowed="scenarios per gradient step, from 1 to 10^6"),
+    "max_batch_size": size(0, 10**6, low=0, allowed="a batch size the batch doubles up to on a plateau before the "
+                           "learning rate decays (0: no growth), at most 10^6"),
+    "train_scenarios": size(32768, 10**7, allowed="the size of the training pool, from 1 to 10^7"),
+    "train_periods": size(0, 10**6, low=0, allowed="periods per training rollout (0: the problem's own), at most 10^6"),
+    "dev_scenarios": size(1024, 10**7, allowed="dev scenarios, from 1 to 10^7"),
+    "dev_periods": size(0, 10**6, low=0, allowed="periods per dev rollout (0: the problem's test periods), at most 10^6"),
     "max_steps": Field(int, 4000, allowed="a positive number of gradient steps", check=positive),
     "lr_warmup": Field(int, 20, allowed="steps over which the learning rate ramps up linearly (0: none)",
                        check=non_negative),
     "eval_every": Field(int, 25, allowed="a positive number of steps", check=positive),
     "patience": Field(int, 16, allowed="evaluations without improvement before stopping (0: never stop early)",
                       check=non_negative),
-    "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
+    "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit; a time-limited run is not "
+                        "reproducible)", check=non_negative),
+    "restart_after": Field(int, 2, allowed="evaluations in a row worse than the best before the best parameters "
+                           "are restored with a fresh optimiser (0: never)", check=non_negative),
+    "restart_tolerance": Field(float, 0.05, allowed="how much worse than the best (relative, >= 0) a dev cost "
+                               "counts as worse, for restart_after", check=non_negative),
     "grad_clip": Field(float, 0.0, allowed="max gradient norm (0: no clipping)", check=non_negative),
     "lr_decay": Field(float, 0.5, allowed="a factor in (0, 1] applied to the learning rate on a plateau",
                       check=lambda v: 0 < v <= 1),
@@ -51,18 +69,31 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
           shield: Shield | None = None) -> tuple[torch.nn.Module, list[dict[str, float]]]:
     """Train ``policy`` in place by HDPO; returns it with its best-on-dev parameters, and the curve."""
     o = dict(options)
+    t0 = time.perf_counter()  # the time limit covers everything from here: sampling, steps, evaluations
+    limit = o["time_limit"]
     if o["threads"]:
         torch.set_num_threads(o["threads"])
     dev = ctx.device
     policy.to(dev)
     train_periods = o["train_periods"] or problem.periods
     dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
+    check_sizes(problem, o, ctx)
     pool = problem.sample(o["train_scenarios"], "train", ctx.seed, train_periods, dev)
     dev_set = problem.sample(o["dev_scenarios"], "dev", ctx.seed, dev_periods, dev)
     g = generator(ctx.seed, "train", "minibatch")
     opt = torch.optim.Adam(policy.parameters(), lr=o["lr"])
     best, best_state, curve, stale = float("inf"), copy.deepcopy(policy.state_dict()), [], 0
-    t0 = time.perf_counter()
+    worse, restarts, eval_seconds, time_limited = 0, 0, 0.0, False
+    lr_base, warm_from = o["lr"], 0  # the rate the warm-up ramps to, and the step it starts from
+    if limit:  # what one dev evaluation costs, from a few periods of it, so that the last one fits the limit
+        k = min(dev_periods, 10)
+        t_probe = time.perf_counter()
+        with torch.no_grad():
+            was = policy.training
+            policy.eval()
+            rollout(problem, policy, dev_set, periods=k, shield=shield)
+            policy.train(was)
+        eval_seconds = (time.perf_counter() - t_probe) * dev_periods / k
     bar = tqdm(total=o["max_steps"], desc=f"hdpo {problem.name}", disable=not ctx.progress, leave=False,
                dynamic_ncols=True)
     losses: list[float] = []
@@ -76,9 +107,13 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
         ctx.log(f"step 0 (imitation of {o['imitate']}, mse {info['imitation_mse']:.4g}): dev {ev.mean:.4f}")
     policy.train()
     for step in range(1, o["max_steps"] + 1):
-        if o["lr_warmup"] and step <= o["lr_warmup"]:
+        if limit and curve and time.perf_counter() - t0 + eval_seconds >= limit:  # no time for another step
+            time_limited = True
+            break
+        if o["lr_warmup"] and step - warm_from <= o["lr_warmup"]:  # a linear ramp (again after a restart)
             for group in opt.param_groups:
-                group["lr"] = o["lr"] * step / o["lr_warmup"]
+                group["lr"] = lr_base * (step - warm_from) / o["lr_warmup"]
+        step_started = time.perf_counter() - t0
         idx = torch.randint(pool.n, (min(batch, pool.n),), generator=g).to(dev)
         traj = rollout(problem, policy, pool.select(idx), shield=shield)
         loss = scenario_costs(problem, traj.costs).mean()
@@ -89,34 +124,69 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
         opt.step()
         losses.append(loss.item())
         bar.update(1)
-        out_of_time = o["time_limit"] and time.perf_counter() - t0 >= o["time_limit"]
+        # the time limit holds evaluations included: the last one (whose duration the previous one, or the
+        # probe above, predicts) is made when the next step would leave no time for it
+        elapsed = time.perf_counter() - t0
+        step_seconds = elapsed - step_started
+        out_of_time = bool(limit) and elapsed + step_seconds + eval_seconds >= limit
         if step % o["eval_every"] == 0 or step == o["max_steps"] or out_of_time:
+            t_eval = time.perf_counter()
             ev = evaluate(problem, policy, dev_set, shield=shield)
+            eval_seconds = time.perf_counter() - t_eval
             entry = {"step": step, "seconds": time.perf_counter() - t0, "batch_size": batch,
                      "lr": opt.param_groups[0]["lr"],
-                     "train_loss": sum(losses) / len(losses), "dev_cost": ev.mean, "dev_stderr": ev.stderr}
+                     "train_loss": sum(losses) / len(losses), "dev_cost": ev.mean, "dev_stderr": ev.stderr,
+                     "restarts": restarts}
             curve.append(entry)
             losses = []
             if ev.mean < best:
-                best, stale = ev.mean, 0
+                best, stale, worse = ev.mean, 0, 0
                 best_state = copy.deepcopy(policy.state_dict())
             else:
                 stale += 1
+                bad = not math.isfinite(ev.mean) or ev.mean > best + o["restart_tolerance"] * abs(best)
+                worse = worse + 1 if bad else 0
             bar.set_postfix(dev=f"{ev.mean:.4f}", best=f"{best:.4f}")
             ctx.log(f"step {step}: train {entry['train_loss']:.4f} dev {ev.mean:.4f} (best {best:.4f})")
-            if o["lr_patience"] and stale and stale % o["lr_patience"] == 0:
+            if o["restart_after"] and worse >= o["restart_after"]:
+                # diverged (see the module docstring): back to the best parameters, with fresh Adam moments
+                lr_base = o["lr_decay"] * max(group["lr"] for group in opt.param_groups)
+                policy.load_state_dict(best_state)
+                opt = torch.optim.Adam(policy.parameters(), lr=lr_base)
+                restarts, worse, warm_from = restarts + 1, 0, step
+                ctx.log(f"step {step}: dev {ev.mean:.4f} stayed worse than the best {best:.4f}; restarted from "
+                        f"the best parameters with a fresh optimiser, learning rate {lr_base:.3g} (restart {restarts})")
+            elif o["lr_patience"] and stale and stale % o["lr_patience"] == 0:
                 # a plateau: first less gradient noise (a larger batch), then smaller steps
                 if batch < o["max_batch_size"]:
                     batch = min(2 * batch, o["max_batch_size"])
                 else:
                     for group in opt.param_groups:
                         group["lr"] *= o["lr_decay"]
-            if (o["patience"] and stale >= o["patience"]) or out_of_time:
+            if out_of_time:
+                time_limited = True
+                break
+            if o["patience"] and stale >= o["patience"]:
                 break
     bar.close()
     policy.load_state_dict(best_state)
     policy.eval()
+    if curve:
+        curve[-1]["time_limited"] = time_limited
+        curve[-1]["restarts"] = restarts
     return policy, curve
+
+
+def check_sizes(problem: Problem, o: Mapping[str, Any], ctx: SolveContext) -> None:
+    """Refuse a training pool or dev set that would not fit in memory, before drawing them."""
+    train_periods = o["train_periods"] or problem.periods
+    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
+    for n, periods, key, what in ((o["train_scenarios"], train_periods, "options.train_scenarios", "training pool"),
+                                  (o["dev_scenarios"], dev_periods, "options.dev_scenarios", "dev set")):
+        nbytes = scenario_bytes(problem, n, periods, "train" if key.endswith("train_scenarios") else "dev")
+        if nbytes is not None:
+            check_memory(nbytes, ctx.source, key, f"the {what} ({n} scenarios x {periods} periods)", ctx.device,
+                         lower=f"'{key}' or the periods ('{key.replace('scenarios', 'periods')}')")
 
 
 def _imitate(problem: Problem, policy: torch.nn.Module, o: Mapping[str, Any], ctx: SolveContext,
@@ -155,7 +225,9 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
     best = min(curve, key=lambda e: e["dev_cost"])
     return SolveOutcome(policy=policy, curve=curve,
                         info={"best_dev_cost": best["dev_cost"], "best_step": best["step"],
-                              "steps": curve[-1]["step"], "parameters": sum(p.numel() for p in policy.parameters())})
+                              "steps": curve[-1]["step"], "parameters": sum(p.numel() for p in policy.parameters()),
+                              "restarts": curve[-1].get("restarts", 0),
+                              "time_limited": bool(curve[-1].get("time_limited"))})
 
 
 METHOD = Method("hdpo", fit, OPTIONS, learns=True,

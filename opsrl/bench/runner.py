@@ -61,6 +61,8 @@ class Prepared:
     cell: Any
     seed: int
     device: torch.device
+    solver_overrides: dict[str, Any] | None = None
+    problem_overrides: dict[str, Any] | None = None
 
 
 def check_device(device: str | torch.device, source: str = "--device", key: str | None = None) -> torch.device:
@@ -100,7 +102,8 @@ def check_test_memory(prob: Problem, device: torch.device) -> None:
     nbytes = scenario_bytes(prob, n, periods, "test")
     if nbytes is not None:
         check_memory(nbytes, prob.source, "test.scenarios",
-                     f"the test set ({n} scenarios x {periods} periods)", device)
+                     f"the test set ({n} scenarios x {periods} periods)", device,
+                     lower="'test.scenarios' or 'test.periods'")
 
 
 def prepare(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str = "cpu",
@@ -121,7 +124,7 @@ def prepare(problem: str | Path, solver: str | Path, *, seed: int = 0, device: s
     check_test_memory(prob, dev)
     cell = cell_id(prob, solver_name, scfg, seed, label=label, problem_overrides=problem_overrides,
                    solver_overrides=solver_overrides)
-    return Prepared(prob, fam, solver_name, method, scfg, cell, int(seed), dev)
+    return Prepared(prob, fam, solver_name, method, scfg, cell, int(seed), dev, solver_overrides, problem_overrides)
 
 
 @contextlib.contextmanager
@@ -170,10 +173,13 @@ def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None]
                        fit_solver=fit_solver)
 
     t0 = time.perf_counter()
-    outcome = method.fit(prob, scfg["options"], scfg, ctx)
+    with _from_flag(prep.solver_overrides, "--set"), _from_flag(prep.problem_overrides, "--problem-set"):
+        outcome = method.fit(prob, scfg["options"], scfg, ctx)  # (a policy's keys are checked when it is built)
     train_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    log(f"evaluating on the test split ({prob.test_scenarios or 'all'} scenarios"
+        f"{f' x {prob.test_periods or prob.periods} periods' if prob.metric == 'mean' else ''})")
     test = prob.test_set(dev)
     if outcome.evaluate is not None:
         ev, eval_info = outcome.evaluate(test)

@@ -65,7 +65,8 @@ def deferred_interrupt(reraise: bool = True):
         raise KeyboardInterrupt
 
 
-def _damaged(path: Path, e: Exception) -> StoreError:
+def _damaged(path: Path, e: Exception | str) -> StoreError:
+    e = " ".join(str(e).replace("*** in database main ***", "").split())
     return StoreError(f"{path}: the results store is damaged ({e}); nothing was read or written. Restore it "
                       "from a backup, or move it away (a new store is created in its place) and keep the "
                       "damaged copy for `sqlite3 <file> .recover`")
@@ -140,6 +141,18 @@ class ResultsStore:
             raise _damaged(self.path, e) from None
         except sqlite3.DatabaseError as e:
             raise _damaged(self.path, e) from None
+        if not getattr(self, "_checked", False) and tables:
+            try:  # every page, once per store object: damage anywhere gets one clear message, not a wrong answer
+                ok = con.execute("PRAGMA quick_check(1)").fetchone()[0]
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    raise self._locked(e) from None
+                raise _damaged(self.path, e) from None
+            except sqlite3.DatabaseError as e:
+                raise _damaged(self.path, e) from None
+            if ok != "ok":
+                raise _damaged(self.path, ok)
+            self._checked = True
         if version > 0 and "runs" not in tables:
             raise StoreError(f"{self.path}: not an opsrl results store (schema {version} but no table of runs)")
         if version == 0:

@@ -428,7 +428,11 @@ class RayExecutor:
         ray = self._import()
         started = False
         if not ray.is_initialized():
-            ray.init(address=self.address, log_to_driver=False, **self.init_kwargs)
+            try:
+                ray.init(address=self.address, log_to_driver=False, **self.init_kwargs)
+            except ConnectionError as e:
+                raise ConfigError("--address", None, f"cannot join the Ray cluster at {self.address} ({e}); start "
+                                  "one with `ray start --head`, or leave out --address") from None
             started = True
         remote = ray.remote(ray_cell)
         by_key = {c.key: c for c in cells}
@@ -473,12 +477,30 @@ class RayExecutor:
                 ray.shutdown()
 
 
+def check_ray_address(address: str, timeout: float = 3.0) -> None:
+    """Fail fast, before anything is created, when no Ray cluster answers at ``address``
+    (``host:port`` or ``ray://host:port``): one TCP connection attempt of at most ``timeout`` seconds."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("--address", None, f"{address!r} is not a Ray address; expected host:port, "
+                          "ray://host:port or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConfigError("--address", None, f"no Ray cluster answers at {address} ({e.strerror or e}); start one "
+                          "with `ray start --head` there, or leave out --address to start a local one") from None
+
+
 def executor(name: str, address: str | None = None, retries: int = 2):
     if name == "local":
         if address:
             raise ConfigError("--address", None, "only the ray executor takes an address")
         return LocalExecutor()
     if name == "ray":
+        if address and address != "auto":
+            check_ray_address(address)
         RayExecutor._import()  # fail before anything is created or run
         return RayExecutor(address, retries)
     raise ConfigError("--executor", None, f"{name!r} is not an executor; allowed: local, ray")

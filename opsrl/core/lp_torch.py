@@ -119,8 +119,8 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
     reg_p = 1e-10
     reg_d = 1e-12
     eye_m = torch.eye(m, dtype=dt, device=dev)
-    eye_K = torch.eye(N + m, dtype=dt, device=dev)
-    Gt = G.transpose(1, 2)
+    eye_K = torch.eye(n + m, dtype=dt, device=dev)
+    At = As.transpose(1, 2)
 
     def residuals(v, y, zl, zu):
         rp = -torch.bmm(G, v.unsqueeze(2)).squeeze(2)  # b - G v with b = 0
@@ -168,25 +168,32 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
         mu = ((wl * zl).where(hasL, torch.zeros_like(v)).sum(1) + (wu * zu).where(hasU, torch.zeros_like(v)).sum(1)) \
             / nbound
         theta_inv = torch.where(hasL, zl / wl, torch.zeros_like(v)) + torch.where(hasU, zu / wu, torch.zeros_like(v))
-        # the augmented (quasi-definite) Newton system, LU-factored once for both directions:
-        #   -Dinv dv + G^T dy = h,   G dv - delta dy = rp;   a fixed variable's row reads dv_j = 0
-        dinv = torch.where(fixed, torch.ones_like(v), theta_inv + reg_p)
-        K = torch.zeros(B, N + m, N + m, dtype=dt, device=dev)
-        K[:, :N, :N] = torch.diag_embed(torch.where(fixed, torch.ones_like(v), -dinv))
-        K[:, :N, N:] = torch.where(fixed.unsqueeze(2), torch.zeros_like(Gt), Gt)
-        K[:, N:, :N] = G
-        K[:, N:, N:] = -reg_d * eye_m
+        # the Newton system with the slacks eliminated, a quasi-definite [n + m] system LU-factored once for
+        # both directions:  -Dx dx + A^T dy = h_x,   A dx + F dy = rp - h_s / Ds   (F = 1 / Ds; equality rows
+        # F = reg_d), then ds = -(dy + h_s) / Ds; a fixed column's row reads dx_j = 0
+        dinv = theta_inv + reg_p
+        fx, fs = fixed[:, :n], fixed[:, n:]
+        Ds = dinv[:, n:]
+        F = torch.where(fs, torch.full_like(Ds, reg_d), 1.0 / Ds)
+        K = torch.zeros(B, n + m, n + m, dtype=dt, device=dev)
+        K[:, :n, :n] = torch.diag_embed(torch.where(fx, torch.ones_like(dinv[:, :n]), -dinv[:, :n]))
+        K[:, :n, n:] = torch.where(fx.unsqueeze(2), torch.zeros_like(At), At)
+        K[:, n:, :n] = As
+        K[:, n:, n:] = torch.diag_embed(F)
         K = torch.where(active.view(B, 1, 1), K, eye_K)  # frozen rows: any solvable system
         LU, piv, _ = torch.linalg.lu_factor_ex(K)
 
         def direction(rl, ru):
             h = torch.where(fixed, torch.zeros_like(v), rd - rl + ru)
-            rhs = torch.cat([h, rp], 1).unsqueeze(2)
+            hx, hs = h[:, :n], h[:, n:]
+            rhs = torch.cat([hx, rp - torch.where(fs, torch.zeros_like(hs), hs / Ds)], 1).unsqueeze(2)
             sol = torch.linalg.lu_solve(LU, piv, rhs)
             for _ in range(refine):  # iterative refinement (the system's scale spans many decades)
                 sol = sol + torch.linalg.lu_solve(LU, piv, rhs - torch.bmm(K, sol))
             sol = sol.squeeze(2)
-            dv, dy = sol[:, :N], sol[:, N:]
+            dx, dy = sol[:, :n], sol[:, n:]
+            ds = torch.where(fs, torch.zeros_like(dy), -(dy + hs) / Ds)
+            dv = torch.cat([dx, ds], 1)
             dzl = torch.where(hasL, rl - zl / wl * dv, torch.zeros_like(v))
             dzu = torch.where(hasU, ru + zu / wu * dv, torch.zeros_like(v))
             return dv, dy, dzl, dzu

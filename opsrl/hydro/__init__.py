@@ -65,7 +65,7 @@ def reference(problem: Hydro) -> Reference | None:
     if key in _CACHE:
         return _CACHE[key]
     if problem.H == 1:
-        r = solve_sdp(problem, SDP_POINTS)
+        r = solve_sdp(problem, problem.cfg["sdp_points"])
         ref = Reference("optimum", r.optimum, f"stochastic DP on {len(r.grid)} volumes (HiGHS stage LPs)")
     else:
         stored = json.loads(REFERENCES.read_text()) if REFERENCES.is_file() else {}

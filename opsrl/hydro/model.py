@@ -47,6 +47,7 @@ SCHEMA: dict[str, Field] = {
     "final_water_value": Field(float, 0.0, allowed="a value per hm3 left at the end (>= 0)", check=lambda v: v >= 0),
     "target_penalty": Field(float, 0.0, allowed="a penalty per hm3 of |volume - target| (0: the largest cost "
                             "coefficient of the stage LP, as DecisionRules.jl's :auto)", check=lambda v: v >= 0),
+    "sdp_points": size(541, 100_000, low=3, doc="volumes of the SDP grid behind the reference of one-reservoir cases"),
     "test_scenarios": size(1000, 100_000),
     "test_seed": Field(int, 0, allowed="an integer >= 0", check=lambda v: v >= 0),
 }
@@ -89,7 +90,7 @@ class Hydro(Problem):
             self.ar1 = fit_ar1(c.inflow)
         self._build()
         pen = float(cfg["target_penalty"])
-        self.target_penalty = pen if pen > 0 else float(np.abs(self._c).max())
+        self.target_penalty = pen if pen > 0 else float(self._c.abs().max())
 
     # --- the stage LP, built once --------------------------------------------------------------
     def _build(self) -> None:

@@ -455,6 +455,17 @@ LANE_SCHEMA = {
 }
 
 
+def _check_lengths(cfg: Mapping[str, Any], source: str, model: str) -> None:
+    """A list cycled over the stages or stores may not be longer than them (it would be cut silently)."""
+    n, what = (cfg["stages"], "stages") if model == "serial" else (cfg.get("stores"), "stores")
+    lists = [(k, cfg[k]) for k in ("lead_times", "echelon_holding") if k in cfg]
+    lists += [(f"store.{k}", v) for k, v in (cfg.get("store") or {}).items()]
+    for key, v in lists:
+        if n and isinstance(v, list) and len(v) > n:
+            raise ConfigError(source, key, f"{len(v)} values for {n} {what}; give at most {n} (a shorter list "
+                              "is cycled)")
+
+
 def _stores(cfg: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
     s = cfg["store"]
     return {k: _cycle(v, n) for k, v in s.items()}
@@ -487,6 +498,7 @@ def build_network(cfg: Mapping[str, Any], source: str) -> Network:
         raise ConfigError(source, "test.warmup", f"must be less than test.periods ({cfg['test']['periods']})")
     if cfg["initial"]["high"] < cfg["initial"]["low"]:
         raise ConfigError(source, "initial.high", f"must be >= initial.low ({cfg['initial']['low']})")
+    _check_lengths(cfg, source, model)
     dist = cfg["distribution"]
     meta: dict[str, Any] = {}
     if model == "serial":

@@ -25,7 +25,7 @@ from ..core.config import non_negative, positive
 
 DEMAND_SCHEMA = {
     "distribution": Field(str, "poisson", choices=("poisson", "normal"), doc="demand law per period"),
-    "mean": Field(float, allowed="a positive number", check=positive),
+    "mean": Field(float, allowed="a positive number, at most 10^6", check=positive, max=1e6),
     "std": Field(float, 0.0, allowed="a number >= 0 (normal demand only)", check=non_negative),
 }
 
@@ -43,7 +43,7 @@ TEST_SCHEMA = {
 
 SCHEMA = {
     "model": Field(str, "single_store", choices=("single_store",)),
-    "lead_time": Field(int, allowed="an integer >= 0", check=non_negative),
+    "lead_time": Field(int, allowed="an integer from 0 to 1000", check=non_negative, max=1000),
     "holding_cost": Field(float, allowed="a number >= 0", check=non_negative),
     "shortage_cost": Field(float, allowed="a number > 0", check=positive),
     "ordering_cost": Field(float, 0.0, allowed="a number >= 0", check=non_negative),

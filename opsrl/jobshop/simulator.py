@@ -206,8 +206,8 @@ NOISE_SCHEMA = {
 }
 GENERATOR_SCHEMA = {
     "kind": Field(str, "taillard", choices=("taillard", "uniform")),
-    "jobs": Field(int, allowed="a positive integer", check=positive),
-    "machines": Field(int, allowed="a positive integer", check=positive),
+    "jobs": Field(int, allowed="a positive integer, at most 1000", check=positive, max=1000),
+    "machines": Field(int, allowed="a positive integer, at most 100", check=positive, max=100),
     "low": Field(int, 1, allowed="an integer >= 0", check=non_negative),
     "high": Field(int, 99, allowed="an integer >= low"),
 }

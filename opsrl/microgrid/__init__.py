@@ -12,6 +12,8 @@ problem applies them inside ``post_decision``):
 * ``mpc``: rolling-horizon linear MPC on forecasts;
 * ``soc_hysteresis``: start gensets at a low state of charge, run them at rated load (charging the
   battery) until a high one; two thresholds searched on dev days (genset-load proposals);
+* ``mpc_commit``: rolling-horizon MILP with genset commitment and a price on wear (:mod:`.milp`), on the
+  real forecasts or, ``forecast = "perfect"``, on the realised days (an oracle);
 * ``perfect_foresight``: the perfect-foresight lower bound of each test day (not a policy).
 
 Every run record adds ``violations`` (count by constraint, from the independent checker),
@@ -131,6 +133,19 @@ HYSTERESIS_OPTIONS = {
     "dev_scenarios": Field(int, 16, allowed="a positive number of dev days", check=positive),
 }
 
+COMMIT_OPTIONS = {
+    "wear_price": Field(float, 1.0, allowed="a number >= 0 (multiplier of the throughput wear cost in the plan)",
+                        check=non_negative),
+    "forecast": Field(str, "real", choices=("real", "perfect"),
+                      doc="real: the state's forecasts; perfect: the realised demand and wind (an oracle)"),
+    "horizon_minutes": Field(int, 240, allowed="a positive number of minutes (real forecasts: at most the "
+                             "longest forecast lead)", check=positive),
+    "replan_minutes": Field(int, 15, allowed="a positive integer", check=positive),
+    "terminal_kwh": Field(float, -1.0, allowed="a value per kWh left in the battery at the end of the horizon, "
+                          ">= 0, or -1 for the fuel it is worth", check=lambda v: v >= 0 or v == -1),
+    "gap": Field(float, 0.01, allowed="a relative MIP gap in (0, 1)", check=lambda v: 0 < v < 1),
+}
+
 BOUND_OPTIONS = {
     "time_step": Field(int, 0, allowed="minutes per period (0: the problem's bound.time_step)", check=non_negative),
     "integer": Field(bool, False, doc="integer genset counts (only with 1-minute periods)"),
@@ -192,6 +207,26 @@ def _fit_mpc(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     return _policy_outcome(problem, pol, {"replan_minutes": o["replan_minutes"]})
 
 
+def _fit_commit(problem, o, config, ctx: SolveContext) -> SolveOutcome:
+    from .milp import CommitMPC
+
+    _check(problem, ctx)
+    pol = CommitMPC(problem, o["wear_price"], o["forecast"], problem.test_set() if o["forecast"] == "perfect"
+                    else None, o["replan_minutes"], o["horizon_minutes"],
+                    terminal_kwh=None if o["terminal_kwh"] < 0 else o["terminal_kwh"], gap=o["gap"])
+    out = _policy_outcome(problem, pol, {"wear_price": o["wear_price"], "forecast": o["forecast"],
+                                         "horizon_minutes": pol.horizon})
+    if o["forecast"] == "perfect":
+        plain = out.evaluate
+
+        def evaluate(scenarios):  # the oracle reads the days it is evaluated on
+            pol.bind(scenarios)
+            return plain(scenarios)
+
+        out.evaluate = evaluate
+    return out
+
+
 def _fit_bound(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     if not isinstance(problem, Microgrid):
         from ..core import ConfigError
@@ -233,6 +268,9 @@ METHODS = {m.name: m for m in (
     Method("soc_hysteresis", _fit_hysteresis, HYSTERESIS_OPTIONS,
            description="state-of-charge hysteresis: gensets at rated load from start_soc until stop_soc "
                        "(thresholds searched on dev days)"),
+    Method("mpc_commit", _fit_commit, COMMIT_OPTIONS,
+           description="rolling-horizon commitment MILP with a price on battery wear (HiGHS); forecast = "
+                       "perfect makes it an oracle"),
     Method("perfect_foresight", _fit_bound, BOUND_OPTIONS,
            description="perfect-foresight LP/MILP lower bound per test day (not a policy)"),
 )}

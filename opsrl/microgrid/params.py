@@ -95,6 +95,8 @@ COSTS = {
     "terminal_kwh_value": Field(float, -1.0, allowed="a number >= 0, or -1 for fuel_price * fuel_slope / "
                                 "charge_efficiency", check=lambda v: v >= 0 or v == -1,
                                 doc="value of battery energy at the end of an episode (charged for energy used)"),
+    "wear_weight": Field(float, 1.0, **_nonneg, doc="multiplier of the battery degradation in the cost (a price on "
+                         "wear for trading fuel against it; the reported degradation is unweighted)"),
 }
 
 SHIELD = {
@@ -190,6 +192,7 @@ class Params:
     surrogate_kwh: float
     surrogate_gain: float
     proposal: str
+    wear_weight: float = 1.0
 
     @property
     def over_cap(self) -> float:
@@ -248,5 +251,5 @@ def params_from(cfg: Mapping[str, Any]) -> Params:
         fuel_price=c["fuel_price"], unserved_cost=c["unserved_per_kwh"], surplus_cost=c["surplus_per_kwh"],
         terminal_value=c["terminal_kwh_value"],
         horizon=horizon, plan_with_reserve=s["plan_with_reserve"], surrogate_kwh=s["surrogate_kwh"],
-        surrogate_gain=s["surrogate_gain"], proposal=s["proposal"],
+        surrogate_gain=s["surrogate_gain"], proposal=s["proposal"], wear_weight=c["wear_weight"],
     )

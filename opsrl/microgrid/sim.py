@@ -270,7 +270,7 @@ class Microgrid(Problem):
             deg = scale * dmg
         else:
             deg = scale * 0.5 * (soc_next - soc).abs()
-        cost = (p.fuel_price * fuel + deg + p.unserved_cost * out["unserved"] / 60.0
+        cost = (p.fuel_price * fuel + p.wear_weight * deg + p.unserved_cost * out["unserved"] / 60.0
                 + p.surplus_cost * out["dump"] / 60.0)
         if final:  # energy taken from (or left in) the battery over the episode, at its fuel value
             cost = cost + terminal_value(p) * (sc["soc0"] - soc_next) * p.b_cap

@@ -39,7 +39,7 @@ from .mlp import ACTIVATIONS, MLP, box_head
 __all__ = ["ActionHead", "ActionDistribution", "MLPActorCritic", "AC_SCHEMA", "time_to_go"]
 
 AC_SCHEMA = {
-    "kind": Field(str, "mlp", choices=("mlp", "graph")),
+    "kind": Field(str, "mlp", choices=("mlp", "graph", "two_stage")),
     "hidden": Field(list, [64, 64], item=int, allowed="a list of positive layer widths",
                     check=lambda v: len(v) > 0 and all(w > 0 for w in v)),
     "activation": Field(str, "tanh", choices=tuple(ACTIVATIONS)),
@@ -284,6 +284,12 @@ def build_actor_critic(problem: Problem, config: Mapping[str, Any], source: str 
     if cfg["kind"] == "mlp":
         net = MLPActorCritic(problem, cfg["hidden"], cfg["activation"], cfg["levels"], cfg["continuous"],
                              cfg["init_std"], horizon, post_critic, source)
+    elif cfg["kind"] == "two_stage":  # item then bin on a bipartite graph (opsrl.nn.two_stage)
+        from .two_stage import TwoStageActorCritic
+
+        if post_critic or not hasattr(problem, "bipartite"):
+            raise ConfigError(source, "policy.kind", "two_stage needs problem.bipartite and has no post-decision critic")
+        net = TwoStageActorCritic(problem, cfg["width"], cfg["layers"])
     else:
         from .gnn_dispatch import GraphActorCritic
 

@@ -109,6 +109,10 @@ CPSAT_OPTIONS = {
     "workers": Field(int, 2, allowed="a positive number of CP-SAT workers", check=positive),
     "seed": Field(int, 0, allowed="an integer >= 0 (CP-SAT random seed)", check=non_negative),
     "warm_start": Field(bool, True, doc="hint the greedy plan's final placement"),
+    "candidates": Field(int, 400, allowed="VMs that may move: that many with the best single-move FR change, plus "
+                        "the hinted ones (0: all; the full model)", check=non_negative),
+    "destinations": Field(int, 64, allowed="destinations per VM: its that many best at the snapshot (0: all)",
+                          check=non_negative),
     "log": Field(bool, False, doc="print CP-SAT's search log"),
 }
 
@@ -137,7 +141,8 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
         bar = tqdm(range(B), desc=f"cpsat {problem.name}", disable=not ctx.progress or B < 2)
         for b in bar:
             r = cpsat.solve(s0, b, problem.mnl, problem.block, problem.objective, problem.mem_block, o["time_limit"],
-                            o["workers"], hints[b], o["seed"] + ctx.seed, o["log"])
+                            o["workers"], hints[b], o["seed"] + ctx.seed, o["log"], o["candidates"],
+                            o["destinations"])
             secs[b] = r.seconds
             for t, (v, s) in enumerate(r.plan[:T]):
                 plan_vm[b, t], plan_slot[b, t] = v, s

@@ -14,15 +14,17 @@ from . import simulator as sim
 
 class Greedy:
     """At each step the allowed migration that lowers the fragment rate most, over all (VM, PM, node)
-    candidates at once (:func:`.simulator.greedy_moves`); no migration when none lowers it."""
+    candidates at once (:func:`.simulator.greedy_moves`); no migration when none lowers it (``stop``), or the
+    least harmful one (``stop=False``, a teacher for imitation: every step migrates)."""
 
-    def __init__(self, problem):
-        self.problem = problem
+    def __init__(self, problem, stop: bool = True):
+        self.problem, self.stop = problem, stop
 
     def __call__(self, state, t):
         p = self.problem
         vm, slot, delta = sim.greedy_moves(state, p.block, p.objective, p.mem_block)
-        return torch.stack([torch.where(delta < -1e-9, vm, -1), slot], 1)
+        keep = delta < -1e-9 if self.stop else torch.isfinite(delta)
+        return torch.stack([torch.where(keep, vm, -1), slot], 1)
 
 
 class FFD:

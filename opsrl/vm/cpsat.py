@@ -57,8 +57,13 @@ def own_slots(a) -> np.ndarray:
 
 def solve(state, b: int, mnl: int, block: float = 16.0, objective: str = "cpu", mem_block: float = 64.0,
           time_limit: float = 60.0, workers: int = 2, hint: dict[int, int] | None = None, seed: int = 0,
-          log: bool = False) -> CpSatResult:
-    """Solve scenario ``b`` of ``state`` (the snapshot). ``hint``: final slot of some VMs (by VM index)."""
+          log: bool = False, candidates: int = 0, destinations: int = 0) -> CpSatResult:
+    """Solve scenario ``b`` of ``state`` (the snapshot). ``hint``: final slot of some VMs (by VM index).
+
+    ``candidates`` > 0 restricts the VMs that may move to that many with the best single-move FR change
+    (and the hinted ones); ``destinations`` > 0 restricts each to its that many best destinations at the
+    snapshot (by the destination's FR change; plus the hinted one). Both 0: the full model. A restricted
+    model's bound is a bound of the restricted model only."""
     from ortools.sat.python import cp_model
 
     t0 = time.perf_counter()
@@ -75,6 +80,7 @@ def solve(state, b: int, mnl: int, block: float = 16.0, objective: str = "cpu", 
     half_c, half_m = cpu // 2, mem // 2
     blk = int(round(block))
     mblk = int(round(mem_block * MEM_SCALE))
+    allowed = _restriction(state, b, a, block, objective, mem_block, candidates, destinations, hint)
     m = cp_model.CpModel()
     node_c = [[] for _ in range(S)]
     node_m = [[] for _ in range(S)]
@@ -89,6 +95,9 @@ def solve(state, b: int, mnl: int, block: float = 16.0, objective: str = "cpu", 
             slots = [2 * p for p in np.flatnonzero(pm_ok & a["pm_mask"])]
         else:
             slots = list(np.flatnonzero(slot_ok_s & (cap_c >= cpu[i]) & (cap_m >= mem[i])))
+        if allowed is not None:
+            keep = allowed.get(i, ())
+            slots = [s for s in slots if s in keep]
         if int(own[i]) not in slots:
             slots.append(int(own[i]))
         lits = []
@@ -169,6 +178,40 @@ def solve(state, b: int, mnl: int, block: float = 16.0, objective: str = "cpu", 
     return CpSatResult(name, plan, float(to_fr(solver.ObjectiveValue())), float(to_fr(solver.BestObjectiveBound())),
                        time.perf_counter() - t0, unordered, hint_fr,
                        {"variables": len(x), "wall": seconds})
+
+
+def _restriction(state, b, a, block, objective, mem_block, candidates, destinations, hint):
+    """``{VM position: set of slots}`` of a restricted model, or None for the full one."""
+    if not candidates and not destinations:
+        return None
+    import torch
+
+    from . import simulator as sim
+
+    one = {k: v[b:b + 1] for k, v in state.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
+    best, _ = sim.vm_best_moves(one, block, objective, mem_block)
+    best = best[0].cpu().numpy()[a["index"]]
+    n = len(a["index"])
+    movers = np.arange(n) if not candidates else np.argsort(best, kind="stable")[:candidates]
+    movers = set(int(i) for i in movers if np.isfinite(best[i]) or not candidates)
+    pos = {int(v): i for i, v in enumerate(a["index"])}
+    hinted = {pos[int(v)]: int(s) for v, s in (hint or {}).items() if int(v) in pos}
+    movers |= set(hinted)
+    fit = sim.kind_fit(one)
+    val = torch.where(fit, sim.kind_dest_delta(one, block, objective, mem_block), torch.full_like(fit, float("inf"),
+                      dtype=one["free_cpu"].dtype))[0].cpu().numpy()
+    kind = one["vm_kind"][0].cpu().numpy()[a["index"]]
+    S = val.shape[1]
+    out = {}
+    for i in movers:
+        row = val[kind[i]]
+        order = np.argsort(row, kind="stable")
+        order = order[np.isfinite(row[order])]
+        slots = set(int(s) for s in order[:destinations + 1]) if destinations else set(range(S))
+        if i in hinted:
+            slots.add(hinted[i])
+        out[i] = slots
+    return out
 
 
 def order_moves(a: dict, moves: list[tuple[int, int]], cap_c, cap_m, P: int) -> tuple[list[tuple[int, int]], int]:

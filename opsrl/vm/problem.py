@@ -217,14 +217,31 @@ class VMRescheduling(Problem):
         src = sim.source_delta(state, blk, self.objective, self.mem_block)
         total = (f * state["pm_mask"].repeat_interleave(2, 1)).sum(1, keepdim=True).clamp_min(1.0)
         c, m = state["vm_cpu"], state["vm_mem"]
+        best, _ = sim.vm_best_moves(state, blk, self.objective, self.mem_block)
+        best = torch.where(torch.isfinite(best), best * total / blk, torch.ones_like(best))
         item_x = torch.stack([c / cap_c, m / cap_m, state["vm_double"].to(f.dtype), torch.remainder(c, blk) / blk,
-                              -src * total / blk, f.gather(1, own) / cap_c, rem.gather(1, own) / blk,
+                              -src * total / blk, best.clamp(-2, 2), torch.isfinite(best).to(f.dtype), f.gather(1, own) / cap_c, rem.gather(1, own) / blk,
                               ((state["vm_pm"] != state["vm_pm0"]) | (state["vm_node"] != state["vm_node0"])).to(f.dtype),
                               (state["vm_group"] >= 0).to(f.dtype)], -1)
         return {"item_x": item_x, "bin_x": bin_x, "item_bins": torch.stack([own, second], -1),
                 "item_mask": state["vm_mask"], "bin_mask": state["pm_mask"].repeat_interleave(2, 1),
                 "bin_group": torch.arange(2 * P, device=f.device).expand(B, -1) // 2,
                 "global_x": torch.stack([self.fr(state), state["t"].to(f.dtype) / self.periods], -1)}
+
+    def pair_features(self, state: State, vm: torch.Tensor) -> torch.Tensor:
+        """``[B, S, 4]`` each slot seen from the chosen VM ``vm[b]``: the FR change at the slot and of the whole
+        move (in blocks of CPU over the total free CPU, so of order one), allowed, on the VM's own PM."""
+        B, P, _ = state["free_cpu"].shape
+        dest = sim.kind_dest_delta(state, self.block, self.objective, self.mem_block)
+        kind = state["vm_kind"].gather(1, vm.clamp_min(0)[:, None])  # [B, 1]
+        d = dest.gather(1, kind[..., None].expand(-1, 1, 2 * P))[:, 0]
+        src = sim.source_delta(state, self.block, self.objective, self.mem_block).gather(1, vm.clamp_min(0)[:, None])
+        f = state["free_cpu"].reshape(B, 2 * P) * state["pm_mask"].repeat_interleave(2, 1)
+        scale = f.sum(1, keepdim=True).clamp_min(1.0) / self.block
+        ok = sim.destination_mask(state, vm)
+        same = (torch.arange(2 * P, device=f.device) // 2)[None] == state["vm_pm"].gather(1, vm.clamp_min(0)[:, None])
+        return torch.stack([(d * scale).clamp(-2, 2), ((d + src) * scale).clamp(-2, 2), ok.to(f.dtype),
+                            same.to(f.dtype)], -1)
 
     def describe(self) -> str:
         return f"VM rescheduling ({self.generator}, MNL {self.mnl}, objective {self.objective})"

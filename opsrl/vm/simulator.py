@@ -202,7 +202,8 @@ def first_stage_mask(state: Mapping[str, torch.Tensor], fit: torch.Tensor | None
     fit = kind_fit(state) if fit is None else fit
     n_fit = fit.sum(-1)  # [B, K]
     kind = state["vm_kind"]
-    own = _gather_kind(fit, kind).gather(2, own_slot(state)[..., None])[..., 0]
+    S = fit.shape[2]
+    own = fit.reshape(fit.shape[0], -1).gather(1, kind * S + own_slot(state))
     n_v = n_fit.gather(1, kind) - own.long()
     return state["vm_mask"] & state["vm_movable"] & (n_v > 0)
 
@@ -267,25 +268,33 @@ def apply_move(state: State, vm: torch.Tensor, slot: torch.Tensor, valid: torch.
     return out
 
 
+def vm_best_moves(state: Mapping[str, torch.Tensor], block=16.0, objective="cpu", mem_block=64.0,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every VM the allowed destination that lowers FR most: ``(delta [B, V], slot [B, V])`` (``delta``
+    is ``inf`` where the VM has no allowed destination). FR changes add up over nodes, so the change of a
+    move is the source's change plus the destination's, and only the VM's own slot must be left out of its
+    kind's best destinations: the two best per kind suffice."""
+    fit = kind_fit(state)
+    val = torch.where(fit, kind_dest_delta(state, block, objective, mem_block),
+                      torch.full_like(fit, INF, dtype=state["free_cpu"].dtype))
+    k = min(2, val.shape[2])
+    top_v, top_i = val.topk(k, dim=-1, largest=False)  # [B, K, 2]
+    kind = state["vm_kind"]
+    tv, ti = _gather_kind(top_v, kind), _gather_kind(top_i, kind)  # [B, V, 2]
+    first_is_own = ti[..., 0] == own_slot(state)
+    dv = torch.where(first_is_own, tv[..., -1], tv[..., 0])
+    ds = torch.where(first_is_own, ti[..., -1], ti[..., 0])
+    cand = source_delta(state, block, objective, mem_block) + dv
+    ok = state["vm_mask"] & state["vm_movable"] & torch.isfinite(dv)
+    return torch.where(ok, cand, torch.full_like(cand, INF)), ds
+
+
 def greedy_moves(state: Mapping[str, torch.Tensor], block=16.0, objective="cpu", mem_block=64.0,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The allowed migration that lowers FR most in each scenario, over all (VM, slot) pairs at once.
 
     Returns ``(vm, slot, delta)`` ``[B]``; ``delta`` is ``inf`` where no migration is allowed."""
-    fit = kind_fit(state)
-    val = torch.where(fit, kind_dest_delta(state, block, objective, mem_block), torch.full_like(fit, INF, dtype=state["free_cpu"].dtype))
-    K, S = val.shape[1], val.shape[2]
-    k = min(2, S)
-    top_v, top_i = val.topk(k, dim=-1, largest=False)  # [B, K, 2]: the own place is at most one of them
-    kind = state["vm_kind"]
-    tv, ti = _gather_kind(top_v, kind), _gather_kind(top_i, kind)  # [B, V, 2]
-    own = own_slot(state)
-    first_is_own = ti[..., 0] == own
-    dv = torch.where(first_is_own, tv[..., -1], tv[..., 0])
-    ds = torch.where(first_is_own, ti[..., -1], ti[..., 0])
-    cand = source_delta(state, block, objective, mem_block) + dv
-    ok = state["vm_mask"] & state["vm_movable"] & torch.isfinite(dv)
-    cand = torch.where(ok, cand, torch.full_like(cand, INF))
+    cand, ds = vm_best_moves(state, block, objective, mem_block)
     best, vm = cand.min(1)
     slot = ds.gather(1, vm[:, None])[:, 0]
     return vm, slot, best
