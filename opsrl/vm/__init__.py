@@ -109,9 +109,9 @@ CPSAT_OPTIONS = {
     "workers": Field(int, 2, allowed="a positive number of CP-SAT workers", check=positive),
     "seed": Field(int, 0, allowed="an integer >= 0 (CP-SAT random seed)", check=non_negative),
     "warm_start": Field(bool, True, doc="hint the greedy plan's final placement"),
-    "candidates": Field(int, 400, allowed="VMs that may move: that many with the best single-move FR change, plus "
+    "candidates": Field(int, 100, allowed="VMs that may move: that many with the best single-move FR change, plus "
                         "the hinted ones (0: all; the full model)", check=non_negative),
-    "destinations": Field(int, 64, allowed="destinations per VM: its that many best at the snapshot (0: all)",
+    "destinations": Field(int, 32, allowed="destinations per VM: its that many best at the snapshot (0: all)",
                           check=non_negative),
     "log": Field(bool, False, doc="print CP-SAT's search log"),
 }

@@ -108,7 +108,8 @@ def test_cpsat_solver_through_the_method():
     from opsrl.core import rollout
 
     p = build({"generator": "tiny", "mnl": 2, "block": 4.0, "test": {"scenarios": 4}}, "<test>")
-    o = {"time_limit": 10.0, "workers": 1, "seed": 0, "warm_start": True, "log": False}
+    o = {"time_limit": 10.0, "workers": 1, "seed": 0, "warm_start": True, "log": False, "candidates": 0,
+         "destinations": 0}
     out = METHODS["cpsat"].fit(p, o, {}, SolveContext(progress=False))
     sc = p.test_set()
     ev, info = out.evaluate(sc)

@@ -1,0 +1,86 @@
+"""The two-stage policy: its distribution against a hand computation, the generic PPO builds and trains it from a
+solver table, and the shipped policy's plans are valid."""
+
+import numpy as np
+import pytest
+import torch
+
+from opsrl.algos import ppo
+from opsrl.core import Scenarios, SolveContext, evaluate, rollout, validate
+from opsrl.nn.actor_critic import build_actor_critic
+from opsrl.vm import baselines, simulator as sim
+from opsrl.vm.problem import build
+
+torch.set_num_threads(1)
+
+
+def tiny():
+    return build({"generator": "tiny", "mnl": 2, "block": 4.0}, "<test>")
+
+
+def test_distribution_matches_hand_computation():
+    p = tiny()
+    torch.manual_seed(0)
+    ac = build_actor_critic(p, {"kind": "two_stage", "width": 8, "layers": 1})
+    with torch.no_grad():  # logits of order one, so that the check is not about near-uniform distributions
+        for q in ac.parameters():
+            q.normal_(0, 0.5)
+    s = p.initial_state(p.sample(6, "test", 3))
+    f = ac.encode(s, 0)
+    d, v = ac.evaluate(f)
+    m1 = p.action_mask(s)
+    view = p.bipartite(s)
+    l1, _, ctx = ac.net(view)
+    for _ in range(20):
+        a = d.sample()
+        vm, slot = a[:, 0], a[:, 1]
+        assert m1.gather(1, vm[:, None]).all()  # stage 1 draws only VMs with an allowed destination
+        m2 = p.destination_mask(s, vm)
+        assert m2.gather(1, slot[:, None]).all()  # stage 2 draws only allowed destinations
+        l2 = ac.net.bin_logits(ctx, vm, p.pair_features(s, vm))
+        ref1 = torch.log_softmax(l1.masked_fill(~m1, -torch.inf), 1).gather(1, vm[:, None])[:, 0]
+        ref2 = torch.log_softmax(l2.masked_fill(~m2, -torch.inf), 1).gather(1, slot[:, None])[:, 0]
+        assert torch.allclose(d.log_prob(a), ref1 + ref2, atol=1e-5)
+        pr1 = torch.softmax(l1.masked_fill(~m1, -torch.inf), 1)
+        pr2 = torch.softmax(l2.masked_fill(~m2, -torch.inf), 1)
+        h = -(pr1 * pr1.clamp_min(1e-30).log()).sum(1) - (pr2 * pr2.clamp_min(1e-30).log()).sum(1)
+        assert torch.allclose(d.entropy(), h, atol=1e-5)
+
+
+def test_generic_ppo_trains_the_two_stage_policy_on_tiny():
+    p = build({"generator": "tiny", "mnl": 2, "block": 4.0, "pms": 3, "vms": 8}, "<test>")
+    torch.manual_seed(0)
+    ac = build_actor_critic(p, {"kind": "two_stage", "width": 16, "layers": 1})
+    dev = p.sample(64, "dev", 0)
+    before = evaluate(p, ac, dev).mean
+    rand = evaluate(p, baselines.RandomFeasible(p, 0), dev).mean
+    o = validate({"lr": 3e-3, "batch_size": 16, "group_size": 4, "baseline": "group", "train_scenarios": 128,
+                  "iterations": 12, "epochs": 2, "minibatches": 2, "dev_scenarios": 64, "eval_every": 4,
+                  "lr_decay": False}, ppo.OPTIONS, "<test>")
+    ac, curve = ppo.train(p, ac, o, SolveContext(progress=False))
+    after = evaluate(p, ac, dev).mean
+    assert after < rand  # the trained policy lowers FR more than random feasible moves
+    assert after <= before
+    final = rollout(p, ac, dev).final_state
+    assert (final["free_cpu"] >= 0).all() and (final["free_mem"] >= 0).all()
+
+
+def test_shipped_policy_plans_are_valid():
+    from opsrl.vm import policy as pol
+
+    if not pol.WEIGHTS.is_file():
+        pytest.skip("no shipped weights yet")
+    p = build({"generator": "medium", "pms": 40, "vms": 300, "mnl": 10}, "<test>")
+    ac = pol.load(p)
+    sc = p.sample(3, "test", 0)
+    s0 = p.initial_state(sc)
+    for final in (pol.plan(p, ac, sc), pol.best_of(p, ac, sc, 4)):
+        # replaying the recorded plan on the snapshot applies every move (each allowed at its turn)
+        replay, applied = sim.apply_plan(s0, final["plan_vm"], final["plan_slot"])
+        assert torch.equal(applied, (final["plan_vm"] >= 0).sum(1))
+        assert torch.equal(replay["free_cpu"], final["free_cpu"])
+        assert (replay["free_cpu"] >= 0).all() and (replay["free_mem"] >= 0).all()
+        assert (sim.migrations(final) <= p.mnl).all()
+    greedy_plan = pol.plan(p, ac, sc)
+    best = pol.best_of(p, ac, sc, 4)
+    assert (p.fr(best) <= p.fr(greedy_plan) + 1e-6).all()  # the greedy plan is one of the four
