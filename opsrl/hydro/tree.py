@@ -144,14 +144,21 @@ def hindsight(problem: Hydro, scenarios, solver: str = "highs", progress: bool =
     n, T, _ = w.shape
     stages, parents = list(range(T)), [-1] + list(range(T - 1))
     out = np.zeros(n)
-    solver_obj = None
+    A, c, lo, hi, lb, ub, const = build_tree(problem, stages, parents, w[0], np.ones(T), v0[0])
+    solver_obj = (GlopTree if solver == "glop" else TreeSolver)(A, c, lo, hi, lb, ub, const)
+    m = problem._m
+    rw = np.arange(m)[problem.rows["water"]]
+    water = (np.arange(T)[:, None] * m + rw[None, :])  # [T, H] rows of the water balances
     for j in tqdm(range(n), desc="hindsight LPs", disable=not progress):
-        A, c, lo, hi, lb, ub, const = build_tree(problem, stages, parents, w[j], np.ones(T), v0[j])
-        if solver_obj is None:
-            solver_obj = (GlopTree if solver == "glop" else TreeSolver)(A, c, lo, hi, lb, ub, const)
+        if j == 0:
             out[j] = solver_obj.run()[0]
-        else:  # same matrix and costs; only the inflows (row bounds) and the initial volumes differ
-            out[j] = solver_obj.resolve(lo, hi, const)[0]
+            continue
+        # same matrix and costs; only the water rows' right-hand sides (inflows, initial volumes) differ
+        rhs = problem.k * w[j]
+        rhs[0] += v0[j]
+        lo_j, hi_j = lo.copy(), hi.copy()
+        lo_j[water], hi_j[water] = rhs, rhs
+        out[j] = solver_obj.resolve(lo_j, hi_j, const)[0]
     return out
 
 
