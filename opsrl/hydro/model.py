@@ -266,11 +266,28 @@ class Hydro(Problem):
 
     def post_decision(self, state: State, action: torch.Tensor) -> tuple[State, torch.Tensor]:
         """Read ``action`` in [0, 1]^H as target end-of-stage volumes (fractions of [vmin, vmax]); the stage LP
-        with the target rows and ``target_penalty`` (HiGHS) decides; the cost is the stage's cost proper."""
-        stage = self.stage_lp(state)
-        tlp, _ = stage.with_target(self.target_of(state, action.detach()), self.target_penalty)
+        with the target rows and ``target_penalty`` (HiGHS) decides; the cost is the stage's cost proper.
+
+        Where the action or the volumes carry gradients (HDPO), the outputs carry the envelope theorem's:
+        the cost's gradient is that of the stage LP's optimal value (with the penalty), the target rows' duals
+        with respect to the target and the water rows' duals with respect to the incoming volumes (what TS-DDR
+        uses); the end volume follows the target where the target row binds (slack zero) and is otherwise
+        held fixed. The values are unchanged."""
+        target = self.target_of(state, action)
+        stage = self.stage_lp({k: v.detach() for k, v in state.items()})
+        tlp, rows = stage.with_target(target.detach(), self.target_penalty)
         sol = self.solve_stage(tlp)
-        return self.stage_post(state, tlp, sol), self.stage_cost(tlp, sol)
+        post, cost = self.stage_post(state, tlp, sol), self.stage_cost(tlp, sol)
+        v = state["volume"]
+        if target.requires_grad or v.requires_grad:
+            lam, g_in = sol.y[:, rows].to(target), tlp.state_gradient(sol).to(v)
+            cost = cost + (lam * (target - target.detach())).sum(1) + (g_in * (v - v.detach())).sum(1)
+            n0 = stage.lp.shape[1]
+            k = target.shape[1]
+            slack = sol.x[:, n0:n0 + k] + sol.x[:, n0 + k:n0 + 2 * k]
+            binds = (slack <= 1e-9 * (1.0 + target.detach().abs())).to(target)
+            post = dict(post, volume=post["volume"] + binds * (target - target.detach()))
+        return post, cost
 
     def transition(self, post_state: State, scenarios: Scenarios, t: int) -> tuple[State, torch.Tensor]:
         w = scenarios["inflow"]
