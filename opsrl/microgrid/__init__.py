@@ -134,8 +134,8 @@ HYSTERESIS_OPTIONS = {
 }
 
 COMMIT_OPTIONS = {
-    "wear_price": Field(float, 1.0, allowed="a number >= 0 (multiplier of the throughput wear cost in the plan)",
-                        check=non_negative),
+    "wear_price": Field(float, -1.0, allowed="a number >= 0 (multiplier of the throughput wear cost in the plan), "
+                        "or -1 for the problem's costs.wear_weight", check=lambda v: v >= 0 or v == -1),
     "forecast": Field(str, "real", choices=("real", "perfect"),
                       doc="real: the state's forecasts; perfect: the realised demand and wind (an oracle)"),
     "horizon_minutes": Field(int, 240, allowed="a positive number of minutes (real forecasts: at most the "
@@ -211,10 +211,11 @@ def _fit_commit(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     from .milp import CommitMPC
 
     _check(problem, ctx)
-    pol = CommitMPC(problem, o["wear_price"], o["forecast"], problem.test_set() if o["forecast"] == "perfect"
+    wear = problem.p.wear_weight if o["wear_price"] < 0 else o["wear_price"]
+    pol = CommitMPC(problem, wear, o["forecast"], problem.test_set() if o["forecast"] == "perfect"
                     else None, o["replan_minutes"], o["horizon_minutes"],
                     terminal_kwh=None if o["terminal_kwh"] < 0 else o["terminal_kwh"], gap=o["gap"])
-    out = _policy_outcome(problem, pol, {"wear_price": o["wear_price"], "forecast": o["forecast"],
+    out = _policy_outcome(problem, pol, {"wear_price": wear, "forecast": o["forecast"],
                                          "horizon_minutes": pol.horizon})
     if o["forecast"] == "perfect":
         plain = out.evaluate

@@ -1,0 +1,108 @@
+"""One picture of the fuel-wear plane on the microgrid's test days: the operator, the 153 rules of
+``microgrid_frontier.py``, the commitment MPC with real and with perfect forecasts
+(``microgrid_mpc_frontier.py``), the learned controllers (``microgrid_learners.py``) and the
+perfect-foresight bound on fuel-equivalent (degradation free).
+
+    python benchmarks/microgrid_frontier_all.py [--rules benchmarks/results/microgrid_frontier.json]
+        [--mpc benchmarks/results/microgrid_mpc_frontier.json ...] [--learners benchmarks/results/microgrid_learners.json]
+        [--bound-saved 19.7] [--plot docs/microgrid_frontier_all.png] [--json benchmarks/results/microgrid_frontier_all.json]
+
+Only rows measured on the same days as the rules (the 32 test days, ``days == 32`` and ``first == 0``) are
+drawn; the table also says, for each degradation cap (multiples of the operator's test degradation), the
+best rule and the best of every other family within it (on the test days: for the rules this flatters them,
+since the frontier benchmark chooses on dev days; the learners and MPCs are not tuned on test days).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rules", default=str(ROOT / "benchmarks/results/microgrid_frontier.json"))
+    ap.add_argument("--mpc", nargs="*", default=[str(ROOT / "benchmarks/results/microgrid_mpc_frontier.json")])
+    ap.add_argument("--learners", nargs="*", default=[str(ROOT / "benchmarks/results/microgrid_learners.json")])
+    ap.add_argument("--bound-saved", type=float, default=19.7,
+                    help="the perfect-foresight bound's largest fuel-equivalent saving on the test days (%%)")
+    ap.add_argument("--caps", type=float, nargs="+", default=[1.0, 1.5, 3.0, 5.0, 10.0])
+    ap.add_argument("--plot", default=str(ROOT / "docs/microgrid_frontier_all.png"))
+    ap.add_argument("--json", default=str(ROOT / "benchmarks/results/microgrid_frontier_all.json"))
+    args = ap.parse_args()
+    rules = json.loads(Path(args.rules).read_text())
+    ref = rules["operator"]["test"]
+    test = rules["results"]["test"]
+    r_deg, r_feq = np.array(test["degradation"]), np.array(test["fuel_eq"])
+    r_saved = 100 * (1 - r_feq / ref["fuel_eq"])
+    points = []  # (family, label, degradation, saved, violations, unserved)
+    for path in args.mpc + args.learners:
+        if not Path(path).is_file():
+            print(f"# {path}: missing, skipped")
+            continue
+        d = json.loads(Path(path).read_text())
+        if d["args"].get("days") != 32 or d["args"].get("first", 0) != 0:
+            print(f"# {path}: not the 32 test days, skipped")
+            continue
+        for r in d["rows"]:
+            if r["name"] in ("operator_rules",) or r["name"].startswith("soc_hysteresis"):
+                continue
+            fam = r.get("family") or ("MPC, perfect forecasts" if r.get("forecast") == "perfect" else "MPC, real forecasts")
+            points.append((fam, r["name"], r["degradation"], 100 * (1 - r["fuel_eq_litres"] / ref["fuel_eq"]),
+                           r["violations"], r["unserved_kwh"]))
+    table = []
+    print(f"operator: degradation {ref['degradation']:.2f}, fuel-equivalent {ref['fuel_eq']:.1f} L per test day\n")
+    print("| degradation cap (x operator) | best rule (test) | " + " | ".join(sorted({p[0] for p in points})) + " |")
+    fams = sorted({p[0] for p in points})
+    print("|---|---:|" + "---:|" * len(fams))
+    for cap in args.caps:
+        lim = cap * ref["degradation"]
+        ok = r_deg <= lim
+        best_rule = float(r_saved[ok].max()) if ok.any() else None
+        row = {"cap": cap, "best_rule": best_rule}
+        cells = []
+        for f in fams:
+            cand = [(p[3], p[1]) for p in points if p[0] == f and p[2] <= lim and p[4] == 0 and p[5] == 0]
+            row[f] = max(cand) if cand else None
+            cells.append(f"{row[f][0]:.1f}% ({row[f][1]})" if cand else "none")
+        table.append(row)
+        print(f"| {cap:g} | {'none' if best_rule is None else f'{best_rule:.1f}%'} | " + " | ".join(cells) + " |")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"args": vars(args), "operator": ref, "points": points, "caps": table},
+                                          indent=1))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter(r_deg, r_saved, s=12, c="0.6", alpha=0.6, label="153 rules (hysteresis, constant proposals)")
+    ax.scatter([ref["degradation"]], [0.0], c="k", marker="*", s=140, label="operator_rules")
+    ax.axhline(args.bound_saved, color="k", ls="--", lw=1, label=f"perfect-foresight bound ({args.bound_saved:.1f}%)")
+    marks = {"MPC, perfect forecasts": ("tab:red", "s"), "MPC, real forecasts": ("tab:blue", "D")}
+    others = iter([("tab:green", "^"), ("tab:purple", "v"), ("tab:orange", "P"), ("tab:brown", "X")])
+    for f in fams:
+        col, mk = marks.get(f) or next(others)
+        pts = sorted([p for p in points if p[0] == f], key=lambda p: p[2])
+        ax.plot([p[2] for p in pts], [p[3] for p in pts], marker=mk, color=col, ms=6, lw=1, label=f)
+    for cap in (1.5, 3.0):
+        ax.axvline(cap * ref["degradation"], color="0.8", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("battery degradation per test day (exact rainflow, cost units)")
+    ax.set_ylabel("fuel-equivalent saved vs the operator (%)")
+    ax.set_title("microgrid/remote, 32 test days: fuel against battery wear")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7.5, loc="lower right")
+    fig.tight_layout()
+    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.plot, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
