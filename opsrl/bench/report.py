@@ -19,6 +19,8 @@ Statistics, for a solver with runs (seeds) ``i = 1..k``, test costs ``x_i`` and 
   error, which the seeds share and so do not average out;
 * a problem with a single test scenario (one deterministic instance) has no test sampling error to
   estimate: its intervals cover the seed-to-seed spread only, and the report says so;
+* with only 2 or 3 runs the Student quantile is large (12.7 for 2 runs) and the report says so; where no
+  run and no reference of a problem has a negative cost, the interval's lower end is cut at 0 (said too);
 * gap ``100 * (m - r) / |r|`` for the reference ``r``, its half-width ``100 * h / |r|`` (with the
   reference's own standard error added in quadrature when it has one). A problem without a
   reference is compared with its best solver in the report (kind ``best in report``).
@@ -77,11 +79,17 @@ class SolverRow:
     runs: list[dict[str, Any]]
     mean: float = math.nan
     half: float = math.nan
+    floor: float = -math.inf  # the interval's lower end is cut here (0 where no cost can be negative)
     gap: float | None = None
     gap_half: float | None = None
     train_seconds: float = math.nan
     solve_seconds: float = math.nan
     learns: bool = False
+
+    @property
+    def low(self) -> float:
+        """The interval's lower end: ``mean - half``, but never below a bound the data respect."""
+        return max(self.mean - self.half, self.floor)
 
     @property
     def seeds(self) -> list[int]:
@@ -93,7 +101,7 @@ class SolverRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {"solver": self.label, "method": self.method, "runs": len(self.runs), "seeds": self.seeds,
-                "mean": self.mean, "ci_low": self.mean - self.half, "ci_high": self.mean + self.half,
+                "mean": self.mean, "ci_low": self.low, "ci_high": self.mean + self.half,
                 "ci_half_width": self.half, "gap_pct": self.gap, "gap_ci_half_width_pct": self.gap_half,
                 "train_seconds": self.train_seconds, "solve_seconds": self.solve_seconds,
                 "run_ids": [r["id"] for r in self.runs]}
@@ -197,6 +205,22 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
         if not rows:
             continue
         rows.sort(key=lambda r: (r.mean, r.label))
+        # few runs make a wide Student interval that can reach below zero; a cost no run and no reference has
+        # ever been negative for is taken as one that cannot be, and its interval is cut at zero (and said so)
+        ref_values = [(r.get("reference") or {}).get("value") for r in runs]
+        non_negative = all(_finite(x) and x >= 0 for row in rows for x in (rr["test_cost"] for rr in row.runs)) \
+            and all(v is None or (_finite(v) and v >= 0) for v in ref_values)
+        for row in rows:
+            k = len(row.runs)
+            if non_negative:
+                row.floor = 0.0
+                if row.mean - row.half < 0:
+                    warnings.append(f"{row.label}: the 95% interval is cut at 0 (costs here are never negative)")
+            if 2 <= k <= 3:
+                t = float(stats.t.ppf(0.975, k - 1))
+                warnings.append(f"{row.label}: only {k} runs; the seed-to-seed part of its interval uses Student's t "
+                                f"with {k - 1} degree{'s' if k > 2 else ''} of freedom ({t:.1f} standard errors), so it "
+                                "is wide: more seeds narrow it")
         if one_scenario:
             warnings.append("one test scenario: intervals cover the seed-to-seed spread only (zero for one seed)")
         refs = Counter(json.dumps(r["reference"], sort_keys=True) for r in runs if r.get("reference"))
@@ -411,7 +435,7 @@ def _secs(x: float) -> str:
 def _table_rows(section: ProblemSection) -> list[list[str]]:
     out = []
     for r in section.rows:
-        ci = f"[{_num(r.mean - r.half)}, {_num(r.mean + r.half)}]"
+        ci = f"[{_num(r.low)}, {_num(r.mean + r.half)}]"
         gap = "n/a" if r.gap is None else f"{_num(r.gap, 2)} ± {_num(r.gap_half, 2)}"
         out.append([r.label, r.method, str(len(r.runs)), _num(r.mean), ci, gap, _secs(r.train_seconds),
                     _secs(r.solve_seconds)])

@@ -104,7 +104,8 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
             assert s["runs"] == len(r["recs"])
             assert s["mean"] == pytest.approx(r["mean"], rel=1e-12)
             assert s["ci_half_width"] == pytest.approx(r["half"], rel=1e-9)
-            assert s["ci_low"] == pytest.approx(r["mean"] - r["half"], rel=1e-9)
+            # every cost here is >= 0 (inventory costs): the interval's lower end is cut at 0
+            assert s["ci_low"] == pytest.approx(max(0.0, r["mean"] - r["half"]), rel=1e-9, abs=1e-12)
             assert s["gap_pct"] == pytest.approx(r["gap"], rel=1e-9, abs=1e-12)
             assert s["gap_ci_half_width_pct"] == pytest.approx(r["gap_half"], rel=1e-9)
             assert s["train_seconds"] == pytest.approx(r["train"], rel=1e-12)
@@ -121,7 +122,7 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
         assert f"## {problem}" in md
         for solver, r in h["rows"].items():
             row = next(line for line in md.splitlines() if line.startswith(f"| {solver} |") and f"{r['mean']:.4f}" in line)
-            assert f"[{r['mean'] - r['half']:.4f}, {r['mean'] + r['half']:.4f}]" in row
+            assert f"[{max(0.0, r['mean'] - r['half']):.4f}, {r['mean'] + r['half']:.4f}]" in row  # cut at 0
             assert f"{r['gap']:.2f} ± {r['gap_half']:.2f}" in row
             assert re.search(rf"<td>{re.escape(html.escape(solver))}</td>.*?<td class=\"n\">{r['mean']:.4f}</td>", page)
 
@@ -193,3 +194,28 @@ def test_report_filters_by_sweep_and_problem(report_store, tmp_path, capsys):
     assert [p["title"] for p in rep["problems"]] == ["inventory/lost_sales_p9_L2"] and rep["runs"] == 6
     assert cli.main(["report", "--store", str(report_store), "--out", str(out), "--sweep", "nope"]) == 2
     assert "no runs of the sweep(s) nope" in capsys.readouterr().err
+
+
+def test_interval_of_few_runs_respects_non_negative_costs(tmp_path):
+    """Two runs 4.0 and 12.0 (test s.e. 0.1 each): the Student interval by hand is
+    8 +- sqrt((12.706 * 4)**2 + (1.96 * 0.1)**2) = [-42.8, 58.8]; costs are never negative here, so the
+    report shows [0, 58.8] and says why, and that two runs make a wide interval."""
+    from opsrl.bench.report import summarize as build_sections
+
+    def rec(seed, cost):
+        return {"id": seed + 1, "problem": "p", "solver": "s", "seed": seed, "method": "m", "family": "inventory",
+                "test_cost": cost, "test_stderr": 0.1, "test": {"n": 100, "scenarios_hash": "h"},
+                "reference": {"kind": "optimum", "value": 4.0}, "train_seconds": 1.0, "eval_seconds": 1.0,
+                "cell": {"key": f"p|s|{seed}|c", "problem_hash": "ph", "solver_hash": "sh"}, "curve": []}
+
+    half = math.hypot(stats.t.ppf(0.975, 1) * math.sqrt(32.0) / math.sqrt(2), stats.norm.ppf(0.975) * 0.1)
+    assert 8.0 - half < 0
+    (section,) = build_sections([rec(0, 4.0), rec(1, 12.0)])
+    (row,) = section.rows
+    assert row.half == pytest.approx(half, rel=1e-12)
+    assert row.low == 0.0 and row.as_dict()["ci_high"] == pytest.approx(8.0 + half)
+    assert any("cut at 0" in w for w in section.warnings)
+    assert any("only 2 runs" in w for w in section.warnings)
+    negative = dict(rec(1, 12.0), test_cost=-1.0)  # a cost below zero: no cut
+    (section,) = build_sections([rec(0, 4.0), negative])
+    assert section.rows[0].low == pytest.approx(section.rows[0].mean - section.rows[0].half)
