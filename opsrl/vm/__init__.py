@@ -89,6 +89,10 @@ def picture(problem: VMRescheduling, record: Mapping[str, Any]):
                        interpolation="nearest")
         ax.set_yticks([])
         ax.set_title(title, fontsize=9, loc="left")
+        if len(x) <= 48:  # small clusters: the numbers too
+            for i, val in enumerate(x):
+                ax.text(i, 0, f"{val:g}", ha="center", va="center", fontsize=7, color="w")
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
     axes[-1].set_xlabel("NUMA node (PM-major)")
     fig.suptitle(f"{record.get('solver', '')}: FR {v.get('initial_fr', math.nan):.3f} -> {v.get('final_fr', math.nan):.3f} "
                  f"(mean over test snapshots), {v.get('migrations', 0):.1f} migrations", fontsize=10)

@@ -40,8 +40,8 @@ class FFD:
         m1 = sim.first_stage_mask(state)
         f = state["free_cpu"].reshape(B, 2 * P)
         own = sim.own_slot(state)
-        own_free = torch.where(state["vm_double"], torch.minimum(f.gather(1, own), f.gather(1, own + 1)),
-                               f.gather(1, own))
+        other = f.gather(1, (own + 1).clamp(max=2 * P - 1))
+        own_free = torch.where(state["vm_double"], torch.minimum(f.gather(1, own), other), f.gather(1, own))
         score = torch.where(m1, own_free * 1e4 + state["vm_cpu"], torch.full_like(own_free, -torch.inf))
         vm = score.argmax(1)
         dest = sim.destination_mask(state, vm)

@@ -189,3 +189,20 @@ def test_drift_by_hand():
         st, c2 = p10.transition(st, sc, t)
         total += c1.item() + c2.item()
     assert total == pytest.approx(18 / 50 - 34 / 50)
+
+
+def test_ffd_and_random_by_hand():
+    p, sc = problem_for(hand_snapshot())
+    s = p.initial_state(sc)
+    # FFD drains the least-loaded node first: v2 sits on 14 free cores; of the nodes fuller than that which take
+    # it (8 and 12 free), the fullest: PM 0 node 0
+    assert baselines.FFD(p)(s, 0).tolist() == [[2, 0]]
+    rnd = baselines.RandomFeasible(p, 0)
+    for _ in range(20):
+        a = rnd(s, 0)
+        assert p.action_mask(s)[0, a[0, 0]] and p.destination_mask(s, a[:, 0])[0, a[0, 1]]
+    prob = build({"generator": "tiny", "mnl": 3, "block": 4.0}, "<test>")
+    sc = prob.sample(16, "test", 1)
+    for pol in (baselines.FFD(prob), baselines.RandomFeasible(prob, 1)):
+        final = rollout(prob, pol, sc).final_state
+        assert (final["free_cpu"] >= 0).all() and (final["free_mem"] >= 0).all()
