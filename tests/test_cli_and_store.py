@@ -67,3 +67,65 @@ def test_list_shows_bundled_names(capsys):
             assert f"inventory/lost_sales_p{p}_L{L}" in out
     for s in ("hdpo_mlp", "optimal_dp", "base_stock", "capped_base_stock", "myopic"):
         assert s in out
+
+
+def test_json_leaves_the_trace_in_the_store_unless_asked(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    args = ["run", "inventory/lost_sales_p4_L1", "optimal_dp", "--json", "-q", "--store", str(store), *SMALL]
+    assert cli.main(args) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert "trace" not in rec and "curve" not in rec
+    assert cli.main([*args, "--trace"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["trace"]["scenarios"] == 3 and len(rec["trace"]["cost"]) == 3
+    rows = list(ResultsStore(store).records())
+    assert len(rows) == 2 and all("trace" in r for r in rows)  # the store keeps it either way
+
+
+def _record(**over):
+    rec = {"problem": "jobshop/ft10", "solver": "cpsat", "method": "cpsat", "seed": 0, "test_cost": 971.0,
+           "test_stderr": float("nan"), "test": {"n": 1}, "reference": {"kind": "optimum", "value": 930.0},
+           "gap_pct": 100 * (971 - 930) / 930, "gap_stderr_pct": float("nan"), "train_seconds": 0.0,
+           "eval_seconds": 10.0, "config": {"solver": {"options": {"time_limit": 10.0}}},
+           "info": {"per_instance": [{"instance": "ft10", "status": "feasible", "makespan": 971.0,
+                                      "lower_bound": 809.0}]}}
+    rec.update(over)
+    return rec
+
+
+def test_summary_prints_what_is_known():
+    text = cli.summary(_record())
+    assert "n/a%" not in text and "+- n/a" not in text
+    assert "gap       4.409%" in text  # (971 - 930) / 930
+    assert "1 scenario: no standard error" in text
+    assert "feasible" in text and "bound 809" in text and "more time" in text and "time_limit=60" in text
+    proven = _record(info={"per_instance": [{"instance": "ft10", "status": "optimal", "makespan": 930.0,
+                                             "lower_bound": 930.0}]}, test_cost=930.0, gap_pct=0.0)
+    assert "optimal on all 1 instance (proven)" in cli.summary(proven)
+    assert "more time" not in cli.summary(proven)
+
+
+def test_list_says_where_it_looked_when_it_finds_nothing(tmp_path, monkeypatch, capsys):
+    from opsrl import registry
+
+    monkeypatch.setattr(registry, "roots", lambda: [tmp_path / "nowhere"])
+    assert cli.main(["list", "problems"]) == 1
+    err = capsys.readouterr().err
+    assert "found no bundled problems" in err and str(tmp_path / "nowhere") in err
+
+
+def test_registry_reads_installed_copies_without_a_source_tree(tmp_path, monkeypatch):
+    """A wheel's layout: site-packages/opsrl/_bundled/{problems,solvers,sweeps}, no pyproject.toml above."""
+    from opsrl import registry
+
+    site = tmp_path / "site-packages"
+    (site / "opsrl" / "_bundled" / "problems" / "fam").mkdir(parents=True)
+    (site / "opsrl" / "_bundled" / "problems" / "fam" / "p.toml").write_text('family = "inventory"\n')
+    (site / "opsrl" / "_bundled" / "sweeps").mkdir()
+    (site / "opsrl" / "_bundled" / "sweeps" / "s.toml").write_text("problems = []\n")
+    monkeypatch.delenv("OPSRL_PATH", raising=False)
+    monkeypatch.setattr(registry, "__file__", str(site / "opsrl" / "registry.py"))
+    assert registry.roots() == [site / "opsrl" / "_bundled"]
+    assert list(registry.bundled("problems")) == ["fam/p"] and list(registry.bundled("sweeps")) == ["s"]
+    monkeypatch.setattr(registry, "__file__", str(tmp_path / "nothing" / "opsrl" / "registry.py"))
+    assert registry.roots() == []
