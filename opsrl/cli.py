@@ -175,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"run: opsrl run {problem} {solver}", file=sys.stderr, flush=True)
     log(f"training {prep.cell.solver} on {prep.problem.name} (seed {prep.seed})")
     try:
-        rec = execute(prep, progress=bars, log=log)
+        rec = execute(prep, progress=bars, log=log, stage=log)
     finally:
         if isinstance(log, _Progress):
             log.close()
@@ -278,10 +278,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if args.sweep is None and not (args.problem and args.solver):
         raise ConfigError("opsrl bench", None, "name a sweep file or bundled sweep, or give --problem and --solver")
-    if args.device is not None:
-        from .bench.runner import check_device
+    from .bench.runner import check_device
 
-        check_device(args.device)
+    local = args.executor == "local"
+    if args.device is not None:  # the name always; whether it is here only where the cells run here
+        check_device(args.device, here=local and not args.dry_run)
     if args.executor == "ray" and args.address and args.address != "auto" and not args.dry_run:
         from .bench.sweep import check_ray_address
 
@@ -290,6 +291,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, problems=args.problem, solvers=args.solver, seeds=seeds,
                        problem_set=_overrides(args.problem_set, "--problem-set"),
                        solver_set=_overrides(args.set, "--set"), device=args.device)
+    if local and not args.dry_run:
+        for cell_device in sorted({c.device for c in sweep.cells}):
+            check_device(cell_device, "--device" if args.device else str(sweep.source), None if args.device else "device")
     ex = None if args.dry_run else executor(args.executor, args.address,
                                             sweep.retries if args.retries is None else args.retries)
     store = ResultsStore(args.store, timeout=args.lock_timeout)

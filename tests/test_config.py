@@ -32,7 +32,7 @@ def test_valid_file_loads(tmp_path):
 
 
 @pytest.mark.parametrize("text, key, words", [
-    (BASE.format(L=-1, p=9.0), "lead_time", "an integer >= 0"),
+    (BASE.format(L=-1, p=9.0), "lead_time", "an integer from 0 to 1000"),
     (BASE.format(L=1, p=0.0), "shortage_cost", "a number > 0"),
     (BASE.format(L=1, p=-3.0), "shortage_cost", "a number > 0"),
     (BASE.format(L=1, p=9.0).replace("holding_cost = 1.0", "holding_cost = -1.0"), "holding_cost", ">= 0"),
@@ -118,3 +118,65 @@ def test_cli_bad_input_exits_non_zero_and_keeps_store(tmp_path):
                         "--set", "lr=0", "--store", str(store)], capture_output=True, text=True)
     assert r.returncode == 2 and "options.lr" in r.stderr
     assert store.read_bytes() == before
+
+
+# --- the one place numbers are checked (issue 16) -------------------------------------------------
+@pytest.mark.parametrize("value, words", [
+    (float("inf"), "expected a finite number"), (float("-inf"), "expected a finite number"),
+    (float("nan"), "NaN is not allowed"), (1e308, r"at most 1e\+15"), (10**400, r"401-digit .* at most 1e\+15"),
+])
+def test_every_float_is_finite_and_bounded(value, words):
+    with pytest.raises(ConfigError, match=words) as e:
+        validate({"x": value}, {"x": Field(float)}, "f.toml")
+    assert e.value.source == "f.toml" and e.value.key == "x"
+
+
+@pytest.mark.parametrize("value, ok", [(2**31 - 1, True), (2**31, False), (-(2**31), False), (1e12, False),
+                                       (3.0, True), (float("inf"), False), (2.5, False)])
+def test_every_integer_is_bounded(value, ok):
+    from opsrl.core.config import INT_LIMIT
+
+    schema = {"n": Field(int)}
+    if ok:
+        assert validate({"n": value}, schema, "f")["n"] == int(value) and abs(int(value)) <= INT_LIMIT
+    else:
+        with pytest.raises(ConfigError):
+            validate({"n": value}, schema, "f")
+
+
+def test_field_max_max_len_and_size_helper():
+    from opsrl.core.config import size
+
+    schema = {"n": size(1, 100), "w": size([8], 64, item=True), "l": Field(list, [], max_len=2),
+              "u": Field(list, [])}
+    assert validate({"n": 100, "w": [64, 1], "l": [1, 2]}, schema, "f") == {"n": 100, "w": [64, 1], "l": [1, 2],
+                                                                             "u": []}
+    for section, key, words in [({"n": 101}, "n", "at most 100"), ({"n": 0}, "n", "from 1 to 100"),
+                                ({"w": [8, 65]}, "w", "65 is too large; at most 64"),
+                                ({"l": [1, 2, 3]}, "l", "3 items are too many; at most 2"),
+                                ({"u": [1.0, [2.0, float("inf")]]}, "u[1][1]", "finite")]:
+        with pytest.raises(ConfigError, match=words) as e:
+            validate(section, schema, "f")
+        assert e.value.key == key
+
+
+def test_memory_estimate_names_the_key(monkeypatch):
+    from opsrl.core import config
+
+    monkeypatch.setattr(config, "available_memory", lambda device="cpu": 1000.0)
+    config.check_memory(500.0, "f", "test.scenarios", "the test set")  # half of what is free: allowed
+    with pytest.raises(ConfigError, match="lower 'test.scenarios'") as e:
+        config.check_memory(501.0, "f", "test.scenarios", "the test set")
+    assert e.value.key == "test.scenarios"
+    prob = load_problem("inventory/lost_sales_p4_L1")
+    exact = prob.sample(7, "test", 0, 33)
+    nbytes = sum(v.numel() * v.element_size() for v in exact.data.values())
+    assert config.scenario_bytes(prob, 7, 33, "test") == pytest.approx(nbytes, rel=1e-9)
+
+
+def test_non_utf8_file_is_named(tmp_path):
+    p = tmp_path / "latin.toml"
+    p.write_bytes(b'family = "inventory"\n# caf\xe9\n')
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at line 2\)") as e:
+        load_problem(p)
+    assert e.value.source == str(p)

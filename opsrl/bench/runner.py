@@ -65,18 +65,20 @@ class Prepared:
     problem_overrides: dict[str, Any] | None = None
 
 
-def check_device(device: str | torch.device, source: str = "--device", key: str | None = None) -> torch.device:
+def check_device(device: str | torch.device, source: str = "--device", key: str | None = None,
+                 here: bool = True) -> torch.device:
     """The torch device named ``device`` if this machine can run on it, else one :class:`ConfigError`.
 
     Checked once, before anything is loaded, run or created: an unknown name (``tpu``), a device
-    without storage (``meta``), CUDA or MPS where there is none, a CUDA index beyond the GPUs present.
+    without storage (``meta``), and with ``here`` (the run happens on this machine) CUDA or MPS where
+    there is none, a CUDA index beyond the GPUs present. A sweep for Ray workers checks the name only.
     """
     allowed = "cpu, cuda or cuda:N (with CUDA), mps (with MPS)"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ConfigError(source, key, f"{str(device)!r} is not a torch device; allowed: {allowed}") from None
-    if dev.type == "cpu":
+    if dev.type == "cpu" or (not here and dev.type in ("cuda", "mps")):
         return dev
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -164,8 +166,10 @@ def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str =
 
 
 def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None] = lambda m: None,
-            trace: bool = True) -> dict[str, Any]:
-    """Fit (timed as training), evaluate on the test split and build the record of a prepared run."""
+            trace: bool = True, stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fit (timed as training), evaluate on the test split and build the record of a prepared run.
+
+    ``log`` receives the method's progress messages; ``stage`` (if given) one message per stage."""
     prob, fam, method, scfg, seed, dev = prep.problem, prep.family, prep.method, prep.config, prep.seed, prep.device
     cell = prep.cell
     torch.manual_seed(seed)
@@ -178,8 +182,9 @@ def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None]
     train_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    log(f"evaluating on the test split ({prob.test_scenarios or 'all'} scenarios"
-        f"{f' x {prob.test_periods or prob.periods} periods' if prob.metric == 'mean' else ''})")
+    if stage is not None:
+        stage(f"evaluating on the test split ({prob.test_scenarios or 'all'} scenarios"
+              f"{f' x {prob.test_periods or prob.periods} periods' if prob.metric == 'mean' else ''})")
     test = prob.test_set(dev)
     if outcome.evaluate is not None:
         ev, eval_info = outcome.evaluate(test)

@@ -221,7 +221,7 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
         cfg["device"] = device
     from .runner import check_device
 
-    check_device(cfg["device"], "--device" if device else source, None if device else "device")
+    check_device(cfg["device"], "--device" if device else source, None if device else "device", here=False)
     p_source = source if p_key == "problems" else "<command line>"
     s_source = source if s_key == "solvers" else "<command line>"
     if not cfg["problems"]:
@@ -236,7 +236,7 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
     s_entries = _entries(cfg["solvers"], ENTRY_SOLVER, s_source, s_key)
     for e in s_entries:
         if e["device"]:
-            check_device(e["device"], s_source, f"{e['where']}.device")
+            check_device(e["device"], s_source, f"{e['where']}.device", here=False)
     g_problem = _flatten(cfg["problem_set"], source, "problem_set")
     g_solver = _flatten(cfg["solver_set"], source, "solver_set")
 

@@ -78,8 +78,8 @@ def _coerce(value: Any, t: type, source: str, key: str, item: type | None = None
         try:
             value = float(value)
         except OverflowError:
-            raise ConfigError(source, key, f"{value} is too large; a number of magnitude at most "
-                              f"{FLOAT_LIMIT:g} is allowed") from None
+            raise ConfigError(source, key, f"a {len(str(abs(value)))}-digit number is too large; a number of "
+                              f"magnitude at most {FLOAT_LIMIT:g} is allowed") from None
         if math.isnan(value):
             raise ConfigError(source, key, "NaN is not allowed; expected a finite number")
         if math.isinf(value):
