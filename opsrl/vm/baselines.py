@@ -30,29 +30,30 @@ class Greedy:
 class FFD:
     """First-fit-decreasing repacking in the spirit of alpha-VBPP: drain the least-loaded nodes, the
     largest VM first, into the most-loaded node that can take it (first fit over the nodes sorted by
-    decreasing load). A VM is moved only to a node fuller than the one it leaves; otherwise no move."""
+    decreasing load). A VM moves only to a node fuller than the one it leaves: each step takes, among the
+    VMs with such a destination, the one on the node with the most free CPU (then the largest), and puts it
+    on the fullest node that fits (for a double-NUMA VM, the PM whose emptier node has the least free CPU)."""
 
     def __init__(self, problem):
         self.problem = problem
 
     def __call__(self, state, t):
         B, P, _ = state["free_cpu"].shape
-        m1 = sim.first_stage_mask(state)
         f = state["free_cpu"].reshape(B, 2 * P)
+        pm_min = f.reshape(B, P, 2).amin(-1).repeat_interleave(2, 1)  # [B, S]
         own = sim.own_slot(state)
         other = f.gather(1, (own + 1).clamp(max=2 * P - 1))
         own_free = torch.where(state["vm_double"], torch.minimum(f.gather(1, own), other), f.gather(1, own))
-        score = torch.where(m1, own_free * 1e4 + state["vm_cpu"], torch.full_like(own_free, -torch.inf))
+        fit = sim.kind_fit(state)  # [B, K, S]
+        load = torch.where(state["kind_double"][..., None], pm_min[:, None], f[:, None])  # free CPU of a slot
+        val = torch.where(fit, load, torch.full_like(load, torch.inf))
+        best, slot_k = val.min(-1)  # the fullest fitting slot of each kind
+        best_v, slot_v = best.gather(1, state["vm_kind"]), slot_k.gather(1, state["vm_kind"])
+        ok = state["vm_mask"] & state["vm_movable"] & (best_v < own_free)  # strictly fuller: never its own slot
+        score = torch.where(ok, own_free * 1e4 + state["vm_cpu"], torch.full_like(own_free, -torch.inf))
         vm = score.argmax(1)
-        dest = sim.destination_mask(state, vm)
-        slot_free = torch.minimum(f, f.reshape(B, P, 2).amin(-1).repeat_interleave(2, 1))
-        slot_free = torch.where(state["vm_double"].gather(1, vm[:, None]), slot_free, f)
-        ofree = own_free.gather(1, vm[:, None])
-        ok = dest & (slot_free < ofree)
-        val = torch.where(ok, slot_free, torch.full_like(slot_free, torch.inf))
-        best, slot = val.min(1)
-        move = m1.any(1) & torch.isfinite(best)
-        return torch.stack([torch.where(move, vm, -1), slot], 1)
+        slot = slot_v.gather(1, vm[:, None])[:, 0]
+        return torch.stack([torch.where(ok.any(1), vm, -1), slot], 1)
 
 
 class RandomFeasible:
