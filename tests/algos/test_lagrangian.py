@@ -134,17 +134,17 @@ def test_tsddr_reaches_the_dp_optimum_of_the_toy():
     dp = problem.dp()
     assert dp == pytest.approx(13.75)  # by hand: see ToyReservoir.dp
     opts = {k: f.default for k, f in L.OPTIONS.items()}
-    opts.update(lr=1e-2, batch_size=32, train_scenarios=1024, dev_scenarios=128, max_steps=TOY_STEPS, eval_every=25,
+    opts.update(lr=1e-2, batch_size=32, train_scenarios=1024, dev_scenarios=64, max_steps=TOY_STEPS, eval_every=25,
                 backend="torch")
     torch.manual_seed(0)
     pol = L.build_target_policy(problem, TOY_POLICY, "test")
     pol, curve, info = L.train(problem, pol, opts, SolveContext(progress=False))
-    ev, _ = L.evaluate(problem, pol, problem.sample(512, "test", 0), problem.target_penalty, "torch")
+    ev, _ = L.evaluate(problem, pol, problem.sample(256, "test", 0), problem.target_penalty, "torch")
     assert curve[-1]["dev_cost"] < 0.5 * curve[0]["dev_cost"]
     assert ev.mean < dp * (1 + TOY_MARGIN) + 2 * ev.stderr
 
 
-TOY_STEPS = 150
+TOY_STEPS = 100
 TOY_POLICY = {"kind": "mlp", "hidden": [32, 32]}
 TOY_MARGIN = 0.05
 
