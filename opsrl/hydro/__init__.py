@@ -163,7 +163,10 @@ def record(problem, outcome: SolveOutcome) -> dict[str, Any]:
     """Extra fields of a run record (see the module text); a generic policy is simulated here on the test set."""
     metrics = getattr(outcome, "hydro_metrics", None)
     if metrics is None and outcome.policy is not None and isinstance(problem, Hydro):
-        _, metrics = run_test(problem, problem.test_set(), policy=outcome.policy)
+        # a target policy (TS-DDR, HDPO ...): its stage LPs with the penalty it was evaluated with, if it says
+        pen = outcome.info.get("penalty")
+        pen = float(pen) if isinstance(pen, (int, float)) and not isinstance(pen, bool) and pen > 0 else None
+        _, metrics = run_test(problem, problem.test_set(), policy=outcome.policy, penalty=pen)
     if metrics is None or "thermal_cost" not in metrics:
         return {"thermal_cost": None, "deficit_mwh": None, "spill": None, "target_violation_share": None,
                 **(metrics or {})}

@@ -3,8 +3,8 @@
 A case folder holds ``PowerModels.json`` (the network), ``hydro.json`` (reservoirs and their cascade),
 ``inflows.csv`` (one row per stage, ``H`` blocks of ``S`` scenario columns, reservoir 1's first) and
 optionally ``scenarioprobability.csv`` (one row per inflow row, ``S`` probabilities; without it the scenarios
-are equally likely) and ``_demand.csv`` (per-bus active demand in p.u., one row per stage, read only when a
-problem sets ``demand_file = true``). Units are those of the source (see ``data/hydro/SOURCE.md`` and
+are equally likely) and ``_demand.csv`` (active demand in p.u. per stage, one column per bus number, read only
+when a problem sets ``demand_file = true``). Units are those of the source (see ``data/hydro/SOURCE.md`` and
 ``docs/hydro.md``): volumes in hm3, flows in m3/s, powers in p.u. of ``baseMVA``, generator costs per p.u.
 and hour, ``cost_deficit`` per MWh.
 
@@ -83,7 +83,7 @@ class Case:
     # inflows
     inflow: np.ndarray             # [R, H, S] m3/s
     prob: np.ndarray               # [R, S]
-    demand: np.ndarray | None = None  # [R_d, N] per-bus p.u. (``_demand.csv``), if present
+    demand: np.ndarray | None = None  # [R_d, N] per-bus p.u. from ``_demand.csv`` (with demand_file = true)
     files: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -424,9 +424,16 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
         prob = np.full((R, S), 1.0 / S)
     demand = None
     if demand_file:
-        demand = _csv(de_path, "per-bus demand in p.u. per stage")
-        if demand.shape[1] != len(bus_ids):
-            raise ConfigError(de_path, "columns", f"{demand.shape[1]} columns; one per bus ({len(bus_ids)}) is required")
+        # HydroPowerModels.jl's set_active_demand! (src/IO.jl l. 76-85): a load's pd at stage t is
+        # demand[t, its bus number]; here per bus index, summed over the loads of a bus
+        table_d = _csv(de_path, "active demand in p.u. per stage, one column per bus number")
+        need = max((bus_ids[b] for b in lbus), default=0)
+        if table_d.shape[1] < need:
+            raise ConfigError(de_path, "columns", f"{table_d.shape[1]} columns, but a load sits at bus {need}; "
+                              "columns up to the largest bus number with a load are required")
+        demand = np.zeros((table_d.shape[0], len(bus_ids)))
+        for b in lbus:
+            demand[:, b] += table_d[:, bus_ids[b] - 1]
 
     case = Case(
         name=str(pm.get("name", folder.name)), folder=folder, base_mva=base, cost_deficit=cost_deficit,

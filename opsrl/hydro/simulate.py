@@ -23,7 +23,9 @@ from .model import Hydro
 
 @torch.no_grad()
 def run_test(problem: Hydro, scenarios: Scenarios, policy=None, decider=None, keep: int = 3,
-             per_scenario: bool = False) -> tuple[Evaluation, dict[str, Any]]:
+             per_scenario: bool = False, penalty: float | None = None) -> tuple[Evaluation, dict[str, Any]]:
+    """See the module text; ``penalty`` is the target penalty of a policy's stage LPs (default the problem's)."""
+    P = problem.target_penalty if penalty is None else float(penalty)
     if (policy is None) == (decider is None):
         raise ValueError("run_test needs exactly one of policy or decider")
     if policy is not None and getattr(policy, "training", False):
@@ -43,7 +45,7 @@ def run_test(problem: Hydro, scenarios: Scenarios, policy=None, decider=None, ke
             pen = torch.zeros(n, dtype=torch.float64)
         else:
             base = problem.stage_lp(state, t=t)
-            stage, _ = base.with_target(problem.target_of(state, policy(state, t)), problem.target_penalty)
+            stage, _ = base.with_target(problem.target_of(state, policy(state, t)), P)
             sol = problem.solve_stage(stage)
             n0 = base.lp.shape[1]
             pen = (stage.lp.c[:, n0:] * sol.x[:, n0:]).sum(1).double().cpu()

@@ -24,7 +24,7 @@ def expect(tmp_path, case, file, key, words, **keys):
     with pytest.raises(ConfigError) as e:
         load(tmp_path, case, **keys)
     assert e.value.source.endswith(file), e.value
-    assert e.value.key is not None and e.value.key.startswith(key), e.value
+    assert (e.value.key or "").startswith(key), e.value
     assert words in e.value.message, e.value
 
 
@@ -122,3 +122,12 @@ def test_ar1_option_on_bolivia():
     lag1 = np.mean(z[:, 1:60, h] * z[:, :59, h]) / np.mean(z[:, :59, h] ** 2)
     assert lag1 == pytest.approx(m["phi"][h], abs=0.08)
     assert m["phi"][h] > 0.3  # monthly inflows are persistent
+
+
+def test_demand_file_sets_loads_per_stage(tmp_path):
+    case = tiny_case(tmp_path / "c")
+    (case / "_demand.csv").write_text("0.5\n0.9\n")  # column 1: bus 1; rows cycle over the stages
+    p = load(tmp_path, case, demand_file=True, stages=3, load_scale=2.0)
+    assert [float(p.loads(t)[0]) for t in range(3)] == pytest.approx([1.0, 1.8, 1.0])
+    (case / "_demand.csv").write_text("")
+    expect(tmp_path, case, "_demand.csv", "", "empty", demand_file=True)
