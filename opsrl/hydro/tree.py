@@ -46,7 +46,6 @@ def build_tree(problem: Hydro, stages: list[int], parents: list[int], inflows: n
     blocks = sp.block_diag([A0] * K, format="coo")
     # coupling: the water rows of node i carry -1 x the parent's outgoing volumes
     child = np.array([i for i in range(K) if parents[i] >= 0], dtype=np.int64)
-    H = len(rw)
     r = (child[:, None] * m + rw[None, :]).ravel()
     col = (np.asarray(parents)[child][:, None] * n + cv[None, :]).ravel()
     link = sp.coo_matrix((-np.ones(len(r)), (r, col)), shape=(K * m, K * n))
