@@ -198,7 +198,9 @@ def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None]
     gap = None
     if ref is not None and ref.value != 0 and math.isfinite(ev.mean):
         gap = 100.0 * (ev.mean - ref.value) / abs(ref.value)
-    time_limited = bool(outcome.info.get("time_limited"))
+    time_limited = outcome.info.get("time_limited")
+    if time_limited is None:  # a method that does not say: a learning method with a time limit may have hit it
+        time_limited = bool(method.learns and (scfg["options"].get("time_limit") or 0) > 0)
     record: dict[str, Any] = {
         "problem": prob.name, "solver": cell.solver, "seed": seed, "method": method.name, "family": prob.family,
         "problem_description": getattr(prob, "description", ""),
@@ -214,9 +216,9 @@ def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None]
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if time_limited:
-        record["reproducible_note"] = ("training stopped at its time limit, so the number of steps (and the "
-                                       "result) depends on the machine and its load; set max_steps without "
-                                       "time_limit for a reproducible run")
+        record["reproducible_note"] = ("training stopped (or may have stopped) at its time limit, so the number "
+                                       "of steps (and the result) depends on the machine and its load; set "
+                                       "max_steps without time_limit for a reproducible run")
     if trace and outcome.evaluate is None:
         record["trace"] = recorder.trace()
     elif trace and outcome.policy is not None:  # the family evaluates its policy itself: one more short rollout
