@@ -154,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log = _Progress(verbose=args.verbose) if (args.verbose or (not tty and not args.quiet)) else (lambda m: None)
     prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
                    problem_overrides=_overrides(args.problem_set, "--problem-set"))
+    evaluation = None
     if main_job and limit is None and "time_limit" not in solver_set:
         evaluation = _predict_evaluation(prep)
         limit = min(MAIN_JOB_TRAIN_SECONDS, max(MAIN_JOB_MIN_TRAIN_SECONDS,
@@ -170,9 +171,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if store is not None:
         store.check_writable()  # a locked, foreign, damaged or newer store stops the run before training
     if main_job and not args.json and not args.quiet:
+        predicted = f" (predicted: {evaluation:.0f} s)" if evaluation is not None else ""
         print(f"opsrl: the main job: {solver} on {problem}, training for at most {limit:g} s, then the test "
-              f"evaluation (about {MAIN_JOB_SECONDS / 60:g} minutes in all, longer on a loaded machine); the full "
-              f"run: opsrl run {problem} {solver}", file=sys.stderr, flush=True)
+              f"evaluation{predicted}, about {MAIN_JOB_SECONDS / 60:g} minutes in all; the full run: "
+              f"opsrl run {problem} {solver}", file=sys.stderr, flush=True)
+        if evaluation is not None and limit <= MAIN_JOB_MIN_TRAIN_SECONDS:
+            print(f"opsrl: note: this machine is busy (the test evaluation alone is predicted to take "
+                  f"{evaluation:.0f} s), so training gets only {limit:g} s and the result will be far from what it "
+                  "reaches on a quiet machine; the run will also take longer than planned", file=sys.stderr,
+                  flush=True)
     log(f"training {prep.cell.solver} on {prep.problem.name} (seed {prep.seed})")
     try:
         rec = execute(prep, progress=bars, log=log, stage=log)

@@ -119,7 +119,7 @@ def test_bad_override_names_its_flag(store, capsys, monkeypatch, flag, pair, key
     assert not msg.startswith("opsrl: error: /")  # the flag, not the solver or problem file, is named first
 
 
-@pytest.mark.parametrize("problem", ["jobshop/ft06", "microgrid/synthetic_week" if False else "jobshop/random_15x15"])
+@pytest.mark.parametrize("problem", ["jobshop/ft06", "jobshop/random_15x15"])
 def test_test_scenarios_bounded_in_other_families(store, capsys, monkeypatch, problem):
     refused(run_args(problem, "spt", store, "--problem-set", "test.scenarios=1e12"), store, capsys,
             "--problem-set", "'test.scenarios'", "at most", monkeypatch=monkeypatch)
