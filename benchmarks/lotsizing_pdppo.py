@@ -121,11 +121,13 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
                 mu, sd = y.mean(0), (y.std(0, ddof=1) if len(rs) > 1 else np.zeros(n))
                 ax.plot(x, mu, color=col, label=f"{m.upper()} ({len(rs)} seeds)")
                 ax.fill_between(x, mu - sd, mu + sd, color=col, alpha=0.2)
-            for k, ls in (("mpc", "--"), ("cover_rule", ":"), ("bound", "-.")):
-                v = ref.get(pr, {}).get(k)
-                if v is not None:
-                    ax.axhline(v, color="k", ls=ls, lw=1, label={"mpc": "rolling MIP", "cover_rule": "cover rule",
-                                                                  "bound": "perfect-info bound"}[k])
+            r = ref.get(pr, {})
+            for k, ls, what in (("cover_rule_all_test", ":", "cover rule (100 test scenarios)"),
+                                ("keep", "-", "keep initial setups (first {n})"),
+                                ("mpc", "--", "rolling MIP (first {n})"), ("bound", "-.", "perfect-info bound (first {n})")):
+                if r.get(k) is not None:
+                    n = len(r.get(k.replace("_all_test", "") + "_per_scenario", []))
+                    ax.axhline(r[k], color="k" if k != "keep" else "0.6", ls=ls, lw=1, label=what.format(n=n))
             ax.set_title(f"lotsizing/{pr}: dev cost of the greedy policy")
             ax.set_xlabel("environment steps")
             ax.set_ylabel("episode cost (100 periods)")

@@ -255,4 +255,4 @@ def reference(problem) -> None:
     return None
 
 
-FAMILY = Family("lotsizing", build, METHODS, lambda problem: reference(problem), record, picture)
+FAMILY = Family("lotsizing", build, METHODS, reference, record, picture)

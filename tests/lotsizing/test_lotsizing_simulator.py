@@ -154,3 +154,11 @@ def test_random_initial_state_is_the_authors_reset():
         counts = torch.bincount(setup[:, m] - 1, minlength=p.I).double() / sc.n
         allowed = can[m].double() / can[m].sum()
         assert torch.allclose(counts, allowed, atol=0.04)
+
+
+def test_index_observation_is_the_authors_state_normalised():
+    p = build({"items": 3, "machines": 2, "seed": 5, "observation": "index"}, "x.toml")
+    state = {"inventory": torch.tensor([[50.0, 0.0, 100.0]]),
+             "setup": torch.nn.functional.one_hot(torch.tensor([[3, 0]]), 4).float()}
+    assert p.observe(state).tolist() == [[0.5, 0.0, 1.0, 1.0, 0.0]]
+    assert build({"items": 3, "machines": 2, "seed": 5}, "x.toml").observe(state).shape == (1, 3 + 2 * 4)
