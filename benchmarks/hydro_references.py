@@ -70,6 +70,11 @@ def case3(a) -> dict:
     t0 = time.perf_counter()
     per["hindsight"] = hindsight(p, sc)
     out["hindsight_bound"] = {**ci(per["hindsight"]), "seconds": time.perf_counter() - t0}
+    stored = json.loads(REFERENCES.read_text()) if REFERENCES.is_file() else {}
+    stored[p.name] = {"fingerprint": fingerprint(p), "sdp_optimum": sdp.optimum, "sdp_points": len(sdp.grid),
+                      "sdp_source": f"stochastic DP on {len(sdp.grid)} volumes (HiGHS stage LPs; stored by "
+                                    "benchmarks/hydro_references.py)"}
+    REFERENCES.write_text(json.dumps(stored, indent=1) + "\n")
     # paired on the same scenarios (common random numbers): what a 1% comparison with the SDP policy resolves
     out["paired_against_sdp_policy"] = {k: ci(per[k] - per["sdp"]) for k in ("sddp", "myopic", "hindsight")}
     return out

@@ -103,7 +103,10 @@ class CutPolicy:
             stage.lp.c[:, p.cols["volume"]] -= self.tie_value
         cuts = self.cuts[t] if self.cuts is not None and t < p.periods - 1 else None
         stage = with_future(p, stage, cuts)
-        return stage, _solve(p, stage)
+        sol = _solve(p, stage)
+        if self.tie_value and t < p.periods - 1:  # the returned LP states the true costs again
+            stage.lp.c[:, p.cols["volume"]] += self.tie_value
+        return stage, sol
 
 
 def _scenario_states(problem: Hydro, v: np.ndarray, t: int) -> tuple[dict, np.ndarray]:

@@ -89,3 +89,13 @@ def test_warm_batch_equals_plain_highs():
     assert a.optimal and b.optimal
     assert torch.allclose(a.value, b.value, rtol=1e-9, atol=1e-7)
     assert torch.allclose(stage.state_gradient(a), stage.state_gradient(b), rtol=1e-6, atol=1e-6)
+
+
+def test_stored_case3_optimum_is_the_sdp_of_this_code(case3, sdp109):
+    """The family reference of case3 (stored by benchmarks/hydro_references.py) agrees with a fresh, coarser SDP
+    (whose grid error is about 1.3e-4), so a change of the model cannot leave a stale stored optimum."""
+    from opsrl.hydro import reference
+
+    ref = reference(load_problem("hydro/case3"))
+    assert ref.kind == "optimum"
+    assert ref.value <= sdp109.optimum <= ref.value * (1 + 3e-4)
