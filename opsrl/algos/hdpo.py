@@ -130,13 +130,22 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
         step_seconds = elapsed - step_started
         out_of_time = bool(limit) and elapsed + step_seconds + eval_seconds >= limit
         if step % o["eval_every"] == 0 or step == o["max_steps"] or out_of_time:
+            on = dev_set
+            left = limit - elapsed if limit else math.inf
+            if out_of_time and not curve and eval_seconds > left:
+                # the first evaluation, and no time for all of it (a busy machine): the first scenarios of the
+                # dev set, as many as the time left allows (at least 32), so that the limit still holds
+                m = max(32, min(dev_set.n, int(dev_set.n * max(left, 0.0) / eval_seconds)))
+                on = dev_set.select(slice(0, m))
             t_eval = time.perf_counter()
-            ev = evaluate(problem, policy, dev_set, shield=shield)
-            eval_seconds = time.perf_counter() - t_eval
+            ev = evaluate(problem, policy, on, shield=shield)
+            eval_seconds = (time.perf_counter() - t_eval) * dev_set.n / on.n
             entry = {"step": step, "seconds": time.perf_counter() - t0, "batch_size": batch,
                      "lr": opt.param_groups[0]["lr"],
                      "train_loss": sum(losses) / len(losses), "dev_cost": ev.mean, "dev_stderr": ev.stderr,
                      "restarts": restarts}
+            if on is not dev_set:
+                entry["dev_scenarios"] = on.n
             curve.append(entry)
             losses = []
             if ev.mean < best:

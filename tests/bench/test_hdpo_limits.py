@@ -50,9 +50,9 @@ class FakeClock:
             self.t += 1.0 if periods is None else 3.0 * periods / dev_periods
             return real_rollout(problem, policy, scenarios, periods=periods, **kw)
 
-        def evaluate(*a, **kw):
-            self.t += 3.0
-            return real_evaluate(*a, **kw)
+        def evaluate(problem, policy, scenarios, **kw):
+            self.t += 3.0 * scenarios.n / SHORT["dev_scenarios"]
+            return real_evaluate(problem, policy, scenarios, **kw)
 
         monkeypatch.setattr(hdpo, "rollout", rollout)
         monkeypatch.setattr(hdpo, "evaluate", evaluate)
@@ -81,3 +81,19 @@ def test_time_limit_holds_evaluations_included_and_is_recorded(monkeypatch):
     rec = execute(prep, progress=False, trace=False)
     assert rec["info"]["time_limited"] is False and rec["reproducible"] is True
     assert rec["info"]["steps"] == 3
+
+
+def test_time_limit_shorter_than_one_evaluation_evaluates_what_fits(monkeypatch):
+    """A busy machine: a dev evaluation takes 3 s (the probe, 10 of its 150 periods, 0.2 s, predicts it), a
+    step 1 s, the limit is 3.2 s. After the probe and one step (1.2 s) there are 2 s left: the only
+    evaluation uses the first floor(256 * 2 / 3) = 170 dev scenarios and ends at 1.2 + 3 * 170 / 256 s."""
+    import opsrl.algos.hdpo as hdpo
+
+    FakeClock(hdpo, monkeypatch, SHORT["dev_periods"])
+    prep = prepare(P4, "hdpo_mlp", seed=0, problem_overrides=PSET,
+                   solver_overrides={**SHORT, "max_steps": 1000, "time_limit": 3.2})
+    rec = execute(prep, progress=False, trace=False)
+    (entry,) = rec["curve"]
+    assert entry["step"] == 1 and entry["dev_scenarios"] == 170
+    assert entry["seconds"] == pytest.approx(1.2 + 3 * 170 / 256) and entry["seconds"] <= 3.2
+    assert rec["info"]["time_limited"] is True and rec["reproducible"] is False
