@@ -151,7 +151,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     limit = args.time_limit
     tty = sys.stderr.isatty()
     bars = not args.quiet and (tty or args.progress)
-    log = _Progress(verbose=args.verbose) if (args.verbose or (not tty and not args.quiet)) else (lambda m: None)
     prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
                    problem_overrides=_overrides(args.problem_set, "--problem-set"))
     evaluation = None
@@ -180,6 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{evaluation:.0f} s), so training gets only {limit:g} s and the result will be far from what it "
                   "reaches on a quiet machine; the run will also take longer than planned", file=sys.stderr,
                   flush=True)
+    log = _Progress(verbose=args.verbose) if (args.verbose or (not tty and not args.quiet)) else (lambda m: None)
     log(f"training {prep.cell.solver} on {prep.problem.name} (seed {prep.seed})")
     try:
         rec = execute(prep, progress=bars, log=log, stage=log)
