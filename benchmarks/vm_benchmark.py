@@ -252,6 +252,27 @@ def cmd_large(a):
     cmd_fr(args)
 
 
+def cmd_table(a):
+    """Markdown tables of the stored results."""
+    f = RESULTS / a.file
+    data = json.loads(f.read_text())
+    names = []
+    for v in data.values():
+        names += [k for k, x in v.items() if isinstance(x, dict) and "fr" in x and k not in names]
+    print("| MNL | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for key, v in data.items():
+        cells = []
+        for n in names:
+            x = v.get(n)
+            if not x:
+                cells.append("")
+                continue
+            t = x.get("seconds_per_snapshot")
+            cells.append(f"{x['fr']:.4f}" + (f" ({t:.2f} s)" if t else ""))
+        print(f"| {key[3:]} | " + " | ".join(cells) + " |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -278,13 +299,15 @@ def main(argv=None):
     t.add_argument("--numpy-snapshots", type=int, default=2)
     l = sub.add_parser("large", parents=[common])
     l.add_argument("--mnl-large", type=int, default=50)
+    tb = sub.add_parser("table")
+    tb.add_argument("--file", default="vm_fr_medium.json")
     a = ap.parse_args(argv)
     if a.cmd == "drift" and a.cpsat_seconds is None:
         a.cpsat_seconds = [5.0, 20.0, 60.0]
     elif a.cmd == "drift" and not isinstance(a.cpsat_seconds, list):
         a.cpsat_seconds = [a.cpsat_seconds]
     torch.set_num_threads(1)
-    {"fr": cmd_fr, "drift": cmd_drift, "throughput": cmd_throughput, "large": cmd_large}[a.cmd](a)
+    {"fr": cmd_fr, "drift": cmd_drift, "throughput": cmd_throughput, "large": cmd_large, "table": cmd_table}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -70,9 +70,9 @@ def test_shipped_policy_plans_are_valid():
 
     if not pol.WEIGHTS.is_file():
         pytest.skip("no shipped weights yet")
-    p = build({"generator": "medium", "pms": 40, "vms": 300, "mnl": 10}, "<test>")
+    p = build({"generator": "medium", "pms": 20, "vms": 140, "mnl": 5}, "<test>")
     ac = pol.load(p)
-    sc = p.sample(3, "test", 0)
+    sc = p.sample(2, "test", 0)
     s0 = p.initial_state(sc)
     for final in (pol.plan(p, ac, sc), pol.best_of(p, ac, sc, 4)):
         # replaying the recorded plan on the snapshot applies every move (each allowed at its turn)
