@@ -43,6 +43,8 @@ def silence_banner() -> None:
 
 
 _SILENCED = False
+_ATTEMPTS = ({}, {}, {"presolve": "off"}, {"solver": "ipm"})
+_DEFAULTS = {"presolve": "choose", "solver": "choose"}
 
 
 def _inf(a: np.ndarray, inf: float) -> np.ndarray:
@@ -89,17 +91,25 @@ def solve_warm(lp: LP, threads: int = 1) -> LPSolution:
             d = np.nonzero(c[b] != c[b - 1])[0]
             if len(d):
                 h.changeColsCost(len(d), d.astype(np.int32), c[b, d])
-        for attempt in range(2):
+        # warm; then from scratch; then without presolve (HiGHS 1.16 reports "Solve error" on a few badly scaled
+        # LPs with many cuts, which solve without presolve); then the interior-point method
+        for attempt, opts in enumerate(_ATTEMPTS):
+            for k, v in opts.items():
+                h.setOptionValue(k, v)
             h.run()
             st = h.modelStatusToString(h.getModelStatus())
+            for k in opts:
+                h.setOptionValue(k, _DEFAULTS[k])
             if st == "Optimal":
                 sol = h.getSolution()
                 x, y = np.asarray(sol.col_value), np.asarray(sol.row_dual)
                 z = c[b] - A_np.T @ y  # reduced costs of the intended LP, not HiGHS's internal copy
                 val = h.getInfo().objective_function_value
-                if attempt == 1 or _certified(val, y, z, lo[b], hi[b], lb[b], ub[b], inf):  # a cold solve is HiGHS's word
+                if attempt > 0 or _certified(val, y, z, lo[b], hi[b], lb[b], ub[b], inf):  # a cold solve is HiGHS's word
                     break
                 st = "Not certified"  # a warm start that stopped short: once more from scratch
+            elif st in ("Infeasible", "Unbounded"):
+                break
             h.clearSolver()
             stats["cold"] += 1
         status.append(_HIGHS_STATUS.get(st, st.lower().replace(" ", "_")))
