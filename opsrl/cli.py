@@ -30,6 +30,10 @@ DEFAULT_SOLVER = "hdpo_mlp"
 MAIN_JOB_SECONDS = 120.0
 MAIN_JOB_MIN_TRAIN_SECONDS = 20.0
 MAIN_JOB_TRAIN_SECONDS = 90.0  # at most
+# on a busy machine the main job evaluates on fewer test scenarios (at least MAIN_JOB_MIN_TEST), so that
+# the evaluation takes about MAIN_JOB_EVAL_SECONDS; the full run always uses the whole test split
+MAIN_JOB_EVAL_SECONDS = 40.0
+MAIN_JOB_MIN_TEST = 1024
 PROGRESS_EVERY = 10.0  # seconds between one-line progress messages when stderr is not a terminal
 
 
@@ -153,9 +157,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     bars = not args.quiet and (tty or args.progress)
     prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
                    problem_overrides=_overrides(args.problem_set, "--problem-set"))
-    evaluation = None
+    evaluation, problem_set, fewer = None, _overrides(args.problem_set, "--problem-set"), None
     if main_job and limit is None and "time_limit" not in solver_set:
         evaluation = _predict_evaluation(prep)
+        n_test = int(prep.problem.test_scenarios)
+        if evaluation > MAIN_JOB_EVAL_SECONDS and n_test > MAIN_JOB_MIN_TEST and "test.scenarios" not in problem_set:
+            k = max(MAIN_JOB_MIN_TEST, 2 ** int(math.log2(n_test * MAIN_JOB_EVAL_SECONDS / evaluation)))
+            if k < n_test:  # a busy machine: fewer test scenarios, said in the output and kept in the record
+                fewer = (k, n_test, evaluation)
+                problem_set = {**problem_set, "test.scenarios": k}
+                evaluation *= k / n_test
+                prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
+                               problem_overrides=problem_set)
         limit = min(MAIN_JOB_TRAIN_SECONDS, max(MAIN_JOB_MIN_TRAIN_SECONDS,
                                                 MAIN_JOB_SECONDS - (time.monotonic() - started) - 1.2 * evaluation))
         limit = float(f"{limit:.0f}")
@@ -165,7 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.time_limit is not None or "time_limit" not in solver_set:
             solver_set = {**solver_set, "time_limit": float(limit)}
             prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
-                           problem_overrides=_overrides(args.problem_set, "--problem-set"))
+                           problem_overrides=problem_set)
     store = None if args.no_store else ResultsStore(args.store, timeout=args.lock_timeout)
     if store is not None:
         store.check_writable()  # a locked, foreign, damaged or newer store stops the run before training
@@ -174,6 +187,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"opsrl: the main job: {solver} on {problem}, training for at most {limit:g} s, then the test "
               f"evaluation{predicted}, about {MAIN_JOB_SECONDS / 60:g} minutes in all; the full run: "
               f"opsrl run {problem} {solver}", file=sys.stderr, flush=True)
+        if fewer is not None:
+            print(f"opsrl: note: this machine is busy (all {fewer[1]} test scenarios would take about {fewer[2]:.0f} s "
+                  f"to evaluate): the main job evaluates on {fewer[0]} of them (the full run uses all)",
+                  file=sys.stderr, flush=True)
         if evaluation is not None and limit <= MAIN_JOB_MIN_TRAIN_SECONDS:
             print(f"opsrl: note: this machine is busy (the test evaluation alone is predicted to take "
                   f"{evaluation:.0f} s), so training gets only {limit:g} s and the result will be far from what it "
@@ -453,10 +470,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train (if the solver learns) and evaluate one solver on one problem",
                        description=f"With no problem and no solver: the main job, {DEFAULT_SOLVER} on "
-                       f"{DEFAULT_PROBLEM} with a training budget that makes the run take about {MAIN_JOB_SECONDS:g} s "
-                       "in all (the time left after the test evaluation, which is predicted from a few periods of "
-                       f"it; {MAIN_JOB_MIN_TRAIN_SECONDS:g} to {MAIN_JOB_TRAIN_SECONDS:g} s); name them for the "
-                       "full run.")
+                       f"{DEFAULT_PROBLEM}, planned to take about {MAIN_JOB_SECONDS:g} s in all: the test evaluation "
+                       "is predicted from a few periods of it (on a busy machine it uses fewer test scenarios) and "
+                       f"training gets the time left ({MAIN_JOB_MIN_TRAIN_SECONDS:g} to {MAIN_JOB_TRAIN_SECONDS:g} "
+                       "s); name them for the full run.")
     r.add_argument("problem", nargs="?", default=None, help=f"problem file or bundled name (default {DEFAULT_PROBLEM})")
     r.add_argument("solver", nargs="?", default=None, help=f"solver file or bundled name (default {DEFAULT_SOLVER})")
     r.add_argument("--seed", type=_seed, default=0, help="an integer from 0 to 2**63 - 1 (default 0)")

@@ -129,3 +129,28 @@ def test_registry_reads_installed_copies_without_a_source_tree(tmp_path, monkeyp
     assert list(registry.bundled("problems")) == ["fam/p"] and list(registry.bundled("sweeps")) == ["s"]
     monkeypatch.setattr(registry, "__file__", str(tmp_path / "nothing" / "opsrl" / "registry.py"))
     assert registry.roots() == []
+
+
+@pytest.mark.parametrize("predicted, scenarios, limit", [
+    (26.0, 8192, 89.0),     # quiet: all test scenarios; training gets 120 - 1.2 * 26 = 88.8 s
+    (175.0, 1024, 90.0),    # busy: 2**floor(log2(8192 * 40 / 175)) = 1024 scenarios, 120 - 1.2 * 21.9 -> at most 90
+    (2000.0, 1024, 20.0),   # very busy: at least 1024 scenarios (250 s predicted), training its minimum of 20 s
+])
+def test_main_job_plans_its_two_minutes(monkeypatch, capsys, predicted, scenarios, limit):
+    seen = {}
+    monkeypatch.setattr(cli, "_predict_evaluation", lambda prep: predicted)
+    monkeypatch.setattr(cli.time, "monotonic", lambda: 0.0)
+
+    def fake_execute(prep, **kw):
+        seen["prep"] = prep
+        return {"problem": prep.problem.name}
+
+    monkeypatch.setattr("opsrl.bench.runner.execute", fake_execute)
+    assert cli.main(["run", "--no-store", "--json"]) == 0
+    prep = seen["prep"]
+    assert prep.problem.name == cli.DEFAULT_PROBLEM and prep.solver_name == cli.DEFAULT_SOLVER
+    assert prep.problem.test_scenarios == scenarios
+    assert prep.config["options"]["time_limit"] == limit
+    # naming them is the full run: no time limit, the whole test split
+    assert cli.main(["run", cli.DEFAULT_PROBLEM, cli.DEFAULT_SOLVER, "--no-store", "--json"]) == 0
+    assert seen["prep"].config["options"]["time_limit"] == 0.0 and seen["prep"].problem.test_scenarios == 8192
