@@ -99,3 +99,35 @@ def test_stored_case3_optimum_is_the_sdp_of_this_code(case3, sdp109):
     ref = reference(load_problem("hydro/case3"))
     assert ref.kind == "optimum"
     assert ref.value <= sdp109.optimum <= ref.value * (1 + 3e-4)
+
+
+def test_warm_batch_survives_a_highs_solve_error():
+    """A bolivia stage LP with 20 SDDP cuts (saved from a forward pass) on which HiGHS 1.16 with default options
+    reports "Solve error"; the family's batch solver falls back to no presolve and agrees with the interior-point
+    method and with GLOP."""
+    from pathlib import Path
+
+    from ortools.linear_solver import pywraplp
+
+    from opsrl.core.lp import LP
+
+    d = np.load(Path(__file__).parent / "data" / "bolivia_cut_lp.npz")
+    A = np.zeros(tuple(d["shape"]))
+    A[d["rows"], d["cols"]] = d["vals"]
+    t = lambda a: torch.as_tensor(a, dtype=D)
+    lp = LP(t(d["c"]), t(A), t(d["lo"]), t(d["hi"]), t(d["lb"]), t(d["ub"]), t(d["const"]))
+    sol = solve_warm(lp)
+    assert sol.optimal
+    s = pywraplp.Solver.CreateSolver("GLOP")
+    inf = s.infinity()
+    fx = lambda v: inf if v == np.inf else (-inf if v == -np.inf else float(v))
+    x = [s.NumVar(fx(l), fx(u), "") for l, u in zip(d["lb"][0], d["ub"][0])]
+    for i in range(A.shape[0]):
+        row = s.Constraint(fx(d["lo"][0, i]), fx(d["hi"][0, i]))
+        for j in np.nonzero(A[i])[0]:
+            row.SetCoefficient(x[j], float(A[i, j]))
+    for j in np.nonzero(d["c"][0])[0]:
+        s.Objective().SetCoefficient(x[j], float(d["c"][0, j]))
+    s.Objective().SetMinimization()
+    assert s.Solve() == pywraplp.Solver.OPTIMAL
+    assert sol.value.item() == pytest.approx(s.Objective().Value() + float(d["const"][0]), rel=1e-8)
