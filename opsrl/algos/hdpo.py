@@ -65,6 +65,11 @@ OPTIONS = {
 }
 
 
+# predicted evaluation times are taken this much longer in the time-limit decisions: on a loaded machine an
+# evaluation can take longer than the probe (or the previous evaluation) said
+EVAL_MARGIN = 1.5
+
+
 def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any], ctx: SolveContext,
           shield: Shield | None = None) -> tuple[torch.nn.Module, list[dict[str, float]]]:
     """Train ``policy`` in place by HDPO; returns it with its best-on-dev parameters, and the curve."""
@@ -107,7 +112,7 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
         ctx.log(f"step 0 (imitation of {o['imitate']}, mse {info['imitation_mse']:.4g}): dev {ev.mean:.4f}")
     policy.train()
     for step in range(1, o["max_steps"] + 1):
-        if limit and curve and time.perf_counter() - t0 + eval_seconds >= limit:  # no time for another step
+        if limit and curve and time.perf_counter() - t0 + EVAL_MARGIN * eval_seconds >= limit:  # no time left
             time_limited = True
             break
         if o["lr_warmup"] and step - warm_from <= o["lr_warmup"]:  # a linear ramp (again after a restart)
@@ -128,14 +133,14 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
         # probe above, predicts) is made when the next step would leave no time for it
         elapsed = time.perf_counter() - t0
         step_seconds = elapsed - step_started
-        out_of_time = bool(limit) and elapsed + step_seconds + eval_seconds >= limit
+        out_of_time = bool(limit) and elapsed + step_seconds + EVAL_MARGIN * eval_seconds >= limit
         if step % o["eval_every"] == 0 or step == o["max_steps"] or out_of_time:
             on = dev_set
             left = limit - elapsed if limit else math.inf
-            if out_of_time and not curve and eval_seconds > left:
+            if out_of_time and not curve and EVAL_MARGIN * eval_seconds > left:
                 # the first evaluation, and no time for all of it (a busy machine): the first scenarios of the
                 # dev set, as many as the time left allows (at least 32), so that the limit still holds
-                m = max(32, min(dev_set.n, int(dev_set.n * max(left, 0.0) / eval_seconds)))
+                m = max(32, min(dev_set.n, int(dev_set.n * max(left, 0.0) / (EVAL_MARGIN * eval_seconds))))
                 on = dev_set.select(slice(0, m))
             t_eval = time.perf_counter()
             ev = evaluate(problem, policy, on, shield=shield)
