@@ -131,7 +131,7 @@ def main() -> None:
     res["wall_seconds"] = time.perf_counter() - t0
     path = Path(args.out)
     data = json.loads(path.read_text()) if path.exists() else {}
-    data[args.only] = res
+    data[args.only] = {**data.get(args.only, {}), **res}  # a run of some rules keeps the others' entries
     path.write_text(json.dumps(data, indent=1))
     print(f"wrote {path} ({res['wall_seconds']:.0f} s)")
 
