@@ -53,7 +53,7 @@ def main() -> None:
                 continue
             parts.setdefault(r["name"], []).append((first, days, r))
     for name, got in parts.items():
-        cover = sorted(range(f, f + n) for f, n, _ in got)
+        cover = [range(f, f + n) for f, n, _ in got]
         days = [x for rg in cover for x in rg]
         if sorted(days) != list(range(32)):
             print(f"# {name}: measured on test days {sorted(days)[:3]}... ({len(days)}), not the 32: skipped")
