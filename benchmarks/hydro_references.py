@@ -9,8 +9,8 @@ the speed of HiGHS on the stage LP.
   the myopic rule and the hindsight bound on the same scenarios. The bound is also stored in
   ``opsrl/hydro/data/references.json`` (with the problem's configuration), where the family's ``reference``
   reads it.
-* stage LPs per second with HiGHS (``opsrl.core.lp.solve``: a fresh model per LP; the family's warm batch
-  solver, ``opsrl.hydro.highs.solve_warm``) at batch 1, 64 and 1024, for both cases.
+* stage LPs per second with HiGHS (``opsrl.core.lp.solve`` with ``warm=False``: a fresh model per LP; the warm batch
+  solver, ``opsrl.core.lp.solve_highs`` with ``warm=True``) at batch 1, 64 and 1024, for both cases.
 
 One thread. ``python benchmarks/hydro_references.py`` (about 12 minutes on one core of the build machine);
 ``--only speed`` / ``--only case3`` / ``--only bolivia`` run one part, and update the others' entries in --out.
@@ -29,7 +29,6 @@ import torch
 
 from opsrl.core.lp import solve
 from opsrl.hydro import REFERENCES, fingerprint
-from opsrl.hydro.highs import solve_warm
 from opsrl.hydro.sddp import CutPolicy, solve_sdp, train_sddp
 from opsrl.hydro.simulate import run_test
 from opsrl.hydro.tree import hindsight
@@ -125,7 +124,7 @@ def speed(a) -> dict:
         for B in (1, 64, 1024):
             sub = {k: v[:B] for k, v in st.items()}
             lp = p.stage_lp(sub).lp
-            for label, fn in (("highs", solve), ("highs_warm", solve_warm)):
+            for label, fn in (("highs", lambda lp: solve(lp, warm=False)), ("highs_warm", solve)):
                 reps = max(1, 256 // B)
                 t0 = time.perf_counter()
                 for _ in range(reps):

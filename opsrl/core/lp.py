@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-__all__ = ["LP", "LPSolution", "StageLP", "solve", "BACKENDS"]
+__all__ = ["LP", "LPSolution", "StageLP", "solve", "solve_highs", "silence_banner", "BACKENDS"]
 
 BACKENDS = ("highs", "torch")
 
@@ -193,58 +193,143 @@ def solve(lp: LP, backend: str = "highs", **options) -> LPSolution:
 _HIGHS_STATUS = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unbounded",
                  "Primal infeasible or unbounded": "infeasible_or_unbounded",
                  "Iteration limit reached": "iteration_limit", "Time limit reached": "time_limit"}
+# tried in turn until HiGHS reports an optimum it can stand behind: as set up (warm from the previous batch row's
+# basis where the matrix is shared), from scratch, without presolve (HiGHS 1.16 reports "Solve error" on a few badly
+# scaled LPs with many cuts, which solve without presolve), and by the interior-point method
+_ATTEMPTS = ({}, {}, {"presolve": "off"}, {"solver": "ipm"})
+_DEFAULTS = {"presolve": "choose", "solver": "choose"}
+_SILENCED = False
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1) -> LPSolution:
-    """HiGHS (dual simplex) per batch row, on the CPU; results on the LP's device and dtype."""
+def silence_banner() -> None:
+    """HiGHS prints its banner on stdout when a process makes its first ``Highs`` object, which would break
+    ``opsrl run --json``; make that first one with stdout sent to /dev/null (later ones print nothing)."""
+    global _SILENCED
+    if _SILENCED:
+        return
+    _SILENCED = True
+    import os
+    import sys
+
     import highspy
 
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1, warm: bool = True) -> LPSolution:
+    """HiGHS (simplex) per batch row, on the CPU; results on the LP's device and dtype.
+
+    Where the batch shares its matrix (``A`` ``[m, n]``) the model is passed once, and each next row changes only
+    the bounds and costs that differ and re-solves from the previous basis (``warm``), which is several times
+    faster on the many LPs of a DP grid, an SDDP pass or a batch of scenarios. A warm answer is kept only when its
+    duals certify it (sign-feasible, dual objective equal to the value): HiGHS's warm starts after bound changes
+    occasionally stop on a feasible, non-optimal basis and report it optimal; such a row is solved again from
+    scratch. Reduced costs are ``c - A^T y`` of the stated LP.
+    """
+    import highspy
+
+    silence_banner()
     B = lp.batch
     m, n = lp.shape
-    c, lo, hi, lb, ub = _np(lp.c), _np(lp.row_lo), _np(lp.row_hi), _np(lp.lb), _np(lp.ub)
+    inf = highspy.kHighsInf
+    fin = lambda a: np.where(np.isposinf(a), inf, np.where(np.isneginf(a), -inf, a))  # noqa: E731
+    c = _np(lp.c)
+    lo, hi, lb, ub = fin(_np(lp.row_lo)), fin(_np(lp.row_hi)), fin(_np(lp.lb)), fin(_np(lp.ub))
     A_all = _np(lp.A)
-    X, Y, Z, V = np.zeros((B, n)), np.zeros((B, m)), np.zeros((B, n)), np.full(B, np.nan)
-    status: list[str] = []
+    shared = A_all.ndim == 2
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", int(threads))
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
-    inf = highspy.kHighsInf
-    shared = A_all.ndim == 2
-    csc = _csc(A_all) if shared else None
+    X, Y, Z, V = np.zeros((B, n)), np.zeros((B, m)), np.zeros((B, n)), np.full(B, np.nan)
+    status: list[str] = []
+    stats = {"cold": 0}
     for b in range(B):
-        start, index, value = csc if shared else _csc(A_all[b])
-        model = highspy.HighsLp()
-        model.num_col_, model.num_row_ = n, m
-        model.col_cost_ = c[b]
-        model.col_lower_ = np.where(np.isinf(lb[b]), -inf, lb[b])
-        model.col_upper_ = np.where(np.isinf(ub[b]), inf, ub[b])
-        model.row_lower_ = np.where(np.isinf(lo[b]), -inf, lo[b])
-        model.row_upper_ = np.where(np.isinf(hi[b]), inf, hi[b])
-        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        model.a_matrix_.start_ = start
-        model.a_matrix_.index_ = index
-        model.a_matrix_.value_ = value
-        h.clearModel()
-        h.passModel(model)
-        h.run()
-        st = h.modelStatusToString(h.getModelStatus())
+        A = A_all if shared else A_all[b]
+        if b == 0 or not shared or not warm:
+            h.clearModel()
+            h.passModel(_highs_model(highspy, A, c[b], lo[b], hi[b], lb[b], ub[b]))
+        else:
+            _change(h, lo, hi, b, rows=True)
+            _change(h, lb, ub, b, rows=False)
+            d = np.nonzero(c[b] != c[b - 1])[0]
+            if len(d):
+                h.changeColsCost(len(d), d.astype(np.int32), c[b, d])
+        warm_row = shared and warm and b > 0
+        st = "Not solved"
+        for attempt, opts in enumerate(_ATTEMPTS):
+            for k, v in opts.items():
+                h.setOptionValue(k, v)
+            h.run()
+            st = h.modelStatusToString(h.getModelStatus())
+            for k in opts:
+                h.setOptionValue(k, _DEFAULTS[k])
+            if st == "Optimal":
+                sol = h.getSolution()
+                x, y = np.asarray(sol.col_value), np.asarray(sol.row_dual)
+                z = c[b] - A.T @ y
+                val = h.getInfo().objective_function_value
+                if not warm_row or attempt > 0 or _certified(val, y, z, lo[b], hi[b], lb[b], ub[b], inf):
+                    break
+                st = "Not certified"  # a warm start that stopped short: once more from scratch
+            elif st in ("Infeasible", "Unbounded"):
+                break
+            h.clearSolver()
+            stats["cold"] += 1
         status.append(_HIGHS_STATUS.get(st, st.lower().replace(" ", "_")))
         if status[-1] == "optimal":
-            sol = h.getSolution()
-            X[b] = sol.col_value
-            Y[b] = sol.row_dual
-            Z[b] = sol.col_dual
-            V[b] = h.getInfo().objective_function_value
+            X[b], Y[b], Z[b], V[b] = x, y, z, val
     const = _np(lp.const) if lp.const is not None else 0.0
     like = dict(dtype=lp.c.dtype, device=lp.c.device)
     return LPSolution(torch.as_tensor(X, **like), torch.as_tensor(V + const, **like), torch.as_tensor(Y, **like),
-                      torch.as_tensor(Z, **like), status, {"backend": "highs"})
+                      torch.as_tensor(Z, **like), status, {"backend": "highs", "warm": warm and shared, **stats})
+
+
+def _highs_model(highspy, A: np.ndarray, c, lo, hi, lb, ub):
+    start, index, value = _csc(A)
+    model = highspy.HighsLp()
+    model.num_col_, model.num_row_ = A.shape[1], A.shape[0]
+    model.col_cost_, model.col_lower_, model.col_upper_ = c, lb, ub
+    model.row_lower_, model.row_upper_ = lo, hi
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = start, index, value
+    return model
+
+
+def _change(h, lo: np.ndarray, hi: np.ndarray, b: int, rows: bool) -> None:
+    """Pass to HiGHS the row (or column) bounds of batch row ``b`` that differ from row ``b - 1``."""
+    d = np.nonzero((lo[b] != lo[b - 1]) | (hi[b] != hi[b - 1]))[0]
+    if len(d):
+        (h.changeRowsBounds if rows else h.changeColsBounds)(len(d), d.astype(np.int32), lo[b, d], hi[b, d])
+
+
+def _certified(value: float, y: np.ndarray, z: np.ndarray, lo, hi, lb, ub, inf: float, rtol: float = 1e-7) -> bool:
+    """Whether the duals prove ``value`` optimal: they are sign-feasible (a positive dual sits on a finite lower
+    bound, a negative one on a finite upper bound) and the dual objective equals ``value``."""
+    tol = 1e-7 * max(1.0, float(np.abs(y).max(initial=0.0)), float(np.abs(z).max(initial=0.0)))
+    if np.any((y > tol) & (lo <= -inf)) or np.any((y < -tol) & (hi >= inf)):
+        return False
+    if np.any((z > tol) & (lb <= -inf)) or np.any((z < -tol) & (ub >= inf)):
+        return False
+    fin = lambda a: np.where(np.abs(a) >= inf, 0.0, a)  # noqa: E731
+    dual = (np.where(y > 0, y * fin(lo), y * fin(hi)).sum() + np.where(z > 0, z * fin(lb), z * fin(ub)).sum())
+    return abs(dual - value) <= rtol * max(1.0, abs(value)) + 1e-7
 
 
 def _csc(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

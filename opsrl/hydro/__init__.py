@@ -1,7 +1,7 @@
 """Hydro-thermal dispatch (long-term, DC network): the stage LP of the TS-DDR contract, SDP and SDDP references.
 
 Read in this order: :mod:`.cases` (reading and checking a case folder), :mod:`.model` (the problem and its
-stage LP), :mod:`.highs` (HiGHS on batches sharing a matrix), :mod:`.sddp` (SDDP, grid SDP, the cut policy),
+stage LP), :mod:`.sddp` (SDDP, grid SDP, the cut policy),
 :mod:`.tree` (hindsight and extensive-form LPs), :mod:`.simulate` (closed-loop test runs), :mod:`.plots`.
 
 Methods of this family (beside the generic ones, and TS-DDR, which read the contract):
@@ -30,7 +30,6 @@ import torch
 
 from ..core import ConfigError, Family, Field, Method, Reference, SolveContext, SolveOutcome, summarize
 from ..core.config import size
-from .highs import silence_banner
 from .model import Hydro, build
 from .plots import picture
 from .sddp import CutPolicy, solve_sdp, train_sddp
@@ -189,6 +188,5 @@ METHODS = {m.name: m for m in (
     Method("myopic", _fit_myopic, {}, description="each stage's LP with no value on stored water"),
 )}
 
-silence_banner()  # before anything of this process makes a HiGHS model (see .highs)
 
 FAMILY = Family("hydro", build, METHODS, reference, record, picture)

@@ -229,13 +229,8 @@ class Hydro(Problem):
         return lo + action.to(lo).clamp(0.0, 1.0) * (hi - lo)
 
     def solve_stage(self, stage: StageLP, backend: str = "highs") -> LPSolution:
-        """Solve a stage LP (HiGHS: one warm model across the batch, see :mod:`.highs`); refuse a non-optimal one."""
-        if backend == "highs":
-            from .highs import solve_warm
-
-            sol = solve_warm(stage.lp)
-        else:
-            sol = solve(stage.lp, backend)
+        """Solve a stage LP (HiGHS: one warm model across the batch); refuse a non-optimal one."""
+        sol = solve(stage.lp, backend)
         if not sol.optimal:
             bad = [s for s in sol.status if s != "optimal"]
             raise RuntimeError(f"{self.name}: a stage LP is not optimal ({bad[0]}, {len(bad)} of {len(sol.status)}); "

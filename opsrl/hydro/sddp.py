@@ -26,8 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..core.lp import LPSolution, StageLP
-from .highs import solve_warm
+from ..core.lp import LPSolution, StageLP, solve
 from .model import Hydro
 
 
@@ -82,7 +81,7 @@ def with_future(problem: Hydro, stage: StageLP, cuts: Cuts | None) -> StageLP:
 
 
 def _solve(problem: Hydro, stage: StageLP) -> LPSolution:
-    sol = solve_warm(stage.lp)
+    sol = solve(stage.lp)
     if not sol.optimal:
         bad = [s for s in sol.status if s != "optimal"]
         raise RuntimeError(f"{problem.name}: a stage LP is not optimal ({bad[0]})")

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from opsrl.core.lp import solve
-from opsrl.hydro.highs import solve_warm
 from opsrl.hydro.sddp import CutPolicy, solve_sdp, train_sddp
 from opsrl.hydro.simulate import run_test
 from opsrl.hydro.tree import extensive_form, hindsight
@@ -85,7 +84,7 @@ def test_warm_batch_equals_plain_highs():
     st = {"volume": torch.rand(40, p.H, generator=g, dtype=D) * p.vmax_t, "inflow": sc["inflow"][:, 7],
           "t": torch.full((40,), 7.0, dtype=D)}
     stage = p.stage_lp(st)
-    a, b = solve(stage.lp), solve_warm(stage.lp)
+    a, b = solve(stage.lp, warm=False), solve(stage.lp)
     assert a.optimal and b.optimal
     assert torch.allclose(a.value, b.value, rtol=1e-9, atol=1e-7)
     assert torch.allclose(stage.state_gradient(a), stage.state_gradient(b), rtol=1e-6, atol=1e-6)
@@ -116,7 +115,7 @@ def test_warm_batch_survives_a_highs_solve_error():
     A[d["rows"], d["cols"]] = d["vals"]
     t = lambda a: torch.as_tensor(a, dtype=D)
     lp = LP(t(d["c"]), t(A), t(d["lo"]), t(d["hi"]), t(d["lb"]), t(d["ub"]), t(d["const"]))
-    sol = solve_warm(lp)
+    sol = solve(lp)
     assert sol.optimal
     s = pywraplp.Solver.CreateSolver("GLOP")
     inf = s.infinity()
