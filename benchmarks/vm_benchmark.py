@@ -159,11 +159,12 @@ def _drift_figure(out):
         lat = [c["latency"] for c in m["curve"]]
         ax.plot(lat, [c["fr"] for c in m["curve"]], marker=".", label=name)
         ax.scatter([max(m["seconds_per_snapshot"], 0.1)], [m["fr_at_own_latency"]], marker="*", s=80)
-    ax.axhline(out["initial_fr"], color="k", ls=":", lw=1, label="initial")
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=0)
     ax.set_xlabel("latency: seconds between the snapshot and applying the plan")
     ax.set_ylabel("FR after the plan")
-    ax.set_title(f"Medium, MNL {out['mnl']}, drift {out['drift']['arrival_rate']:g} arrivals/s (stars: own latency)",
+    ax.set_title(f"Medium, MNL {out['mnl']}, {out['drift']['arrival_rate']:g} arrivals/s, initial FR "
+                 f"{out['initial_fr']:.3f} (stars: each plan at its own latency)",
                  fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
