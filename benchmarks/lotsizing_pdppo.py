@@ -79,7 +79,11 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
     from scipy import stats
 
     runs = load(paths)
-    ref = json.loads(Path(refs).read_text()) if refs and Path(refs).is_file() else {}
+    ref: dict = {}
+    for f in refs or []:  # several files: merged per problem, later files win
+        if Path(f).is_file():
+            for k, v in json.loads(Path(f).read_text()).items():
+                ref.setdefault(k, {}).update(v)
     lines = ["| problem | method | seeds | env steps | best test cost | final test cost | final train cost (stochastic) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     tests = []
@@ -103,6 +107,8 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
                 tests.append(f"{pr} {key}: PDPPO - PPO = {np.mean(a) - np.mean(c):+.0f}, Welch t = {t.statistic:.2f}, "
                              f"p = {t.pvalue:.3f}")
     out = "\n".join(lines + [""] + tests)
+    if ref:
+        out += "\n\n" + refs_table(runs, ref, problems)
     if png:
         import matplotlib
 
@@ -139,6 +145,37 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
     return out
 
 
+def refs_table(runs, ref, problems) -> str:
+    """Every learned cost next to the references, on all 100 test scenarios and on the first ``n`` (those the
+    rolling MIP and the bound were run on)."""
+    lines = ["| problem | policy | test cost (100 scenarios) | first n scenarios (n) |", "| --- | --- | ---: | ---: |"]
+    for pr in problems:
+        r = ref.get(pr, {})
+        n = len(r.get("bound_per_scenario", []))
+        first = lambda xs: f"{np.mean(xs[:n]):.0f} ({n})" if n and len(xs) >= n else ""
+        rows = []
+        for m in SOLVERS:
+            rs = [x for x in runs if x["problem"] == pr and x["method"] == m]
+            if rs:
+                allb = np.mean([x["best_test"] for x in rs])
+                fb = np.mean([np.mean(x["best_test_per_scenario"][:n]) for x in rs]) if n else float("nan")
+                rows.append((f"{m.upper()} best-on-dev, mean of {len(rs)} seeds", f"{allb:.0f}",
+                             f"{fb:.0f} ({n})" if n else ""))
+        if "cover_rule" in r:
+            rows.append((f"cover rule (low, high = {r['cover_rule_thresholds']})", f"{r['cover_rule_all_test']:.0f}",
+                         first(r["cover_rule_per_scenario"])))
+            rows.append(("keep the initial setups", "", first(r["keep_per_scenario"])))
+            rows.append(("random allowed choices", "", first(r["random_per_scenario"])))
+        if "mpc" in r:
+            k = len(r["mpc_per_scenario"])
+            rows.append((f"rolling MIP, horizon {r['mpc_info']['horizon']}", "", f"{r['mpc']:.0f} ({k})"))
+        if "bound" in r:
+            rows.append(("perfect-information plan (SCIP incumbent, not a bound)", "", f"{r['plan']:.0f} ({n})"))
+            rows.append((f"perfect-information bound (SCIP, {r['bound_time_limit']:g} s)", "", f"{r['bound']:.0f} ({n})"))
+        lines += [f"| {pr} | {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problems", nargs="+", default=["i25_m10", "i25_m15"])
@@ -148,7 +185,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/lotsizing_pdppo.json")
     ap.add_argument("--report", nargs="*", help="result files to summarise (no training)")
-    ap.add_argument("--refs", default="benchmarks/results/lotsizing_refs.json",
+    ap.add_argument("--refs", nargs="*", default=["benchmarks/results/lotsizing_refs.json"],
                     help="reference costs (rolling MIP, cover rule, bound) to draw, from lotsizing_refs.py")
     ap.add_argument("--png", default=None)
     a = ap.parse_args()

@@ -206,10 +206,12 @@ def _fit_hindsight(problem, o, config, ctx) -> SolveOutcome:
                          "seconds": r.seconds, **r.parts})
         per = torch.tensor(bounds, dtype=torch.float64)
         info["per_scenario"] = rows
-        plan = [r["plan_cost"] for r in rows]
+        found = [r for r in rows if math.isfinite(r["plan_cost"])]  # a plan within the time limit
         ev_info = {"kind": "lower_bound", "optimal": sum(r["status"] == "optimal" for r in rows), "solved": n,
-                   "mean_plan_cost": float(np.mean(plan)), "mean_gap_pct": float(np.mean(
-                       [100 * (r["plan_cost"] - r["bound"]) / max(abs(r["plan_cost"]), 1e-9) for r in rows]))}
+                   "with_plan": len(found),
+                   "mean_plan_cost": float(np.mean([r["plan_cost"] for r in found])) if found else None,
+                   "mean_gap_pct": float(np.mean([100 * (r["plan_cost"] - r["bound"]) / max(abs(r["plan_cost"]), 1e-9)
+                                                  for r in found])) if found else None}
         return summarize(problem, per, scenarios.periods), ev_info
 
     return SolveOutcome(evaluate=evaluate, info=info)

@@ -42,16 +42,19 @@ class PlanResult:
 def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.ndarray, max_inv: np.ndarray,
          inv0: np.ndarray, setup0: np.ndarray, demand: np.ndarray, idle: bool = True, time_limit: float = 10.0,
          backend: str = "SCIP", exact_cap: bool = False, threads: int = 1, gap: float = 1e-4,
-         first_only: bool = False, static: bool = False) -> PlanResult:
+         first_only: bool = False, static: bool = False, relax: bool = False) -> PlanResult:
     """Optimal setups over ``demand [T, I]`` from stock ``inv0 [I]`` and setups ``setup0 [M]`` (0 idle, 1-based).
 
     ``cap, sc, sl`` are ``[M, I]``; ``h, ls, max_inv`` ``[I]``. Returns the plan, its cost and the bound.
     ``static``: every machine keeps one choice over the whole horizon (a restriction: setups are only paid in the
-    first period; the small model the rolling-horizon MIP solves each period)."""
+    first period; the small model the rolling-horizon MIP solves each period). ``relax``: the LP relaxation
+    (GLOP), whose optimum is a lower bound of the MIP's."""
     from ortools.linear_solver import pywraplp
 
     T, I = demand.shape
     M = cap.shape[0]
+    if relax:
+        backend = "GLOP"
     solver = pywraplp.Solver.CreateSolver(backend)
     if solver is None:
         raise ValueError(f"OR-Tools backend {backend!r} is not available")
@@ -64,7 +67,7 @@ def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.
             if static and t > 0:
                 y[m, i, t] = y[m, i, 0]
                 continue
-            y[m, i, t] = solver.BoolVar(f"y{m}_{i}_{t}")
+            y[m, i, t] = solver.NumVar(0, 1, f"y{m}_{i}_{t}") if relax else solver.BoolVar(f"y{m}_{i}_{t}")
             z[m, i, t] = solver.BoolVar(f"z{m}_{i}_{t}") if integer else solver.NumVar(0, 1, f"z{m}_{i}_{t}")
     mk = (lambda lo, hi, n: solver.IntVar(lo, hi, n)) if integer else (lambda lo, hi, n: solver.NumVar(lo, hi, n))
     big = float(demand.max() + cap.sum(0).max() + max_inv.max() + 1)
@@ -89,7 +92,7 @@ def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.
                        for (m, ii) in pairs if ii == i)
             solver.Add(s[i, t] == before + prod - float(demand[t, i]) + lost[i, t] - w[i, t])
             if exact_cap:
-                o = solver.BoolVar(f"o{i}_{t}")
+                o = solver.NumVar(0, 1, f"o{i}_{t}") if relax else solver.BoolVar(f"o{i}_{t}")
                 solver.Add(w[i, t] <= big * o)
                 solver.Add(s[i, t] >= float(max_inv[i]) * o)
     setup_cost = sum(float(sc[m, i]) * v for (m, i, t), v in z.items())
@@ -99,7 +102,8 @@ def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.
     solver.SetTimeLimit(int(time_limit * 1000))
     solver.SetNumThreads(threads)
     params = pywraplp.MPSolverParameters()
-    params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, gap)
+    if not relax:
+        params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, gap)
     t0 = time.perf_counter()
     status = solver.Solve(params)
     secs = time.perf_counter() - t0
@@ -110,8 +114,10 @@ def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.
         return PlanResult(st, math.nan, math.nan, secs)
     obj = solver.Objective().Value()
     bound = solver.Objective().BestBound() if st == "feasible" else obj
-    if integer and st == "optimal":
+    if (integer and st == "optimal") or relax:
         bound = obj
+    if relax:
+        return PlanResult("lp_optimal" if st == "optimal" else st, obj, obj, secs)
     steps = 1 if first_only else T
     acts = np.zeros((steps, M), dtype=np.int64)
     for t in range(steps):
@@ -133,10 +139,19 @@ def _arrays(problem):
 
 
 def hindsight(problem, scenarios, b: int, **kw) -> PlanResult:
-    """The perfect-information plan of scenario ``b`` (its whole demand path known)."""
-    return plan(**_arrays(problem), inv0=scenarios["inventory0"][b].cpu().double().numpy(),
+    """The perfect-information plan of scenario ``b`` (its whole demand path known). The bound is the larger of
+    the MIP solver's best bound and the LP relaxation's optimum (GLOP): where the MIP solver stops at its time
+    limit before its root is solved it has no bound, the LP still gives one."""
+    data = dict(**_arrays(problem), inv0=scenarios["inventory0"][b].cpu().double().numpy(),
                 setup0=scenarios["setup0"][b].cpu().numpy(), demand=scenarios["demand"][b].cpu().double().numpy(),
-                idle=problem.idle, **kw)
+                idle=problem.idle)
+    r = plan(**data, **kw)
+    if r.status != "optimal":
+        lp = plan(**data, relax=True, exact_cap=kw.get("exact_cap", False))
+        if math.isfinite(lp.bound) and not (lp.bound <= r.bound):
+            r.bound = lp.bound
+            r.parts = {**r.parts, "bound_from": "lp_relaxation"}
+    return r
 
 
 class RollingMIP:
