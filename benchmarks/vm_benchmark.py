@@ -80,7 +80,7 @@ def _row(problem, s0, final, seconds, **extra):
 def cmd_fr(a):
     ac = None
     for mnl in a.mnl:
-        p = _problem(a.generator, mnl)
+        p = _problem(a.generator, mnl, **({"objective": "multi"} if a.generator == "multi_resource" else {}))
         sc = p.sample(a.snapshots, "test", 0)
         s0 = p.initial_state(sc)
         res = {"snapshots": a.snapshots, "initial": {"fr": float(p.fr(s0).mean()), "fr_per_snapshot": p.fr(s0).tolist()}}

@@ -84,3 +84,17 @@ def test_shipped_policy_plans_are_valid():
     greedy_plan = pol.plan(p, ac, sc)
     best = pol.best_of(p, ac, sc, 4)
     assert (p.fr(best) <= p.fr(greedy_plan) + 1e-6).all()  # the greedy plan is one of the four
+
+
+def test_ppo_solver_file_builds_the_two_stage_policy():
+    from opsrl.nn.two_stage import TwoStageActorCritic
+    from opsrl.registry import family, load_solver
+
+    p = tiny()
+    name, method, cfg = load_solver("vm_ppo_two_stage", family("vm"), {"iterations": 2, "dev_scenarios": 8,
+                                                                       "train_scenarios": 16})
+    assert method.name == "ppo" and cfg["policy"]["kind"] == "two_stage"
+    out = method.fit(p, cfg["options"], cfg, SolveContext(progress=False, source=cfg["source"]))
+    assert isinstance(out.policy, TwoStageActorCritic) and len(out.curve) >= 1
+    final = rollout(p, out.policy, p.sample(8, "test", 0)).final_state
+    assert (final["free_cpu"] >= 0).all()
