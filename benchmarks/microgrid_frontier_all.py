@@ -100,7 +100,9 @@ def main() -> None:
         pts = sorted([p for p in points if p[0] == f], key=lambda p: p[2])
         ax.plot([p[2] for p in pts], [p[3] for p in pts], marker=mk, color=col, ms=6, lw=1, label=f)
     for cap in (1.5, 3.0):
-        ax.axvline(cap * ref["degradation"], color="0.8", lw=0.8, ls=":")
+        ax.axvline(cap * ref["degradation"], color="0.6", lw=0.8, ls=":")
+        ax.text(cap * ref["degradation"], -2.5, f" {cap:g}x", fontsize=7, color="0.4")
+    ax.set_ylim(-4, max(22.0, args.bound_saved + 2))  # rules that burn more than the operator are cut off
     ax.set_xscale("log")
     ax.set_xlabel("battery degradation per test day (exact rainflow, cost units)")
     ax.set_ylabel("fuel-equivalent saved vs the operator (%)")
