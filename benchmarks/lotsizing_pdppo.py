@@ -170,8 +170,11 @@ def refs_table(runs, ref, problems) -> str:
             k = len(r["mpc_per_scenario"])
             rows.append((f"rolling MIP, horizon {r['mpc_info']['horizon']}", "", f"{r['mpc']:.0f} ({k})"))
         if "bound" in r:
-            rows.append(("perfect-information plan (SCIP incumbent, not a bound)", "", f"{r['plan']:.0f} ({n})"))
-            rows.append((f"perfect-information bound (SCIP, {r['bound_time_limit']:g} s)", "", f"{r['bound']:.0f} ({n})"))
+            if np.isfinite(r["plan"]):
+                rows.append(("perfect-information plan (SCIP incumbent, not a bound)", "", f"{r['plan']:.0f} ({n})"))
+            src = sorted(set(r.get("bound_from", ["mip"])))
+            what = {"mip": f"SCIP best bound at {r['bound_time_limit']:g} s", "lp_relaxation": "LP relaxation (GLOP)"}
+            rows.append((f"perfect-information bound ({' / '.join(what[x] for x in src)})", "", f"{r['bound']:.0f} ({n})"))
         lines += [f"| {pr} | {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 
