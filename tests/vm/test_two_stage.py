@@ -54,8 +54,8 @@ def test_generic_ppo_trains_the_two_stage_policy_on_tiny():
     dev = p.sample(64, "dev", 0)
     before = evaluate(p, ac, dev).mean
     rand = evaluate(p, baselines.RandomFeasible(p, 0), dev).mean
-    o = validate({"lr": 3e-3, "batch_size": 16, "group_size": 4, "baseline": "group", "train_scenarios": 128,
-                  "iterations": 12, "epochs": 2, "minibatches": 2, "dev_scenarios": 64, "eval_every": 4,
+    o = validate({"lr": 3e-3, "batch_size": 8, "group_size": 4, "baseline": "group", "train_scenarios": 64,
+                  "iterations": 12, "epochs": 2, "minibatches": 1, "dev_scenarios": 32, "eval_every": 6,
                   "lr_decay": False}, ppo.OPTIONS, "<test>")
     ac, curve = ppo.train(p, ac, o, SolveContext(progress=False))
     after = evaluate(p, ac, dev).mean
