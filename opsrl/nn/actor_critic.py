@@ -34,6 +34,7 @@ from torch import nn
 from torch.distributions import Beta, Categorical, Normal
 
 from ..core import ActionSpec, ConfigError, Field, Problem, State, validate
+from ..core.config import load_weights
 from .mlp import ACTIVATIONS, MLP, box_head
 
 __all__ = ["ActionHead", "ActionDistribution", "MLPActorCritic", "AC_SCHEMA", "time_to_go"]
@@ -301,10 +302,5 @@ def build_actor_critic(problem: Problem, config: Mapping[str, Any], source: str 
         # to instances of any size, hence any horizon
         net = GraphActorCritic(problem, cfg["width"], cfg["layers"], 0)
     if cfg["weights"]:
-        from pathlib import Path
-
-        path = Path(cfg["weights"])
-        if not path.is_file():
-            raise ConfigError(source, "policy.weights", f"file not found: {path}")
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        load_weights(net, cfg["weights"], source, "policy.weights")
     return net

@@ -181,14 +181,10 @@ GNN_OPTIONS = {
 
 
 def _fit_gnn(problem, o, config, ctx) -> SolveOutcome:
-    from pathlib import Path
-
     from . import policy as pol
 
     _check_problem(problem, ctx)
-    if o["weights"] and not Path(o["weights"]).is_file():
-        raise ConfigError(ctx.source, "options.weights", f"file not found: {o['weights']}")
-    ac = pol.load(problem, o["weights"] or None)
+    ac = pol.load(problem, o["weights"] or None, ctx.source)
     info: dict[str, Any] = {"samples": o["samples"], "weights": o["weights"] or str(pol.WEIGHTS)}
     if o["samples"] == 1:
         return SolveOutcome(policy=ac, info=info)

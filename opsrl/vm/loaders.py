@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..core import ConfigError, Field, validate
-from ..core.config import non_negative, positive
+from ..core.config import non_negative
 from .snapshots import Snapshot, check_snapshot
 
 TRACE_SCHEMA = {

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..core import Scenarios
+from ..core.config import load_weights
 from ..nn.two_stage import TwoStageActorCritic
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -19,14 +20,15 @@ WEIGHTS = DATA / "two_stage.pt"
 META = DATA / "two_stage.json"
 
 
-def load(problem, weights: str | Path | None = None) -> TwoStageActorCritic:
+def load(problem, weights: str | Path | None = None, source: str = "<solver>") -> TwoStageActorCritic:
     """The policy with the shipped weights (or ``weights``), in eval mode; its width and layers come from the
-    JSON next to the weights when there is one."""
+    JSON next to the weights when there is one. A file that is not such weights is a ConfigError against
+    ``source``'s ``options.weights``."""
     path = Path(weights) if weights else WEIGHTS
     meta = path.with_suffix(".json")
     cfg = json.loads(meta.read_text()) if meta.is_file() else {}
     ac = TwoStageActorCritic(problem, int(cfg.get("width", 32)), int(cfg.get("layers", 2)))
-    ac.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    load_weights(ac, path, source, "options.weights")
     ac.eval()
     return ac
 

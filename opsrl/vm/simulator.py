@@ -32,7 +32,6 @@ candidate migrations is evaluated exactly, in ``O(B (K S + V))``.
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import torch

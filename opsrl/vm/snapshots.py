@@ -14,7 +14,7 @@ PMs filled towards a target CPU allocation drawn so that about 81% of PMs are ab
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch

@@ -98,3 +98,15 @@ def test_ppo_solver_file_builds_the_two_stage_policy():
     assert isinstance(out.policy, TwoStageActorCritic) and len(out.curve) >= 1
     final = rollout(p, out.policy, p.sample(8, "test", 0)).final_state
     assert (final["free_cpu"] >= 0).all()
+
+
+def test_weights_that_are_not_torch_weights_are_one_clear_error(tmp_path):
+    from opsrl.core import ConfigError
+    from opsrl.vm import policy
+
+    bad = tmp_path / "w.pt"
+    bad.write_text("not weights")
+    from opsrl.registry import load_problem
+
+    with pytest.raises(ConfigError, match="options.weights.*not a torch weights file"):
+        policy.load(load_problem("vm/tiny"), bad, "solvers/vm_gnn.toml")
