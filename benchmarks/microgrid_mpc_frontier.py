@@ -50,6 +50,9 @@ def main() -> None:
     ap.add_argument("--replan", type=int, default=15)
     ap.add_argument("--gap", type=float, default=1e-2)
     ap.add_argument("--no-rules", action="store_true", help="skip the operator and soc_hysteresis rows")
+    ap.add_argument("--proposal", default="genset_load", choices=["genset_load", "battery_kw"],
+                    help="how the MPC proposes: the plan's genset load (the battery takes the rest minute by "
+                         "minute) or its battery set-point (the gensets follow the load)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -58,7 +61,8 @@ def main() -> None:
     base = load_problem(args.problem, {"test.scenarios": max(32, n_all)})
     prob = load_for_solver(args.problem, scfg, {"test.scenarios": max(32, n_all)})
     days = prob.test_set().select(slice(args.first, n_all))
-    ev, m = run_test(base, OperatorRules(base), days)
+    days_base = base.test_set().select(slice(args.first, n_all))
+    ev, m = run_test(base, OperatorRules(base), days_base)
     rows = [row("operator_rules", ev, m, None)]
     ref = m["fuel_eq_litres"]
     rows[0]["saved"] = 0.0
@@ -69,12 +73,14 @@ def main() -> None:
     for fc in args.forecasts:
         for w in args.wear_prices:
             t0 = time.perf_counter()
-            pol = CommitMPC(prob, w, fc, days, args.replan, args.horizon)
+            mp, md = (prob, days) if args.proposal == "genset_load" else (base, days_base)
+            pol = CommitMPC(mp, w, fc, md, args.replan, args.horizon)
             from opsrl.microgrid import milp
             milp.GAP = args.gap
-            ev, m = run_test(prob, pol, days)
-            rows.append(row(f"mpc_commit {fc} wear {w:g}", ev, m, ref, time.perf_counter() - t0, forecast=fc,
-                            wear_price=w, horizon=args.horizon, solves=pol.solves))
+            ev, m = run_test(mp, pol, md)
+            tag = "" if args.proposal == "genset_load" else ", battery set-point"
+            rows.append(row(f"mpc_commit {fc} wear {w:g}{tag}", ev, m, ref, time.perf_counter() - t0, forecast=fc,
+                            wear_price=w, horizon=args.horizon, solves=pol.solves, proposal=args.proposal))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
