@@ -159,9 +159,10 @@ class TwoStageNet(nn.Module):
                 "bin_mask": view["bin_mask"], "item_mask": view["item_mask"],
                 "i_bin0": ib[..., 0].reshape(-1), "i_bin1": ib[..., 1].reshape(-1)}
 
-    def forward(self, view: Mapping[str, torch.Tensor]):
-        """``(item logits [B, V], value [B], context)``; the context feeds :meth:`bin_logits`."""
-        g = self.index(view)
+    def forward(self, view: Mapping[str, torch.Tensor], g: dict | None = None, critic: bool = True):
+        """``(item logits [B, V], value [B], context)``; the context feeds :meth:`bin_logits`. ``g`` is
+        :meth:`index` of ``view`` when the caller has it already; without ``critic`` the value is None."""
+        g = self.index(view) if g is None else g
         B, V, S = g["B"], g["V"], g["S"]
         hi = self.embed_i(view["item_x"].reshape(B * V, -1))
         hb = self.embed_b(view["bin_x"].reshape(B * S, -1))
@@ -171,7 +172,7 @@ class TwoStageNet(nn.Module):
         gx = view["global_x"]
         ctxv = torch.cat([mi, mb, gx], 1)
         l1 = self.actor1([hi], ctxv, B).reshape(B, V)
-        value = self.critic(ctxv)[:, 0]
+        value = self.critic(ctxv)[:, 0] if critic else None
         ctx = {"hi": hi.reshape(B, V, -1), "hb": hb.reshape(B, S, -1), "mb": mb, "item_bins": view["item_bins"]}
         return l1, value, ctx
 

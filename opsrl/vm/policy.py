@@ -13,7 +13,10 @@ import torch
 
 from ..core import Scenarios
 from ..core.config import load_weights
-from ..nn.two_stage import TwoStageActorCritic
+from torch.distributions import Categorical
+
+from ..nn.two_stage import TwoStageActorCritic, _masked_logits
+from . import simulator as sim
 
 DATA = Path(__file__).resolve().parent / "data"
 WEIGHTS = DATA / "two_stage.pt"
@@ -43,9 +46,9 @@ def plan(problem, policy, scenarios: Scenarios) -> dict:
 
 
 @torch.no_grad()
-def best_of(problem, ac: TwoStageActorCritic, scenarios: Scenarios, k: int, seed: int = 0) -> dict:
-    """Risk-seeking evaluation: ``k`` plans per snapshot in one batch (the first greedy, the others sampled);
-    returns the final state (with its plan) of the plan with the lowest FR of each snapshot."""
+def best_of_reference(problem, ac: TwoStageActorCritic, scenarios: Scenarios, k: int, seed: int = 0) -> dict:
+    """:func:`best_of` the straightforward way, through the policy's generic contract path (every view,
+    mask and stage recomputed as PPO sees them); kept as the reference the fast planner is tested against."""
     n = scenarios.n
     dev = scenarios.device
     rep = scenarios.select(torch.arange(n, device=dev).repeat_interleave(k))
@@ -55,7 +58,62 @@ def best_of(problem, ac: TwoStageActorCritic, scenarios: Scenarios, k: int, seed
         final = plan(problem, ac, rep)
     finally:
         ac.sampling, ac.greedy_rows = False, None
+    return _pick(problem, final, n, k)
+
+
+def _pick(problem, final: dict, n: int, k: int) -> dict:
     fr = problem.fr(final).reshape(n, k)
-    pick = torch.arange(n, device=dev) * k + fr.argmin(1)
+    pick = torch.arange(n, device=fr.device) * k + fr.argmin(1)
     return {key: v[pick] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n * k else v
             for key, v in final.items()}
+
+
+def _step(problem, net, state: dict, sample_rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One decision of the policy, as :meth:`TwoStageActorCritic.forward` takes it, with every intermediate
+    computed once: the kind tensors feed the best moves, the graph view and the first-stage mask; the
+    critic is skipped; the second stage runs once, on the chosen VM only (its kind's destination change and
+    its destination mask, which is also the move's feasibility). ``sample_rows`` ``[B]`` (None: greedy
+    decoding) are the rows that sample; the others take the mode. Returns ``(action [B, 2], allowed [B])``."""
+    blk, obj, mb = problem.block, problem.objective, problem.mem_block
+    fit = sim.kind_fit(state)
+    dest = sim.kind_dest_delta(state, blk, obj, mb)
+    src = sim.source_delta(state, blk, obj, mb)
+    best, _ = sim.vm_best_moves(state, blk, obj, mb, fit=fit, dest=dest, src=src)
+    view = problem.bipartite(state, src=src, best=best)
+    l1, _, ctx = net(view, critic=False)
+    logits1 = _masked_logits(l1, sim.first_stage_mask(state, fit))
+    item = logits1.argmax(-1)
+    if sample_rows is not None:
+        item = torch.where(sample_rows, Categorical(logits=logits1).sample(), item)
+    ok = sim.destination_mask(state, item)
+    pair = problem.pair_features_of(state, item, src, ok)
+    cat2 = Categorical(logits=_masked_logits(net.bin_logits(ctx, item, pair), ok))
+    slot = cat2.logits.argmax(-1)
+    if sample_rows is not None:
+        slot = torch.where(sample_rows, cat2.sample(), slot)
+    return torch.stack([item, slot], 1), ok.gather(1, slot[:, None])[:, 0]
+
+
+@torch.no_grad()
+def fast_plan(problem, ac: TwoStageActorCritic, scenarios: Scenarios, sample_rows: torch.Tensor | None = None,
+              ) -> dict:
+    """:func:`plan` for the two-stage policy on this family through :func:`_step` (the same moves: greedy
+    decoding without ``sample_rows``, sampling on those rows as ``ac.sampling`` does)."""
+    state = problem.initial_state(scenarios)
+    for t in range(problem.periods):
+        action, allowed = _step(problem, ac.net, state, sample_rows)
+        state, _ = problem.post_decision(state, action, allowed)
+    return state
+
+
+@torch.no_grad()
+def best_of(problem, ac: TwoStageActorCritic, scenarios: Scenarios, k: int, seed: int = 0) -> dict:
+    """Risk-seeking evaluation: ``k`` plans per snapshot in one batch (the first greedy, the others sampled);
+    returns the final state (with its plan) of the plan with the lowest FR of each snapshot. The same plans
+    as :func:`best_of_reference` (the same random draws, in the same order), computed by :func:`fast_plan`."""
+    n = scenarios.n
+    dev = scenarios.device
+    rep = scenarios.select(torch.arange(n, device=dev).repeat_interleave(k))
+    torch.manual_seed(seed)
+    final = fast_plan(problem, ac, rep, torch.arange(n * k, device=dev) % k != 0)
+    return _pick(problem, final, n, k)

@@ -144,10 +144,13 @@ class VMRescheduling(Problem):
     def fr(self, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return sim.fragment_rate(state, self.block, self.objective, self.mem_block)
 
-    def post_decision(self, state: State, action: torch.Tensor) -> tuple[State, torch.Tensor]:
+    def post_decision(self, state: State, action: torch.Tensor, allowed: torch.Tensor | None = None,
+                      ) -> tuple[State, torch.Tensor]:
+        """Apply the move ``action`` ``[B, 2]``; ``allowed`` ``[B]`` (optional) is :func:`.simulator.move_allowed`
+        of it, when the caller has it already (the fast best-of-K planner)."""
         a = action.reshape(action.shape[0], -1).long()
         vm, slot = a[:, 0], a[:, 1]
-        ok = sim.move_allowed(state, vm, slot)
+        ok = sim.move_allowed(state, vm, slot) if allowed is None else allowed
         before = self.fr(state)
         out = sim.apply_move(state, vm, slot, ok)
         T = out["plan_vm"].shape[1]
@@ -197,10 +200,13 @@ class VMRescheduling(Problem):
     def observe_post(self, post_state: State) -> torch.Tensor:
         return self.observe(post_state)
 
-    def bipartite(self, state: State) -> dict[str, torch.Tensor]:
+    def bipartite(self, state: State, src: torch.Tensor | None = None,
+                  best: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The item/bin view for two-stage graph policies (:mod:`opsrl.nn.two_stage`): items are the VMs,
         bins the NUMA nodes (slots); ``item_bins`` ``[B, V, 2]`` are the slots a VM occupies (a single-NUMA
-        VM repeats its one slot), ``bin_group`` ``[B, S]`` the PM of a slot."""
+        VM repeats its one slot), ``bin_group`` ``[B, S]`` the PM of a slot. ``src``
+        (:func:`.simulator.source_delta`) and ``best`` (the first output of :func:`.simulator.vm_best_moves`)
+        of this state may be passed in when the caller has them already."""
         fc, fm = state["free_cpu"], state["free_mem"]
         B, P, _ = fc.shape
         cap_c = state["cap_cpu"].amax((1, 2)).clamp_min(1.0)[:, None]
@@ -214,10 +220,11 @@ class VMRescheduling(Problem):
                              (torch.arange(2 * P, device=f.device) % 2).to(f.dtype).expand(B, -1)], -1)
         own = sim.own_slot(state)
         second = torch.where(state["vm_double"], own + 1, own)
-        src = sim.source_delta(state, blk, self.objective, self.mem_block)
+        src = sim.source_delta(state, blk, self.objective, self.mem_block) if src is None else src
         total = (f * state["pm_mask"].repeat_interleave(2, 1)).sum(1, keepdim=True).clamp_min(1.0)
         c, m = state["vm_cpu"], state["vm_mem"]
-        best, _ = sim.vm_best_moves(state, blk, self.objective, self.mem_block)
+        if best is None:
+            best, _ = sim.vm_best_moves(state, blk, self.objective, self.mem_block)
         best = torch.where(torch.isfinite(best), best * total / blk, torch.ones_like(best))
         item_x = torch.stack([c / cap_c, m / cap_m, state["vm_double"].to(f.dtype), torch.remainder(c, blk) / blk,
                               -src * total / blk, best.clamp(-2, 2), torch.isfinite(best).to(f.dtype), f.gather(1, own) / cap_c, rem.gather(1, own) / blk,
@@ -241,6 +248,21 @@ class VMRescheduling(Problem):
         ok = sim.destination_mask(state, vm)
         same = (torch.arange(2 * P, device=f.device) // 2)[None] == state["vm_pm"].gather(1, vm.clamp_min(0)[:, None])
         return torch.stack([(d * scale).clamp(-2, 2), ((d + src) * scale).clamp(-2, 2), ok.to(f.dtype),
+                            same.to(f.dtype)], -1)
+
+    def pair_features_of(self, state: State, vm: torch.Tensor, src: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        """:meth:`pair_features` (the same numbers) with the state's :func:`.simulator.source_delta` ``src`` and
+        the chosen VMs' :meth:`destination_mask` ``ok`` given, computing the destination change only for the
+        chosen VMs' kinds (``[B, 1, S]`` instead of every kind's ``[B, K, S]``)."""
+        B, P, _ = state["free_cpu"].shape
+        v = vm.clamp_min(0)[:, None]
+        d = sim.kind_dest_delta(state, self.block, self.objective, self.mem_block,
+                                kinds=state["vm_kind"].gather(1, v))[:, 0]
+        f = state["free_cpu"].reshape(B, 2 * P) * state["pm_mask"].repeat_interleave(2, 1)
+        scale = f.sum(1, keepdim=True).clamp_min(1.0) / self.block
+        s = src.gather(1, v)
+        same = (torch.arange(2 * P, device=f.device) // 2)[None] == state["vm_pm"].gather(1, v)
+        return torch.stack([(d * scale).clamp(-2, 2), ((d + s) * scale).clamp(-2, 2), ok.to(f.dtype),
                             same.to(f.dtype)], -1)
 
     def describe(self) -> str:

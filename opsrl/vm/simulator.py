@@ -150,11 +150,15 @@ def _weights(state, block, objective, mem_block):
     return 0.5 * wc, 0.5 * wm
 
 
-def kind_dest_delta(state, block=16.0, objective="cpu", mem_block=64.0) -> torch.Tensor:
-    """``[B, K, S]``: change of FR at the destination when a VM of kind ``k`` arrives at slot ``s``."""
+def kind_dest_delta(state, block=16.0, objective="cpu", mem_block=64.0, kinds: torch.Tensor | None = None,
+                    ) -> torch.Tensor:
+    """``[B, K, S]``: change of FR at the destination when a VM of kind ``k`` arrives at slot ``s``; with
+    ``kinds`` ``[B, n]`` only those kinds (``[B, n, S]``, the same numbers as gathering the full tensor)."""
     fc, fm = state["free_cpu"], state["free_mem"]
     B, P, _ = fc.shape
     kc, km, kd = state["kind_cpu"], state["kind_mem"], state["kind_double"]
+    if kinds is not None:
+        kc, km, kd = kc.gather(1, kinds), km.gather(1, kinds), kd.gather(1, kinds)
     wc, wm = _weights(state, block, objective, mem_block)
 
     def part(free, k, w, blk):
@@ -172,17 +176,17 @@ def kind_dest_delta(state, block=16.0, objective="cpu", mem_block=64.0) -> torch
 def source_delta(state, block=16.0, objective="cpu", mem_block=64.0) -> torch.Tensor:
     """``[B, V]``: change of FR at each VM's current node(s) when it leaves."""
     B, P, _ = state["free_cpu"].shape
-    pm = state["vm_pm"]
+    pm, node, dbl_v = state["vm_pm"], state["vm_node"], state["vm_double"]
     wc, wm = _weights(state, block, objective, mem_block)
 
     def part(free, x, w, blk):
         f = free.reshape(B, 2 * P)
         f0 = f.gather(1, 2 * pm)
         f1 = f.gather(1, 2 * pm + 1)
-        fn = torch.where(state["vm_node"] == 1, f1, f0)
+        fn = torch.where(node == 1, f1, f0)
         single = _rem_delta(fn, -x, blk)
         dbl = _rem_delta(f0, -x / 2, blk) + _rem_delta(f1, -x / 2, blk)
-        return torch.where(state["vm_double"], dbl, single) * w[:, None]
+        return torch.where(dbl_v, dbl, single) * w[:, None]
 
     d = part(state["free_cpu"], state["vm_cpu"], wc, block)
     if wm is not None:
@@ -268,14 +272,17 @@ def apply_move(state: State, vm: torch.Tensor, slot: torch.Tensor, valid: torch.
 
 
 def vm_best_moves(state: Mapping[str, torch.Tensor], block=16.0, objective="cpu", mem_block=64.0,
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  fit: torch.Tensor | None = None, dest: torch.Tensor | None = None,
+                  src: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For every VM the allowed destination that lowers FR most: ``(delta [B, V], slot [B, V])`` (``delta``
     is ``inf`` where the VM has no allowed destination). FR changes add up over nodes, so the change of a
     move is the source's change plus the destination's, and only the VM's own slot must be left out of its
-    kind's best destinations: the two best per kind suffice."""
-    fit = kind_fit(state)
-    val = torch.where(fit, kind_dest_delta(state, block, objective, mem_block),
-                      torch.full_like(fit, INF, dtype=state["free_cpu"].dtype))
+    kind's best destinations: the two best per kind suffice. ``fit`` (:func:`kind_fit`), ``dest``
+    (:func:`kind_dest_delta`) and ``src`` (:func:`source_delta`) of this state may be passed in when the
+    caller has them already."""
+    fit = kind_fit(state) if fit is None else fit
+    dest = kind_dest_delta(state, block, objective, mem_block) if dest is None else dest
+    val = torch.where(fit, dest, torch.full_like(fit, INF, dtype=state["free_cpu"].dtype))
     k = min(2, val.shape[2])
     top_v, top_i = val.topk(k, dim=-1, largest=False)  # [B, K, 2]
     kind = state["vm_kind"]
@@ -283,7 +290,7 @@ def vm_best_moves(state: Mapping[str, torch.Tensor], block=16.0, objective="cpu"
     first_is_own = ti[..., 0] == own_slot(state)
     dv = torch.where(first_is_own, tv[..., -1], tv[..., 0])
     ds = torch.where(first_is_own, ti[..., -1], ti[..., 0])
-    cand = source_delta(state, block, objective, mem_block) + dv
+    cand = (source_delta(state, block, objective, mem_block) if src is None else src) + dv
     ok = state["vm_mask"] & state["vm_movable"] & torch.isfinite(dv)
     return torch.where(ok, cand, torch.full_like(cand, INF)), ds
 
