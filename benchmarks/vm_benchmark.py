@@ -6,6 +6,7 @@ Each subcommand writes (merges into) a JSON file under ``benchmarks/results/`` a
     python benchmarks/vm_benchmark.py drift --snapshots 4 --mnl 25
     python benchmarks/vm_benchmark.py throughput --batch 256 --numpy-snapshots 2
     python benchmarks/vm_benchmark.py large --snapshots 2 --cpsat-seconds 60 --samples 16
+    python benchmarks/vm_benchmark.py bestspeed --mnl 50 --samples 64 --profile
 
 All runs use one torch thread; CP-SAT uses ``--workers`` (2). Times are wall seconds per snapshot on this
 machine (shared, so they are upper bounds of what the code needs).
@@ -274,6 +275,39 @@ def cmd_table(a):
         print(f"| {key[3:]} | " + " | ".join(cells) + " |")
 
 
+# --- best of K: the fast planner against the straightforward path -----------------------------------
+def cmd_bestspeed(a):
+    """The same Medium snapshot, seed and K through pol.best_of_reference and pol.best_of: seconds per snapshot,
+    the FR reached and whether all K plans are the same; ``--profile`` prints cProfile's top entries of each."""
+    import cProfile
+    import io
+    import pstats
+
+    p = _problem(a.generator, a.mnl)
+    sc = p.sample(a.snapshots, "test", 0, periods=p.periods)
+    ac = pol.load(p)
+    out, finals = {}, {}
+    for name, fn in (("reference", pol.best_of_reference), ("fast", pol.best_of)):
+        prof = cProfile.Profile() if a.profile else None
+        if prof:
+            prof.enable()
+        t0 = time.perf_counter()
+        finals[name] = fn(p, ac, sc, a.samples, a.seed)
+        sec = (time.perf_counter() - t0) / sc.n
+        if prof:
+            prof.disable()
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)
+            print(f"--- {name} ---\n" + "\n".join(buf.getvalue().splitlines()[6:]))
+        out[name] = {"seconds_per_snapshot": sec, "fr": p.fr(finals[name]).tolist()}
+        print(f"{name:9s} {sec:7.2f} s per snapshot  FR {out[name]['fr']}", flush=True)
+    same = all(torch.equal(finals["reference"][k], finals["fast"][k]) for k in ("plan_vm", "plan_slot", "free_cpu"))
+    out.update(same_plans=same, speedup=out["reference"]["seconds_per_snapshot"] / out["fast"]["seconds_per_snapshot"],
+               snapshots=sc.n, samples=a.samples, mnl=a.mnl, seed=a.seed, threads=1)
+    print(f"same best plans: {same}; speed-up {out['speedup']:.2f}x")
+    _merge("vm_bestspeed.json", f"{a.generator}_mnl{a.mnl}_k{a.samples}", out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -300,6 +334,13 @@ def main(argv=None):
     t.add_argument("--numpy-snapshots", type=int, default=2)
     l = sub.add_parser("large", parents=[common])
     l.add_argument("--mnl-large", type=int, default=50)
+    bs = sub.add_parser("bestspeed")
+    bs.add_argument("--generator", default="medium")
+    bs.add_argument("--mnl", type=int, default=50)
+    bs.add_argument("--samples", type=int, default=64)
+    bs.add_argument("--snapshots", type=int, default=1)
+    bs.add_argument("--seed", type=int, default=0)
+    bs.add_argument("--profile", action="store_true")
     tb = sub.add_parser("table")
     tb.add_argument("--file", default="vm_fr_medium.json")
     a = ap.parse_args(argv)
@@ -308,7 +349,8 @@ def main(argv=None):
     elif a.cmd == "drift" and not isinstance(a.cpsat_seconds, list):
         a.cpsat_seconds = [a.cpsat_seconds]
     torch.set_num_threads(1)
-    {"fr": cmd_fr, "drift": cmd_drift, "throughput": cmd_throughput, "large": cmd_large, "table": cmd_table}[a.cmd](a)
+    {"fr": cmd_fr, "drift": cmd_drift, "throughput": cmd_throughput, "large": cmd_large, "table": cmd_table,
+     "bestspeed": cmd_bestspeed}[a.cmd](a)
 
 
 if __name__ == "__main__":
