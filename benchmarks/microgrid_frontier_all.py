@@ -62,6 +62,8 @@ def main() -> None:
         mean = lambda k: float(sum(wi * r[k] for wi, (_, _, r) in zip(w, got)))  # noqa: E731
         r0 = got[0][2]
         fam = r0.get("family") or ("MPC, perfect forecasts" if r0.get("forecast") == "perfect" else "MPC, real forecasts")
+        if r0.get("proposal") == "battery_kw":
+            fam += ", battery set-point"
         points.append((fam, name, mean("degradation"), 100 * (1 - mean("fuel_eq_litres") / ref["fuel_eq"]),
                        int(sum(r["violations"] for _, _, r in got)), mean("unserved_kwh")))
     table = []
