@@ -47,10 +47,14 @@ class _SplitMLP(nn.Module):
         self.graph = nn.Linear(graph_dim, w, bias=False) if graph_dim else None
         self.out = nn.Linear(w, o)
 
-    def forward(self, xs: list[torch.Tensor], c: torch.Tensor | None, B: int) -> torch.Tensor:
+    def forward(self, xs: list[torch.Tensor], c: torch.Tensor | None, B: int,
+                projected: list[torch.Tensor] = ()) -> torch.Tensor:
+        """``projected`` are the first-layer terms of the last inputs, already through their linear layers."""
         h = self.parts[0](xs[0])  # in-place sums below: the same numbers as out-of-place, fewer buffers
         for lin, x in zip(self.parts[1:], xs[1:]):
             h.add_(lin(x))
+        for x in projected:
+            h.add_(x)
         if self.graph is not None:
             h.view(B, -1, h.shape[-1]).add_(self.graph(c)[:, None])
         return self.out(h.relu_())
@@ -125,9 +129,13 @@ class _Layer(nn.Module):
         agg = agg / g["b_deg"]
         grp = scatter(hb, g["group"], dim=0, dim_size=g["n_groups"], reduce="mean").index_select(0, g["group"])
         hb = self.nb(self.bins([hb, agg, grp], _dense_mean(hb, g["bin_mask"]), B).add_(hb))
-        # bins -> items: the mean of each item's bins
-        own = 0.5 * (hb.index_select(0, g["i_bin0"]) + hb.index_select(0, g["i_bin1"]))
-        hi = self.ni(self.items([hi, own], _dense_mean(hi, g["item_mask"]), B).add_(hi))
+        # bins -> items: the mean of each item's bins. An item on one bin takes that bin's row (0.5 (x + x) is x),
+        # so the linear layer of this input runs on the bins and the two-bin means (a table far shorter than
+        # the items) and is then gathered per item: the same numbers as running it on every item's row.
+        two = g["two_bins"]
+        table = torch.cat([hb, 0.5 * (hb.index_select(0, g["i_bin0"][two]) + hb.index_select(0, g["i_bin1"][two]))])
+        own = self.items.parts[1](table).index_select(0, g["own_row"])
+        hi = self.ni(self.items([hi], _dense_mean(hi, g["item_mask"]), B, [own]).add_(hi))
         return hi, hb
 
 
@@ -155,12 +163,16 @@ class TwoStageNet(nn.Module):
         i_w = (view["item_mask"].to(view["item_x"].dtype) * 0.5).reshape(-1, 1)
         deg = scatter(i_w, ib[..., 0].reshape(-1), dim=0, dim_size=B * S, reduce="sum") + \
             scatter(i_w, ib[..., 1].reshape(-1), dim=0, dim_size=B * S, reduce="sum")
+        i0, i1 = ib[..., 0].reshape(-1), ib[..., 1].reshape(-1)
+        two = i0 != i1  # rows of the table of own-bin means (see _Layer): bins first, then two-bin items
+        own_row = torch.where(two, B * S + two.long().cumsum(0) - 1, i0)
         grp = view["bin_group"]
         G = int(grp.max()) + 1 if grp.numel() else 1
         return {"B": B, "V": V, "S": S, "i_w": i_w, "b_deg": deg.clamp_min(1e-6),
                 "group": (grp + torch.arange(B, device=dev)[:, None] * G).reshape(-1), "n_groups": B * G,
                 "bin_mask": view["bin_mask"], "item_mask": view["item_mask"],
-                "i_bin0": ib[..., 0].reshape(-1), "i_bin1": ib[..., 1].reshape(-1)}
+                "i_bin0": ib[..., 0].reshape(-1), "i_bin1": ib[..., 1].reshape(-1),
+                "two_bins": two.nonzero()[:, 0], "own_row": own_row}
 
     def forward(self, view: Mapping[str, torch.Tensor], g: dict | None = None, critic: bool = True):
         """``(item logits [B, V], value [B], context)``; the context feeds :meth:`bin_logits`. ``g`` is
