@@ -6,7 +6,7 @@ Each subcommand writes (merges into) a JSON file under ``benchmarks/results/`` a
     python benchmarks/vm_benchmark.py drift --snapshots 4 --mnl 25
     python benchmarks/vm_benchmark.py throughput --batch 256 --numpy-snapshots 2
     python benchmarks/vm_benchmark.py large --snapshots 2 --cpsat-seconds 60 --samples 16
-    python benchmarks/vm_benchmark.py bestspeed --mnl 50 --samples 64 --profile
+    python benchmarks/vm_benchmark.py bestspeed --mnl 50 --samples 64 --profile --original f5b3658
 
 All runs use one torch thread; CP-SAT uses ``--workers`` (2). Times are wall seconds per snapshot on this
 machine (shared, so they are upper bounds of what the code needs).
@@ -276,6 +276,39 @@ def cmd_table(a):
 
 
 # --- best of K: the fast planner against the straightforward path -----------------------------------
+_ORIGINAL = """
+import sys, time, torch
+torch.set_num_threads(1)
+from opsrl.vm import policy as pol
+from opsrl.vm.problem import build
+gen, mnl, n, k, seed, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+p = build({"generator": gen, "mnl": mnl}, "benchmarks/vm_benchmark.py")
+sc = p.sample(n, "test", 0, periods=p.periods)
+ac = pol.load(p)
+t0 = time.perf_counter()
+f = pol.best_of(p, ac, sc, k, seed)
+sec = (time.perf_counter() - t0) / sc.n
+torch.save({"seconds": sec, "fr": p.fr(f).tolist(), "plan_vm": f["plan_vm"], "plan_slot": f["plan_slot"]}, out)
+"""
+
+
+def _original_best_of(a):
+    """pol.best_of of the package as it was at git revision ``a.original`` (exported to a temporary folder and
+    run in a subprocess, one thread), on the same snapshots, seed and K."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        tar = subprocess.run(["git", "-C", str(ROOT), "archive", a.original, "opsrl"], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", d], input=tar.stdout, check=True)
+        res = Path(d) / "res.pt"
+        subprocess.run([sys.executable, "-c", _ORIGINAL, a.generator, str(a.mnl), str(a.snapshots), str(a.samples),
+                        str(a.seed), str(res)], check=True, cwd=d, env={**__import__("os").environ, "PYTHONPATH": d})
+        r = torch.load(res)
+    return {"seconds_per_snapshot": r["seconds"], "fr": r["fr"]}, r
+
+
 def cmd_bestspeed(a):
     """The same Medium snapshot, seed and K through pol.best_of_reference and pol.best_of: seconds per snapshot,
     the FR reached and whether all K plans are the same; ``--profile`` prints cProfile's top entries of each."""
@@ -301,10 +334,17 @@ def cmd_bestspeed(a):
             print(f"--- {name} ---\n" + "\n".join(buf.getvalue().splitlines()[6:]))
         out[name] = {"seconds_per_snapshot": sec, "fr": p.fr(finals[name]).tolist()}
         print(f"{name:9s} {sec:7.2f} s per snapshot  FR {out[name]['fr']}", flush=True)
-    same = all(torch.equal(finals["reference"][k], finals["fast"][k]) for k in ("plan_vm", "plan_slot", "free_cpu"))
+    if a.original:
+        out["original"], finals["original"] = _original_best_of(a)
+        print(f"original  {out['original']['seconds_per_snapshot']:7.2f} s per snapshot  FR {out['original']['fr']} "
+              f"(opsrl at {a.original})", flush=True)
+    same = all(torch.equal(finals[n][k], finals["fast"][k]) for n in finals for k in ("plan_vm", "plan_slot"))
     out.update(same_plans=same, speedup=out["reference"]["seconds_per_snapshot"] / out["fast"]["seconds_per_snapshot"],
-               snapshots=sc.n, samples=a.samples, mnl=a.mnl, seed=a.seed, threads=1)
-    print(f"same best plans: {same}; speed-up {out['speedup']:.2f}x")
+               snapshots=sc.n, samples=a.samples, mnl=a.mnl, seed=a.seed, threads=1, original_rev=a.original)
+    if a.original:
+        out["speedup_over_original"] = out["original"]["seconds_per_snapshot"] / out["fast"]["seconds_per_snapshot"]
+    print(f"same best plans: {same}; speed-up {out['speedup']:.2f}x over the reference path"
+          + (f", {out['speedup_over_original']:.2f}x over the original code" if a.original else ""))
     _merge("vm_bestspeed.json", f"{a.generator}_mnl{a.mnl}_k{a.samples}", out)
 
 
@@ -341,6 +381,7 @@ def main(argv=None):
     bs.add_argument("--snapshots", type=int, default=1)
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--profile", action="store_true")
+    bs.add_argument("--original", default="", help="also time best_of of the package at this git revision")
     tb = sub.add_parser("table")
     tb.add_argument("--file", default="vm_fr_medium.json")
     a = ap.parse_args(argv)
