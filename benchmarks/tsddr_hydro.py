@@ -98,7 +98,8 @@ def bolivia(args) -> dict:
            "sddp_source": "benchmarks/results/hydro_references.json (benchmarks/hydro_references.py), same test "
                           "scenarios (problem test seed 0)"}
     over = {"batch_size": args.batch, "dev_scenarios": args.dev, "eval_every": args.eval_every,
-            "train_scenarios": 1024}
+            "train_scenarios": 1024, **({"lr": args.lr} if args.lr else {}),
+            **({"policy.output": args.output} if args.output else {})}
     for solver in args.solvers:
         outcome, train_s, cfg = fit(p, solver, args.seconds, args.seed, over)
         e = entry(p, sc, outcome, train_s, cfg)
@@ -121,6 +122,8 @@ def main() -> None:
     ap.add_argument("--backend", default="torch", help="case3: LP back end of training (the test uses HiGHS)")
     ap.add_argument("--dev", type=int, default=16, help="bolivia: dev scenarios")
     ap.add_argument("--eval-every", type=int, default=10, help="bolivia: steps between dev evaluations")
+    ap.add_argument("--lr", type=float, default=0.0, help="bolivia: learning rate (0: the solver file's)")
+    ap.add_argument("--output", default="", help="bolivia: the rule's policy.output (e.g. residual)")
     ap.add_argument("--out", default=str(ROOT / "results" / "tsddr_hydro.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -172,9 +172,11 @@ POLICY_SCHEMA = {
                      "the current one", check=non_negative),
     "time": Field(str, "onehot", choices=("onehot", "scalar"),
                   doc="the stage as a feature: t / periods and a one-hot of t, or t / periods only"),
-    "output": Field(str, "", choices=("", "sigmoid", "affine"),
+    "output": Field(str, "", choices=("", "sigmoid", "affine", "residual"),
                     doc="target = lo + (hi - lo) * sigmoid(out) or * (0.5 + out) (affine, the linear rule's "
-                        "default; the LP makes targets outside the range feasible); '': sigmoid for mlp and lstm"),
+                        "default; the LP makes targets outside the range feasible), or x_in + (hi - lo) * out "
+                        "(residual: a step from the incoming state, which the rule starts at; for problems whose "
+                        "outgoing state is the incoming one moved, such as volumes); '': sigmoid for mlp and lstm"),
 }
 
 ACT = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
@@ -215,6 +217,10 @@ class TargetPolicy(nn.Module):
                 width = w
             layers.append(nn.Linear(width, k))
             self.net = nn.Sequential(*layers)
+        if self.output == "residual":  # start at "keep the incoming state"
+            last = self.net if kind == "linear" else self.net[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def reset(self, B: int, like: torch.Tensor):
         p = next(self.parameters())
@@ -233,8 +239,11 @@ class TargetPolicy(nn.Module):
         memory = ([feats] + memory[:-1]) if self.history else memory
         return self.net(x), memory
 
-    def target(self, raw: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    def target(self, raw: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+               x_in: torch.Tensor | None = None) -> torch.Tensor:
         span = hi - lo
+        if self.output == "residual":
+            return x_in + span * raw.to(lo.dtype)
         squash = torch.sigmoid(raw) if self.output == "sigmoid" else 0.5 + raw
         return lo + span * squash.to(lo.dtype)
 
@@ -282,8 +291,8 @@ def rollout(problem: Problem, policy: TargetPolicy, scenarios: Scenarios, penalt
     for t in range(scenarios.periods):
         raw, memory = policy.step(features(problem, state, t, policy.time), memory)
         lo, hi = problem.target_bounds(state)
-        target = policy.target(raw, lo.detach(), hi.detach())
         stage = problem.stage_lp(state, scenarios, t)
+        target = policy.target(raw, lo.detach(), hi.detach(), stage.x_in)
         t0 = time.perf_counter()
         value, x_out, tlp, sol = stage_solve(stage, target, penalty, backend, jacobian)
         solve_s += time.perf_counter() - t0
@@ -361,7 +370,8 @@ class TargetRule:
             raw, self.memory = self.policy.step(features(self.problem, state, t, self.policy.time),
                                                 self.memory)
             lo, hi = self.problem.target_bounds(state)
-            target = self.policy.target(raw, lo, hi)
+            x_in = self.problem.stage_lp(state, None, t).x_in if self.policy.output == "residual" else None
+            target = self.policy.target(raw, lo, hi, x_in)
             span = hi - lo
             return torch.where(span > 0, (target - lo) / span.clamp_min(1e-300), torch.zeros_like(target))
 

@@ -185,3 +185,18 @@ def test_lstm_and_history_policies_carry_memory():
         assert r["targets"].shape == (4, problem.periods, 1)
         assert torch.all(r["realized"] >= -1e-9) and torch.all(r["realized"] <= problem.vmax + 1e-9)
         assert not math.isnan(float(r["cost"].sum()))
+
+
+def test_residual_rule_starts_by_keeping_the_incoming_state():
+    # output = "residual": target = x_in + span * out with a zero last layer, so the untrained rule holds the
+    # volume; with no turbine the inflow is spilled (free) and the target x_in is met exactly
+    problem = ToyReservoir(periods=2, qmax=0.0)
+    sc = problem.sample(8, "dev", 0)
+    for kind in ("mlp", "lstm", "linear"):
+        pol = L.build_target_policy(problem, {"kind": kind, "hidden": [8], "output": "residual"}, "test")
+        with torch.no_grad():
+            r = L.rollout(problem, pol, sc, problem.target_penalty, "highs", "none", record=True)
+        v0 = torch.full((8,), problem.v0, dtype=D)
+        assert torch.allclose(r["targets"][:, :, 0], v0.unsqueeze(1).expand(8, 2))
+        assert torch.allclose(r["realized"][:, :, 0], v0.unsqueeze(1).expand(8, 2), atol=1e-9)
+        assert float(r["penalty_cost"].abs().max()) < 1e-6
