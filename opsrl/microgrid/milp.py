@@ -57,6 +57,33 @@ class CommitPlan:
     status: str
 
 
+_QUIET = False
+
+
+def _highs():
+    """A HiGHS instance; the first one of a process is made with stdout closed, since HiGHS prints its banner
+    there before any option can be set (``opsrl run --json`` prints only JSON)."""
+    import os
+    import sys
+
+    import highspy
+
+    global _QUIET
+    if _QUIET:
+        return highspy.Highs()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _QUIET = True
+    return h
+
+
 def start_litres(p) -> float:
     """Fuel of a genset start beyond its output: idle fuel over warm-up and cool-down."""
     return p.fuel_b * (p.warmup + p.cooldown) / 60.0
@@ -149,7 +176,7 @@ def commit_plan(p, demand: np.ndarray, wind: np.ndarray, lengths: np.ndarray, so
     for i in range(N if integer_periods is None else min(N, integer_periods)):
         integ[V * i + NV] = highspy.HighsVarType.kInteger
     model.integrality_ = integ
-    hs = highspy.Highs()
+    hs = _highs()
     hs.setOptionValue("output_flag", False)
     hs.setOptionValue("threads", 1)
     hs.setOptionValue("time_limit", float(time_limit))
