@@ -25,8 +25,9 @@ class BuildWithBundled(build_py):
         for name in BUNDLED:
             src = ROOT / name
             if src.is_dir():
-                shutil.copytree(src, target / name, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+                shutil.copytree(
+                    src, target / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+                )
 
 
 setup(cmdclass={"build_py": BuildWithBundled})

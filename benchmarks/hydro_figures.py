@@ -34,7 +34,8 @@ def main() -> None:
     res = train_sddp(p, 100_000, 1, 0, time_limit=a.sddp_seconds)
     _, m = run_test(p, p.test_set().select(slice(0, 3)), decider=CutPolicy(p, res.cuts))
     picture(p, {"problem": p.name, "solver": f"sddp ({res.iterations} iterations)", **m}).savefig(
-        a.out / "hydro_bolivia_sddp.png", dpi=110)
+        a.out / "hydro_bolivia_sddp.png", dpi=110
+    )
 
 
 if __name__ == "__main__":

@@ -33,12 +33,20 @@ SOLVERS = ("hdpo_gnn", "hdpo_mlp_net")
 
 
 def train(problem, solver: str, n: int, a) -> tuple[torch.nn.Module, dict]:
-    over = {"train_scenarios": n, "time_limit": a.time_limit, "max_steps": 100000, "patience": 0,
-            "threads": a.threads, "dev_scenarios": 128, "dev_periods": 150}
+    over = {
+        "train_scenarios": n,
+        "time_limit": a.time_limit,
+        "max_steps": 100000,
+        "patience": 0,
+        "threads": a.threads,
+        "dev_scenarios": 128,
+        "dev_periods": 150,
+    }
     _, method, cfg = load_solver(solver, family("inventory"), over)
     torch.manual_seed(0)
-    out = method.fit(problem, cfg["options"], cfg, SolveContext(seed=0, progress=True, source=cfg["source"],
-                                                                  fit_solver=fit_solver))
+    out = method.fit(
+        problem, cfg["options"], cfg, SolveContext(seed=0, progress=True, source=cfg["source"], fit_solver=fit_solver)
+    )
     return out.policy, out.info
 
 
@@ -71,9 +79,13 @@ def transfer(a) -> dict:
         ech = fit_echelon(big, validate({}, ECHELON_OPTIONS, "bench"), {}, SolveContext(), True)
         with torch.no_grad():
             ev_e = evaluate(big, ech.policy, ts, warmup=big.test_warmup)
-        res["sizes"][str(n)] = {"gnn_trained_on_10": ev.mean, "gnn_stderr": ev.stderr, "echelon": ev_e.mean,
-                                "echelon_stderr": ev_e.stderr,
-                                "gap_to_echelon_pct": 100 * (ev.mean - ev_e.mean) / ev_e.mean}
+        res["sizes"][str(n)] = {
+            "gnn_trained_on_10": ev.mean,
+            "gnn_stderr": ev.stderr,
+            "echelon": ev_e.mean,
+            "echelon_stderr": ev_e.stderr,
+            "gap_to_echelon_pct": 100 * (ev.mean - ev_e.mean) / ev_e.mean,
+        }
         print(json.dumps({"stores": n, **res["sizes"][str(n)]}), flush=True)
     return res
 
@@ -100,15 +112,24 @@ def table(paths: list[str]) -> str:
             if not cells:
                 continue
             b = best[(prob, solver)]
-            txt = [f"{cells[n]['cost']:.3f} (+{100 * (cells[n]['cost'] - b) / b:.1f}%, {cells[n]['steps']} steps)"
-                   if n in cells else "" for n in SIZES]
+            txt = [
+                f"{cells[n]['cost']:.3f} (+{100 * (cells[n]['cost'] - b) / b:.1f}%, {cells[n]['steps']} steps)"
+                if n in cells
+                else ""
+                for n in SIZES
+            ]
             lines.append(f"| {prob} | {solver} | " + " | ".join(txt) + " |")
     for t in transfers:
-        lines += ["", "| stores | GNN trained on 10 stores | echelon stock searched there | GNN vs echelon |",
-                  "| ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "| stores | GNN trained on 10 stores | echelon stock searched there | GNN vs echelon |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
         for n, v in t["sizes"].items():
-            lines.append(f"| {n} | {v['gnn_trained_on_10']:.3f} +- {v['gnn_stderr']:.3f} | {v['echelon']:.3f} +- "
-                         f"{v['echelon_stderr']:.3f} | {v['gap_to_echelon_pct']:+.1f}% |")
+            lines.append(
+                f"| {n} | {v['gnn_trained_on_10']:.3f} +- {v['gnn_stderr']:.3f} | {v['echelon']:.3f} +- "
+                f"{v['echelon_stderr']:.3f} | {v['gap_to_echelon_pct']:+.1f}% |"
+            )
     return "\n".join(lines)
 
 
@@ -146,10 +167,17 @@ def main() -> None:
                 pol, info = train(prob, solver, n, a)
                 with torch.no_grad():
                     ev = evaluate(prob, pol, test, warmup=prob.test_warmup)
-                row = {"problem": prob_name, "solver": solver, "scenarios": n, "cost": ev.mean, "stderr": ev.stderr,
-                       "steps": info.get("steps"), "best_dev_cost": info.get("best_dev_cost"),
-                       "seconds": time.perf_counter() - t0,
-                       "reference": None if ref is None else ref.as_dict()}
+                row = {
+                    "problem": prob_name,
+                    "solver": solver,
+                    "scenarios": n,
+                    "cost": ev.mean,
+                    "stderr": ev.stderr,
+                    "steps": info.get("steps"),
+                    "best_dev_cost": info.get("best_dev_cost"),
+                    "seconds": time.perf_counter() - t0,
+                    "reference": None if ref is None else ref.as_dict(),
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 write(a.out, rows, tr)

@@ -61,8 +61,12 @@ def main():
         torch.manual_seed(seed)
         t0 = time.perf_counter()
         out = method.fit(prob, cfg["options"], cfg, SolveContext(seed=seed, progress=True, source=cfg["source"]))
-        record(f"{a.solver} (seed {seed})", out.policy, time.perf_counter() - t0,
-               {"steps": out.info.get("steps"), "best_dev_cost": out.info.get("best_dev_cost")})
+        record(
+            f"{a.solver} (seed {seed})",
+            out.policy,
+            time.perf_counter() - t0,
+            {"steps": out.info.get("steps"), "best_dev_cost": out.info.get("best_dev_cost")},
+        )
 
     best = min(BASELINES, key=lambda n: per[n].mean().item())
     ref = per[best]
@@ -71,19 +75,35 @@ def main():
         n = diff.numel()
         r["gap_to_best_baseline_pct"] = 100 * diff.mean().item() / ref.mean().item()
         r["gap_stderr_pct"] = 100 * (diff.std().item() / math.sqrt(n) if n > 1 else math.nan) / ref.mean().item()
-        r["per_series"] = dict(zip(prob.history.items[:n] if n <= len(prob.history.items) else map(str, range(n)),
-                                   per[r["solver"]].tolist()))
+        r["per_series"] = dict(
+            zip(
+                prob.history.items[:n] if n <= len(prob.history.items) else map(str, range(n)),
+                per[r["solver"]].tolist(),
+            )
+        )
     print(f"\n| method | test cost | gap to {best} |\n| --- | ---: | ---: |")
     for r in rows:
-        print(f"| {r['solver']} | {r['cost']:.2f} +- {r['stderr']:.2f} | "
-              f"{r['gap_to_best_baseline_pct']:+.1f}% +- {r['gap_stderr_pct']:.1f}% |")
-    items = prob.history.items[:test.n]
+        print(
+            f"| {r['solver']} | {r['cost']:.2f} +- {r['stderr']:.2f} | "
+            f"{r['gap_to_best_baseline_pct']:+.1f}% +- {r['gap_stderr_pct']:.1f}% |"
+        )
+    items = prob.history.items[: test.n]
     print("\nper series: | method | " + " | ".join(items) + " |")
     for r in rows:
         print(f"| {r['solver']} | " + " | ".join(f"{v:.2f}" for v in r["per_series"].values()) + " |")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"problem": a.problem, "description": prob.describe(), "best_baseline": best,
-                                       "time_limit": a.time_limit, "rows": rows}, indent=1))
+    Path(a.out).write_text(
+        json.dumps(
+            {
+                "problem": a.problem,
+                "description": prob.describe(),
+                "best_baseline": best,
+                "time_limit": a.time_limit,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {a.out}")
 
 

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-PROBLEMS = ["serial_K4", "warehouse_n3", "warehouse_n10", "transshipment_n5", "multi_warehouse_w3_n6",
-            "identical_n50"]
+PROBLEMS = ["serial_K4", "warehouse_n3", "warehouse_n10", "transshipment_n5", "multi_warehouse_w3_n6", "identical_n50"]
 SOLVERS = ["echelon_stock", "base_stock", "hdpo_mlp_net", "hdpo_gnn", "hindsight_lp"]
 
 
@@ -43,8 +42,14 @@ def main():
     from opsrl.bench.runner import run
 
     test = {"scenarios": a.test_scenarios, "periods": a.test_periods, "warmup": a.test_warmup}
-    learned = {"max_steps": 100000, "time_limit": a.time_limit, "patience": 0, "threads": a.threads,
-               "dev_scenarios": 128, "dev_periods": 150}
+    learned = {
+        "max_steps": 100000,
+        "time_limit": a.time_limit,
+        "patience": 0,
+        "threads": a.threads,
+        "dev_scenarios": 128,
+        "dev_periods": 150,
+    }
     rows = []
     for prob in a.problems:
         for solver in a.solvers:
@@ -52,12 +57,26 @@ def main():
             if solver == "base_stock":
                 over.update({"dev_scenarios": 256, "dev_periods": 200})
             t0 = time.perf_counter()
-            rec = run(f"inventory/{prob}", solver, progress=True, trace=False, solver_overrides=over,
-                      problem_overrides={"test": test})
-            row = {"problem": prob, "solver": solver, "cost": rec["test_cost"], "stderr": rec["test_stderr"],
-                   "reference": rec["reference"], "gap_pct": rec["gap_pct"], "seconds": time.perf_counter() - t0,
-                   "train_seconds": rec["train_seconds"], "steps": rec["info"].get("steps"),
-                   "parameters": rec["info"].get("parameters")}
+            rec = run(
+                f"inventory/{prob}",
+                solver,
+                progress=True,
+                trace=False,
+                solver_overrides=over,
+                problem_overrides={"test": test},
+            )
+            row = {
+                "problem": prob,
+                "solver": solver,
+                "cost": rec["test_cost"],
+                "stderr": rec["test_stderr"],
+                "reference": rec["reference"],
+                "gap_pct": rec["gap_pct"],
+                "seconds": time.perf_counter() - t0,
+                "train_seconds": rec["train_seconds"],
+                "steps": rec["info"].get("steps"),
+                "parameters": rec["info"].get("parameters"),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     transfer = None if a.no_transfer else size_transfer(a, test)
@@ -77,9 +96,18 @@ def size_transfer(a, test):
 
     small = load_problem("inventory/warehouse_n10")
     large = load_problem("inventory/warehouse_n50", {"test": test})
-    _, _, cfg = load_solver("hdpo_gnn", FAMILY, {"time_limit": a.time_limit, "patience": 0,
-                                                 "max_steps": 100000, "threads": a.threads,
-                                                 "dev_scenarios": 128, "dev_periods": 150})
+    _, _, cfg = load_solver(
+        "hdpo_gnn",
+        FAMILY,
+        {
+            "time_limit": a.time_limit,
+            "patience": 0,
+            "max_steps": 100000,
+            "threads": a.threads,
+            "dev_scenarios": 128,
+            "dev_periods": 150,
+        },
+    )
     torch.manual_seed(0)
     pol = GNNPolicy(small, cfg["policy"]["hidden"][0], cfg["policy"]["layers"])
     pol, curve = hdpo.train(small, pol, cfg["options"], SolveContext(seed=0))
@@ -90,8 +118,15 @@ def size_transfer(a, test):
     ech = fit_echelon(large, validate({}, ECHELON_OPTIONS, "bench"), {}, SolveContext(), True)
     ev_e = evaluate(large, ech.policy, ts, warmup=large.test_warmup)
     ref = FAMILY.reference(large)
-    res = {"gnn_n10_on_n50": ev.mean, "gnn_stderr": ev.stderr, "echelon_n50": ev_e.mean, "echelon_stderr": ev_e.stderr,
-           "reference": ref.as_dict(), "train_seconds": curve[-1]["seconds"], "steps": curve[-1]["step"]}
+    res = {
+        "gnn_n10_on_n50": ev.mean,
+        "gnn_stderr": ev.stderr,
+        "echelon_n50": ev_e.mean,
+        "echelon_stderr": ev_e.stderr,
+        "reference": ref.as_dict(),
+        "train_seconds": curve[-1]["seconds"],
+        "steps": curve[-1]["step"],
+    }
     print(json.dumps(res), flush=True)
     if a.plot:
         plot(large, big, ts, a.plot)
@@ -133,10 +168,12 @@ def table(rows, transfer) -> str:
         lines.append(f"| {r['problem']} | {r['solver']} | {r['cost']:.3f} +- {r['stderr']:.3f} | {refs} | {gap} |")
     if transfer:
         lines.append("")
-        lines.append(f"size transfer: GNN trained on warehouse_n10, run on warehouse_n50: "
-                     f"{transfer['gnn_n10_on_n50']:.3f} +- {transfer['gnn_stderr']:.3f}; echelon stock searched on "
-                     f"n50: {transfer['echelon_n50']:.3f} +- {transfer['echelon_stderr']:.3f}; "
-                     f"bound {transfer['reference']['value']:.3f}")
+        lines.append(
+            f"size transfer: GNN trained on warehouse_n10, run on warehouse_n50: "
+            f"{transfer['gnn_n10_on_n50']:.3f} +- {transfer['gnn_stderr']:.3f}; echelon stock searched on "
+            f"n50: {transfer['echelon_n50']:.3f} +- {transfer['echelon_stderr']:.3f}; "
+            f"bound {transfer['reference']['value']:.3f}"
+        )
     return "\n".join(lines)
 
 

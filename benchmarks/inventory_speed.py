@@ -54,8 +54,10 @@ def throughput(periods: int = 100) -> None:
     prob = load_problem(PROBLEM)
     torch.manual_seed(0)
     policy = build_policy(prob, {"hidden": [64, 64]})
-    print(f"{'batch':>7} {'MLP fwd':>12} {'MLP fwd+bwd':>12} {'base stock: torch':>18} {'numpy (ref)':>12}"
-          "   (scenario-periods/s)")
+    print(
+        f"{'batch':>7} {'MLP fwd':>12} {'MLP fwd+bwd':>12} {'base stock: torch':>18} {'numpy (ref)':>12}"
+        "   (scenario-periods/s)"
+    )
     from opsrl.inventory.heuristics import BaseStock
 
     base_stock = BaseStock(30.0)
@@ -78,8 +80,10 @@ def throughput(periods: int = 100) -> None:
         assert abs(fwd_base_stock() - numpy_reference(d, x0, 30.0, prob.h, prob.p)) < 1e-3  # same dynamics
         ref = best_time(lambda: numpy_reference(d, x0, 30.0, prob.h, prob.p))
         n = B * periods
-        print(f"{B:>7} {n / best_time(fwd):>12,.0f} {n / best_time(fwd_bwd):>12,.0f} "
-              f"{n / best_time(fwd_base_stock):>18,.0f} {n / ref:>12,.0f}")
+        print(
+            f"{B:>7} {n / best_time(fwd):>12,.0f} {n / best_time(fwd_bwd):>12,.0f} "
+            f"{n / best_time(fwd_base_stock):>18,.0f} {n / ref:>12,.0f}"
+        )
 
 
 def hdpo_time_to_gap(time_limit: float = 0.0) -> None:
@@ -98,14 +102,18 @@ def hdpo_time_to_gap(time_limit: float = 0.0) -> None:
     ev = evaluate(prob, policy, prob.test_set(), warmup=prob.test_warmup)
     print(f"HDPO {PROBLEM}: DP optimum {opt:.4f}")
     if hit:
-        print(f"  dev gap <= 1% after {hit['seconds']:.1f} s ({hit['step']} steps; dev gap "
-              f"{100 * (hit['dev_cost'] / opt - 1):.2f}%)")
+        print(
+            f"  dev gap <= 1% after {hit['seconds']:.1f} s ({hit['step']} steps; dev gap "
+            f"{100 * (hit['dev_cost'] / opt - 1):.2f}%)"
+        )
     else:
         print("  dev gap never reached 1%")
     best = min(curve, key=lambda e: e["dev_cost"])
-    print(f"  stopped after {total:.1f} s, {curve[-1]['step']} steps; best dev gap "
-          f"{100 * (best['dev_cost'] / opt - 1):.3f}%; test gap {100 * (ev.mean / opt - 1):.3f}% "
-          f"+- {100 * ev.stderr / opt:.3f}%")
+    print(
+        f"  stopped after {total:.1f} s, {curve[-1]['step']} steps; best dev gap "
+        f"{100 * (best['dev_cost'] / opt - 1):.3f}%; test gap {100 * (ev.mean / opt - 1):.3f}% "
+        f"+- {100 * ev.stderr / opt:.3f}%"
+    )
 
 
 def main() -> None:

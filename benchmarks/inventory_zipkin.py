@@ -35,8 +35,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/inventory_zipkin.md")
-    ap.add_argument("--update", action="store_true",
-                    help="merge into the rows already in OUT's .json (replacing the cells and solvers run now)")
+    ap.add_argument(
+        "--update",
+        action="store_true",
+        help="merge into the rows already in OUT's .json (replacing the cells and solvers run now)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,24 +57,42 @@ def main() -> None:
             _, method, cfg = load_solver(solver, FAMILY, over)
             torch.manual_seed(args.seed)
             t0 = time.perf_counter()
-            outcome = method.fit(prob, cfg["options"], cfg, SolveContext(seed=args.seed, progress=False,
-                                                                        source=cfg["source"]))
+            outcome = method.fit(
+                prob, cfg["options"], cfg, SolveContext(seed=args.seed, progress=False, source=cfg["source"])
+            )
             train_seconds = time.perf_counter() - t0
             ev = evaluate(prob, outcome.policy, test, warmup=prob.test_warmup)
-            rec = {"test_cost": ev.mean, "test_stderr": ev.stderr, "gap_pct": 100 * (ev.mean / dpres.cost - 1),
-                   "gap_stderr_pct": 100 * ev.stderr / dpres.cost, "train_seconds": train_seconds,
-                   "info": outcome.info}
+            rec = {
+                "test_cost": ev.mean,
+                "test_stderr": ev.stderr,
+                "gap_pct": 100 * (ev.mean / dpres.cost - 1),
+                "gap_stderr_pct": 100 * ev.stderr / dpres.cost,
+                "train_seconds": train_seconds,
+                "info": outcome.info,
+            }
             diff = ev.per_scenario - opt_sim
             paired = 100 * diff.mean().item() / dpres.cost
             paired_se = 100 * diff.std().item() / math.sqrt(diff.numel()) / dpres.cost
-            rows.append({"cell": cell, "solver": solver, "optimum": dpres.cost, "test_cost": rec["test_cost"],
-                         "test_stderr": rec["test_stderr"], "gap_pct": rec["gap_pct"],
-                         "gap_stderr_pct": rec["gap_stderr_pct"], "paired_gap_pct": paired,
-                         "paired_gap_stderr_pct": paired_se, "train_seconds": rec["train_seconds"],
-                         "steps": rec["info"].get("steps")})
-            tqdm.write(f"{cell:8s} {solver:18s} cost {rec['test_cost']:.4f} opt {dpres.cost:.4f} "
-                       f"gap {rec['gap_pct']:.3f}% (paired {paired:.3f} +- {paired_se:.3f}%) "
-                       f"train {rec['train_seconds']:.0f}s")
+            rows.append(
+                {
+                    "cell": cell,
+                    "solver": solver,
+                    "optimum": dpres.cost,
+                    "test_cost": rec["test_cost"],
+                    "test_stderr": rec["test_stderr"],
+                    "gap_pct": rec["gap_pct"],
+                    "gap_stderr_pct": rec["gap_stderr_pct"],
+                    "paired_gap_pct": paired,
+                    "paired_gap_stderr_pct": paired_se,
+                    "train_seconds": rec["train_seconds"],
+                    "steps": rec["info"].get("steps"),
+                }
+            )
+            tqdm.write(
+                f"{cell:8s} {solver:18s} cost {rec['test_cost']:.4f} opt {dpres.cost:.4f} "
+                f"gap {rec['gap_pct']:.3f}% (paired {paired:.3f} +- {paired_se:.3f}%) "
+                f"train {rec['train_seconds']:.0f}s"
+            )
     out = Path(args.out)
     if args.update and out.with_suffix(".json").is_file():  # keep the other (cell, solver) rows of an earlier run
         done = {(r["cell"], r["solver"]) for r in rows}
@@ -101,9 +122,15 @@ def table(rows: list[dict]) -> str:
         line = [c, f"{opt:.4f}"]
         for s in learned:
             r = by.get((c, s))
-            line += ([f"{r['test_cost']:.4f} +- {r['test_stderr']:.4f}",
-                      f"{r['paired_gap_pct']:.3f} +- {r['paired_gap_stderr_pct']:.3f}", f"{r['train_seconds']:.0f}"]
-                     if r else ["", "", ""])
+            line += (
+                [
+                    f"{r['test_cost']:.4f} +- {r['test_stderr']:.4f}",
+                    f"{r['paired_gap_pct']:.3f} +- {r['paired_gap_stderr_pct']:.3f}",
+                    f"{r['train_seconds']:.0f}",
+                ]
+                if r
+                else ["", "", ""]
+            )
         line += [f"{by[(c, s)]['paired_gap_pct']:.2f}" if (c, s) in by else "" for s in others]
         lines.append("| " + " | ".join(line) + " |")
     lines.append("")
@@ -111,8 +138,10 @@ def table(rows: list[dict]) -> str:
         sub = [r for r in rows if r["solver"] == s]
         within = sum(r["paired_gap_pct"] <= 0.25 for r in sub)
         worst = max(sub, key=lambda r: r["paired_gap_pct"])
-        lines.append(f"- {s}: mean paired gap {sum(r['paired_gap_pct'] for r in sub) / len(sub):.3f}%, {within} of "
-                     f"{len(sub)} cells within 0.25%, worst {worst['paired_gap_pct']:.3f}% ({worst['cell']})")
+        lines.append(
+            f"- {s}: mean paired gap {sum(r['paired_gap_pct'] for r in sub) / len(sub):.3f}%, {within} of "
+            f"{len(sub)} cells within 0.25%, worst {worst['paired_gap_pct']:.3f}% ({worst['cell']})"
+        )
     return "\n".join(lines) + "\n"
 
 

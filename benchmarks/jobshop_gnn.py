@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def size_classes(family: str) -> dict[str, list]:
     out: dict[str, list] = {}
     for name in instances.names():
-        if name.startswith(family) and name[len(family):].isdigit():
+        if name.startswith(family) and name[len(family) :].isdigit():
             inst = instances.load(name)
             out.setdefault(f"{inst.jobs}x{len(inst.machine[0])}", []).append(inst)
     return dict(sorted(out.items(), key=lambda kv: (kv[1][0].jobs * len(kv[1][0].machine[0]), kv[0])))
@@ -53,14 +53,23 @@ def main(argv=None) -> None:
     ap.add_argument("--weights", type=Path, default=None)
     ap.add_argument("--samples", type=int, default=128)
     ap.add_argument("--sample-per-class", type=int, default=2, help="instances per class sampled (0: all)")
-    ap.add_argument("--sample-max-ops", type=int, default=0,
-                    help="sample only classes with at most this many operations per instance (0: all)")
+    ap.add_argument(
+        "--sample-max-ops",
+        type=int,
+        default=0,
+        help="sample only classes with at most this many operations per instance (0: all)",
+    )
     ap.add_argument("--max-nodes", type=int, default=200_000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "jobshop_gnn.json")
-    ap.add_argument("--table", type=Path, nargs="+", default=[],
-                    help="print one table from these result files (runs nothing; a class found in several "
-                         "files is taken from the last one that sampled it)")
+    ap.add_argument(
+        "--table",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="print one table from these result files (runs nothing; a class found in several "
+        "files is taken from the last one that sampled it)",
+    )
     args = ap.parse_args(argv)
     if args.table:
         print(merged_table(args.table))
@@ -74,8 +83,9 @@ def main(argv=None) -> None:
             names = [i.name for i in insts]
             row: dict = {"family": fam, "class": cls, "instances": names}
             by_rule = rules.schedule_instances(insts)
-            row["rules"] = {r: sum(gap(v[0], n) for v, n in zip(vals, names)) / len(names)
-                            for r, vals in by_rule.items()}
+            row["rules"] = {
+                r: sum(gap(v[0], n) for v, n in zip(vals, names)) / len(names) for r, vals in by_rule.items()
+            }
             problem = JobShop(insts)
             ac = dispatcher.load(problem, args.weights)
             sc = problem.test_set()
@@ -94,8 +104,9 @@ def main(argv=None) -> None:
                 sub = JobShop(insts[:k])
                 ssc = sub.test_set()
                 t0 = time.perf_counter()
-                best, s = dispatcher.best_of(sub, dispatcher.load(sub, args.weights), ssc, args.samples, 0,
-                                             args.max_nodes)
+                best, s = dispatcher.best_of(
+                    sub, dispatcher.load(sub, args.weights), ssc, args.samples, 0, args.max_nodes
+                )
                 row["sample_seconds_per_instance"] = (time.perf_counter() - t0) / k
                 row["sample_instances"] = names[:k]
                 row["sample_invalid"] = _valid(insts[:k], s["start"], s["end"], best.tolist())
@@ -103,11 +114,12 @@ def main(argv=None) -> None:
                 row["sample"] = sum(row["sample_gaps"]) / k
                 row["greedy_on_sample_subset"] = sum(row["greedy_gaps"][:k]) / k
             results.append(row)
-            print(json.dumps({k_: v for k_, v in row.items() if not k_.endswith("gaps") and k_ != "instances"}),
-                  flush=True)
+            print(
+                json.dumps({k_: v for k_, v in row.items() if not k_.endswith("gaps") and k_ != "instances"}),
+                flush=True,
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
-                                   indent=1))
+    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
     print(table(results, args.samples))
 
 
@@ -148,8 +160,11 @@ def table(results: list[dict], samples: int) -> str:
             g = f"{r['greedy']:.2f}"
             cells += [f"**{g}**" if r["greedy"] < best_rule else g, f"{r['greedy_seconds_per_instance']:.2f}"]
             if "sample" in r:
-                cells += [f"{r['sample']:.2f} ({len(r['sample_instances'])})", f"{r['greedy_on_sample_subset']:.2f}",
-                          f"{r['sample_seconds_per_instance']:.1f}"]
+                cells += [
+                    f"{r['sample']:.2f} ({len(r['sample_instances'])})",
+                    f"{r['greedy_on_sample_subset']:.2f}",
+                    f"{r['sample_seconds_per_instance']:.1f}",
+                ]
             else:
                 cells += ["", "", ""]
             lines.append("| " + " | ".join(cells) + " |")
@@ -160,8 +175,11 @@ def table(results: list[dict], samples: int) -> str:
         sr = [r for r in rows if "sample" in r]
         if sr:
             m = sum(len(r["sample_instances"]) for r in sr)
-            cells += [f"{sum(r['sample'] * len(r['sample_instances']) for r in sr) / m:.2f} ({m})",
-                      f"{sum(r['greedy_on_sample_subset'] * len(r['sample_instances']) for r in sr) / m:.2f}", ""]
+            cells += [
+                f"{sum(r['sample'] * len(r['sample_instances']) for r in sr) / m:.2f} ({m})",
+                f"{sum(r['greedy_on_sample_subset'] * len(r['sample_instances']) for r in sr) / m:.2f}",
+                "",
+            ]
         else:
             cells += ["", "", ""]
         lines.append("| " + " | ".join(cells) + " |")

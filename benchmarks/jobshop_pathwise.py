@@ -73,8 +73,14 @@ def pathwise(ac, problem, minutes, batch, lr, tau, dev, seed, log):
         opt.step()
         if it % 5 == 0:
             d = evaluate(problem, ac, dev).mean
-            curve.append({"iteration": it, "seconds": time.perf_counter() - t0, "dev_cost": d,
-                          "train_makespan": float(ms.mean())})
+            curve.append(
+                {
+                    "iteration": it,
+                    "seconds": time.perf_counter() - t0,
+                    "dev_cost": d,
+                    "train_makespan": float(ms.mean()),
+                }
+            )
             if d < best:
                 best, best_state = d, copy.deepcopy(ac.state_dict())
             log(f"pathwise {it}: dev {d:.2f} (best {best:.2f})")
@@ -94,8 +100,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    problem = JobShop(generator_cfg={"kind": "taillard", "jobs": args.size, "machines": args.size, "low": 1,
-                                     "high": 99})
+    problem = JobShop(
+        generator_cfg={"kind": "taillard", "jobs": args.size, "machines": args.size, "low": 1, "high": 99}
+    )
     dev = problem.sample(64, "dev", args.seed)
     log = lambda m: print(m, flush=True)
     init = GraphActorCritic(problem, 32, 3)
@@ -103,13 +110,31 @@ def main(argv=None):
     ac = copy.deepcopy(init)
     pw = pathwise(ac, problem, args.minutes, args.batch, args.lr, args.tau, dev, args.seed, log)
     ac2 = copy.deepcopy(init)
-    o = validate({"iterations": 100000, "batch_size": args.batch, "train_scenarios": 5000, "dev_scenarios": 64,
-                  "eval_every": 5, "lr": args.lr, "epochs": 2, "minibatches": 2, "time_limit": 60 * args.minutes,
-                  "lr_decay": False}, ppo.OPTIONS, "bench")
+    o = validate(
+        {
+            "iterations": 100000,
+            "batch_size": args.batch,
+            "train_scenarios": 5000,
+            "dev_scenarios": 64,
+            "eval_every": 5,
+            "lr": args.lr,
+            "epochs": 2,
+            "minibatches": 2,
+            "time_limit": 60 * args.minutes,
+            "lr_decay": False,
+        },
+        ppo.OPTIONS,
+        "bench",
+    )
     _, pc = ppo.train(problem, ac2, o, SolveContext(seed=args.seed, progress=False, log=log))
-    res = {"args": {k: str(v) for k, v in vars(args).items()}, "untrained_dev": start,
-           "pathwise_best_dev": min(e["dev_cost"] for e in pw), "ppo_best_dev": min(e["dev_cost"] for e in pc),
-           "pathwise_curve": pw, "ppo_curve": [{k: e[k] for k in ("iteration", "seconds", "dev_cost")} for e in pc]}
+    res = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "untrained_dev": start,
+        "pathwise_best_dev": min(e["dev_cost"] for e in pw),
+        "ppo_best_dev": min(e["dev_cost"] for e in pc),
+        "pathwise_curve": pw,
+        "ppo_curve": [{k: e[k] for k in ("iteration", "seconds", "dev_cost")} for e in pc],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if not k.endswith("curve")}))

@@ -21,7 +21,8 @@ from collections import defaultdict
 import torch
 from tqdm import tqdm
 
-from opsrl.jobshop import check, instances as I
+from opsrl.jobshop import check
+from opsrl.jobshop import instances as I
 from opsrl.jobshop.rules import RULES, schedule_instances
 
 TA = [f"ta{i:02d}" for i in range(1, 81)]
@@ -40,8 +41,10 @@ def class_table(title: str, insts, results: dict[str, list[float]]) -> None:
     for k, inst in enumerate(insts):
         by[inst.size].append(k)
     for size, ks in list(by.items()) + [("all", list(range(len(insts))))]:
-        print(f"{size:<12}" + "".join(f"{statistics.mean(gap(results[r][k], insts[k].name) for k in ks):>10.2f}"
-                                      for r in rules))
+        print(
+            f"{size:<12}"
+            + "".join(f"{statistics.mean(gap(results[r][k], insts[k].name) for k in ks):>10.2f}" for r in rules)
+        )
 
 
 def peer(names, rule, flt):
@@ -70,30 +73,40 @@ def main() -> None:
     if not args.no_peer:
         from job_shop_lib.dispatching import ReadyOperationsFilterType as F
 
-        named = {"spt": "shortest_processing_time", "lpt": "largest_processing_time",
-                 "mwkr": "most_work_remaining", "mopnr": "most_operations_remaining"}
+        named = {
+            "spt": "shortest_processing_time",
+            "lpt": "largest_processing_time",
+            "mwkr": "most_work_remaining",
+            "mopnr": "most_operations_remaining",
+        }
         print("\njob-shop-lib on ta01-ta80 (its named rules)")
         print(f"{'rule':<8}{'agree with opsrl non-delay':>28}{'jsl non-delay gap %':>21}{'jsl append-only gap %':>23}")
         for r, jr in tqdm(named.items(), desc="job-shop-lib", leave=False):
             nd = peer(TA, jr, F.NON_IMMEDIATE_OPERATIONS)
             app = peer(TA, jr, None)
             agree = sum(a == b for a, b in zip(nd, ours["non_delay"][r]))
-            tqdm.write(f"{r:<8}{agree:>23} / 80{statistics.mean(map(gap, nd, TA)):>21.2f}"
-                       f"{statistics.mean(map(gap, app, TA)):>23.2f}")
-        print("(lwkr, fifo and fdd_mwkr are compared with job-shop-lib rule callables in "
-              "tests/jobshop/test_jobshop_peer.py)")
+            tqdm.write(
+                f"{r:<8}{agree:>23} / 80{statistics.mean(map(gap, nd, TA)):>21.2f}"
+                f"{statistics.mean(map(gap, app, TA)):>23.2f}"
+            )
+        print(
+            "(lwkr, fifo and fdd_mwkr are compared with job-shop-lib rule callables in "
+            "tests/jobshop/test_jobshop_peer.py)"
+        )
 
     if not args.no_validate:
         allinst = [I.load(n) for n in I.names()]
         total = bad = 0
         for scheme in tqdm(("non_delay", "active"), desc="validate", leave=False):
             out = schedule_instances(allinst, list(RULES), scheme)
-            for r, rows in out.items():
+            for rows in out.values():
                 for inst, (ms, start, end) in zip(allinst, rows):
                     total += 1
                     bad += bool(check.violations(inst.machine, inst.duration, start, end, ms))
-        print(f"\nindependent validator: {total - bad} of {total} rule schedules valid "
-              f"({len(RULES)} rules x 2 schemes x {len(allinst)} standard instances)")
+        print(
+            f"\nindependent validator: {total - bad} of {total} rule schedules valid "
+            f"({len(RULES)} rules x 2 schemes x {len(allinst)} standard instances)"
+        )
 
 
 if __name__ == "__main__":

@@ -23,16 +23,21 @@ import torch
 from tqdm import tqdm
 
 from opsrl.core import rollout
-from opsrl.jobshop import instances as I, simulator as S
+from opsrl.jobshop import simulator as S
 from opsrl.jobshop.rules import DispatchRule
 
-JSL_RULE = {"spt": "shortest_processing_time", "lpt": "largest_processing_time", "mwkr": "most_work_remaining",
-            "mopnr": "most_operations_remaining"}
+JSL_RULE = {
+    "spt": "shortest_processing_time",
+    "lpt": "largest_processing_time",
+    "mwkr": "most_work_remaining",
+    "mopnr": "most_operations_remaining",
+}
 
 
 def _problem(jobs: int, machines: int, schedule: str) -> S.JobShop:
-    return S.JobShop(generator_cfg={"kind": "taillard", "jobs": jobs, "machines": machines, "low": 1, "high": 99},
-                     schedule=schedule)
+    return S.JobShop(
+        generator_cfg={"kind": "taillard", "jobs": jobs, "machines": machines, "low": 1, "high": 99}, schedule=schedule
+    )
 
 
 def opsrl_timer(B: int, rule: str, schedule: str, jobs: int, machines: int):
@@ -57,8 +62,12 @@ def jsl_timer(n: int, rule: str, flt, jobs: int, machines: int):
     from job_shop_lib.dispatching.rules import DispatchingRuleSolver
 
     sc = _problem(jobs, machines, "non_delay").sample(n, "test", 0)
-    insts = [JobShopInstance.from_matrices(duration_matrix=sc["duration"][b].int().tolist(),
-                                           machines_matrix=sc["machine"][b].tolist()) for b in range(n)]
+    insts = [
+        JobShopInstance.from_matrices(
+            duration_matrix=sc["duration"][b].int().tolist(), machines_matrix=sc["machine"][b].tolist()
+        )
+        for b in range(n)
+    ]
     kwargs = {} if flt == "default" else {"ready_operations_filter": flt}
     solver = DispatchingRuleSolver(JSL_RULE[rule], **kwargs)
 
@@ -79,29 +88,47 @@ def main() -> None:
     ap.add_argument("--machines", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--jsl-instances", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (0: torch's default; the small per-step tensors run best on 1)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (0: torch's default; the small per-step tensors run best on 1)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.jobs}x{args.machines} instances, "
-          f"rule {args.rule}, {args.rounds} interleaved rounds")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.jobs}x{args.machines} instances, "
+        f"rule {args.rule}, {args.rounds} interleaved rounds"
+    )
 
     timers = []  # (label, operations per call, timer)
     try:
         from job_shop_lib.dispatching import ReadyOperationsFilterType as F
 
-        for label, flt in [("non-delay (non_immediate_operations filter)", F.NON_IMMEDIATE_OPERATIONS),
-                           ("default filters (dominated + non_immediate)", "default"),
-                           ("no filter (append-only)", None)]:
-            timers.append((f"job-shop-lib, 1 instance at a time, {label}", args.jsl_instances,
-                           jsl_timer(args.jsl_instances, args.rule, flt, args.jobs, args.machines)))
+        for label, flt in [
+            ("non-delay (non_immediate_operations filter)", F.NON_IMMEDIATE_OPERATIONS),
+            ("default filters (dominated + non_immediate)", "default"),
+            ("no filter (append-only)", None),
+        ]:
+            timers.append(
+                (
+                    f"job-shop-lib, 1 instance at a time, {label}",
+                    args.jsl_instances,
+                    jsl_timer(args.jsl_instances, args.rule, flt, args.jobs, args.machines),
+                )
+            )
     except ImportError:
         print("job-shop-lib not installed: no reference")
     n_jsl = len(timers)
     for B in args.batch:
-        timers.append((f"opsrl, batch {B}, {args.schedule}", B,
-                       opsrl_timer(B, args.rule, args.schedule, args.jobs, args.machines)))
+        timers.append(
+            (
+                f"opsrl, batch {B}, {args.schedule}",
+                B,
+                opsrl_timer(B, args.rule, args.schedule, args.jobs, args.machines),
+            )
+        )
     best = [float("inf")] * len(timers)
     makespans = [None] * len(timers)
     for _ in tqdm(range(args.rounds), desc="rounds", leave=False):
@@ -115,7 +142,7 @@ def main() -> None:
     print(f"{'implementation':<66}{'ops/s':>12}{'x job-shop-lib':>16}{'mean makespan':>15}")
     for i, (label, n, _) in enumerate(timers):
         rate = ops * n / best[i]
-        ms = makespans[i][:args.jsl_instances].mean().item()
+        ms = makespans[i][: args.jsl_instances].mean().item()
         if n_jsl and i >= n_jsl and args.schedule == "non_delay" and n >= args.jsl_instances:
             label += "" if ms == makespans[0].mean().item() else " (makespans differ!)"
         print(f"{label:<66}{rate:>12,.0f}{(rate / ref if ref else float('nan')):>16.1f}{ms:>15.1f}")

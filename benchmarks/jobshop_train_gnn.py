@@ -56,8 +56,9 @@ def generated(n: int, m: int) -> JobShop:
     return JobShop(generator_cfg={"kind": "taillard", "jobs": n, "machines": m, "low": 1, "high": 99})
 
 
-def imitate(ac: GraphActorCritic, problem: JobShop, rules: list[str], iters: int, batch: int, lr: float, seed: int,
-            log) -> list[dict]:
+def imitate(
+    ac: GraphActorCritic, problem: JobShop, rules: list[str], iters: int, batch: int, lr: float, seed: int, log
+) -> list[dict]:
     """Behaviour cloning of the best of ``rules`` on each instance (its choice among the allowed jobs), and
     the critic fitted to that schedule's makespan to go (in units of the batch's mean makespan, as PPO's
     automatic cost scale), on fresh instances each iteration."""
@@ -93,7 +94,7 @@ def imitate(ac: GraphActorCritic, problem: JobShop, rules: list[str], iters: int
         perm = torch.randperm(a.shape[0])
         losses = []
         for i in range(0, a.shape[0], 2048):
-            j = perm[i:i + 2048]
+            j = perm[i : i + 2048]
             dist, v = ac.evaluate({k: x[j] for k, x in f.items()})
             bc = -dist.log_prob(a[j][:, None].float()).mean()
             loss = bc + 0.5 * ((v - v_target[j]) ** 2).mean()
@@ -102,16 +103,27 @@ def imitate(ac: GraphActorCritic, problem: JobShop, rules: list[str], iters: int
             torch.nn.utils.clip_grad_norm_(ac.parameters(), 1.0)
             opt.step()
             losses.append(bc.item())
-        curve.append({"bc_iteration": it + 1, "bc_loss": sum(losses) / len(losses),
-                      "teacher_makespan": scale})
+        curve.append({"bc_iteration": it + 1, "bc_loss": sum(losses) / len(losses), "teacher_makespan": scale})
         if (it + 1) % 10 == 0:
             log(f"imitation {it + 1}/{iters}: loss {curve[-1]['bc_loss']:.4f}")
     return curve
 
 
-def self_label(ac: GraphActorCritic, problem: JobShop, iters: int, batch: int, k: int, lr: float, seed: int,
-               log, dev=None, time_limit: float = 0.0, minibatch: int = 2048, dev_start: float = float("inf"),
-               eval_every: int = 5) -> list[dict]:
+def self_label(
+    ac: GraphActorCritic,
+    problem: JobShop,
+    iters: int,
+    batch: int,
+    k: int,
+    lr: float,
+    seed: int,
+    log,
+    dev=None,
+    time_limit: float = 0.0,
+    minibatch: int = 2048,
+    dev_start: float = float("inf"),
+    eval_every: int = 5,
+) -> list[dict]:
     """Self-labelling (Corsini et al. 2024): sample ``k`` schedules per instance from the current policy (the
     first greedy), keep the shortest, and take cross-entropy steps (``minibatch`` decisions each) towards its
     choices. Keeps the parameters best on ``dev`` (greedy), the starting ones if none beats ``dev_start``.
@@ -149,7 +161,7 @@ def self_label(ac: GraphActorCritic, problem: JobShop, iters: int, batch: int, k
         perm = torch.randperm(y.shape[0])
         losses = []
         for i in range(0, y.shape[0], minibatch):
-            j = perm[i:i + minibatch]
+            j = perm[i : i + minibatch]
             dist, _ = ac.evaluate({key: v[j] for key, v in f.items()})
             loss = -dist.log_prob(y[j]).mean()
             opt.zero_grad()
@@ -157,15 +169,23 @@ def self_label(ac: GraphActorCritic, problem: JobShop, iters: int, batch: int, k
             torch.nn.utils.clip_grad_norm_(ac.parameters(), 1.0)
             opt.step()
             losses.append(loss.item())
-        entry = {"sl_iteration": it + 1, "seconds": time.perf_counter() - t0, "loss": sum(losses) / len(losses),
-                 "greedy_train": float(ms[:, 0].mean()), "best_of_k_train": float(ms.min(1).values.mean())}
+        entry = {
+            "sl_iteration": it + 1,
+            "seconds": time.perf_counter() - t0,
+            "loss": sum(losses) / len(losses),
+            "greedy_train": float(ms[:, 0].mean()),
+            "best_of_k_train": float(ms.min(1).values.mean()),
+        }
         done = it + 1 == iters or bool(time_limit and time.perf_counter() - t0 > time_limit)
         if dev is not None and ((it + 1) % eval_every == 0 or it + 1 == iters):
             entry["dev_cost"] = evaluate(problem, ac, dev).mean
             if entry["dev_cost"] < best_dev:
                 best_dev, best_state = entry["dev_cost"], copy.deepcopy(ac.state_dict())
-            log(f"self-labelling {it + 1}: dev {entry['dev_cost']:.2f} (best {best_dev:.2f}), loss {entry['loss']:.3f}, "
-                f"train greedy {entry['greedy_train']:.1f} best-of-{k} {entry['best_of_k_train']:.1f}")
+            log(
+                f"self-labelling {it + 1}: dev {entry['dev_cost']:.2f} (best {best_dev:.2f}), "
+                f"loss {entry['loss']:.3f}, "
+                f"train greedy {entry['greedy_train']:.1f} best-of-{k} {entry['best_of_k_train']:.1f}"
+            )
         curve.append(entry)
         if done:
             break
@@ -183,10 +203,18 @@ def main(argv=None) -> None:
     ap.add_argument("--sl-samples", type=int, default=16, help="schedules sampled per instance (self-labelling)")
     ap.add_argument("--sl-lr", type=float, default=None, help="self-labelling learning rate (default: --bc-lr)")
     ap.add_argument("--sl-minibatch", type=int, default=2048, help="decisions per self-labelling gradient step")
-    ap.add_argument("--sl-iters", type=int, default=100000,
-                    help="self-labelling iteration cap per size (with a large --sl-minutes: an exact rerun)")
-    ap.add_argument("--init", type=Path, default=None,
-                    help="start from these weights (network size from the JSON next to them) instead of from scratch")
+    ap.add_argument(
+        "--sl-iters",
+        type=int,
+        default=100000,
+        help="self-labelling iteration cap per size (with a large --sl-minutes: an exact rerun)",
+    )
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from these weights (network size from the JSON next to them) instead of from scratch",
+    )
     ap.add_argument("--iterations", type=int, default=100000, help="PPO iteration cap per size")
     ap.add_argument("--batch", type=int, default=32, help="instances per PPO rollout")
     ap.add_argument("--lr", type=float, default=3e-4, help="PPO learning rate")
@@ -197,8 +225,12 @@ def main(argv=None) -> None:
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--bc-iters", type=int, default=60, help="imitation iterations before PPO (0: none)")
-    ap.add_argument("--bc-rules", nargs="+", default=["fdd_mwkr", "mwkr", "mopnr", "spt", "fifo"],
-                    help="imitate the best of these rules on each instance")
+    ap.add_argument(
+        "--bc-rules",
+        nargs="+",
+        default=["fdd_mwkr", "mwkr", "mopnr", "spt", "fifo"],
+        help="imitate the best of these rules on each instance",
+    )
     ap.add_argument("--dev", type=int, default=64, help="dev instances per size")
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
@@ -222,15 +254,25 @@ def main(argv=None) -> None:
     ac = GraphActorCritic(first, args.width, args.layers)
     if args.init:
         ac.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
-    record = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-              "versions": {"python": platform.python_version(), "torch": torch.__version__},
-              "network": ac.config, "phases": []}
+    record = {
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "network": ac.config,
+        "phases": [],
+    }
     if init_record is not None:  # the run that produced the starting weights (its own "init" nests further back)
         record["init"] = init_record
     if args.bc_iters:
         curve = imitate(ac, first, args.bc_rules, args.bc_iters, args.batch, args.bc_lr, args.seed, log)
-        record["phases"].append({"phase": "imitation", "rules": args.bc_rules, "size": args.sizes[0], "curve": curve,
-                                 "seconds": time.perf_counter() - t0})
+        record["phases"].append(
+            {
+                "phase": "imitation",
+                "rules": args.bc_rules,
+                "size": args.sizes[0],
+                "curve": curve,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
     for size, minutes, sl_minutes in zip(args.sizes, args.minutes, args.sl_minutes):
         problem = generated(size, size)
         ac.problem, ac.graph_fn = problem, problem.policy_graph
@@ -240,28 +282,72 @@ def main(argv=None) -> None:
         log(f"{size}x{size}: dev rules {rules}; network greedy {start:.2f}")
         if sl_minutes:
             ts = time.perf_counter()
-            curve = self_label(ac, problem, args.sl_iters, args.sl_batch, args.sl_samples,
-                               args.sl_lr if args.sl_lr is not None else args.bc_lr, args.seed + size, log,
-                               dev, 60.0 * sl_minutes, args.sl_minibatch, start, args.eval_every)
-            record["phases"].append({"phase": "self_labelling", "size": size, "dev_rules": rules, "dev_start": start,
-                                     "curve": curve, "seconds": time.perf_counter() - ts,
-                                     "iterations": len(curve),
-                                     "best_dev_cost": min([start] + [e["dev_cost"] for e in curve if "dev_cost" in e])})
+            curve = self_label(
+                ac,
+                problem,
+                args.sl_iters,
+                args.sl_batch,
+                args.sl_samples,
+                args.sl_lr if args.sl_lr is not None else args.bc_lr,
+                args.seed + size,
+                log,
+                dev,
+                60.0 * sl_minutes,
+                args.sl_minibatch,
+                start,
+                args.eval_every,
+            )
+            record["phases"].append(
+                {
+                    "phase": "self_labelling",
+                    "size": size,
+                    "dev_rules": rules,
+                    "dev_start": start,
+                    "curve": curve,
+                    "seconds": time.perf_counter() - ts,
+                    "iterations": len(curve),
+                    "best_dev_cost": min([start] + [e["dev_cost"] for e in curve if "dev_cost" in e]),
+                }
+            )
         if minutes:
-            o = validate({"iterations": args.iterations, "batch_size": args.batch, "train_scenarios": 20000,
-                          "dev_scenarios": args.dev, "eval_every": args.eval_every, "lr": args.lr,
-                          "epochs": args.epochs, "minibatches": args.minibatches, "entropy_coef": args.entropy,
-                          "time_limit": 60.0 * minutes, "lr_decay": False, "horizon": "finite"}, ppo.OPTIONS, "train")
+            o = validate(
+                {
+                    "iterations": args.iterations,
+                    "batch_size": args.batch,
+                    "train_scenarios": 20000,
+                    "dev_scenarios": args.dev,
+                    "eval_every": args.eval_every,
+                    "lr": args.lr,
+                    "epochs": args.epochs,
+                    "minibatches": args.minibatches,
+                    "entropy_coef": args.entropy,
+                    "time_limit": 60.0 * minutes,
+                    "lr_decay": False,
+                    "horizon": "finite",
+                },
+                ppo.OPTIONS,
+                "train",
+            )
             ts = time.perf_counter()
             before = evaluate(problem, ac, dev).mean
             pre = {k: v.clone() for k, v in ac.state_dict().items()}
             ac, curve = ppo.train(problem, ac, o, SolveContext(seed=args.seed + size, progress=True, log=log))
             best = min(curve, key=lambda e: e["dev_cost"])
-            record["phases"].append({"phase": "ppo", "size": size, "dev_rules": rules, "dev_start": before,
-                                     "curve": curve, "best_dev_cost": best["dev_cost"],
-                                     "seconds": time.perf_counter() - ts})
-            log(f"{size}x{size}: PPO best dev {best['dev_cost']:.2f} at iteration {best['iteration']} "
-                f"(from {before:.2f})")
+            record["phases"].append(
+                {
+                    "phase": "ppo",
+                    "size": size,
+                    "dev_rules": rules,
+                    "dev_start": before,
+                    "curve": curve,
+                    "best_dev_cost": best["dev_cost"],
+                    "seconds": time.perf_counter() - ts,
+                }
+            )
+            log(
+                f"{size}x{size}: PPO best dev {best['dev_cost']:.2f} at iteration {best['iteration']} "
+                f"(from {before:.2f})"
+            )
             if best["dev_cost"] > before:  # PPO did not help: keep what the earlier phases reached
                 log("PPO did not improve on the dev instances; keeping the weights it started from")
                 ac.load_state_dict(pre)
@@ -284,11 +370,18 @@ def plot(record: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 3.8), squeeze=False)
     for ax, size in zip(axes[0], sizes):
         offset, rules = 0.0, {}
-        for p, c in ((p, {"self_labelling": "C0", "ppo": "C3"}[p["phase"]]) for p in record["phases"]
-                     if p["phase"] != "imitation" and p["size"] == size):
+        for p, c in (
+            (p, {"self_labelling": "C0", "ppo": "C3"}[p["phase"]])
+            for p in record["phases"]
+            if p["phase"] != "imitation" and p["size"] == size
+        ):
             pts = [(offset + e["seconds"] / 60, e["dev_cost"]) for e in p["curve"] if "dev_cost" in e]
-            ax.plot([0 + offset] + [x for x, _ in pts], [p["dev_start"]] + [y for _, y in pts], color=c,
-                    label=f"GNN greedy, {p['phase'].replace('_', '-')}")
+            ax.plot(
+                [0 + offset] + [x for x, _ in pts],
+                [p["dev_start"]] + [y for _, y in pts],
+                color=c,
+                label=f"GNN greedy, {p['phase'].replace('_', '-')}",
+            )
             offset += p["seconds"] / 60
             rules = p["dev_rules"]
         for i, (r, v) in enumerate(rules.items()):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import time
 from pathlib import Path
 
@@ -59,12 +58,24 @@ def one_run(problem_name: str, method: str, seed: int, iterations: int, eval_eve
     orig(ac._final)
     final = evaluate(prob, ac, test)
     steps_per_it = o["batch_size"] * (o["train_periods"] or prob.periods)
-    return {"problem": problem_name, "method": method, "seed": seed, "iterations": iterations,
-            "env_steps": iterations * steps_per_it, "train_seconds": secs,
-            "best_test": best.mean, "best_stderr": best.stderr, "final_test": final.mean, "final_stderr": final.stderr,
-            "best_test_per_scenario": best.per_scenario.tolist(), "final_test_per_scenario": final.per_scenario.tolist(),
-            "curve": [{"env_steps": c["iteration"] * steps_per_it, "dev_cost": c["dev_cost"],
-                       "train_cost": c.get("train_cost")} for c in curve]}
+    return {
+        "problem": problem_name,
+        "method": method,
+        "seed": seed,
+        "iterations": iterations,
+        "env_steps": iterations * steps_per_it,
+        "train_seconds": secs,
+        "best_test": best.mean,
+        "best_stderr": best.stderr,
+        "final_test": final.mean,
+        "final_stderr": final.stderr,
+        "best_test_per_scenario": best.per_scenario.tolist(),
+        "final_test_per_scenario": final.per_scenario.tolist(),
+        "curve": [
+            {"env_steps": c["iteration"] * steps_per_it, "dev_cost": c["dev_cost"], "train_cost": c.get("train_cost")}
+            for c in curve
+        ],
+    }
 
 
 def load(paths) -> list[dict]:
@@ -84,8 +95,10 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
         if Path(f).is_file():
             for k, v in json.loads(Path(f).read_text()).items():
                 ref.setdefault(k, {}).update(v)
-    lines = ["| problem | method | seeds | env steps | best test cost | final test cost | final train cost (stochastic) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| problem | method | seeds | env steps | best test cost | final test cost | final train cost (stochastic) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     tests = []
     problems = sorted({r["problem"] for r in runs})
     for pr in problems:
@@ -97,15 +110,19 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
             f = np.array([r["final_test"] for r in rs])
             tc = np.array([r["curve"][-1]["train_cost"] for r in rs])
             sd = lambda x: x.std(ddof=1) if len(x) > 1 else float("nan")
-            lines.append(f"| {pr} | {m} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | {rs[0]['env_steps']} | "
-                         f"{b.mean():.0f} +- {sd(b):.0f} | {f.mean():.0f} +- {sd(f):.0f} | {tc.mean():.0f} +- {sd(tc):.0f} |")
+            lines.append(
+                f"| {pr} | {m} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | {rs[0]['env_steps']} | "
+                f"{b.mean():.0f} +- {sd(b):.0f} | {f.mean():.0f} +- {sd(f):.0f} | {tc.mean():.0f} +- {sd(tc):.0f} |"
+            )
         if len(by["ppo"]) > 1 and len(by["pdppo"]) > 1:
             for key in ("best_test", "final_test"):
                 a = [r[key] for r in by["pdppo"]]
                 c = [r[key] for r in by["ppo"]]
                 t = stats.ttest_ind(a, c, equal_var=False)
-                tests.append(f"{pr} {key}: PDPPO - PPO = {np.mean(a) - np.mean(c):+.0f}, Welch t = {t.statistic:.2f}, "
-                             f"p = {t.pvalue:.3f}")
+                tests.append(
+                    f"{pr} {key}: PDPPO - PPO = {np.mean(a) - np.mean(c):+.0f}, Welch t = {t.statistic:.2f}, "
+                    f"p = {t.pvalue:.3f}"
+                )
     out = "\n".join(lines + [""] + tests)
     if ref:
         out += "\n\n" + refs_table(runs, ref, problems)
@@ -128,9 +145,12 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
                 ax.plot(x, mu, color=col, label=f"{m.upper()} ({len(rs)} seeds)")
                 ax.fill_between(x, mu - sd, mu + sd, color=col, alpha=0.2)
             r = ref.get(pr, {})
-            for k, ls, what in (("cover_rule_all_test", ":", "cover rule (100 test scenarios)"),
-                                ("keep", "-", "keep initial setups (first {n})"),
-                                ("mpc", "--", "rolling MIP (first {n})"), ("bound", "-.", "perfect-info bound (first {n})")):
+            for k, ls, what in (
+                ("cover_rule_all_test", ":", "cover rule (100 test scenarios)"),
+                ("keep", "-", "keep initial setups (first {n})"),
+                ("mpc", "--", "rolling MIP (first {n})"),
+                ("bound", "-.", "perfect-info bound (first {n})"),
+            ):
                 if r.get(k) is not None:
                     n = len(r.get(k.replace("_all_test", "") + "_per_scenario", []))
                     ax.axhline(r[k], color="k" if k != "keep" else "0.6", ls=ls, lw=1, label=what.format(n=n))
@@ -159,11 +179,17 @@ def refs_table(runs, ref, problems) -> str:
             if rs:
                 allb = np.mean([x["best_test"] for x in rs])
                 fb = np.mean([np.mean(x["best_test_per_scenario"][:n]) for x in rs]) if n else float("nan")
-                rows.append((f"{m.upper()} best-on-dev, mean of {len(rs)} seeds", f"{allb:.0f}",
-                             f"{fb:.0f} ({n})" if n else ""))
+                rows.append(
+                    (f"{m.upper()} best-on-dev, mean of {len(rs)} seeds", f"{allb:.0f}", f"{fb:.0f} ({n})" if n else "")
+                )
         if "cover_rule" in r:
-            rows.append((f"cover rule (low, high = {r['cover_rule_thresholds']})", f"{r['cover_rule_all_test']:.0f}",
-                         first(r["cover_rule_per_scenario"])))
+            rows.append(
+                (
+                    f"cover rule (low, high = {r['cover_rule_thresholds']})",
+                    f"{r['cover_rule_all_test']:.0f}",
+                    first(r["cover_rule_per_scenario"]),
+                )
+            )
             rows.append(("keep the initial setups", "", first(r["keep_per_scenario"])))
             rows.append(("random allowed choices", "", first(r["random_per_scenario"])))
         if "mpc" in r:
@@ -174,7 +200,9 @@ def refs_table(runs, ref, problems) -> str:
                 rows.append(("perfect-information plan (SCIP incumbent, not a bound)", "", f"{r['plan']:.0f} ({n})"))
             src = sorted(set(r.get("bound_from", ["mip"])))
             what = {"mip": f"SCIP best bound at {r['bound_time_limit']:g} s", "lp_relaxation": "LP relaxation (GLOP)"}
-            rows.append((f"perfect-information bound ({' / '.join(what[x] for x in src)})", "", f"{r['bound']:.0f} ({n})"))
+            rows.append(
+                (f"perfect-information bound ({' / '.join(what[x] for x in src)})", "", f"{r['bound']:.0f} ({n})")
+            )
         lines += [f"| {pr} | {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 
@@ -188,8 +216,12 @@ def main():
     ap.add_argument("--eval-every", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/lotsizing_pdppo.json")
     ap.add_argument("--report", nargs="*", help="result files to summarise (no training)")
-    ap.add_argument("--refs", nargs="*", default=["benchmarks/results/lotsizing_refs.json"],
-                    help="reference costs (rolling MIP, cover rule, bound) to draw, from lotsizing_refs.py")
+    ap.add_argument(
+        "--refs",
+        nargs="*",
+        default=["benchmarks/results/lotsizing_refs.json"],
+        help="reference costs (rolling MIP, cover rule, bound) to draw, from lotsizing_refs.py",
+    )
     ap.add_argument("--png", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -209,8 +241,11 @@ def main():
                 data["runs"].append(r)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(data))
-                print(f"{pr} {m} seed {seed}: best {r['best_test']:.0f} final {r['final_test']:.0f} "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                print(
+                    f"{pr} {m} seed {seed}: best {r['best_test']:.0f} final {r['final_test']:.0f} "
+                    f"({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
     print(report([a.out], a.png, a.refs))
 
 

@@ -4,7 +4,8 @@ For each problem: the cover rule (thresholds searched on 256 dev scenarios), two
 initial setups for ever; uniformly random allowed choices), the rolling-horizon MIP on expected demand
 (``lotsizing_mpc``'s settings) and the perfect-information MIP bound (SCIP, ``--bound-time`` seconds per
 scenario; the solver's best bound, and its incumbent plan's cost), the cheap ones on the first ``--scenarios`` test
-scenarios, the MIPs on the first ``--mpc-scenarios`` / ``--bound-scenarios``, every per-scenario cost kept, so that learned policies can be compared on the same ones.
+scenarios, the MIPs on the first ``--mpc-scenarios`` / ``--bound-scenarios``, every per-scenario cost kept, so that
+learned policies can be compared on the same ones.
 
     python benchmarks/lotsizing_refs.py --problems i25_m10 i25_m15 --scenarios 10 \
         --out benchmarks/results/lotsizing_refs.json
@@ -66,8 +67,10 @@ def main():
 
             row["random_per_scenario"] = rollout(p, rnd, sc).costs.sum(1).tolist()
             row["keep_per_scenario"] = rollout(p, lambda s, t: s["setup"].argmax(-1), sc).costs.sum(1).tolist()
-            row["random"], row["keep"] = (float(np.mean(row["random_per_scenario"])),
-                                          float(np.mean(row["keep_per_scenario"])))
+            row["random"], row["keep"] = (
+                float(np.mean(row["random_per_scenario"])),
+                float(np.mean(row["keep_per_scenario"])),
+            )
             save()
             print(name, "cover", row["cover_rule"], "random", row["random"], "keep", row["keep"], flush=True)
         if "mpc" not in row and a.only in (None, "mpc"):
@@ -75,8 +78,13 @@ def main():
             pol = mip.RollingMIP(p, a.mpc_horizon, a.mpc_time)
             row["mpc_per_scenario"] = rollout(p, pol, test.select(slice(0, a.mpc_scenarios))).costs.sum(1).tolist()
             row["mpc"] = float(np.mean(row["mpc_per_scenario"]))
-            row["mpc_info"] = {"horizon": a.mpc_horizon, "time_limit": a.mpc_time, "solves": pol.solves,
-                               "not_optimal": pol.not_optimal, "seconds": time.perf_counter() - t0}
+            row["mpc_info"] = {
+                "horizon": a.mpc_horizon,
+                "time_limit": a.mpc_time,
+                "solves": pol.solves,
+                "not_optimal": pol.not_optimal,
+                "seconds": time.perf_counter() - t0,
+            }
             save()
             print(name, "mpc", row["mpc"], row["mpc_info"], flush=True)
         if "bound" not in row and a.only in (None, "bound"):

@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from opsrl.lotsizing.numpy_env import PlantEnv
@@ -68,8 +67,14 @@ def main():
     torch.set_num_threads(1)
     p = load_problem(f"lotsizing/{a.problem}")
     T = p.periods
-    res = {"problem": a.problem, "periods": T, "threads": 1, "device": a.device,
-           "numpy_one_env_steps_per_s": numpy_steps_per_s(p, a.numpy_episodes, T), "batched": {}}
+    res = {
+        "problem": a.problem,
+        "periods": T,
+        "threads": 1,
+        "device": a.device,
+        "numpy_one_env_steps_per_s": numpy_steps_per_s(p, a.numpy_episodes, T),
+        "batched": {},
+    }
     for n in a.batches:
         res["batched"][str(n)] = torch_steps_per_s(p, n, T, a.device)
     base = res["numpy_one_env_steps_per_s"]

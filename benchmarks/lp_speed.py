@@ -38,8 +38,10 @@ def stage_lps(name: str, batch: int, seed: int = 0) -> LP:
 
 
 def to(lp: LP, device: str) -> LP:
-    return LP(*(t.to(device) for t in (lp.c, lp.A, lp.row_lo, lp.row_hi, lp.lb, lp.ub)),
-              None if lp.const is None else lp.const.to(device))
+    return LP(
+        *(t.to(device) for t in (lp.c, lp.A, lp.row_lo, lp.row_hi, lp.lb, lp.ub)),
+        None if lp.const is None else lp.const.to(device),
+    )
 
 
 def timed(fn, min_seconds: float = 1.0, max_reps: int = 50):
@@ -60,8 +62,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "results" / "lp_speed.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    res = {"device": args.device, "threads": 1, "machine": platform.processor() or platform.machine(),
-           "load_average_at_start": os.getloadavg(), "cases": {}}
+    res = {
+        "device": args.device,
+        "threads": 1,
+        "machine": platform.processor() or platform.machine(),
+        "load_average_at_start": os.getloadavg(),
+        "cases": {},
+    }
     t_all = time.perf_counter()
     for name in args.cases:
         rows = {}
@@ -81,12 +88,21 @@ def main() -> None:
 
             s, ts = timed(run_torch, max_reps=20 if B < 1024 else 3)
             rel = ((s.value.cpu() - h.value).abs() / (1 + h.value.abs())).max().item()
-            rows[str(B)] = {"highs_lps_per_second": B / th, "torch_lps_per_second": B / ts,
-                            "highs_seconds_per_batch": th, "torch_seconds_per_batch": ts,
-                            "torch_iterations": s.info["iterations"], "torch_optimal": s.status.count("optimal"),
-                            "highs_optimal": h.status.count("optimal"), "max_rel_value_difference": rel}
-            print(f"{name} batch {B}: HiGHS {B / th:9.1f} LP/s, torch {B / ts:9.1f} LP/s "
-                  f"({s.info['iterations']} iterations), value difference {rel:.1e}", flush=True)
+            rows[str(B)] = {
+                "highs_lps_per_second": B / th,
+                "torch_lps_per_second": B / ts,
+                "highs_seconds_per_batch": th,
+                "torch_seconds_per_batch": ts,
+                "torch_iterations": s.info["iterations"],
+                "torch_optimal": s.status.count("optimal"),
+                "highs_optimal": h.status.count("optimal"),
+                "max_rel_value_difference": rel,
+            }
+            print(
+                f"{name} batch {B}: HiGHS {B / th:9.1f} LP/s, torch {B / ts:9.1f} LP/s "
+                f"({s.info['iterations']} iterations), value difference {rel:.1e}",
+                flush=True,
+            )
         m, n = stage_lps(name, 1).shape
         res["cases"][name] = {"rows": m, "columns": n, "batches": rows}
     res["load_average_at_end"] = os.getloadavg()

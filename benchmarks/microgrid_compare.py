@@ -10,7 +10,8 @@ fitted here from their solver files (seed 0); the learned ones can instead be lo
 earlier run saved with ``--save DIR`` (``DIR/<solver>.pt``). A solver file's ``[problem]`` table (such as
 ``shield.proposal = "genset_load"``) applies to that solver's copy of the problem; the test days are the same.
 Fuel-equivalent litres (``fuel_eq_litres`` of :func:`opsrl.microgrid.run_test`) charge the battery energy
-used over the day at the fuel it is worth, so a controller cannot look better by emptying the battery. The operator is the reference for savings.
+used over the day at the fuel it is worth, so a controller cannot look better by emptying the battery. The operator is
+the reference for savings.
 """
 
 from __future__ import annotations
@@ -36,15 +37,23 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=32)
     ap.add_argument("--plots", default="docs")
     ap.add_argument("--plot-day", type=int, default=0)
-    ap.add_argument("--solvers", "--learned", nargs="*", default=["soc_hysteresis", "hdpo_scu", "ppo_scu"],
-                    help="solvers fitted here (learned ones trained, or loaded with --load), beside the operator "
-                         "and the MPC")
+    ap.add_argument(
+        "--solvers",
+        "--learned",
+        nargs="*",
+        default=["soc_hysteresis", "hdpo_scu", "ppo_scu"],
+        help="solvers fitted here (learned ones trained, or loaded with --load), beside the operator and the MPC",
+    )
     ap.add_argument("--set", nargs="*", default=[], help="overrides of the learned solvers, solver.key=value")
     ap.add_argument("--problem-set", nargs="*", default=[], help="problem overrides, key=value")
     ap.add_argument("--skip-mpc", action="store_true")
-    ap.add_argument("--constant", nargs="*", default=["0,0.5", "0,1"],
-                    help="constant proposals 'genset_fraction,battery_set_point' that the shields alone make safe: "
-                         "what the shields do without a controller")
+    ap.add_argument(
+        "--constant",
+        nargs="*",
+        default=["0,0.5", "0,1"],
+        help="constant proposals 'genset_fraction,battery_set_point' that the shields alone make safe: "
+        "what the shields do without a controller",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save", default="", help="save each trained policy's parameters in this folder")
     ap.add_argument("--load", default="", help="load parameters saved by --save instead of training")
@@ -65,8 +74,9 @@ def main() -> None:
         policies[f"shields alone, proposal ({a[0]:g}, {a[1]:g})"] = ConstantProposal(prob, a)
     for solver in args.solvers:
         prefix = solver + "."
-        overrides = {k[len(prefix):]: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)
-                     if k.startswith(prefix)}
+        overrides = {
+            k[len(prefix) :]: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set) if k.startswith(prefix)
+        }
         _, method, scfg = load_solver(solver, family("microgrid"), overrides)
         sprob = load_for_solver(args.problem, scfg, {"test.scenarios": args.days, **poverrides})
         torch.manual_seed(0)
@@ -100,27 +110,39 @@ def main() -> None:
         m["gap"] = 100 * (ev.per_scenario.numpy() - lb).mean() / lb.mean()
         rows[name] = m
         if args.plots and not isinstance(pol, ConstantProposal):
-            plot_day(problems.get(name, prob), pol, test, Path(args.plots) / f"microgrid_dispatch_{name}{args.plot_suffix}.png",
-                     f"{name}, {prob.name} test day {args.plot_day}", args.plot_day)
+            plot_day(
+                problems.get(name, prob),
+                pol,
+                test,
+                Path(args.plots) / f"microgrid_dispatch_{name}{args.plot_suffix}.png",
+                f"{name}, {prob.name} test day {args.plot_day}",
+                args.plot_day,
+            )
     base = rows["operator_rules"]
     print(f"\n{prob.name}: {test.n} held-out test days (seed {prob.test_seed}); means per day\n")
-    print("| controller | cost | fuel (L) | fuel-equivalent (L) | fuel-eq. saved vs operator | degradation | "
-          "unserved (kWh) | reserve minutes | violations | gap to bound |")
+    print(
+        "| controller | cost | fuel (L) | fuel-equivalent (L) | fuel-eq. saved vs operator | degradation | "
+        "unserved (kWh) | reserve minutes | violations | gap to bound |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, m in rows.items():
         saved = 100 * (1 - m["fuel_eq_litres"] / base["fuel_eq_litres"])
-        print(f"| {name} | {m['cost']:.1f} ± {m['stderr']:.1f} | {m['fuel_litres']:.1f} | {m['fuel_eq_litres']:.1f} | "
-              f"{saved:.1f}% | {m['degradation']:.2f} | {m['unserved_kwh']:.2f} | {m['reserve_minutes']:.1f} | "
-              f"{m['violations_total']} | "
-              f"{m['gap']:.1f}% |")
+        print(
+            f"| {name} | {m['cost']:.1f} ± {m['stderr']:.1f} | {m['fuel_litres']:.1f} | {m['fuel_eq_litres']:.1f} | "
+            f"{saved:.1f}% | {m['degradation']:.2f} | {m['unserved_kwh']:.2f} | {m['reserve_minutes']:.1f} | "
+            f"{m['violations_total']} | "
+            f"{m['gap']:.1f}% |"
+        )
     # The bound's objective is fuel_price * fuel-equivalent + penalties (degradation enters with 0, and the
     # terminal value prices battery energy as the fuel-equivalent does), so every controller that serves all
     # demand without dumping burns at least bound / fuel_price fuel-equivalent litres: no controller can save more
     # than this against the operator on these days.
     if p.terminal_value < 0 and abs(p.depth_exp - 1.0) > 1e-12:  # (for k = 1 the bound counts degradation too)
         feq_lb = lb.mean() / p.fuel_price
-        print(f"| perfect_foresight (bound) | {lb.mean():.1f} | | >= {feq_lb:.1f} | "
-              f"<= {100 * (1 - feq_lb / base['fuel_eq_litres']):.1f}% | | | | | 0 |")
+        print(
+            f"| perfect_foresight (bound) | {lb.mean():.1f} | | >= {feq_lb:.1f} | "
+            f"<= {100 * (1 - feq_lb / base['fuel_eq_litres']):.1f}% | | | | | 0 |"
+        )
     else:
         print(f"| perfect_foresight (bound) | {lb.mean():.1f} | | | | | | | | 0 |")
 

@@ -30,7 +30,7 @@ from opsrl.core import Scenarios
 from opsrl.core.config import parse_value
 from opsrl.microgrid import run_test
 from opsrl.microgrid.controllers import ConstantProposal, OperatorRules, SocHysteresis
-from opsrl.registry import load_for_solver, load_problem, load_solver, family
+from opsrl.registry import family, load_for_solver, load_problem, load_solver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +42,14 @@ def families(base, hyst, loads: list[float]) -> list[tuple[str, object, np.ndarr
     out = []
     for u in loads:
         rows = np.array([(a, round(a + w, 4)) for a in starts for w in widths if a + w <= 0.95])
-        out.append((f"hysteresis, genset load {u:g}", hyst, rows,
-                    lambda prm, u=u: SocHysteresis(hyst, prm[:, 0], prm[:, 1], u)))
+        out.append(
+            (
+                f"hysteresis, genset load {u:g}",
+                hyst,
+                rows,
+                lambda prm, u=u: SocHysteresis(hyst, prm[:, 0], prm[:, 1], u),
+            )
+        )
     # shields alone: (fraction of gensets, battery set-point) every minute, set-point 0.5 = 0 kW
     rows = np.array([(g, b) for g in (0.0, 0.5, 1.0) for b in (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0)])
     out.append(("shields alone (constant proposal)", base, rows, lambda prm: ConstantProposal(base, prm)))
@@ -56,9 +62,12 @@ def per_day(problem, policy, scenarios: Scenarios) -> dict[str, np.ndarray]:
     d = m["by_scenario"]
     if m["violations_total"]:
         raise RuntimeError(f"the shields let {m['violations_total']} violations through: {m['violations']}")
-    return {"cost": ev.per_scenario.double().numpy(), "degradation": d["degradation"].numpy(),
-            "fuel_eq": d["fuel_eq_litres"].numpy(),
-            "unserved_kwh": d["unserved_kwh"].numpy()}
+    return {
+        "cost": ev.per_scenario.double().numpy(),
+        "degradation": d["degradation"].numpy(),
+        "fuel_eq": d["fuel_eq_litres"].numpy(),
+        "unserved_kwh": d["unserved_kwh"].numpy(),
+    }
 
 
 def candidates(problem, rows: np.ndarray, make, scenarios: Scenarios) -> dict[str, np.ndarray]:
@@ -75,8 +84,13 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=32)
     ap.add_argument("--dev-days", type=int, default=16)
     ap.add_argument("--loads", type=float, nargs="+", default=[1.0, 0.5])
-    ap.add_argument("--caps", type=float, nargs="+", default=[1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 0.0],
-                    help="degradation caps as multiples of the operator's dev degradation (0: no cap)")
+    ap.add_argument(
+        "--caps",
+        type=float,
+        nargs="+",
+        default=[1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 0.0],
+        help="degradation caps as multiples of the operator's dev degradation (0: no cap)",
+    )
     ap.add_argument("--problem-set", nargs="*", default=[], help="problem overrides, key=value")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--plot", default=str(ROOT / "docs" / "microgrid_frontier.png"))
@@ -109,10 +123,14 @@ def main() -> None:
         return 100 * (1 - feq / ref[split]["fuel_eq"])
 
     rows = []
-    print(f"\n{prob.name}: operator degradation {ref['dev']['degradation']:.2f} (dev) / "
-          f"{ref['test']['degradation']:.2f} (test) per day\n")
-    print("| degradation cap (x operator, dev) | rule | parameters | dev fuel-eq. saved | "
-          "test fuel-eq. saved | test degradation | test cost | test unserved (kWh) |")
+    print(
+        f"\n{prob.name}: operator degradation {ref['dev']['degradation']:.2f} (dev) / "
+        f"{ref['test']['degradation']:.2f} (test) per day\n"
+    )
+    print(
+        "| degradation cap (x operator, dev) | rule | parameters | dev fuel-eq. saved | "
+        "test fuel-eq. saved | test degradation | test cost | test unserved (kWh) |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for cap in args.caps:
         ok = np.ones(len(cand), bool) if cap <= 0 else res["dev"]["degradation"] <= cap * ref["dev"]["degradation"]
@@ -120,16 +138,30 @@ def main() -> None:
             print(f"| {cap:g} | none within the cap | | | | | | |")
             continue
         i = int(np.flatnonzero(ok)[np.argmin(res["dev"]["fuel_eq"][ok])])
-        row = {"cap": cap, "rule": cand[i][0], "parameters": cand[i][1],
-               "dev_saved": saved("dev", res["dev"]["fuel_eq"][i]), "test_saved": saved("test", res["test"]["fuel_eq"][i]),
-               "test_degradation": float(res["test"]["degradation"][i]), "test_cost": float(res["test"]["cost"][i]),
-               "test_unserved_kwh": float(res["test"]["unserved_kwh"][i])}
+        row = {
+            "cap": cap,
+            "rule": cand[i][0],
+            "parameters": cand[i][1],
+            "dev_saved": saved("dev", res["dev"]["fuel_eq"][i]),
+            "test_saved": saved("test", res["test"]["fuel_eq"][i]),
+            "test_degradation": float(res["test"]["degradation"][i]),
+            "test_cost": float(res["test"]["cost"][i]),
+            "test_unserved_kwh": float(res["test"]["unserved_kwh"][i]),
+        }
         rows.append(row)
-        print(f"| {'none' if cap <= 0 else f'{cap:g}'} | {row['rule']} | {', '.join(f'{x:g}' for x in row['parameters'])} | "
-              f"{row['dev_saved']:.1f}% | {row['test_saved']:.1f}% | {row['test_degradation']:.2f} | "
-              f"{row['test_cost']:.1f} | {row['test_unserved_kwh']:.2f} |")
-    out = {"args": vars(args), "operator": ref, "candidates": cand,
-           "results": {s: {k: v.tolist() for k, v in r.items()} for s, r in res.items()}, "chosen": rows}
+        print(
+            f"| {'none' if cap <= 0 else f'{cap:g}'} | {row['rule']} | "
+            f"{', '.join(f'{x:g}' for x in row['parameters'])} | "
+            f"{row['dev_saved']:.1f}% | {row['test_saved']:.1f}% | {row['test_degradation']:.2f} | "
+            f"{row['test_cost']:.1f} | {row['test_unserved_kwh']:.2f} |"
+        )
+    out = {
+        "args": vars(args),
+        "operator": ref,
+        "candidates": cand,
+        "results": {s: {k: v.tolist() for k, v in r.items()} for s, r in res.items()},
+        "chosen": rows,
+    }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))
     if args.plot:
@@ -149,8 +181,12 @@ def plot(cand, test, ref, rows, path, name) -> None:
         m = np.array([lab == fam for lab in labels])
         ax.scatter(test["degradation"][m], sv[m], s=14, marker=mk, alpha=0.6, label=fam)
     ax.scatter([ref["degradation"]], [0.0], c="k", marker="*", s=120, label="operator_rules")
-    ax.plot([r["test_degradation"] for r in rows], [r["test_saved"] for r in rows], "r.-",
-            label="chosen on dev days under a degradation cap")
+    ax.plot(
+        [r["test_degradation"] for r in rows],
+        [r["test_saved"] for r in rows],
+        "r.-",
+        label="chosen on dev days under a degradation cap",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("battery degradation per test day (rainflow, cost units)")
     ax.set_ylabel("fuel-equivalent saved vs the operator (%)")

@@ -4,11 +4,14 @@
 perfect-foresight bound on fuel-equivalent (degradation free).
 
     python benchmarks/microgrid_frontier_all.py [--rules benchmarks/results/microgrid_frontier.json]
-        [--mpc benchmarks/results/microgrid_mpc_frontier.json ...] [--learners benchmarks/results/microgrid_learners.json]
-        [--bound-saved 19.7] [--plot docs/microgrid_frontier_all.png] [--json benchmarks/results/microgrid_frontier_all.json]
+        [--mpc benchmarks/results/microgrid_mpc_frontier.json ...]
+        [--learners benchmarks/results/microgrid_learners.json]
+        [--bound-saved 19.7] [--plot docs/microgrid_frontier_all.png]
+        [--json benchmarks/results/microgrid_frontier_all.json]
 
 Only rows measured on the same days as the rules are drawn: the 32 test days, in one file or in parts
-(``--first``/``--days`` of the benchmarks) that together cover them (means weighted by days); the table also says, for each degradation cap (multiples of the operator's test degradation), the
+(``--first``/``--days`` of the benchmarks) that together cover them (means weighted by days); the table also says, for
+each degradation cap (multiples of the operator's test degradation), the
 best rule and the best of every other family within it (on the test days: for the rules this flatters them,
 since the frontier benchmark chooses on dev days; the learners and MPCs are not tuned on test days).
 """
@@ -27,10 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rules", default=str(ROOT / "benchmarks/results/microgrid_frontier.json"))
-    ap.add_argument("--mpc", nargs="*", default=sorted(map(str, (ROOT / "benchmarks/results").glob("microgrid_mpc_*.json"))))
-    ap.add_argument("--learners", nargs="*", default=sorted(map(str, (ROOT / "benchmarks/results").glob("microgrid_learners*.json"))))
-    ap.add_argument("--bound-saved", type=float, default=19.7,
-                    help="the perfect-foresight bound's largest fuel-equivalent saving on the test days (%%)")
+    ap.add_argument(
+        "--mpc", nargs="*", default=sorted(map(str, (ROOT / "benchmarks/results").glob("microgrid_mpc_*.json")))
+    )
+    ap.add_argument(
+        "--learners",
+        nargs="*",
+        default=sorted(map(str, (ROOT / "benchmarks/results").glob("microgrid_learners*.json"))),
+    )
+    ap.add_argument(
+        "--bound-saved",
+        type=float,
+        default=19.7,
+        help="the perfect-foresight bound's largest fuel-equivalent saving on the test days (%%)",
+    )
     ap.add_argument("--caps", type=float, nargs="+", default=[1.0, 1.5, 3.0, 5.0, 10.0])
     ap.add_argument("--plot", default=str(ROOT / "docs/microgrid_frontier_all.png"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/microgrid_frontier_all.json"))
@@ -61,11 +74,21 @@ def main() -> None:
         w = np.array([n for _, n, _ in got], float) / 32
         mean = lambda k: float(sum(wi * r[k] for wi, (_, _, r) in zip(w, got)))  # noqa: E731
         r0 = got[0][2]
-        fam = r0.get("family") or ("MPC, perfect forecasts" if r0.get("forecast") == "perfect" else "MPC, real forecasts")
+        fam = r0.get("family") or (
+            "MPC, perfect forecasts" if r0.get("forecast") == "perfect" else "MPC, real forecasts"
+        )
         if r0.get("proposal") == "battery_kw":
             fam += ", battery set-point"
-        points.append((fam, name, mean("degradation"), 100 * (1 - mean("fuel_eq_litres") / ref["fuel_eq"]),
-                       int(sum(r["violations"] for _, _, r in got)), mean("unserved_kwh")))
+        points.append(
+            (
+                fam,
+                name,
+                mean("degradation"),
+                100 * (1 - mean("fuel_eq_litres") / ref["fuel_eq"]),
+                int(sum(r["violations"] for _, _, r in got)),
+                mean("unserved_kwh"),
+            )
+        )
     table = []
     print(f"operator: degradation {ref['degradation']:.2f}, fuel-equivalent {ref['fuel_eq']:.1f} L per test day\n")
     print("| degradation cap (x operator) | best rule (test) | " + " | ".join(sorted({p[0] for p in points})) + " |")
@@ -84,8 +107,9 @@ def main() -> None:
         table.append(row)
         print(f"| {cap:g} | {'none' if best_rule is None else f'{best_rule:.1f}%'} | " + " | ".join(cells) + " |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"args": vars(args), "operator": ref, "points": points, "caps": table},
-                                          indent=1))
+    Path(args.json).write_text(
+        json.dumps({"args": vars(args), "operator": ref, "points": points, "caps": table}, indent=1)
+    )
     import matplotlib
 
     matplotlib.use("Agg")

@@ -51,8 +51,13 @@ def main() -> None:
         prob = load_for_solver(args.problem, cfg, {"test.scenarios": n_all, "costs.wear_weight": w})
         days = prob.test_set().select(slice(args.first, args.first + args.days))
         t0 = time.perf_counter()
-        ctx = SolveContext(seed=args.seed, progress=False, source=cfg["source"], fit_solver=fit_solver,
-                           log=lambda msg: print("#", msg, flush=True))
+        ctx = SolveContext(
+            seed=args.seed,
+            progress=False,
+            source=cfg["source"],
+            fit_solver=fit_solver,
+            log=lambda msg: print("#", msg, flush=True),
+        )
         out = method.fit(prob, cfg["options"], cfg, ctx)
         secs = time.perf_counter() - t0
         pol = out.policy
@@ -62,16 +67,29 @@ def main() -> None:
                 pol.sampling = sampling
             torch.manual_seed(args.seed)
             ev, m = run_test(prob, pol, days)
-            r = {"name": f"{args.solver} wear {w:g} {label}", "family": f"{method.name.upper()} {label}",
-                 "solver": args.solver, "wear_weight": w, "mode": label, "cost": float(ev.mean),
-                 "fuel_eq_litres": m["fuel_eq_litres"], "fuel_litres": m["fuel_litres"],
-                 "saved": 100 * (1 - m["fuel_eq_litres"] / ref), "degradation": m["degradation"],
-                 "unserved_kwh": m["unserved_kwh"], "violations": m["violations_total"],
-                 "reserve_minutes": m["reserve_minutes"], "train_seconds": secs,
-                 "info": {k: v for k, v in out.info.items() if isinstance(v, (int, float, str))}}
+            r = {
+                "name": f"{args.solver} wear {w:g} {label}",
+                "family": f"{method.name.upper()} {label}",
+                "solver": args.solver,
+                "wear_weight": w,
+                "mode": label,
+                "cost": float(ev.mean),
+                "fuel_eq_litres": m["fuel_eq_litres"],
+                "fuel_litres": m["fuel_litres"],
+                "saved": 100 * (1 - m["fuel_eq_litres"] / ref),
+                "degradation": m["degradation"],
+                "unserved_kwh": m["unserved_kwh"],
+                "violations": m["violations_total"],
+                "reserve_minutes": m["reserve_minutes"],
+                "train_seconds": secs,
+                "info": {k: v for k, v in out.info.items() if isinstance(v, (int, float, str))},
+            }
             rows.append(r)
-            print(f"| {r['name']} | {r['cost']:.1f} | {r['fuel_eq_litres']:.1f} | {r['saved']:.1f}% | "
-                  f"{r['degradation']:.2f} | {r['unserved_kwh']:.2f} | {r['violations']} | {secs:.0f} s |", flush=True)
+            print(
+                f"| {r['name']} | {r['cost']:.1f} | {r['fuel_eq_litres']:.1f} | {r['saved']:.1f}% | "
+                f"{r['degradation']:.2f} | {r['unserved_kwh']:.2f} | {r['violations']} | {secs:.0f} s |",
+                flush=True,
+            )
         if hasattr(pol, "sampling"):
             pol.sampling = False
     if args.json:

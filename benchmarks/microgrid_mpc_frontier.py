@@ -27,15 +27,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def row(name, ev, m, ref, seconds=None, **extra):
-    out = {"name": name, "cost": float(ev.mean), "fuel_eq_litres": m["fuel_eq_litres"], "fuel_litres": m["fuel_litres"],
-           "degradation": m["degradation"], "unserved_kwh": m["unserved_kwh"], "violations": m["violations_total"],
-           "reserve_minutes": m["reserve_minutes"], **extra}
+    out = {
+        "name": name,
+        "cost": float(ev.mean),
+        "fuel_eq_litres": m["fuel_eq_litres"],
+        "fuel_litres": m["fuel_litres"],
+        "degradation": m["degradation"],
+        "unserved_kwh": m["unserved_kwh"],
+        "violations": m["violations_total"],
+        "reserve_minutes": m["reserve_minutes"],
+        **extra,
+    }
     if ref is not None:
         out["saved"] = 100 * (1 - out["fuel_eq_litres"] / ref)
     if seconds is not None:
         out["seconds"] = seconds
-    print(f"| {name} | {out['cost']:.1f} | {out['fuel_eq_litres']:.1f} | {out.get('saved', 0):.1f}% | "
-          f"{out['degradation']:.2f} | {out['unserved_kwh']:.2f} | {out['violations']} |", flush=True)
+    print(
+        f"| {name} | {out['cost']:.1f} | {out['fuel_eq_litres']:.1f} | {out.get('saved', 0):.1f}% | "
+        f"{out['degradation']:.2f} | {out['unserved_kwh']:.2f} | {out['violations']} |",
+        flush=True,
+    )
     return out
 
 
@@ -50,9 +61,13 @@ def main() -> None:
     ap.add_argument("--replan", type=int, default=15)
     ap.add_argument("--gap", type=float, default=1e-2)
     ap.add_argument("--no-rules", action="store_true", help="skip the operator and soc_hysteresis rows")
-    ap.add_argument("--proposal", default="genset_load", choices=["genset_load", "battery_kw"],
-                    help="how the MPC proposes: the plan's genset load (the battery takes the rest minute by "
-                         "minute) or its battery set-point (the gensets follow the load)")
+    ap.add_argument(
+        "--proposal",
+        default="genset_load",
+        choices=["genset_load", "battery_kw"],
+        help="how the MPC proposes: the plan's genset load (the battery takes the rest minute by "
+        "minute) or its battery set-point (the gensets follow the load)",
+    )
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -66,7 +81,10 @@ def main() -> None:
     rows = [row("operator_rules", ev, m, None)]
     ref = m["fuel_eq_litres"]
     rows[0]["saved"] = 0.0
-    print("| controller | cost | fuel-eq. (L) | saved | degradation | unserved | violations |\n|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| controller | cost | fuel-eq. (L) | saved | degradation | unserved | violations |\n"
+        "|---|---:|---:|---:|---:|---:|---:|"
+    )
     if not args.no_rules:
         ev, m = run_test(prob, SocHysteresis(prob, 0.15, 0.30, 1.0), days)
         rows.append(row("soc_hysteresis 0.15/0.30", ev, m, ref))
@@ -76,11 +94,24 @@ def main() -> None:
             mp, md = (prob, days) if args.proposal == "genset_load" else (base, days_base)
             pol = CommitMPC(mp, w, fc, md, args.replan, args.horizon)
             from opsrl.microgrid import milp
+
             milp.GAP = args.gap
             ev, m = run_test(mp, pol, md)
             tag = "" if args.proposal == "genset_load" else ", battery set-point"
-            rows.append(row(f"mpc_commit {fc} wear {w:g}{tag}", ev, m, ref, time.perf_counter() - t0, forecast=fc,
-                            wear_price=w, horizon=args.horizon, solves=pol.solves, proposal=args.proposal))
+            rows.append(
+                row(
+                    f"mpc_commit {fc} wear {w:g}{tag}",
+                    ev,
+                    m,
+                    ref,
+                    time.perf_counter() - t0,
+                    forecast=fc,
+                    wear_price=w,
+                    horizon=args.horizon,
+                    solves=pol.solves,
+                    proposal=args.proposal,
+                )
+            )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))

@@ -50,8 +50,10 @@ def main() -> None:
     secs = time.perf_counter() - t0
     print(f"days simulated: {done} x {args.minutes} minutes in {secs:.0f} s")
     print(f"violations: {dict(counts) or 'none'} (total {sum(counts.values())})")
-    print(f"unserved energy: {unserved:.3f} kWh; reserve minutes (overload or SoC below the normal band): "
-          f"{reserve}; fuel {fuel / done:.0f} L per day")
+    print(
+        f"unserved energy: {unserved:.3f} kWh; reserve minutes (overload or SoC below the normal band): "
+        f"{reserve}; fuel {fuel / done:.0f} L per day"
+    )
 
 
 if __name__ == "__main__":

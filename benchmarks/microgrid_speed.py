@@ -44,9 +44,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     on = build({"periods": args.minutes}, "<bench>")
     off = build({"periods": args.minutes, "shielded": False}, "<bench>")
-    print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, threads {args.threads}, "
-          f"{args.minutes} minutes per rollout")
-    print(f"| batch | shields on, eval (min/s) | shields off, eval (min/s) | shields on, train fwd+bwd (min/s) |")
+    print(
+        f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, threads {args.threads}, "
+        f"{args.minutes} minutes per rollout"
+    )
+    print("| batch | shields on, eval (min/s) | shields off, eval (min/s) | shields on, train fwd+bwd (min/s) |")
     print("|---:|---:|---:|---:|")
     for B in args.batches:
         r_on = measure(on, B, args.minutes, False)

@@ -41,33 +41,63 @@ def main(argv=None) -> None:
     problem = load_problem(args.problem)
     opt = dp_optimum(problem.mean, problem.L, problem.p, problem.h)
     test = problem.sample(args.test_scenarios, "test", 0, periods=600)
-    opts = {"iterations": args.iterations, "batch_size": 128, "train_periods": 100, "dev_scenarios": 512,
-            "dev_periods": 300, "eval_every": 5, "lr": 1e-3}
+    opts = {
+        "iterations": args.iterations,
+        "batch_size": 128,
+        "train_periods": 100,
+        "dev_scenarios": 512,
+        "dev_periods": 300,
+        "eval_every": 5,
+        "lr": 1e-3,
+    }
     policy = {"levels": [args.levels]} if args.levels else {}
     runs = []
     for method in ("ppo", "pdppo"):
         for seed in args.seeds:
             t0 = time.perf_counter()
-            out = METHODS[method].fit(problem, validate(opts, ppo.OPTIONS, "bench"), {"policy": policy},
-                                      SolveContext(seed=seed, progress=True))
+            out = METHODS[method].fit(
+                problem,
+                validate(opts, ppo.OPTIONS, "bench"),
+                {"policy": policy},
+                SolveContext(seed=seed, progress=True),
+            )
             secs = time.perf_counter() - t0
             ev = evaluate(problem, out.policy, test, warmup=100)
-            run = {"method": method, "seed": seed, "train_seconds": secs, "test_cost": ev.mean,
-                   "test_stderr": ev.stderr, "gap_pct": 100 * (ev.mean - opt) / opt,
-                   "curve": [{"iteration": e["iteration"], "dev_cost": e["dev_cost"], "seconds": e["seconds"]}
-                             for e in out.curve]}
+            run = {
+                "method": method,
+                "seed": seed,
+                "train_seconds": secs,
+                "test_cost": ev.mean,
+                "test_stderr": ev.stderr,
+                "gap_pct": 100 * (ev.mean - opt) / opt,
+                "curve": [
+                    {"iteration": e["iteration"], "dev_cost": e["dev_cost"], "seconds": e["seconds"]} for e in out.curve
+                ],
+            }
             runs.append(run)
             print(json.dumps({k: v for k, v in run.items() if k != "curve"}), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "dp_optimum": opt,
-                                    "options": opts, "policy": policy, "runs": runs}, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "dp_optimum": opt,
+                "options": opts,
+                "policy": policy,
+                "runs": runs,
+            },
+            indent=1,
+        )
+    )
     print(f"\nDP optimum {opt:.4f}")
     print("| method | test cost per seed | mean gap % | mean train s |\n| --- | --- | ---: | ---: |")
     for method in ("ppo", "pdppo"):
         rs = [r for r in runs if r["method"] == method]
         costs = ", ".join(f"{r['test_cost']:.4f}" for r in rs)
-        print(f"| {method} | {costs} | "
-              f"{sum(r['gap_pct'] for r in rs) / len(rs):.2f} | {sum(r['train_seconds'] for r in rs) / len(rs):.0f} |")
+        print(
+            f"| {method} | {costs} | "
+            f"{sum(r['gap_pct'] for r in rs) / len(rs):.2f} | {sum(r['train_seconds'] for r in rs) / len(rs):.0f} |"
+        )
     plot(runs, opt, args.plot, args.problem)
 
 

@@ -22,8 +22,13 @@ def main() -> None:
         if name not in c:
             continue
         curve = c[name]["curve"]
-        ax.plot([e["seconds"] for e in curve], [e["dev_cost"] for e in curve], marker="o", ms=3,
-                label=f"{label}: test {c[name]['gap_to_sdp_policy_pct']:+.2f}% vs SDP policy")
+        ax.plot(
+            [e["seconds"] for e in curve],
+            [e["dev_cost"] for e in curve],
+            marker="o",
+            ms=3,
+            label=f"{label}: test {c[name]['gap_to_sdp_policy_pct']:+.2f}% vs SDP policy",
+        )
     ax.axhline(c["sdp_optimum"], color="k", ls="--", lw=1, label=f"SDP optimum {c['sdp_optimum']:.0f}")
     ax.set_ylim(c["sdp_optimum"] * 0.98, c["sdp_optimum"] * 1.15)
     ax.set_xlabel("training seconds (one CPU thread, shared machine)")

@@ -8,7 +8,8 @@
   scenarios, training time and decision time per stage; SDDP's bound and its policy's cost on the same scenarios
   (problem test seed 0) are read from benchmarks/results/hydro_references.json (benchmarks/hydro_references.py).
 
-One thread. ``python benchmarks/tsddr_hydro.py --only case3 --seconds 200`` (torch LPs in training, batch 64) and ``--only bolivia --seconds 480``;
+One thread. ``python benchmarks/tsddr_hydro.py --only case3 --seconds 200`` (torch LPs in training, batch 64) and
+``--only bolivia --seconds 480``;
 each part updates its entry in --out (benchmarks/results/tsddr_hydro.json).
 """
 
@@ -38,8 +39,9 @@ def stats(x) -> dict:
 
 
 def fit(problem, solver: str, seconds: float, seed: int, overrides: dict | None = None):
-    _, method, cfg = load_solver(solver, family("hydro"), {"time_limit": float(seconds), "max_steps": 100000,
-                                                           **(overrides or {})})
+    _, method, cfg = load_solver(
+        solver, family("hydro"), {"time_limit": float(seconds), "max_steps": 100000, **(overrides or {})}
+    )
     ctx = SolveContext(seed=seed, progress=True, source=cfg["source"], log=print)
     t0 = time.perf_counter()
     outcome = method.fit(problem, cfg["options"], cfg, ctx)
@@ -49,15 +51,24 @@ def fit(problem, solver: str, seconds: float, seed: int, overrides: dict | None 
 def entry(problem, scenarios, outcome, train_s, cfg, ref_cost=None) -> dict:
     ev, m = run_test(problem, scenarios, policy=outcome.policy, per_scenario=True)
     cost = m["by_scenario"]["cost"].numpy()
-    out = {"test": stats(cost), "train_seconds": train_s, "steps": outcome.info["steps"],
-           "best_step": outcome.info["best_step"], "parameters": outcome.info["parameters"],
-           "options": {k: v for k, v in cfg["options"].items()}, "policy": cfg.get("policy", {}),
-           "thermal_cost": m["thermal_cost"], "deficit_mwh": m["deficit_mwh"], "spill": m["spill"],
-           "target_violation_share": m["target_violation_share"],
-           "decision_seconds_per_stage_batch": m["decision_seconds_per_stage"],
-           "decision_seconds_per_scenario_stage": m["decision_seconds_per_scenario_stage"],
-           "curve": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in e.items()}
-                     for e in outcome.curve]}
+    out = {
+        "test": stats(cost),
+        "train_seconds": train_s,
+        "steps": outcome.info["steps"],
+        "best_step": outcome.info["best_step"],
+        "parameters": outcome.info["parameters"],
+        "options": {k: v for k, v in cfg["options"].items()},
+        "policy": cfg.get("policy", {}),
+        "thermal_cost": m["thermal_cost"],
+        "deficit_mwh": m["deficit_mwh"],
+        "spill": m["spill"],
+        "target_violation_share": m["target_violation_share"],
+        "decision_seconds_per_stage_batch": m["decision_seconds_per_stage"],
+        "decision_seconds_per_scenario_stage": m["decision_seconds_per_scenario_stage"],
+        "curve": [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in e.items()} for e in outcome.curve
+        ],
+    }
     if ref_cost is not None:
         d = cost - ref_cost
         out["paired_gap"] = stats(d)
@@ -72,8 +83,14 @@ def case3(args) -> dict:
     sdp_s = time.perf_counter() - t0
     _, m = run_test(p, sc, decider=CutPolicy(p, sdp.cuts), per_scenario=True)
     ref = m["by_scenario"]["cost"].numpy()
-    out = {"sdp_optimum": sdp.optimum, "sdp_seconds": sdp_s, "test_scenarios": sc.n, "sdp_policy": stats(ref),
-           "seconds_per_rule": args.seconds, "seed": args.seed}
+    out = {
+        "sdp_optimum": sdp.optimum,
+        "sdp_seconds": sdp_s,
+        "test_scenarios": sc.n,
+        "sdp_policy": stats(ref),
+        "seconds_per_rule": args.seconds,
+        "seed": args.seed,
+    }
     over = {"backend": args.backend, "batch_size": args.batch}
     for solver in args.solvers:
         outcome, train_s, cfg = fit(p, solver, args.seconds, args.seed, over)
@@ -83,8 +100,10 @@ def case3(args) -> dict:
         e["gap_to_optimum_pct"] = 100 * (e["test"]["mean"] - sdp.optimum) / sdp.optimum
         e["gap_to_optimum_stderr_pct"] = 100 * e["test"]["stderr"] / sdp.optimum
         out[solver] = e
-        print(f"case3 {solver}: {e['test']['mean']:.1f} +- {e['test']['stderr']:.1f}; paired gap to the SDP policy "
-              f"{e['gap_to_sdp_policy_pct']:.2f}% +- {e['gap_to_sdp_policy_stderr_pct']:.2f}%; {train_s:.0f} s")
+        print(
+            f"case3 {solver}: {e['test']['mean']:.1f} +- {e['test']['stderr']:.1f}; paired gap to the SDP policy "
+            f"{e['gap_to_sdp_policy_pct']:.2f}% +- {e['gap_to_sdp_policy_stderr_pct']:.2f}%; {train_s:.0f} s"
+        )
     return out
 
 
@@ -92,14 +111,25 @@ def bolivia(args) -> dict:
     p = load_problem("hydro/bolivia")
     sc = p.test_set()
     refs = json.loads((ROOT / "results" / "hydro_references.json").read_text()).get("bolivia", {})
-    out = {"test_scenarios": sc.n, "seconds_per_rule": args.seconds, "seed": args.seed,
-           "sddp": {k: refs.get(k) for k in ("sddp_bound", "sddp_iterations", "sddp_train_seconds", "sddp_policy",
-                                             "myopic", "hindsight_bound")},
-           "sddp_source": "benchmarks/results/hydro_references.json (benchmarks/hydro_references.py), same test "
-                          "scenarios (problem test seed 0)"}
-    over = {"batch_size": args.batch, "dev_scenarios": args.dev, "eval_every": args.eval_every,
-            "train_scenarios": 1024, **({"lr": args.lr} if args.lr else {}),
-            **({"policy.output": args.output} if args.output else {})}
+    out = {
+        "test_scenarios": sc.n,
+        "seconds_per_rule": args.seconds,
+        "seed": args.seed,
+        "sddp": {
+            k: refs.get(k)
+            for k in ("sddp_bound", "sddp_iterations", "sddp_train_seconds", "sddp_policy", "myopic", "hindsight_bound")
+        },
+        "sddp_source": "benchmarks/results/hydro_references.json (benchmarks/hydro_references.py), same test "
+        "scenarios (problem test seed 0)",
+    }
+    over = {
+        "batch_size": args.batch,
+        "dev_scenarios": args.dev,
+        "eval_every": args.eval_every,
+        "train_scenarios": 1024,
+        **({"lr": args.lr} if args.lr else {}),
+        **({"policy.output": args.output} if args.output else {}),
+    }
     for solver in args.solvers:
         outcome, train_s, cfg = fit(p, solver, args.seconds, args.seed, over)
         e = entry(p, sc, outcome, train_s, cfg)
@@ -107,8 +137,10 @@ def bolivia(args) -> dict:
         if sddp:
             e["gap_to_sddp_policy_pct"] = 100 * (e["test"]["mean"] - sddp) / sddp
         out[solver] = e
-        print(f"bolivia {solver}: {e['test']['mean']:.1f} +- {e['test']['stderr']:.1f} (SDDP policy {sddp}); "
-              f"{train_s:.0f} s, {e['steps']} steps")
+        print(
+            f"bolivia {solver}: {e['test']['mean']:.1f} +- {e['test']['stderr']:.1f} (SDDP policy {sddp}); "
+            f"{train_s:.0f} s, {e['steps']} steps"
+        )
     return out
 
 

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opsrl.vm import baselines, cpsat, policy as pol, simulator as sim
+from opsrl.vm import baselines, cpsat
+from opsrl.vm import policy as pol
+from opsrl.vm import simulator as sim
 from opsrl.vm.problem import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,24 +59,51 @@ def _cpsat_plans(problem, sc, seconds, workers, candidates, destinations, hint_s
     secs, rows = [], []
     for b in range(B):
         hint = {int(v): int(own[b, v]) for v in moved[b].nonzero()[:, 0]}
-        r = cpsat.solve(s0, b, problem.mnl, problem.block, problem.objective, problem.mem_block, seconds, workers,
-                        hint, 0, False, candidates, destinations)
+        r = cpsat.solve(
+            s0,
+            b,
+            problem.mnl,
+            problem.block,
+            problem.objective,
+            problem.mem_block,
+            seconds,
+            workers,
+            hint,
+            0,
+            False,
+            candidates,
+            destinations,
+        )
         for t, (v, s) in enumerate(r.plan[:T]):
             pv[b, t], ps[b, t] = v, s
         secs.append(r.seconds)
-        rows.append({"status": r.status, "model_fr": r.model_fr, "bound_fr": r.bound_fr, "seconds": r.seconds,
-                     "unordered": r.unordered, "moves": len(r.plan)})
-        print(f"  cpsat snapshot {b}: {r.status} FR {r.model_fr:.4f} bound {r.bound_fr:.4f} {r.seconds:.1f} s",
-              flush=True)
+        rows.append(
+            {
+                "status": r.status,
+                "model_fr": r.model_fr,
+                "bound_fr": r.bound_fr,
+                "seconds": r.seconds,
+                "unordered": r.unordered,
+                "moves": len(r.plan),
+            }
+        )
+        print(
+            f"  cpsat snapshot {b}: {r.status} FR {r.model_fr:.4f} bound {r.bound_fr:.4f} {r.seconds:.1f} s", flush=True
+        )
     final, _ = sim.apply_plan(s0, pv, ps)
     final.update(plan_vm=pv, plan_slot=ps)
     return final, float(np.mean(secs)), rows
 
 
 def _row(problem, s0, final, seconds, **extra):
-    return {"fr": float(problem.fr(final).mean()), "fr_per_snapshot": problem.fr(final).tolist(),
-            "seconds_per_snapshot": seconds, "migrations": float(sim.migrations(final).double().mean()),
-            "blocks_gained": float((sim.blocks(final) - sim.blocks(s0)).double().mean()), **extra}
+    return {
+        "fr": float(problem.fr(final).mean()),
+        "fr_per_snapshot": problem.fr(final).tolist(),
+        "seconds_per_snapshot": seconds,
+        "migrations": float(sim.migrations(final).double().mean()),
+        "blocks_gained": float((sim.blocks(final) - sim.blocks(s0)).double().mean()),
+        **extra,
+    }
 
 
 # --- FR on Medium by MNL ----------------------------------------------------------------------------
@@ -84,7 +113,10 @@ def cmd_fr(a):
         p = _problem(a.generator, mnl, **({"objective": "multi"} if a.generator == "multi_resource" else {}))
         sc = p.sample(a.snapshots, "test", 0)
         s0 = p.initial_state(sc)
-        res = {"snapshots": a.snapshots, "initial": {"fr": float(p.fr(s0).mean()), "fr_per_snapshot": p.fr(s0).tolist()}}
+        res = {
+            "snapshots": a.snapshots,
+            "initial": {"fr": float(p.fr(s0).mean()), "fr_per_snapshot": p.fr(s0).tolist()},
+        }
         if "greedy" in a.methods or "cpsat" in a.methods:
             g, secs = _timed_plan(p, baselines.Greedy(p), sc)
             res["greedy"] = _row(p, s0, g, secs)
@@ -103,12 +135,15 @@ def cmd_fr(a):
                 res[f"gnn_best{a.samples}"] = _row(p, s0, f, (time.perf_counter() - t0) / sc.n)
         if "cpsat" in a.methods:
             f, secs, rows = _cpsat_plans(p, sc, a.cpsat_seconds, a.workers, a.candidates, a.destinations, g)
-            res[f"cpsat_{a.cpsat_seconds:g}s"] = _row(p, s0, f, secs, snapshots=rows,
-                                                      bound=float(np.mean([r["bound_fr"] for r in rows])))
+            res[f"cpsat_{a.cpsat_seconds:g}s"] = _row(
+                p, s0, f, secs, snapshots=rows, bound=float(np.mean([r["bound_fr"] for r in rows]))
+            )
         for k, v in res.items():
             if isinstance(v, dict) and "fr" in v:
-                print(f"{a.generator} MNL {mnl:3d} {k:16s} FR {v['fr']:.4f}  {v.get('seconds_per_snapshot', 0):7.2f} s",
-                      flush=True)
+                print(
+                    f"{a.generator} MNL {mnl:3d} {k:16s} FR {v['fr']:.4f}  {v.get('seconds_per_snapshot', 0):7.2f} s",
+                    flush=True,
+                )
         name = "vm_fr_medium.json" if a.generator == "medium" else f"vm_fr_{a.generator}.json"
         f = RESULTS / name
         old = json.loads(f.read_text()).get(f"mnl{mnl}", {}) if f.is_file() else {}
@@ -133,18 +168,31 @@ def cmd_drift(a):
     for limit in a.cpsat_seconds:
         f, secs, _ = _cpsat_plans(p, sc, limit, a.workers, a.candidates, a.destinations, g)
         plans[f"cpsat_{limit:g}s"] = (f, secs)
-    out = {"drift": d, "snapshots": a.snapshots, "mnl": a.mnl, "initial_fr": float(p.fr(s0).mean()),
-           "latencies": a.latencies, "methods": {}}
+    out = {
+        "drift": d,
+        "snapshots": a.snapshots,
+        "mnl": a.mnl,
+        "initial_fr": float(p.fr(s0).mean()),
+        "latencies": a.latencies,
+        "methods": {},
+    }
     for name, (final, secs) in plans.items():
         curve = []
         for lat in a.latencies:
             f = p.under_drift(final, sc, torch.full((sc.n,), float(lat)))
             curve.append({"latency": lat, "fr": float(p.fr(f).mean()), "applied": float(f["applied"].double().mean())})
         own = p.under_drift(final, sc, torch.full((sc.n,), float(secs)))
-        out["methods"][name] = {"seconds_per_snapshot": secs, "planned_fr": float(p.fr(final).mean()),
-                                "fr_at_own_latency": float(p.fr(own).mean()), "curve": curve}
-        print(f"{name:14s} {secs:7.2f} s  planned {p.fr(final).mean():.4f}  at own latency {p.fr(own).mean():.4f}  "
-              + " ".join(f"{c['latency']}s:{c['fr']:.4f}" for c in curve), flush=True)
+        out["methods"][name] = {
+            "seconds_per_snapshot": secs,
+            "planned_fr": float(p.fr(final).mean()),
+            "fr_at_own_latency": float(p.fr(own).mean()),
+            "curve": curve,
+        }
+        print(
+            f"{name:14s} {secs:7.2f} s  planned {p.fr(final).mean():.4f}  at own latency {p.fr(own).mean():.4f}  "
+            + " ".join(f"{c['latency']}s:{c['fr']:.4f}" for c in curve),
+            flush=True,
+        )
     _merge("vm_drift.json", f"mnl{a.mnl}", out)
     _drift_figure(out)
 
@@ -164,9 +212,11 @@ def _drift_figure(out):
     ax.set_xlim(left=0)
     ax.set_xlabel("latency: seconds between the snapshot and applying the plan")
     ax.set_ylabel("FR after the plan")
-    ax.set_title(f"Medium, MNL {out['mnl']}, {out['drift']['arrival_rate']:g} arrivals/s, initial FR "
-                 f"{out['initial_fr']:.3f} (stars: each plan at its own latency)",
-                 fontsize=9)
+    ax.set_title(
+        f"Medium, MNL {out['mnl']}, {out['drift']['arrival_rate']:g} arrivals/s, initial FR "
+        f"{out['initial_fr']:.3f} (stars: each plan at its own latency)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "figures" / "vm_fr_latency.png", dpi=120)
@@ -192,8 +242,12 @@ def numpy_best_move(free, cap_mask, cpu, mem, dbl, pm, node, movable, block):
             ok = (a >= h) & (b >= h) & (am >= hm) & (bm >= hm) & cap_mask[0::2]
             dd = (np.mod(a - h, block) - np.mod(a, block)) + (np.mod(b - h, block) - np.mod(b, block))
             ok[pm[v]] = False
-            src = (np.mod(fcs[2 * pm[v]] + h, block) - np.mod(fcs[2 * pm[v]], block)
-                   + np.mod(fcs[2 * pm[v] + 1] + h, block) - np.mod(fcs[2 * pm[v] + 1], block))
+            src = (
+                np.mod(fcs[2 * pm[v]] + h, block)
+                - np.mod(fcs[2 * pm[v]], block)
+                + np.mod(fcs[2 * pm[v] + 1] + h, block)
+                - np.mod(fcs[2 * pm[v] + 1], block)
+            )
             cand = np.where(ok, src + dd, np.inf)
             i = int(cand.argmin())
             if cand[i] < best:
@@ -218,7 +272,7 @@ def cmd_throughput(a):
     sim.greedy_moves(s, p.block)  # warm-up
     t0 = time.perf_counter()
     st = s
-    for t in range(a.steps):
+    for _ in range(a.steps):
         vm, slot, delta = sim.greedy_moves(st, p.block)
         st, _ = p.post_decision(st, torch.stack([vm, slot], 1))
     torch_s = time.perf_counter() - t0
@@ -231,26 +285,43 @@ def cmd_throughput(a):
     for b in range(n):
         real = s["vm_mask"][b]
         g = lambda k: s[k][b].numpy()
-        fr_d, (v, k) = numpy_best_move((g("free_cpu"), g("free_mem")), np.repeat(g("pm_mask"), 2),
-                                       g("vm_cpu")[real.numpy()], g("vm_mem")[real.numpy()], g("vm_double")[real.numpy()],
-                                       g("vm_pm")[real.numpy()], g("vm_node")[real.numpy()], g("vm_movable")[real.numpy()],
-                                       p.block)
+        fr_d, (v, k) = numpy_best_move(
+            (g("free_cpu"), g("free_mem")),
+            np.repeat(g("pm_mask"), 2),
+            g("vm_cpu")[real.numpy()],
+            g("vm_mem")[real.numpy()],
+            g("vm_double")[real.numpy()],
+            g("vm_pm")[real.numpy()],
+            g("vm_node")[real.numpy()],
+            g("vm_movable")[real.numpy()],
+            p.block,
+        )
         agree += abs(fr_d - float(d0[b])) < 1e-6
     np_s = time.perf_counter() - t0
     np_cands = float((s["vm_mask"][:n].sum(1) * 2 * s["pm_mask"][:n].sum(1)).double().sum())
     np_rate = np_cands / np_s
-    out = {"batch": a.batch, "steps": a.steps, "candidates_per_step": cands, "torch_seconds": torch_s,
-           "torch_candidates_per_second": torch_rate, "numpy_snapshots": n, "numpy_seconds": np_s,
-           "numpy_candidates_per_second": np_rate, "speedup": torch_rate / np_rate,
-           "numpy_agrees_with_torch": f"{agree}/{n}", "threads": torch.get_num_threads()}
+    out = {
+        "batch": a.batch,
+        "steps": a.steps,
+        "candidates_per_step": cands,
+        "torch_seconds": torch_s,
+        "torch_candidates_per_second": torch_rate,
+        "numpy_snapshots": n,
+        "numpy_seconds": np_s,
+        "numpy_candidates_per_second": np_rate,
+        "speedup": torch_rate / np_rate,
+        "numpy_agrees_with_torch": f"{agree}/{n}",
+        "threads": torch.get_num_threads(),
+    }
     print(json.dumps(out, indent=1))
     _merge("vm_throughput.json", "medium", out)
 
 
 # --- Large with the Medium-trained policy -----------------------------------------------------------
 def cmd_large(a):
-    args = argparse.Namespace(**{**vars(a), "generator": "large", "mnl": [a.mnl_large],
-                                 "methods": ["greedy", "ffd", "gnn", "best", "cpsat"]})
+    args = argparse.Namespace(
+        **{**vars(a), "generator": "large", "mnl": [a.mnl_large], "methods": ["greedy", "ffd", "gnn", "best", "cpsat"]}
+    )
     cmd_fr(args)
 
 
@@ -281,7 +352,8 @@ import sys, time, torch
 torch.set_num_threads(1)
 from opsrl.vm import policy as pol
 from opsrl.vm.problem import build
-gen, mnl, n, k, seed, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+gen, out = sys.argv[1], sys.argv[6]
+mnl, n, k, seed = (int(v) for v in sys.argv[2:6])
 p = build({"generator": gen, "mnl": mnl}, "benchmarks/vm_benchmark.py")
 sc = p.sample(n, "test", 0, periods=p.periods)
 ac = pol.load(p)
@@ -303,8 +375,22 @@ def _original_best_of(a):
         tar = subprocess.run(["git", "-C", str(ROOT), "archive", a.original, "opsrl"], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", d], input=tar.stdout, check=True)
         res = Path(d) / "res.pt"
-        subprocess.run([sys.executable, "-c", _ORIGINAL, a.generator, str(a.mnl), str(a.snapshots), str(a.samples),
-                        str(a.seed), str(res)], check=True, cwd=d, env={**__import__("os").environ, "PYTHONPATH": d})
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _ORIGINAL,
+                a.generator,
+                str(a.mnl),
+                str(a.snapshots),
+                str(a.samples),
+                str(a.seed),
+                str(res),
+            ],
+            check=True,
+            cwd=d,
+            env={**__import__("os").environ, "PYTHONPATH": d},
+        )
         r = torch.load(res)
     return {"seconds_per_snapshot": r["seconds"], "fr": r["fr"]}, r
 
@@ -336,15 +422,28 @@ def cmd_bestspeed(a):
         print(f"{name:9s} {sec:7.2f} s per snapshot  FR {out[name]['fr']}", flush=True)
     if a.original:
         out["original"], finals["original"] = _original_best_of(a)
-        print(f"original  {out['original']['seconds_per_snapshot']:7.2f} s per snapshot  FR {out['original']['fr']} "
-              f"(opsrl at {a.original})", flush=True)
+        print(
+            f"original  {out['original']['seconds_per_snapshot']:7.2f} s per snapshot  FR {out['original']['fr']} "
+            f"(opsrl at {a.original})",
+            flush=True,
+        )
     same = all(torch.equal(finals[n][k], finals["fast"][k]) for n in finals for k in ("plan_vm", "plan_slot"))
-    out.update(same_plans=same, speedup=out["reference"]["seconds_per_snapshot"] / out["fast"]["seconds_per_snapshot"],
-               snapshots=sc.n, samples=a.samples, mnl=a.mnl, seed=a.seed, threads=1, original_rev=a.original)
+    out.update(
+        same_plans=same,
+        speedup=out["reference"]["seconds_per_snapshot"] / out["fast"]["seconds_per_snapshot"],
+        snapshots=sc.n,
+        samples=a.samples,
+        mnl=a.mnl,
+        seed=a.seed,
+        threads=1,
+        original_rev=a.original,
+    )
     if a.original:
         out["speedup_over_original"] = out["original"]["seconds_per_snapshot"] / out["fast"]["seconds_per_snapshot"]
-    print(f"same best plans: {same}; speed-up {out['speedup']:.2f}x over the reference path"
-          + (f", {out['speedup_over_original']:.2f}x over the original code" if a.original else ""))
+    print(
+        f"same best plans: {same}; speed-up {out['speedup']:.2f}x over the reference path"
+        + (f", {out['speedup_over_original']:.2f}x over the original code" if a.original else "")
+    )
     _merge("vm_bestspeed.json", f"{a.generator}_mnl{a.mnl}_k{a.samples}", out)
 
 
@@ -390,8 +489,14 @@ def main(argv=None):
     elif a.cmd == "drift" and not isinstance(a.cpsat_seconds, list):
         a.cpsat_seconds = [a.cpsat_seconds]
     torch.set_num_threads(1)
-    {"fr": cmd_fr, "drift": cmd_drift, "throughput": cmd_throughput, "large": cmd_large, "table": cmd_table,
-     "bestspeed": cmd_bestspeed}[a.cmd](a)
+    {
+        "fr": cmd_fr,
+        "drift": cmd_drift,
+        "throughput": cmd_throughput,
+        "large": cmd_large,
+        "table": cmd_table,
+        "bestspeed": cmd_bestspeed,
+    }[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from opsrl.algos import ppo
 from opsrl.core import SolveContext, evaluate, generator, validate
 from opsrl.nn.two_stage import TwoStageActorCritic
 from opsrl.vm import baselines
-from opsrl.vm.policy import plan
 from opsrl.vm.problem import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +49,7 @@ def clone(problem, ac, scenarios, steps, batch, lr, seed):
     n = a_all.shape[0]
     g = generator(seed, "train", "vm_clone")
     opt = torch.optim.Adam(ac.parameters(), lr=lr)
-    for i in range(steps):
+    for _ in range(steps):
         j = torch.randint(n, (min(batch, n),), generator=g)
         loss = -ac.distribution({k: v[j] for k, v in f_all.items()}).log_prob(a_all[j]).mean()
         opt.zero_grad(set_to_none=True)
@@ -93,23 +92,49 @@ def main(argv=None):
     dev = problem.sample(8, "dev", a.seed)
     clone_dev = evaluate(problem, ac, dev).mean
     greedy_dev = evaluate(problem, baselines.Greedy(problem), dev).mean
-    print(f"cloned greedy on {n} states in {time.perf_counter() - t0:.0f} s: nll {nll:.3f}, agreement {agree:.2f}, "
-          f"dev FR change {clone_dev:.4f} (greedy {greedy_dev:.4f})", flush=True)
-    options = validate({"lr": 1e-3, "batch_size": a.batch, "group_size": a.group, "baseline": "group",
-                        "train_scenarios": 64, "iterations": a.iterations, "epochs": 1, "minibatches": 2, "entropy_coef": 0.001,
-                        "dev_scenarios": 8, "eval_every": 5, "lr_decay": False, "time_limit": a.minutes * 60,
-                        "max_grad_norm": 0.5}, ppo.OPTIONS, "benchmarks/vm_train_gnn.py")
+    print(
+        f"cloned greedy on {n} states in {time.perf_counter() - t0:.0f} s: nll {nll:.3f}, agreement {agree:.2f}, "
+        f"dev FR change {clone_dev:.4f} (greedy {greedy_dev:.4f})",
+        flush=True,
+    )
+    options = validate(
+        {
+            "lr": 1e-3,
+            "batch_size": a.batch,
+            "group_size": a.group,
+            "baseline": "group",
+            "train_scenarios": 64,
+            "iterations": a.iterations,
+            "epochs": 1,
+            "minibatches": 2,
+            "entropy_coef": 0.001,
+            "dev_scenarios": 8,
+            "eval_every": 5,
+            "lr_decay": False,
+            "time_limit": a.minutes * 60,
+            "max_grad_norm": 0.5,
+        },
+        ppo.OPTIONS,
+        "benchmarks/vm_train_gnn.py",
+    )
     options["_start_info"] = {"clone_nll": nll, "clone_agreement": agree}
     ctx = SolveContext(seed=a.seed, progress=True, log=lambda m: print(m, flush=True))
     ac, curve = ppo.train(problem, ac, options, ctx)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ac.state_dict(), a.out)
     best = min(curve, key=lambda e: e["dev_cost"])
-    meta = {"width": a.width, "layers": a.layers, "trained_on": f"synthetic Medium, MNL {a.mnl}",
-            "clone": {"states": n, "steps": a.clone_steps, "nll": nll, "agreement": agree, "dev": clone_dev},
-            "greedy_dev": greedy_dev, "best_dev": best["dev_cost"], "best_iteration": best["iteration"],
-            "iterations": curve[-1]["iteration"], "seconds": time.perf_counter() - t0,
-            "ppo": {k: v for k, v in options.items() if not k.startswith("_")}}
+    meta = {
+        "width": a.width,
+        "layers": a.layers,
+        "trained_on": f"synthetic Medium, MNL {a.mnl}",
+        "clone": {"states": n, "steps": a.clone_steps, "nll": nll, "agreement": agree, "dev": clone_dev},
+        "greedy_dev": greedy_dev,
+        "best_dev": best["dev_cost"],
+        "best_iteration": best["iteration"],
+        "iterations": curve[-1]["iteration"],
+        "seconds": time.perf_counter() - t0,
+        "ppo": {k: v for k, v in options.items() if not k.startswith("_")},
+    }
     a.out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     if a.quick:
         print(json.dumps(meta, indent=1))
@@ -122,7 +147,9 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([e["seconds"] / 60 for e in curve], [e["dev_cost"] for e in curve], marker="o", ms=3, label="two-stage policy")
+    ax.plot(
+        [e["seconds"] / 60 for e in curve], [e["dev_cost"] for e in curve], marker="o", ms=3, label="two-stage policy"
+    )
     ax.axhline(greedy_dev, color="k", ls="--", lw=1, label="greedy")
     ax.set_xlabel("training minutes (one core)")
     ax.set_ylabel(f"dev FR change (MNL {a.mnl})")

@@ -20,7 +20,8 @@ import json
 import math
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 DEFAULT_PROBLEM = "inventory/lost_sales_p9_L4"
 DEFAULT_SOLVER = "hdpo_mlp"
@@ -71,8 +72,11 @@ def summary(rec: dict[str, Any]) -> str:
         cost += f" +- {_fmt(rec['test_stderr'])} (standard error, {n} scenarios)"
     else:
         cost += f" ({n} scenario{'s' if n != 1 else ''}: no standard error)"
-    lines = [f"problem   {rec['problem']}", f"solver    {rec['solver']} (method {rec['method']}, seed {rec['seed']})",
-             cost]
+    lines = [
+        f"problem   {rec['problem']}",
+        f"solver    {rec['solver']} (method {rec['method']}, seed {rec['seed']})",
+        cost,
+    ]
     if ref is not None:
         lines.append(f"reference {_fmt(ref['value'])} ({ref['kind']}: {ref.get('source', '')})")
         if rec["gap_pct"] is None:
@@ -84,8 +88,10 @@ def summary(rec: dict[str, Any]) -> str:
     lines += _status_lines(rec)
     lines.append(f"time      train {rec['train_seconds']:.1f} s, evaluation {rec['eval_seconds']:.1f} s")
     if rec.get("reproducible") is False:
-        lines.append("note      training stopped at its time limit: the result depends on the machine's speed "
-                     "and load (not reproducible); set max_steps without time_limit to reproduce it")
+        lines.append(
+            "note      training stopped at its time limit: the result depends on the machine's speed "
+            "and load (not reproducible); set max_steps without time_limit to reproduce it"
+        )
     return "\n".join(lines)
 
 
@@ -97,13 +103,17 @@ def _status_lines(rec: dict[str, Any]) -> list[str]:
     unproven = [r for r in rows if r["status"] != "optimal"]
     if not unproven:
         return [f"status    optimal on all {len(rows)} instance{'s' if len(rows) != 1 else ''} (proven)"]
-    shown = ", ".join(f"{r.get('instance', '?')} {r.get('makespan', 'none')} >= bound {r.get('lower_bound', '?')}"
-                      for r in unproven[:3]) + (" ..." if len(unproven) > 3 else "")
+    shown = ", ".join(
+        f"{r.get('instance', '?')} {r.get('makespan', 'none')} >= bound {r.get('lower_bound', '?')}"
+        for r in unproven[:3]
+    ) + (" ..." if len(unproven) > 3 else "")
     limit = ((rec.get("config") or {}).get("solver") or {}).get("options", {}).get("time_limit")
     more = f" (time_limit was {limit:g} s; e.g. --set time_limit={max(60, 6 * limit):g})" if _known(limit) else ""
-    return [f"status    {len(rows) - len(unproven)} of {len(rows)} proven optimal; {rows[0]['status'] if len(unproven) == 1 else 'not proven'}: "
-            f"{shown}",
-            f"          the optimum may be proven with more time{more}"]
+    return [
+        f"status    {len(rows) - len(unproven)} of {len(rows)} proven optimal; "
+        f"{rows[0]['status'] if len(unproven) == 1 else 'not proven'}: {shown}",
+        f"          the optimum may be proven with more time{more}",
+    ]
 
 
 class _Progress:
@@ -155,8 +165,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     limit = args.time_limit
     tty = sys.stderr.isatty()
     bars = not args.quiet and (tty or args.progress)
-    prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
-                   problem_overrides=_overrides(args.problem_set, "--problem-set"))
+    prep = prepare(
+        problem,
+        solver,
+        seed=args.seed,
+        device=args.device,
+        solver_overrides=solver_set,
+        problem_overrides=_overrides(args.problem_set, "--problem-set"),
+    )
     evaluation, problem_set, fewer = None, _overrides(args.problem_set, "--problem-set"), None
     if main_job and limit is None and "time_limit" not in solver_set:
         evaluation = _predict_evaluation(prep)
@@ -167,35 +183,59 @@ def cmd_run(args: argparse.Namespace) -> int:
                 fewer = (k, n_test, evaluation)
                 problem_set = {**problem_set, "test.scenarios": k}
                 evaluation *= k / n_test
-                prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
-                               problem_overrides=problem_set)
-        limit = min(MAIN_JOB_TRAIN_SECONDS, max(MAIN_JOB_MIN_TRAIN_SECONDS,
-                                                MAIN_JOB_SECONDS - (time.monotonic() - started) - 1.2 * evaluation))
+                prep = prepare(
+                    problem,
+                    solver,
+                    seed=args.seed,
+                    device=args.device,
+                    solver_overrides=solver_set,
+                    problem_overrides=problem_set,
+                )
+        limit = min(
+            MAIN_JOB_TRAIN_SECONDS,
+            max(MAIN_JOB_MIN_TRAIN_SECONDS, MAIN_JOB_SECONDS - (time.monotonic() - started) - 1.2 * evaluation),
+        )
         limit = float(f"{limit:.0f}")
     if limit:
         if "time_limit" not in prep.method.options:
             raise _config_error("--time-limit", None, f"method {prep.method.name!r} has no training time limit")
         if args.time_limit is not None or "time_limit" not in solver_set:
             solver_set = {**solver_set, "time_limit": float(limit)}
-            prep = prepare(problem, solver, seed=args.seed, device=args.device, solver_overrides=solver_set,
-                           problem_overrides=problem_set)
+            prep = prepare(
+                problem,
+                solver,
+                seed=args.seed,
+                device=args.device,
+                solver_overrides=solver_set,
+                problem_overrides=problem_set,
+            )
     store = None if args.no_store else ResultsStore(args.store, timeout=args.lock_timeout)
     if store is not None:
         store.check_writable()  # a locked, foreign, damaged or newer store stops the run before training
     if main_job and not args.json and not args.quiet:
         predicted = f" (predicted: {evaluation:.0f} s)" if evaluation is not None else ""
-        print(f"opsrl: the main job: {solver} on {problem}, training for at most {limit:g} s, then the test "
-              f"evaluation{predicted}, about {MAIN_JOB_SECONDS / 60:g} minutes in all; the full run: "
-              f"opsrl run {problem} {solver}", file=sys.stderr, flush=True)
+        print(
+            f"opsrl: the main job: {solver} on {problem}, training for at most {limit:g} s, then the test "
+            f"evaluation{predicted}, about {MAIN_JOB_SECONDS / 60:g} minutes in all; the full run: "
+            f"opsrl run {problem} {solver}",
+            file=sys.stderr,
+            flush=True,
+        )
         if fewer is not None:
-            print(f"opsrl: note: this machine is busy (all {fewer[1]} test scenarios would take about {fewer[2]:.0f} s "
-                  f"to evaluate): the main job evaluates on {fewer[0]} of them (the full run uses all)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"opsrl: note: this machine is busy (all {fewer[1]} test scenarios would take about {fewer[2]:.0f} s "
+                f"to evaluate): the main job evaluates on {fewer[0]} of them (the full run uses all)",
+                file=sys.stderr,
+                flush=True,
+            )
         if evaluation is not None and limit <= MAIN_JOB_MIN_TRAIN_SECONDS:
-            print(f"opsrl: note: this machine is busy (the test evaluation alone is predicted to take "
-                  f"{evaluation:.0f} s), so training gets only {limit:g} s and the result will be far from what it "
-                  "reaches on a quiet machine; the run will also take longer than planned", file=sys.stderr,
-                  flush=True)
+            print(
+                f"opsrl: note: this machine is busy (the test evaluation alone is predicted to take "
+                f"{evaluation:.0f} s), so training gets only {limit:g} s and the result will be far from what it "
+                "reaches on a quiet machine; the run will also take longer than planned",
+                file=sys.stderr,
+                flush=True,
+            )
     log = _Progress(verbose=args.verbose) if (args.verbose or (not tty and not args.quiet)) else (lambda m: None)
     log(f"training {prep.cell.solver} on {prep.problem.name} (seed {prep.seed})")
     try:
@@ -214,8 +254,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             caught.append(True)
         if caught:
-            print(f"opsrl: interrupted after the run was recorded (run {rec['run_id']} in {store.path})",
-                  file=sys.stderr)
+            print(
+                f"opsrl: interrupted after the run was recorded (run {rec['run_id']} in {store.path})", file=sys.stderr
+            )
         return 0
     _print_run(rec, args, None)
     return 0
@@ -281,8 +322,11 @@ def cmd_list(args: argparse.Namespace) -> int:
                 print(f"  {name:<36} {m.description} ({fam_name})")
     if empty:
         looked = ", ".join(str(r) for r in roots())
-        print(f"opsrl: found no bundled {' or '.join(empty)}; looked in: {looked} (each for problems/, solvers/ "
-              "and sweeps/). Reinstall opsrl, or add folders with OPSRL_PATH", file=sys.stderr)
+        print(
+            f"opsrl: found no bundled {' or '.join(empty)}; looked in: {looked} (each for problems/, solvers/ "
+            "and sweeps/). Reinstall opsrl, or add folders with OPSRL_PATH",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -312,21 +356,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         check_ray_address(args.address)  # before the sweep is loaded or the store touched
     seeds = _seeds(args.seeds) if args.seeds is not None else None
-    sweep = load_sweep(args.sweep, problems=args.problem, solvers=args.solver, seeds=seeds,
-                       problem_set=_overrides(args.problem_set, "--problem-set"),
-                       solver_set=_overrides(args.set, "--set"), device=args.device)
+    sweep = load_sweep(
+        args.sweep,
+        problems=args.problem,
+        solvers=args.solver,
+        seeds=seeds,
+        problem_set=_overrides(args.problem_set, "--problem-set"),
+        solver_set=_overrides(args.set, "--set"),
+        device=args.device,
+    )
     if local and not args.dry_run:
         for cell_device in sorted({c.device for c in sweep.cells}):
-            check_device(cell_device, "--device" if args.device else str(sweep.source), None if args.device else "device")
-    ex = None if args.dry_run else executor(args.executor, args.address,
-                                            sweep.retries if args.retries is None else args.retries)
+            check_device(
+                cell_device, "--device" if args.device else str(sweep.source), None if args.device else "device"
+            )
+    ex = (
+        None
+        if args.dry_run
+        else executor(args.executor, args.address, sweep.retries if args.retries is None else args.retries)
+    )
     store = ResultsStore(args.store, timeout=args.lock_timeout)
     left_out: dict[str, list[str]] = {}
     for p, s, _ in sweep.skipped:
         left_out.setdefault(p, []).append(s)
     for p, solvers in left_out.items():
-        print(f"opsrl: note: {', '.join(solvers)} left out of {p} (their methods do not apply to its family)",
-              file=sys.stderr)
+        print(
+            f"opsrl: note: {', '.join(solvers)} left out of {p} (their methods do not apply to its family)",
+            file=sys.stderr,
+        )
     if args.dry_run:
         print("\n".join(describe_cells(sweep, store)))
         return 0
@@ -341,8 +398,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             where = f"the cells finished before are recorded in {store.path}"
         print(f"opsrl: interrupted; {where}; run the same command again to resume", file=sys.stderr)
         return 130
-    print(f"sweep {sweep.name or sweep.source}: {res.cells} cells, {res.already} already recorded, "
-          f"{len(res.recorded)} run and recorded, {len(res.failed)} failed; store {store.path}")
+    print(
+        f"sweep {sweep.name or sweep.source}: {res.cells} cells, {res.already} already recorded, "
+        f"{len(res.recorded)} run and recorded, {len(res.failed)} failed; store {store.path}"
+    )
     if res.not_applicable:
         print(f"  {len(res.not_applicable)} cells not applicable (nothing recorded):")
         for why, keys in _group(res.not_applicable).items():
@@ -374,8 +433,12 @@ MAX_SEEDS = 10_000
 
 def _seeds(text: str) -> list[int] | int:
     """``3`` (a count: 0, 1, 2), ``0,4,7`` or ``2-5``; counted before anything is expanded."""
-    bad = _config_error("--seeds", None, f"{text!r} is not allowed; expected a count (3), a list (0,4,7) or a "
-                        f"range (2-5) of seeds from 0 to 2**63 - 1, at most {MAX_SEEDS} of them")
+    bad = _config_error(
+        "--seeds",
+        None,
+        f"{text!r} is not allowed; expected a count (3), a list (0,4,7) or a "
+        f"range (2-5) of seeds from 0 to 2**63 - 1, at most {MAX_SEEDS} of them",
+    )
     parts: list[tuple[int, int]] = []
     try:
         if "," in text or "-" in text:
@@ -395,8 +458,9 @@ def _seeds(text: str) -> list[int] | int:
             raise bad
         total += hi - lo + 1
         if total > MAX_SEEDS:
-            raise _config_error("--seeds", None, f"{text!r} names more than {MAX_SEEDS} seeds; at most "
-                                f"{MAX_SEEDS} per sweep")
+            raise _config_error(
+                "--seeds", None, f"{text!r} names more than {MAX_SEEDS} seeds; at most {MAX_SEEDS} per sweep"
+            )
     return [s for lo, hi in parts for s in range(lo, hi + 1)]
 
 
@@ -408,16 +472,28 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
-        raise _config_error("--out", None, f"{out_dir} is a file; give a folder for the report (it is created "
-                            "if missing)")
+        raise _config_error(
+            "--out", None, f"{out_dir} is a file; give a folder for the report (it is created if missing)"
+        )
     store = ResultsStore(args.store, timeout=args.lock_timeout)
     if not store.path.exists():
-        raise _config_error("--store", None, f"{store.path}: no results store there; record runs with opsrl run "
-                            "or opsrl bench first, or give --store")
-    out = write_report(store, args.out, title=args.title, pictures=not args.no_pictures,
-                       problems=args.problem or None, sweeps=args.sweep or None, progress=sys.stderr.isatty())
-    print(f"report of {out['runs']} runs ({len(out['problems'])} problems) written to {out['html']} "
-          f"and {out['markdown']}")
+        raise _config_error(
+            "--store",
+            None,
+            f"{store.path}: no results store there; record runs with opsrl run or opsrl bench first, or give --store",
+        )
+    out = write_report(
+        store,
+        args.out,
+        title=args.title,
+        pictures=not args.no_pictures,
+        problems=args.problem or None,
+        sweeps=args.sweep or None,
+        progress=sys.stderr.isatty(),
+    )
+    print(
+        f"report of {out['runs']} runs ({len(out['problems'])} problems) written to {out['html']} and {out['markdown']}"
+    )
     return 0
 
 
@@ -453,8 +529,13 @@ def _retries(text: str) -> int:
 
 
 def _lock_timeout(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lock-timeout", type=_seconds, default=10.0, metavar="S",
-                   help="seconds to wait for a store locked by another process (0 to 86400, default 10)")
+    p.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for a store locked by another process (0 to 86400, default 10)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -468,29 +549,49 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="opsrl", description="Operations simulators, learned policies and exact references.")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train (if the solver learns) and evaluate one solver on one problem",
-                       description=f"With no problem and no solver: the main job, {DEFAULT_SOLVER} on "
-                       f"{DEFAULT_PROBLEM}, planned to take about {MAIN_JOB_SECONDS:g} s in all: the test evaluation "
-                       "is predicted from a few periods of it (on a busy machine it uses fewer test scenarios) and "
-                       f"training gets the time left ({MAIN_JOB_MIN_TRAIN_SECONDS:g} to {MAIN_JOB_TRAIN_SECONDS:g} "
-                       "s); name them for the full run.")
+    r = sub.add_parser(
+        "run",
+        help="train (if the solver learns) and evaluate one solver on one problem",
+        description=f"With no problem and no solver: the main job, {DEFAULT_SOLVER} on "
+        f"{DEFAULT_PROBLEM}, planned to take about {MAIN_JOB_SECONDS:g} s in all: the test evaluation "
+        "is predicted from a few periods of it (on a busy machine it uses fewer test scenarios) and "
+        f"training gets the time left ({MAIN_JOB_MIN_TRAIN_SECONDS:g} to {MAIN_JOB_TRAIN_SECONDS:g} "
+        "s); name them for the full run.",
+    )
     r.add_argument("problem", nargs="?", default=None, help=f"problem file or bundled name (default {DEFAULT_PROBLEM})")
     r.add_argument("solver", nargs="?", default=None, help=f"solver file or bundled name (default {DEFAULT_SOLVER})")
     r.add_argument("--seed", type=_seed, default=0, help="an integer from 0 to 2**63 - 1 (default 0)")
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda or cuda:1")
-    r.add_argument("--time-limit", type=_seconds, default=None, metavar="S",
-                   help="seconds of training at most (learning methods; 0: none; default: the solver's, and "
-                   "the main job's budget for the main job). A time-limited run is not reproducible")
+    r.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds of training at most (learning methods; 0: none; default: the solver's, and "
+        "the main job's budget for the main job). A time-limited run is not reproducible",
+    )
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.add_argument("--curve", action="store_true", help="include the learning curve in the JSON")
     r.add_argument("--trace", action="store_true", help="include the policy's trace in the JSON (always in the store)")
-    r.add_argument("--store", default=None, help="results store (SQLite; default $OPSRL_STORE or ./opsrl-results.sqlite)")
+    r.add_argument(
+        "--store", default=None, help="results store (SQLite; default $OPSRL_STORE or ./opsrl-results.sqlite)"
+    )
     r.add_argument("--no-store", action="store_true", help="do not record the run")
     _lock_timeout(r)
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a solver option (e.g. --set max_steps=500 or --set policy.hidden=[32,32])")
-    r.add_argument("--problem-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a problem key (e.g. --problem-set test.scenarios=1024)")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a solver option (e.g. --set max_steps=500 or --set policy.hidden=[32,32])",
+    )
+    r.add_argument(
+        "--problem-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a problem key (e.g. --problem-set test.scenarios=1024)",
+    )
     r.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress lines")
     r.add_argument("-v", "--verbose", action="store_true", help="log every training evaluation to stderr")
@@ -499,24 +600,37 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("kind", nargs="?", choices=["problems", "solvers"])
     ls.set_defaults(func=cmd_list)
 
-    b = sub.add_parser("bench", help="run a sweep of problems x solvers x seeds into the results store",
-                       description="Run every cell (problem, solver, seed) of a sweep that the store does not "
-                       "hold yet; running it again resumes it. See docs/bench.md for the sweep file.")
+    b = sub.add_parser(
+        "bench",
+        help="run a sweep of problems x solvers x seeds into the results store",
+        description="Run every cell (problem, solver, seed) of a sweep that the store does not "
+        "hold yet; running it again resumes it. See docs/bench.md for the sweep file.",
+    )
     b.add_argument("sweep", nargs="?", help="sweep file or bundled sweep name (see --list)")
     b.add_argument("--problem", action="append", metavar="NAME", help="problem(s) to sweep (replace the file's)")
     b.add_argument("--solver", action="append", metavar="NAME", help="solver(s) to sweep (replace the file's)")
-    b.add_argument("--seeds", help=f"seeds: a count (3), a list (0,4,7) or a range (2-5), at most {MAX_SEEDS}; "
-                   "replace the file's")
+    b.add_argument(
+        "--seeds", help=f"seeds: a count (3), a list (0,4,7) or a range (2-5), at most {MAX_SEEDS}; replace the file's"
+    )
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every solver")
-    b.add_argument("--problem-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for every problem (e.g. test.scenarios=1024)")
+    b.add_argument(
+        "--problem-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every problem (e.g. test.scenarios=1024)",
+    )
     b.add_argument("--device", default=None, help="torch device of every cell (default: the sweep's, else cpu)")
     b.add_argument("--store", default=None, help="results store (default $OPSRL_STORE or ./opsrl-results.sqlite)")
     _lock_timeout(b)
     b.add_argument("--executor", default="local", choices=["local", "ray"], help="where cells run (default local)")
     b.add_argument("--address", default=None, help="Ray cluster address (default: start a local one; 'auto': join)")
-    b.add_argument("--retries", type=_retries, default=None,
-                   help="Ray: retries of a cell whose worker died, 0 to 100 (default: the sweep's, 2)")
+    b.add_argument(
+        "--retries",
+        type=_retries,
+        default=None,
+        help="Ray: retries of a cell whose worker died, 0 to 100 (default: the sweep's, 2)",
+    )
     b.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
     b.add_argument("--dry-run", action="store_true", help="list the cells and whether they are recorded; run nothing")
     b.add_argument("--list", action="store_true", help="list the bundled sweeps")
@@ -559,8 +673,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"opsrl: error: {e}", file=sys.stderr)
             return 2
         except MemoryError:
-            print("opsrl: error: out of memory; lower the sizes of the run (scenarios, periods, batch size, "
-                  "layer widths)", file=sys.stderr)
+            print(
+                "opsrl: error: out of memory; lower the sizes of the run (scenarios, periods, batch size, "
+                "layer widths)",
+                file=sys.stderr,
+            )
             return 2
     except BrokenPipeError:  # the output went to a pipe that closed (| head): not an error of opsrl
         sys.stderr.close()

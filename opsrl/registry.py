@@ -34,8 +34,12 @@ SOLVER_SCHEMA = {
     "description": Field(str, ""),
     "policy": Field(dict, {}),
     "options": Field(dict, {}),
-    "problem": Field(dict, {}, doc="problem keys (dotted) this solver sets on every problem it runs on, such as how "
-                     "the problem reads its action; a user's problem override of the same key wins"),
+    "problem": Field(
+        dict,
+        {},
+        doc="problem keys (dotted) this solver sets on every problem it runs on, such as how "
+        "the problem reads its action; a user's problem override of the same key wins",
+    ),
 }
 
 
@@ -95,8 +99,11 @@ def family(name: str, source: str = "<config>") -> Family:
         raise
     fam = getattr(module, "FAMILY", None)
     if fam is None:  # a module that does not define its family (yet)
-        raise ConfigError(source, "family", f"family {name!r} is not available in this version of opsrl "
-                          f"({FAMILY_MODULES[name]} defines no FAMILY)")
+        raise ConfigError(
+            source,
+            "family",
+            f"family {name!r} is not available in this version of opsrl ({FAMILY_MODULES[name]} defines no FAMILY)",
+        )
     return fam
 
 
@@ -144,8 +151,11 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
         set_dotted(raw, k if top in SOLVER_SCHEMA else f"options.{k}", v)
     cfg = validate(raw, SOLVER_SCHEMA, source)
     if cfg["method"] not in methods:
-        raise ConfigError(source, "method", f"{cfg['method']!r} does not apply to {fam.name} problems; "
-                          f"allowed: {', '.join(sorted(methods))}")
+        raise ConfigError(
+            source,
+            "method",
+            f"{cfg['method']!r} does not apply to {fam.name} problems; allowed: {', '.join(sorted(methods))}",
+        )
     method = methods[cfg["method"]]
     cfg["options"] = validate(cfg["options"], method.options, source, prefix="options.")
     cfg["problem"] = _dotted(cfg["problem"])

@@ -60,6 +60,7 @@ def refused(argv, store: Path, capsys, *words: str, no_train: bool = True, monke
     traceback, and the store's bytes unchanged. Returns the message."""
     before = store.read_bytes()
     if monkeypatch is not None and no_train:
+
         def no_training(*a, **k):
             raise AssertionError("training started although the input is bad")
 
@@ -82,86 +83,157 @@ def run_args(problem, solver, store, *extra):
 
 
 # --- numbers: inf like NaN, magnitudes, sizes -----------------------------------------------------
-@pytest.mark.parametrize("text, key, words", [
-    (SINGLE.format(L=1, p=4.0, mean="inf"), "demand.mean", "finite"),
-    (SINGLE.format(L=1, p=4.0, mean="nan"), "demand.mean", "NaN"),
-    (SINGLE.format(L=1, p="inf", mean=5.0), "shortage_cost", "finite"),
-    (SINGLE.format(L=1000000000, p=4.0, mean=5.0), "lead_time", "from 0 to 1000"),
-    (SINGLE.format(L=1, p=4.0, mean=1e12), "demand.mean", "at most 1e+06"),
-    (SINGLE.format(L=1, p=4.0, mean=5.0) + "[test]\nscenarios = 1e12\n", "test.scenarios", "at most 2147483647"),
-    (SINGLE.format(L=1, p=4.0, mean=5.0) + "[test]\nperiods = 1000000000\n", "test.scenarios", "lower 'test.scenarios' or 'test.periods'"),
-    # kinds promised before: unknown key, wrong type, negative cost
-    ("colour = 3\n" + SINGLE.format(L=1, p=4.0, mean=5.0), "colour", "allowed keys here"),
-    (SINGLE.format(L="'two'", p=4.0, mean=5.0), "lead_time", "expected an integer"),
-    (SINGLE.format(L=1, p=-4.0, mean=5.0), "shortage_cost", "a number > 0"),
-])
+@pytest.mark.parametrize(
+    "text, key, words",
+    [
+        (SINGLE.format(L=1, p=4.0, mean="inf"), "demand.mean", "finite"),
+        (SINGLE.format(L=1, p=4.0, mean="nan"), "demand.mean", "NaN"),
+        (SINGLE.format(L=1, p="inf", mean=5.0), "shortage_cost", "finite"),
+        (SINGLE.format(L=1000000000, p=4.0, mean=5.0), "lead_time", "from 0 to 1000"),
+        (SINGLE.format(L=1, p=4.0, mean=1e12), "demand.mean", "at most 1e+06"),
+        (SINGLE.format(L=1, p=4.0, mean=5.0) + "[test]\nscenarios = 1e12\n", "test.scenarios", "at most 2147483647"),
+        (
+            SINGLE.format(L=1, p=4.0, mean=5.0) + "[test]\nperiods = 1000000000\n",
+            "test.scenarios",
+            "lower 'test.scenarios' or 'test.periods'",
+        ),
+        # kinds promised before: unknown key, wrong type, negative cost
+        ("colour = 3\n" + SINGLE.format(L=1, p=4.0, mean=5.0), "colour", "allowed keys here"),
+        (SINGLE.format(L="'two'", p=4.0, mean=5.0), "lead_time", "expected an integer"),
+        (SINGLE.format(L=1, p=-4.0, mean=5.0), "shortage_cost", "a number > 0"),
+    ],
+)
 def test_bad_problem_file(tmp_path, store, capsys, monkeypatch, text, key, words):
     f = write(tmp_path, "bad.toml", text)
     refused(run_args(f, "base_stock", store), store, capsys, str(f), f"'{key}'", words, monkeypatch=monkeypatch)
 
 
-@pytest.mark.parametrize("flag, pair, key, words", [
-    ("--problem-set", "demand.mean=inf", "demand.mean", "finite"),
-    ("--problem-set", "test.scenarios=1e12", "test.scenarios", "at most"),
-    ("--set", "lr=inf", "options.lr", "finite"),
-    ("--set", "lr=1e308", "options.lr", "at most 1e+15"),
-    ("--set", "lr=1e3", "options.lr", "at most 10"),
-    ("--set", "dev_scenarios=1e12", "options.dev_scenarios", "at most"),
-    ("--set", "train_periods=1000000000", "options.train_periods", "at most 10^6"),
-    ("--set", "policy.hidden=[1000000000000]", "policy.hidden[0]", "at most"),
-    ("--set", "options.lr=abc", "options.lr", "expected a number"),
-    ("--set", "max_steps=-3", "options.max_steps", "a positive number of gradient steps"),
-])
+@pytest.mark.parametrize(
+    "flag, pair, key, words",
+    [
+        ("--problem-set", "demand.mean=inf", "demand.mean", "finite"),
+        ("--problem-set", "test.scenarios=1e12", "test.scenarios", "at most"),
+        ("--set", "lr=inf", "options.lr", "finite"),
+        ("--set", "lr=1e308", "options.lr", "at most 1e+15"),
+        ("--set", "lr=1e3", "options.lr", "at most 10"),
+        ("--set", "dev_scenarios=1e12", "options.dev_scenarios", "at most"),
+        ("--set", "train_periods=1000000000", "options.train_periods", "at most 10^6"),
+        ("--set", "policy.hidden=[1000000000000]", "policy.hidden[0]", "at most"),
+        ("--set", "options.lr=abc", "options.lr", "expected a number"),
+        ("--set", "max_steps=-3", "options.max_steps", "a positive number of gradient steps"),
+    ],
+)
 def test_bad_override_names_its_flag(store, capsys, monkeypatch, flag, pair, key, words):
     # a policy's keys are checked when the method builds it, before its first step
-    msg = refused(run_args(P4, "hdpo_mlp", store, flag, pair), store, capsys, f"{flag}: key '{key}'", words,
-                  monkeypatch=monkeypatch, no_train=not key.startswith("policy."))
+    msg = refused(
+        run_args(P4, "hdpo_mlp", store, flag, pair),
+        store,
+        capsys,
+        f"{flag}: key '{key}'",
+        words,
+        monkeypatch=monkeypatch,
+        no_train=not key.startswith("policy."),
+    )
     assert not msg.startswith("opsrl: error: /")  # the flag, not the solver or problem file, is named first
 
 
 @pytest.mark.parametrize("problem", ["jobshop/ft06", "jobshop/random_15x15"])
 def test_test_scenarios_bounded_in_other_families(store, capsys, monkeypatch, problem):
-    refused(run_args(problem, "spt", store, "--problem-set", "test.scenarios=1e12"), store, capsys,
-            "--problem-set", "'test.scenarios'", "at most", monkeypatch=monkeypatch)
+    refused(
+        run_args(problem, "spt", store, "--problem-set", "test.scenarios=1e12"),
+        store,
+        capsys,
+        "--problem-set",
+        "'test.scenarios'",
+        "at most",
+        monkeypatch=monkeypatch,
+    )
 
 
 def test_microgrid_test_scenarios_bounded(store, capsys, monkeypatch):
     from opsrl.registry import bundled
 
     problem = next(n for n in bundled("problems") if n.startswith("microgrid/"))
-    refused(run_args(problem, "operator_rules", store, "--problem-set", "test.scenarios=1e12"), store, capsys,
-            "--problem-set", "'test.scenarios'", "at most", monkeypatch=monkeypatch)
+    refused(
+        run_args(problem, "operator_rules", store, "--problem-set", "test.scenarios=1e12"),
+        store,
+        capsys,
+        "--problem-set",
+        "'test.scenarios'",
+        "at most",
+        monkeypatch=monkeypatch,
+    )
 
 
 def test_generated_job_shop_size_bounded(store, capsys, monkeypatch):
-    refused(run_args("jobshop/random_15x15", "spt", store, "--problem-set", "generator.jobs=1e9"), store, capsys,
-            "--problem-set", "'generator.jobs'", "at most 1000", monkeypatch=monkeypatch)
+    refused(
+        run_args("jobshop/random_15x15", "spt", store, "--problem-set", "generator.jobs=1e9"),
+        store,
+        capsys,
+        "--problem-set",
+        "'generator.jobs'",
+        "at most 1000",
+        monkeypatch=monkeypatch,
+    )
 
 
 def test_list_longer_than_the_model_allows(tmp_path, store, capsys, monkeypatch):
-    f = write(tmp_path, "serial.toml", 'family = "inventory"\nmodel = "serial"\nstages = 2\nlead_times = [1, 2, 3]\n'
-              "shortage_cost = 9.0\ndemand_mean = 5.0\ndemand_cv = 0.3\n")
-    refused(run_args(f, "echelon_stock", store), store, capsys, str(f), "'lead_times'", "3 values for 2 stages",
-            "at most 2", monkeypatch=monkeypatch)
+    f = write(
+        tmp_path,
+        "serial.toml",
+        'family = "inventory"\nmodel = "serial"\nstages = 2\nlead_times = [1, 2, 3]\n'
+        "shortage_cost = 9.0\ndemand_mean = 5.0\ndemand_cv = 0.3\n",
+    )
+    refused(
+        run_args(f, "echelon_stock", store),
+        store,
+        capsys,
+        str(f),
+        "'lead_times'",
+        "3 values for 2 stages",
+        "at most 2",
+        monkeypatch=monkeypatch,
+    )
 
 
 # --- seeds, devices -------------------------------------------------------------------------------
-@pytest.mark.parametrize("problem, solver, seed", [
-    ("jobshop/ft06", "spt", "-1"), (P4, "optimal_dp", "-1"), (P4, "hdpo_mlp", str(2**63)),
-    (P4, "base_stock", "abc"),
-])
+@pytest.mark.parametrize(
+    "problem, solver, seed",
+    [
+        ("jobshop/ft06", "spt", "-1"),
+        (P4, "optimal_dp", "-1"),
+        (P4, "hdpo_mlp", str(2**63)),
+        (P4, "base_stock", "abc"),
+    ],
+)
 def test_seed_checked_once_at_the_command_line(store, capsys, monkeypatch, problem, solver, seed):
-    refused(run_args(problem, solver, store, "--seed", seed), store, capsys, "--seed", "0 to 2**63 - 1",
-            monkeypatch=monkeypatch)
+    refused(
+        run_args(problem, solver, store, "--seed", seed),
+        store,
+        capsys,
+        "--seed",
+        "0 to 2**63 - 1",
+        monkeypatch=monkeypatch,
+    )
 
 
-@pytest.mark.parametrize("device, words", [("tpu", "not a torch device"), ("meta", "does not run on 'meta'"),
-                                           ("cuda:0", "CUDA is not available")])
+@pytest.mark.parametrize(
+    "device, words",
+    [("tpu", "not a torch device"), ("meta", "does not run on 'meta'"), ("cuda:0", "CUDA is not available")],
+)
 def test_device_checked_before_anything(store, capsys, monkeypatch, device, words):
     if device.startswith("cuda") and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    refused(run_args(P4, "base_stock", store, "--device", device), store, capsys, "--device", repr(device), words,
-            "allowed", monkeypatch=monkeypatch)
+    refused(
+        run_args(P4, "base_stock", store, "--device", device),
+        store,
+        capsys,
+        "--device",
+        repr(device),
+        words,
+        "allowed",
+        monkeypatch=monkeypatch,
+    )
 
 
 def test_bench_on_a_missing_device_creates_no_store(tmp_path, capsys):
@@ -182,8 +254,15 @@ def test_problem_file_not_utf8(tmp_path, store, capsys, monkeypatch):
 
 def test_weights_that_are_not_a_torch_file(tmp_path, store, capsys, monkeypatch):
     f = write(tmp_path, "weights.pt", "these are not weights\n")
-    refused(run_args("jobshop/ft06", "gnn_greedy", store, "--set", f"weights={f}"), store, capsys,
-            "--set", "'options.weights'", "not a torch weights file", no_train=False)
+    refused(
+        run_args("jobshop/ft06", "gnn_greedy", store, "--set", f"weights={f}"),
+        store,
+        capsys,
+        "--set",
+        "'options.weights'",
+        "not a torch weights file",
+        no_train=False,
+    )
 
 
 def test_report_out_is_an_existing_file(tmp_path, store, capsys):
@@ -192,32 +271,49 @@ def test_report_out_is_an_existing_file(tmp_path, store, capsys):
 
 
 def test_unreachable_ray_address_fails_fast(store, capsys):
-    refused(["bench", "inventory_smoke", "--executor", "ray", "--address", "127.0.0.1:1", "--store", store],
-            store, capsys, "--address", "127.0.0.1:1", "ray start --head")
+    refused(
+        ["bench", "inventory_smoke", "--executor", "ray", "--address", "127.0.0.1:1", "--store", store],
+        store,
+        capsys,
+        "--address",
+        "127.0.0.1:1",
+        "ray start --head",
+    )
 
 
-@pytest.mark.parametrize("argv, flag, words", [
-    (["run", P4, "base_stock", "--lock-timeout", "-5"], "--lock-timeout", "0 to 86400"),
-    (["run", P4, "base_stock", "--lock-timeout", "nan"], "--lock-timeout", "0 to 86400"),
-    (["bench", "inventory_smoke", "--lock-timeout", "inf"], "--lock-timeout", "0 to 86400"),
-    (["report", "--lock-timeout", "-1"], "--lock-timeout", "0 to 86400"),
-    (["bench", "inventory_smoke", "--retries", "-1"], "--retries", "0 to 100"),
-    (["run", P4, "base_stock", "--time-limit", "inf"], "--time-limit", "0 to 86400"),
-])
+@pytest.mark.parametrize(
+    "argv, flag, words",
+    [
+        (["run", P4, "base_stock", "--lock-timeout", "-5"], "--lock-timeout", "0 to 86400"),
+        (["run", P4, "base_stock", "--lock-timeout", "nan"], "--lock-timeout", "0 to 86400"),
+        (["bench", "inventory_smoke", "--lock-timeout", "inf"], "--lock-timeout", "0 to 86400"),
+        (["report", "--lock-timeout", "-1"], "--lock-timeout", "0 to 86400"),
+        (["bench", "inventory_smoke", "--retries", "-1"], "--retries", "0 to 100"),
+        (["run", P4, "base_stock", "--time-limit", "inf"], "--time-limit", "0 to 86400"),
+    ],
+)
 def test_flag_ranges(store, capsys, argv, flag, words):
     refused([*argv, "--store", store], store, capsys, flag, words)
 
 
 # --- sweeps: counted before they are expanded ---------------------------------------------------
 def test_sweep_seed_count_in_file(tmp_path, store, capsys):
-    f = write(tmp_path, "sweep.toml", 'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["base_stock"]\n'
-              "seeds = 1000000000000\n")
+    f = write(
+        tmp_path,
+        "sweep.toml",
+        'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["base_stock"]\nseeds = 1000000000000\n',
+    )
     refused(["bench", f, "--store", store], store, capsys, str(f), "'seeds'", "at most 10000")
 
 
 def test_sweep_seed_range_on_the_command_line(store, capsys):
-    refused(["bench", "inventory_smoke", "--seeds", "0-100000000", "--store", store], store, capsys,
-            "--seeds", "more than 10000")
+    refused(
+        ["bench", "inventory_smoke", "--seeds", "0-100000000", "--store", store],
+        store,
+        capsys,
+        "--seeds",
+        "more than 10000",
+    )
 
 
 def test_sweep_cells_counted_before_expansion(tmp_path, store, capsys):
@@ -234,14 +330,27 @@ def test_malformed_sweep(tmp_path, store, capsys):
 
 # --- kinds promised before ------------------------------------------------------------------------
 def test_missing_file_malformed_toml_unknown_names(tmp_path, store, capsys, monkeypatch):
-    refused(run_args(tmp_path / "nope.toml", "base_stock", store), store, capsys, "nope.toml", "file not found",
-            monkeypatch=monkeypatch)
+    refused(
+        run_args(tmp_path / "nope.toml", "base_stock", store),
+        store,
+        capsys,
+        "nope.toml",
+        "file not found",
+        monkeypatch=monkeypatch,
+    )
     f = write(tmp_path, "broken.toml", "family = \n")
     refused(run_args(f, "base_stock", store), store, capsys, str(f), "not valid TOML", monkeypatch=monkeypatch)
-    refused(run_args("inventory/lost_sales_p4_L9", "base_stock", store), store, capsys, "lost_sales_p4_L9",
-            "did you mean", monkeypatch=monkeypatch)
-    refused(run_args(P4, "hdpo_mpl", store), store, capsys, "hdpo_mpl", "did you mean hdpo_mlp",
-            monkeypatch=monkeypatch)
+    refused(
+        run_args("inventory/lost_sales_p4_L9", "base_stock", store),
+        store,
+        capsys,
+        "lost_sales_p4_L9",
+        "did you mean",
+        monkeypatch=monkeypatch,
+    )
+    refused(
+        run_args(P4, "hdpo_mpl", store), store, capsys, "hdpo_mpl", "did you mean hdpo_mlp", monkeypatch=monkeypatch
+    )
 
 
 def test_newer_schema_store_refused_before_training(tmp_path, capsys, monkeypatch):
@@ -249,16 +358,23 @@ def test_newer_schema_store_refused_before_training(tmp_path, capsys, monkeypatc
     con = sqlite3.connect(path)
     con.execute("PRAGMA user_version = 99")
     con.close()
-    refused(run_args(P4, "hdpo_mlp", path), path, capsys, str(path), "newer opsrl", "upgrade opsrl",
-            monkeypatch=monkeypatch)
+    refused(
+        run_args(P4, "hdpo_mlp", path), path, capsys, str(path), "newer opsrl", "upgrade opsrl", monkeypatch=monkeypatch
+    )
 
 
 def test_locked_store_refused_before_training(store, capsys, monkeypatch):
     con = sqlite3.connect(store, isolation_level=None)
     con.execute("BEGIN IMMEDIATE")
     try:
-        refused(run_args(P4, "hdpo_mlp", store, "--lock-timeout", "0.2"), store, capsys, str(store),
-                "locked by another process", monkeypatch=monkeypatch)
+        refused(
+            run_args(P4, "hdpo_mlp", store, "--lock-timeout", "0.2"),
+            store,
+            capsys,
+            str(store),
+            "locked by another process",
+            monkeypatch=monkeypatch,
+        )
     finally:
         con.execute("ROLLBACK")
         con.close()
@@ -267,11 +383,13 @@ def test_locked_store_refused_before_training(store, capsys, monkeypatch):
 def test_damaged_store_one_clear_message(store, tmp_path, capsys, monkeypatch):
     data = bytearray(store.read_bytes())
     page = 4096 if len(data) >= 8192 else 1024
-    data[page:page + 512] = os.urandom(512)  # garbage over the second page (the table's)
+    data[page : page + 512] = os.urandom(512)  # garbage over the second page (the table's)
     store.write_bytes(bytes(data))
-    for argv in (["report", "--store", store, "--out", tmp_path / "rep"],
-                 ["bench", "inventory_smoke", "--dry-run", "--store", store],
-                 run_args(P4, "base_stock", store, "--set", "level=6", *SMALL)):
+    for argv in (
+        ["report", "--store", store, "--out", tmp_path / "rep"],
+        ["bench", "inventory_smoke", "--dry-run", "--store", store],
+        run_args(P4, "base_stock", store, "--set", "level=6", *SMALL),
+    ):
         msg = refused(argv, store, capsys, str(store), monkeypatch=monkeypatch)
         assert "damaged" in msg or "not an opsrl results store" in msg
 
@@ -281,8 +399,9 @@ def test_ctrl_c_during_imports_gives_no_traceback(tmp_path):
     env = {**os.environ, "OPSRL_STORE": str(tmp_path / "s.sqlite"), "PYTHONDONTWRITEBYTECODE": "1"}
     # opsrl.cli imports only the standard library; main() then imports torch, which takes a second or more
     code = "import sys; from opsrl.cli import main; print('ready', flush=True); sys.exit(main(['list']))"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)

@@ -14,8 +14,23 @@ SMALL = ["--problem-set", "test.scenarios=256", "--problem-set", "test.periods=3
 
 def test_run_json_record_and_store(tmp_path, capsys):
     store = tmp_path / "r.sqlite"
-    assert cli.main(["run", "inventory/lost_sales_p4_L2", "optimal_dp", "--json", "-q", "--store", str(store),
-                     "--seed", "3", *SMALL]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "inventory/lost_sales_p4_L2",
+                "optimal_dp",
+                "--json",
+                "-q",
+                "--store",
+                str(store),
+                "--seed",
+                "3",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     rec = json.loads(capsys.readouterr().out)
     for key in ("problem", "solver", "seed", "test_cost", "reference", "gap_pct", "train_seconds", "eval_seconds"):
         assert key in rec
@@ -83,12 +98,22 @@ def test_json_leaves_the_trace_in_the_store_unless_asked(tmp_path, capsys):
 
 
 def _record(**over):
-    rec = {"problem": "jobshop/ft10", "solver": "cpsat", "method": "cpsat", "seed": 0, "test_cost": 971.0,
-           "test_stderr": float("nan"), "test": {"n": 1}, "reference": {"kind": "optimum", "value": 930.0},
-           "gap_pct": 100 * (971 - 930) / 930, "gap_stderr_pct": float("nan"), "train_seconds": 0.0,
-           "eval_seconds": 10.0, "config": {"solver": {"options": {"time_limit": 10.0}}},
-           "info": {"per_instance": [{"instance": "ft10", "status": "feasible", "makespan": 971.0,
-                                      "lower_bound": 809.0}]}}
+    rec = {
+        "problem": "jobshop/ft10",
+        "solver": "cpsat",
+        "method": "cpsat",
+        "seed": 0,
+        "test_cost": 971.0,
+        "test_stderr": float("nan"),
+        "test": {"n": 1},
+        "reference": {"kind": "optimum", "value": 930.0},
+        "gap_pct": 100 * (971 - 930) / 930,
+        "gap_stderr_pct": float("nan"),
+        "train_seconds": 0.0,
+        "eval_seconds": 10.0,
+        "config": {"solver": {"options": {"time_limit": 10.0}}},
+        "info": {"per_instance": [{"instance": "ft10", "status": "feasible", "makespan": 971.0, "lower_bound": 809.0}]},
+    }
     rec.update(over)
     return rec
 
@@ -99,8 +124,11 @@ def test_summary_prints_what_is_known():
     assert "gap       4.409%" in text  # (971 - 930) / 930
     assert "1 scenario: no standard error" in text
     assert "feasible" in text and "bound 809" in text and "more time" in text and "time_limit=60" in text
-    proven = _record(info={"per_instance": [{"instance": "ft10", "status": "optimal", "makespan": 930.0,
-                                             "lower_bound": 930.0}]}, test_cost=930.0, gap_pct=0.0)
+    proven = _record(
+        info={"per_instance": [{"instance": "ft10", "status": "optimal", "makespan": 930.0, "lower_bound": 930.0}]},
+        test_cost=930.0,
+        gap_pct=0.0,
+    )
     assert "optimal on all 1 instance (proven)" in cli.summary(proven)
     assert "more time" not in cli.summary(proven)
 
@@ -131,11 +159,14 @@ def test_registry_reads_installed_copies_without_a_source_tree(tmp_path, monkeyp
     assert registry.roots() == []
 
 
-@pytest.mark.parametrize("predicted, scenarios, limit", [
-    (26.0, 8192, 89.0),     # quiet: all test scenarios; training gets 120 - 1.2 * 26 = 88.8 s
-    (175.0, 1024, 90.0),    # busy: 2**floor(log2(8192 * 40 / 175)) = 1024 scenarios, 120 - 1.2 * 21.9 -> at most 90
-    (2000.0, 1024, 20.0),   # very busy: at least 1024 scenarios (250 s predicted), training its minimum of 20 s
-])
+@pytest.mark.parametrize(
+    "predicted, scenarios, limit",
+    [
+        (26.0, 8192, 89.0),  # quiet: all test scenarios; training gets 120 - 1.2 * 26 = 88.8 s
+        (175.0, 1024, 90.0),  # busy: 2**floor(log2(8192 * 40 / 175)) = 1024 scenarios, 120 - 1.2 * 21.9 -> at most 90
+        (2000.0, 1024, 20.0),  # very busy: at least 1024 scenarios (250 s predicted), training its minimum of 20 s
+    ],
+)
 def test_main_job_plans_its_two_minutes(monkeypatch, capsys, predicted, scenarios, limit):
     seen = {}
     monkeypatch.setattr(cli, "_predict_evaluation", lambda prep: predicted)

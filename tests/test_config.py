@@ -7,7 +7,7 @@ import pytest
 
 from opsrl.core import ConfigError, Field, validate
 from opsrl.core.config import non_negative
-from opsrl.registry import load_problem, load_solver, family
+from opsrl.registry import family, load_problem, load_solver
 
 
 def write(tmp_path, name, text):
@@ -31,18 +31,21 @@ def test_valid_file_loads(tmp_path):
     assert prob.L == 2 and prob.p == 9.0 and prob.unmet == "lost_sales"
 
 
-@pytest.mark.parametrize("text, key, words", [
-    (BASE.format(L=-1, p=9.0), "lead_time", "an integer from 0 to 1000"),
-    (BASE.format(L=1, p=0.0), "shortage_cost", "a number > 0"),
-    (BASE.format(L=1, p=-3.0), "shortage_cost", "a number > 0"),
-    (BASE.format(L=1, p=9.0).replace("holding_cost = 1.0", "holding_cost = -1.0"), "holding_cost", ">= 0"),
-    (BASE.format(L=1, p=9.0) + "colour = 3\n", "demand.colour", "allowed keys here: distribution, mean, std"),
-    ("colour = 3\n" + BASE.format(L=1, p=9.0), "colour", "allowed keys here"),
-    (BASE.format(L=1, p=9.0).replace("lead_time = 1", 'lead_time = "two"'), "lead_time", "expected an integer"),
-    (BASE.format(L=1, p=9.0).replace('"poisson"', '"gamma"'), "demand.distribution", "'poisson', 'normal'"),
-    (BASE.format(L=1, p=9.0).replace("mean = 5.0", "mean = nan"), "demand.mean", "NaN"),
-    (BASE.format(L=1, p=9.0).replace('family = "inventory"', 'family = "bakery"'), "family", "inventory"),
-])
+@pytest.mark.parametrize(
+    "text, key, words",
+    [
+        (BASE.format(L=-1, p=9.0), "lead_time", "an integer from 0 to 1000"),
+        (BASE.format(L=1, p=0.0), "shortage_cost", "a number > 0"),
+        (BASE.format(L=1, p=-3.0), "shortage_cost", "a number > 0"),
+        (BASE.format(L=1, p=9.0).replace("holding_cost = 1.0", "holding_cost = -1.0"), "holding_cost", ">= 0"),
+        (BASE.format(L=1, p=9.0) + "colour = 3\n", "demand.colour", "allowed keys here: distribution, mean, std"),
+        ("colour = 3\n" + BASE.format(L=1, p=9.0), "colour", "allowed keys here"),
+        (BASE.format(L=1, p=9.0).replace("lead_time = 1", 'lead_time = "two"'), "lead_time", "expected an integer"),
+        (BASE.format(L=1, p=9.0).replace('"poisson"', '"gamma"'), "demand.distribution", "'poisson', 'normal'"),
+        (BASE.format(L=1, p=9.0).replace("mean = 5.0", "mean = nan"), "demand.mean", "NaN"),
+        (BASE.format(L=1, p=9.0).replace('family = "inventory"', 'family = "bakery"'), "family", "inventory"),
+    ],
+)
 def test_bad_problem_names_file_key_and_allowed(tmp_path, text, key, words):
     path = write(tmp_path, "bad.toml", text)
     with pytest.raises(ConfigError) as e:
@@ -68,6 +71,7 @@ def test_bad_solver_option(tmp_path):
         load_solver(path, fam)
     path = write(tmp_path, "s3.toml", 'method = "hdpo"\n[policy]\nhidden = [64, 0]\n')
     from opsrl.nn import build_policy
+
     _, _, cfg = load_solver(path, fam)
     with pytest.raises(ConfigError, match=r"key 'policy.hidden'.*positive layer widths"):
         build_policy(load_problem("inventory/lost_sales_p4_L1"), cfg["policy"], str(path))
@@ -84,9 +88,14 @@ def test_solver_sets_problem_keys(tmp_path):
     assert cfg["problem"] == {"test.scenarios": 7}
     assert load_for_solver("inventory/lost_sales_p4_L1", cfg).test_scenarios == 7
     assert load_for_solver("inventory/lost_sales_p4_L1", cfg, {"test.scenarios": 9}).test_scenarios == 9
-    rec = run("inventory/lost_sales_p4_L1", path, progress=False, trace=False,
-              solver_overrides={"options.dev_scenarios": 64, "options.dev_periods": 50},
-              problem_overrides={"test.periods": 150})
+    rec = run(
+        "inventory/lost_sales_p4_L1",
+        path,
+        progress=False,
+        trace=False,
+        solver_overrides={"options.dev_scenarios": 64, "options.dev_periods": 50},
+        problem_overrides={"test.periods": 150},
+    )
     assert rec["test"]["n"] == 7 and rec["config"]["problem"]["test"]["scenarios"] == 7
     bad = write(tmp_path, "bad.toml", 'method = "base_stock"\n[problem]\n"test.scenarios" = -3\n')
     _, _, cfg = load_solver(bad, family("inventory"))
@@ -103,36 +112,86 @@ def test_validate_fills_defaults_and_checks():
 
 def test_cli_bad_input_exits_non_zero_and_keeps_store(tmp_path):
     store = tmp_path / "s.sqlite"
-    ok = subprocess.run([sys.executable, "-m", "opsrl.cli", "run", "inventory/lost_sales_p4_L1", "optimal_dp",
-                         "--store", str(store), "--json", "-q", "--problem-set", "test.scenarios=64",
-                         "--problem-set", "test.periods=200"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opsrl.cli",
+            "run",
+            "inventory/lost_sales_p4_L1",
+            "optimal_dp",
+            "--store",
+            str(store),
+            "--json",
+            "-q",
+            "--problem-set",
+            "test.scenarios=64",
+            "--problem-set",
+            "test.periods=200",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     before = store.read_bytes()
     bad = write(tmp_path, "bad.toml", BASE.format(L=-2, p=9.0))
-    r = subprocess.run([sys.executable, "-m", "opsrl.cli", "run", str(bad), "optimal_dp", "--store", str(store)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "opsrl.cli", "run", str(bad), "optimal_dp", "--store", str(store)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "key 'lead_time'" in r.stderr and str(bad) in r.stderr
     assert store.read_bytes() == before
-    r = subprocess.run([sys.executable, "-m", "opsrl.cli", "run", "inventory/lost_sales_p4_L1", "hdpo_mlp",
-                        "--set", "lr=0", "--store", str(store)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opsrl.cli",
+            "run",
+            "inventory/lost_sales_p4_L1",
+            "hdpo_mlp",
+            "--set",
+            "lr=0",
+            "--store",
+            str(store),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "options.lr" in r.stderr
     assert store.read_bytes() == before
 
 
 # --- the one place numbers are checked (issue 16) -------------------------------------------------
-@pytest.mark.parametrize("value, words", [
-    (float("inf"), "expected a finite number"), (float("-inf"), "expected a finite number"),
-    (float("nan"), "NaN is not allowed"), (1e308, r"at most 1e\+15"), (10**400, r"401-digit .* at most 1e\+15"),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (float("inf"), "expected a finite number"),
+        (float("-inf"), "expected a finite number"),
+        (float("nan"), "NaN is not allowed"),
+        (1e308, r"at most 1e\+15"),
+        (10**400, r"401-digit .* at most 1e\+15"),
+    ],
+)
 def test_every_float_is_finite_and_bounded(value, words):
     with pytest.raises(ConfigError, match=words) as e:
         validate({"x": value}, {"x": Field(float)}, "f.toml")
     assert e.value.source == "f.toml" and e.value.key == "x"
 
 
-@pytest.mark.parametrize("value, ok", [(2**31 - 1, True), (2**31, False), (-(2**31), False), (1e12, False),
-                                       (3.0, True), (float("inf"), False), (2.5, False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        (2**31 - 1, True),
+        (2**31, False),
+        (-(2**31), False),
+        (1e12, False),
+        (3.0, True),
+        (float("inf"), False),
+        (2.5, False),
+    ],
+)
 def test_every_integer_is_bounded(value, ok):
     from opsrl.core.config import INT_LIMIT
 
@@ -147,14 +206,20 @@ def test_every_integer_is_bounded(value, ok):
 def test_field_max_max_len_and_size_helper():
     from opsrl.core.config import size
 
-    schema = {"n": size(1, 100), "w": size([8], 64, item=True), "l": Field(list, [], max_len=2),
-              "u": Field(list, [])}
-    assert validate({"n": 100, "w": [64, 1], "l": [1, 2]}, schema, "f") == {"n": 100, "w": [64, 1], "l": [1, 2],
-                                                                             "u": []}
-    for section, key, words in [({"n": 101}, "n", "at most 100"), ({"n": 0}, "n", "from 1 to 100"),
-                                ({"w": [8, 65]}, "w", "65 is too large; at most 64"),
-                                ({"l": [1, 2, 3]}, "l", "3 items are too many; at most 2"),
-                                ({"u": [1.0, [2.0, float("inf")]]}, "u[1][1]", "finite")]:
+    schema = {"n": size(1, 100), "w": size([8], 64, item=True), "l": Field(list, [], max_len=2), "u": Field(list, [])}
+    assert validate({"n": 100, "w": [64, 1], "l": [1, 2]}, schema, "f") == {
+        "n": 100,
+        "w": [64, 1],
+        "l": [1, 2],
+        "u": [],
+    }
+    for section, key, words in [
+        ({"n": 101}, "n", "at most 100"),
+        ({"n": 0}, "n", "from 1 to 100"),
+        ({"w": [8, 65]}, "w", "65 is too large; at most 64"),
+        ({"l": [1, 2, 3]}, "l", "3 items are too many; at most 2"),
+        ({"u": [1.0, [2.0, float("inf")]]}, "u[1][1]", "finite"),
+    ]:
         with pytest.raises(ConfigError, match=words) as e:
             validate(section, schema, "f")
         assert e.value.key == key

@@ -102,10 +102,10 @@ def test_ctrl_c_before_the_commit_records_nothing(tmp_path, capsys, monkeypatch)
 def _spawn(argv: list[str], env: dict) -> subprocess.Popen:
     """``opsrl`` in a child that says 'ready' once Python runs opsrl's code (before torch is imported):
     a signal before that would hit the interpreter's own start-up, not opsrl."""
-    code = ("import sys; from opsrl.cli import main; print('ready', flush=True); "
-            f"sys.exit(main({argv!r}))")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    code = f"import sys; from opsrl.cli import main; print('ready', flush=True); sys.exit(main({argv!r}))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
@@ -129,7 +129,7 @@ def test_ctrl_c_at_random_moments_of_run(tmp_path):
         out, err = proc.communicate(timeout=300)
         after = rows(store)
         assert "Traceback" not in err, err
-        assert after[:len(before)] == before  # nothing recorded before is lost or changed
+        assert after[: len(before)] == before  # nothing recorded before is lost or changed
         if proc.returncode == 0:  # recorded: exactly one new row, and it says which
             assert len(after) == len(before) + 1
             assert f"run {after[-1][0]}" in out + err
@@ -148,14 +148,14 @@ def test_kills_during_bench_never_duplicate_or_lose_a_cell(tmp_path):
     env = {**os.environ, "OPSRL_CACHE": str(tmp_path / "cache")}
     argv = ["bench", str(sweep), "--store", str(store), "-q"]
     rng = random.Random(161)
-    for i in range(3):  # SIGKILL at random moments, then resume
+    for _ in range(3):  # SIGKILL at random moments, then resume
         before = rows(store)
         proc = _spawn(argv, env)
         time.sleep(rng.uniform(0.5, 3.0))
         proc.kill()
         proc.communicate(timeout=60)
         after = rows(store)
-        assert after[:len(before)] == before  # no finished cell lost
+        assert after[: len(before)] == before  # no finished cell lost
         keys = [k for _, k in after]
         assert len(keys) == len(set(keys))  # no duplicate
     # Ctrl-C: the exit status and the count it reports are the truth
@@ -166,7 +166,7 @@ def test_kills_during_bench_never_duplicate_or_lose_a_cell(tmp_path):
     out, err = proc.communicate(timeout=120)
     after = rows(store)
     assert "Traceback" not in err, err
-    assert after[:len(before)] == before
+    assert after[: len(before)] == before
     if proc.returncode == 130:
         m = re.search(r"(\d+) of (\d+) cells are recorded", err)
         if m:  # interrupted while cells ran: the count it gives is the store's

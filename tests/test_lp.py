@@ -15,9 +15,14 @@ def small_lp(b0=3.0, b1=2.0, b2=0.5):
     # min x1 + 2 x2  s.t.  x1 + x2 >= b0,  x1 <= b1,  x2 - x1 = b2,  x >= 0
     # by hand: x2 = x1 + b2, 2 x1 + b2 >= b0 -> x1 = (b0 - b2) / 2 = 1.25, x2 = 1.75, value 4.75
     A = torch.tensor([[1.0, 1.0], [1.0, 0.0], [-1.0, 1.0]], dtype=D)
-    return LP(c=torch.tensor([[1.0, 2.0]], dtype=D), A=A, row_lo=torch.tensor([[b0, -INF, b2]], dtype=D),
-              row_hi=torch.tensor([[INF, b1, b2]], dtype=D), lb=torch.zeros(1, 2, dtype=D),
-              ub=torch.full((1, 2), INF, dtype=D))
+    return LP(
+        c=torch.tensor([[1.0, 2.0]], dtype=D),
+        A=A,
+        row_lo=torch.tensor([[b0, -INF, b2]], dtype=D),
+        row_hi=torch.tensor([[INF, b1, b2]], dtype=D),
+        lb=torch.zeros(1, 2, dtype=D),
+        ub=torch.full((1, 2), INF, dtype=D),
+    )
 
 
 def test_highs_value_and_duals_by_hand():
@@ -44,11 +49,15 @@ def test_target_rows_give_the_gradient_with_respect_to_the_target():
     x_in, inflow = 6.0, 1.0
     # columns: x_out, q, u ; rows: x_out + q = x_in + inflow (state row), q + u >= 4
     A = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]], dtype=D)
-    lp = LP(c=torch.tensor([[0.0, 0.0, 3.0]], dtype=D), A=A,
-            row_lo=torch.tensor([[x_in + inflow, 4.0]], dtype=D), row_hi=torch.tensor([[x_in + inflow, INF]], dtype=D),
-            lb=torch.zeros(1, 3, dtype=D), ub=torch.tensor([[10.0, 5.0, INF]], dtype=D))
-    stage = StageLP(lp, torch.tensor([[x_in]], dtype=D), torch.tensor([[1.0], [0.0]], dtype=D),
-                    torch.tensor([0]))
+    lp = LP(
+        c=torch.tensor([[0.0, 0.0, 3.0]], dtype=D),
+        A=A,
+        row_lo=torch.tensor([[x_in + inflow, 4.0]], dtype=D),
+        row_hi=torch.tensor([[x_in + inflow, INF]], dtype=D),
+        lb=torch.zeros(1, 3, dtype=D),
+        ub=torch.tensor([[10.0, 5.0, INF]], dtype=D),
+    )
+    stage = StageLP(lp, torch.tensor([[x_in]], dtype=D), torch.tensor([[1.0], [0.0]], dtype=D), torch.tensor([0]))
     target_lp, rows = stage.with_target(torch.tensor([[5.0]], dtype=D), 10.0)
     sol = solve(target_lp.lp)
     # x_out = 5 -> q = 2 -> u = 2, cost 6; raising the target by one lowers q by one: +3 per unit

@@ -54,19 +54,38 @@ def nondegenerate_lp(B, m, n, seed, shared=False):
     side_r = torch.randint(0, 3, (B, m), generator=g)  # active: 0 equality, 1 at lower, 2 at upper
     slack_r = torch.randint(0, 4, (B, m), generator=g)  # slack: 0 range, 1 only lower, 2 only upper, 3 free
     far = lambda t: torch.where(torch.rand(t.shape, generator=g) < 0.5, t, torch.full_like(t, INF))  # noqa: E731
-    lo = torch.where(row_act, torch.where(side_r == 2, Ax - far(r(B, m)), Ax),
-                     torch.where((slack_r == 0) | (slack_r == 1), Ax - r(B, m), -INF))
-    hi = torch.where(row_act, torch.where(side_r == 1, Ax + far(r(B, m)), Ax),
-                     torch.where((slack_r == 0) | (slack_r == 2), Ax + r(B, m), INF))
+    lo = torch.where(
+        row_act,
+        torch.where(side_r == 2, Ax - far(r(B, m)), Ax),
+        torch.where((slack_r == 0) | (slack_r == 1), Ax - r(B, m), -INF),
+    )
+    hi = torch.where(
+        row_act,
+        torch.where(side_r == 1, Ax + far(r(B, m)), Ax),
+        torch.where((slack_r == 0) | (slack_r == 2), Ax + r(B, m), INF),
+    )
     mag_y = r(B, m)
-    y = torch.where(row_act, torch.where(side_r == 2, -mag_y, torch.where(side_r == 1, mag_y,
-                    mag_y * torch.sign(torch.randn(B, m, generator=g, dtype=D)))), 0.0)
+    y = torch.where(
+        row_act,
+        torch.where(
+            side_r == 2,
+            -mag_y,
+            torch.where(side_r == 1, mag_y, mag_y * torch.sign(torch.randn(B, m, generator=g, dtype=D))),
+        ),
+        0.0,
+    )
     side_c = torch.randint(0, 2, (B, n), generator=g)  # active: 0 at lower, 1 at upper
     slack_c = torch.randint(0, 4, (B, n), generator=g)
-    lb = torch.where(col_act, torch.where(side_c == 0, x, x - far(r(B, n))),
-                     torch.where((slack_c == 0) | (slack_c == 1), x - r(B, n), -INF))
-    ub = torch.where(col_act, torch.where(side_c == 1, x, x + far(r(B, n))),
-                     torch.where((slack_c == 0) | (slack_c == 2), x + r(B, n), INF))
+    lb = torch.where(
+        col_act,
+        torch.where(side_c == 0, x, x - far(r(B, n))),
+        torch.where((slack_c == 0) | (slack_c == 1), x - r(B, n), -INF),
+    )
+    ub = torch.where(
+        col_act,
+        torch.where(side_c == 1, x, x + far(r(B, n))),
+        torch.where((slack_c == 0) | (slack_c == 2), x + r(B, n), INF),
+    )
     z = torch.where(col_act, torch.where(side_c == 0, 1.0, -1.0) * r(B, n), 0.0)
     c = torch.bmm(y.unsqueeze(1), Ab).squeeze(1) + z
     const = torch.randn(B, generator=g, dtype=D)
@@ -112,8 +131,14 @@ def test_hand_solution_and_finite_difference_duals():
     # min x1 + 2 x2  s.t.  x1 + x2 >= 3,  x1 <= 2,  x2 - x1 = 0.5,  x >= 0: x = (1.25, 1.75), value 4.75,
     # value = 1.5 b0 + 0.5 b2 -> duals (1.5, 0, 0.5)
     A = torch.tensor([[1.0, 1.0], [1.0, 0.0], [-1.0, 1.0]], dtype=D)
-    lp = LP(torch.tensor([[1.0, 2.0]], dtype=D), A, torch.tensor([[3.0, -INF, 0.5]], dtype=D),
-            torch.tensor([[INF, 2.0, 0.5]], dtype=D), torch.zeros(1, 2, dtype=D), torch.full((1, 2), INF, dtype=D))
+    lp = LP(
+        torch.tensor([[1.0, 2.0]], dtype=D),
+        A,
+        torch.tensor([[3.0, -INF, 0.5]], dtype=D),
+        torch.tensor([[INF, 2.0, 0.5]], dtype=D),
+        torch.zeros(1, 2, dtype=D),
+        torch.full((1, 2), INF, dtype=D),
+    )
     sol = solve(lp, "torch")
     assert sol.status == ["optimal"]
     assert torch.allclose(sol.x, torch.tensor([[1.25, 1.75]], dtype=D), atol=1e-8)
@@ -127,8 +152,14 @@ def test_degenerate_lp_values_and_optimality_conditions():
     # min x1 + x2  s.t.  x1 + x2 >= 1 (twice),  0 <= x <= 1: value 1 for any split
     A = torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=D)
     B = 3
-    lp = LP(torch.ones(B, 2, dtype=D), A, torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.5, 1.0]], dtype=D),
-            torch.full((B, 2), INF, dtype=D), torch.zeros(B, 2, dtype=D), torch.ones(B, 2, dtype=D))
+    lp = LP(
+        torch.ones(B, 2, dtype=D),
+        A,
+        torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.5, 1.0]], dtype=D),
+        torch.full((B, 2), INF, dtype=D),
+        torch.zeros(B, 2, dtype=D),
+        torch.ones(B, 2, dtype=D),
+    )
     h, t = solve(lp, "highs"), solve(lp, "torch")
     assert t.optimal
     assert torch.allclose(t.value, h.value, atol=1e-8)
@@ -166,9 +197,14 @@ def test_target_rows_give_the_same_gradients_as_highs():
     # one reservoir (tests/test_lp.py): x_out + q = x_in + inflow, q + u >= 4, cost 3 u; target 5, penalty 10
     x_in, inflow = 6.0, 1.0
     A = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]], dtype=D)
-    lp = LP(torch.tensor([[0.0, 0.0, 3.0]], dtype=D), A, torch.tensor([[x_in + inflow, 4.0]], dtype=D),
-            torch.tensor([[x_in + inflow, INF]], dtype=D), torch.zeros(1, 3, dtype=D),
-            torch.tensor([[10.0, 5.0, INF]], dtype=D))
+    lp = LP(
+        torch.tensor([[0.0, 0.0, 3.0]], dtype=D),
+        A,
+        torch.tensor([[x_in + inflow, 4.0]], dtype=D),
+        torch.tensor([[x_in + inflow, INF]], dtype=D),
+        torch.zeros(1, 3, dtype=D),
+        torch.tensor([[10.0, 5.0, INF]], dtype=D),
+    )
     stage = StageLP(lp, torch.tensor([[x_in]], dtype=D), torch.tensor([[1.0], [0.0]], dtype=D), torch.tensor([0]))
     target_lp, rows = stage.with_target(torch.tensor([[5.0]], dtype=D), 10.0)
     sol = solve(target_lp.lp, "torch")

@@ -46,8 +46,13 @@ def generate(seed: int = 20240917) -> list[tuple[str, str, int]]:
         eps = rng.standard_normal(n)
         for k in range(1, n):
             level[k] = 0.8 * level[k - 1] + 0.15 * eps[k]
-        mean = (base * np.asarray(weekly)[dow] * (1 + amp * np.sin(2 * np.pi * (doy - phase) / 365.25))
-                * (1 + trend * t / 365) * np.exp(level))
+        mean = (
+            base
+            * np.asarray(weekly)[dow]
+            * (1 + amp * np.sin(2 * np.pi * (doy - phase) / 365.25))
+            * (1 + trend * t / 365)
+            * np.exp(level)
+        )
         promo = rng.random(n) < 0.01
         mean = np.where(promo, 2.5 * mean, mean)
         demand = rng.negative_binomial(r, r / (r + mean))  # mean `mean`, variance mean + mean^2 / r

@@ -5,7 +5,16 @@
 
 from . import hdpo, lagrangian, ppo
 
-METHODS = {m.name: m for m in (hdpo.METHOD, ppo.METHOD, ppo.PD_METHOD, lagrangian.METHOD, lagrangian.LSTM_METHOD,
-                               lagrangian.LINEAR_METHOD)}
+METHODS = {
+    m.name: m
+    for m in (
+        hdpo.METHOD,
+        ppo.METHOD,
+        ppo.PD_METHOD,
+        lagrangian.METHOD,
+        lagrangian.LSTM_METHOD,
+        lagrangian.LINEAR_METHOD,
+    )
+}
 
 __all__ = ["METHODS", "hdpo", "ppo"]

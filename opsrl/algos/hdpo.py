@@ -23,44 +23,84 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from ..core import ConfigError, Field, Method, Problem, SolveContext, SolveOutcome, evaluate, generator, rollout, scenario_costs
+from ..core import (
+    ConfigError,
+    Field,
+    Method,
+    Problem,
+    SolveContext,
+    SolveOutcome,
+    evaluate,
+    generator,
+    rollout,
+    scenario_costs,
+)
 from ..core.config import check_memory, non_negative, positive, scenario_bytes, size
 from ..core.rollout import Shield
 
 OPTIONS = {
     "lr": Field(float, 1e-2, allowed="a positive learning rate, at most 10", check=positive, max=10.0),
     "batch_size": size(512, 10**6, allowed="scenarios per gradient step, from 1 to 10^6"),
-    "max_batch_size": size(0, 10**6, low=0, allowed="a batch size the batch doubles up to on a plateau before the "
-                           "learning rate decays (0: no growth), at most 10^6"),
+    "max_batch_size": size(
+        0,
+        10**6,
+        low=0,
+        allowed="a batch size the batch doubles up to on a plateau before the "
+        "learning rate decays (0: no growth), at most 10^6",
+    ),
     "train_scenarios": size(32768, 10**7, allowed="the size of the training pool, from 1 to 10^7"),
     "train_periods": size(0, 10**6, low=0, allowed="periods per training rollout (0: the problem's own), at most 10^6"),
     "dev_scenarios": size(1024, 10**7, allowed="dev scenarios, from 1 to 10^7"),
-    "dev_periods": size(0, 10**6, low=0, allowed="periods per dev rollout (0: the problem's test periods), at most 10^6"),
+    "dev_periods": size(
+        0, 10**6, low=0, allowed="periods per dev rollout (0: the problem's test periods), at most 10^6"
+    ),
     "max_steps": Field(int, 4000, allowed="a positive number of gradient steps", check=positive),
-    "lr_warmup": Field(int, 20, allowed="steps over which the learning rate ramps up linearly (0: none)",
-                       check=non_negative),
+    "lr_warmup": Field(
+        int, 20, allowed="steps over which the learning rate ramps up linearly (0: none)", check=non_negative
+    ),
     "eval_every": Field(int, 25, allowed="a positive number of steps", check=positive),
-    "patience": Field(int, 16, allowed="evaluations without improvement before stopping (0: never stop early)",
-                      check=non_negative),
-    "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit; a time-limited run is not "
-                        "reproducible)", check=non_negative),
-    "restart_after": Field(int, 2, allowed="evaluations in a row worse than the best before the best parameters "
-                           "are restored with a fresh optimiser (0: never)", check=non_negative),
-    "restart_tolerance": Field(float, 0.05, allowed="how much worse than the best (relative, >= 0) a dev cost "
-                               "counts as worse, for restart_after", check=non_negative),
+    "patience": Field(
+        int, 16, allowed="evaluations without improvement before stopping (0: never stop early)", check=non_negative
+    ),
+    "time_limit": Field(
+        float,
+        0.0,
+        allowed="seconds of training (0: no limit; a time-limited run is not reproducible)",
+        check=non_negative,
+    ),
+    "restart_after": Field(
+        int,
+        2,
+        allowed="evaluations in a row worse than the best before the best parameters "
+        "are restored with a fresh optimiser (0: never)",
+        check=non_negative,
+    ),
+    "restart_tolerance": Field(
+        float,
+        0.05,
+        allowed="how much worse than the best (relative, >= 0) a dev cost counts as worse, for restart_after",
+        check=non_negative,
+    ),
     "grad_clip": Field(float, 0.0, allowed="max gradient norm (0: no clipping)", check=non_negative),
-    "lr_decay": Field(float, 0.5, allowed="a factor in (0, 1] applied to the learning rate on a plateau",
-                      check=lambda v: 0 < v <= 1),
-    "lr_patience": Field(int, 4, allowed="evaluations without improvement before the learning rate decays "
-                         "(0: never)", check=non_negative),
+    "lr_decay": Field(
+        float, 0.5, allowed="a factor in (0, 1] applied to the learning rate on a plateau", check=lambda v: 0 < v <= 1
+    ),
+    "lr_patience": Field(
+        int, 4, allowed="evaluations without improvement before the learning rate decays (0: never)", check=non_negative
+    ),
     "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
-    "imitate": Field(str, "", allowed="a solver (bundled name or file) of the same family whose actions the policy "
-                     "is regressed onto before HDPO starts ('': start from scratch; see opsrl.algos.imitation)"),
+    "imitate": Field(
+        str,
+        "",
+        allowed="a solver (bundled name or file) of the same family whose actions the policy "
+        "is regressed onto before HDPO starts ('': start from scratch; see opsrl.algos.imitation)",
+    ),
     "imitate_steps": Field(int, 2000, allowed="a positive number of imitation minibatch steps", check=positive),
 }
 
@@ -70,8 +110,13 @@ OPTIONS = {
 EVAL_MARGIN = 1.5
 
 
-def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any], ctx: SolveContext,
-          shield: Shield | None = None) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+def train(
+    problem: Problem,
+    policy: torch.nn.Module,
+    options: Mapping[str, Any],
+    ctx: SolveContext,
+    shield: Shield | None = None,
+) -> tuple[torch.nn.Module, list[dict[str, float]]]:
     """Train ``policy`` in place by HDPO; returns it with its best-on-dev parameters, and the curve."""
     o = dict(options)
     t0 = time.perf_counter()  # the time limit covers everything from here: sampling, steps, evaluations
@@ -99,15 +144,25 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
             rollout(problem, policy, dev_set, periods=k, shield=shield)
             policy.train(was)
         eval_seconds = (time.perf_counter() - t_probe) * dev_periods / k
-    bar = tqdm(total=o["max_steps"], desc=f"hdpo {problem.name}", disable=not ctx.progress, leave=False,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=o["max_steps"], desc=f"hdpo {problem.name}", disable=not ctx.progress, leave=False, dynamic_ncols=True
+    )
     losses: list[float] = []
     batch = o["batch_size"]
     if o["imitate"]:  # the clone's dev cost is the curve's first point (step 0)
         info = _imitate(problem, policy, o, ctx, train_periods)
         ev = evaluate(problem, policy, dev_set, shield=shield)
-        curve.append({"step": 0, "seconds": time.perf_counter() - t0, "batch_size": batch, "lr": 0.0,
-                      "train_loss": info["imitation_mse"], "dev_cost": ev.mean, "dev_stderr": ev.stderr})
+        curve.append(
+            {
+                "step": 0,
+                "seconds": time.perf_counter() - t0,
+                "batch_size": batch,
+                "lr": 0.0,
+                "train_loss": info["imitation_mse"],
+                "dev_cost": ev.mean,
+                "dev_stderr": ev.stderr,
+            }
+        )
         best, best_state = ev.mean, copy.deepcopy(policy.state_dict())
         ctx.log(f"step 0 (imitation of {o['imitate']}, mse {info['imitation_mse']:.4g}): dev {ev.mean:.4f}")
     policy.train()
@@ -145,10 +200,16 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
             t_eval = time.perf_counter()
             ev = evaluate(problem, policy, on, shield=shield)
             eval_seconds = (time.perf_counter() - t_eval) * dev_set.n / on.n
-            entry = {"step": step, "seconds": time.perf_counter() - t0, "batch_size": batch,
-                     "lr": opt.param_groups[0]["lr"],
-                     "train_loss": sum(losses) / len(losses), "dev_cost": ev.mean, "dev_stderr": ev.stderr,
-                     "restarts": restarts}
+            entry = {
+                "step": step,
+                "seconds": time.perf_counter() - t0,
+                "batch_size": batch,
+                "lr": opt.param_groups[0]["lr"],
+                "train_loss": sum(losses) / len(losses),
+                "dev_cost": ev.mean,
+                "dev_stderr": ev.stderr,
+                "restarts": restarts,
+            }
             if on is not dev_set:
                 entry["dev_scenarios"] = on.n
             curve.append(entry)
@@ -168,8 +229,10 @@ def train(problem: Problem, policy: torch.nn.Module, options: Mapping[str, Any],
                 policy.load_state_dict(best_state)
                 opt = torch.optim.Adam(policy.parameters(), lr=lr_base)
                 restarts, worse, warm_from = restarts + 1, 0, step
-                ctx.log(f"step {step}: dev {ev.mean:.4f} stayed worse than the best {best:.4f}; restarted from "
-                        f"the best parameters with a fresh optimiser, learning rate {lr_base:.3g} (restart {restarts})")
+                ctx.log(
+                    f"step {step}: dev {ev.mean:.4f} stayed worse than the best {best:.4f}; restarted from "
+                    f"the best parameters with a fresh optimiser, learning rate {lr_base:.3g} (restart {restarts})"
+                )
             elif o["lr_patience"] and stale and stale % o["lr_patience"] == 0:
                 # a plateau: first less gradient noise (a larger batch), then smaller steps
                 if batch < o["max_batch_size"]:
@@ -195,23 +258,37 @@ def check_sizes(problem: Problem, o: Mapping[str, Any], ctx: SolveContext) -> No
     """Refuse a training pool or dev set that would not fit in memory, before drawing them."""
     train_periods = o["train_periods"] or problem.periods
     dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
-    for n, periods, key, what in ((o["train_scenarios"], train_periods, "options.train_scenarios", "training pool"),
-                                  (o["dev_scenarios"], dev_periods, "options.dev_scenarios", "dev set")):
+    for n, periods, key, what in (
+        (o["train_scenarios"], train_periods, "options.train_scenarios", "training pool"),
+        (o["dev_scenarios"], dev_periods, "options.dev_scenarios", "dev set"),
+    ):
         nbytes = scenario_bytes(problem, n, periods, "train" if key.endswith("train_scenarios") else "dev")
         if nbytes is not None:
-            check_memory(nbytes, ctx.source, key, f"the {what} ({n} scenarios x {periods} periods)", ctx.device,
-                         lower=f"'{key}' or the periods ('{key.replace('scenarios', 'periods')}')")
+            check_memory(
+                nbytes,
+                ctx.source,
+                key,
+                f"the {what} ({n} scenarios x {periods} periods)",
+                ctx.device,
+                lower=f"'{key}' or the periods ('{key.replace('scenarios', 'periods')}')",
+            )
 
 
-def _imitate(problem: Problem, policy: torch.nn.Module, o: Mapping[str, Any], ctx: SolveContext,
-             periods: int) -> dict[str, float]:
+def _imitate(
+    problem: Problem, policy: torch.nn.Module, o: Mapping[str, Any], ctx: SolveContext, periods: int
+) -> dict[str, float]:
     """Regress the policy's actions (training mode) onto those of the solver ``options.imitate`` along the
     teacher's own rollouts; minibatches are drawn within one period, since a policy may read the period."""
     from .imitation import fit_steps, load_teacher, teacher_rollout, teacher_scenarios
 
     teacher = load_teacher(problem, o["imitate"], ctx)
-    steps = teacher_rollout(problem, teacher, teacher_scenarios(problem, o, ctx, periods), periods,
-                            lambda state, t, a: ({k: v.detach() for k, v in state.items()}, a.float()))
+    steps = teacher_rollout(
+        problem,
+        teacher,
+        teacher_scenarios(problem, o, ctx, periods),
+        periods,
+        lambda state, t, a: ({k: v.detach() for k, v in state.items()}, a.float()),
+    )
     B = steps[0][1].shape[0]
     policy.train()
 
@@ -231,18 +308,30 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
     from ..nn import build_policy
 
     if problem.action_spec.kind != "continuous":
-        raise ConfigError(ctx.source, "method", f"hdpo needs continuous actions; {problem.name} has discrete "
-                          "actions (use a method made for them, or a problem with a documented relaxation)")
+        raise ConfigError(
+            ctx.source,
+            "method",
+            f"hdpo needs continuous actions; {problem.name} has discrete "
+            "actions (use a method made for them, or a problem with a documented relaxation)",
+        )
     torch.manual_seed(ctx.seed)
     policy = build_policy(problem, config.get("policy", {}), ctx.source)
     policy, curve = train(problem, policy, options, ctx)
     best = min(curve, key=lambda e: e["dev_cost"])
-    return SolveOutcome(policy=policy, curve=curve,
-                        info={"best_dev_cost": best["dev_cost"], "best_step": best["step"],
-                              "steps": curve[-1]["step"], "parameters": sum(p.numel() for p in policy.parameters()),
-                              "restarts": curve[-1].get("restarts", 0),
-                              "time_limited": bool(curve[-1].get("time_limited"))})
+    return SolveOutcome(
+        policy=policy,
+        curve=curve,
+        info={
+            "best_dev_cost": best["dev_cost"],
+            "best_step": best["step"],
+            "steps": curve[-1]["step"],
+            "parameters": sum(p.numel() for p in policy.parameters()),
+            "restarts": curve[-1].get("restarts", 0),
+            "time_limited": bool(curve[-1].get("time_limited")),
+        },
+    )
 
 
-METHOD = Method("hdpo", fit, OPTIONS, learns=True,
-                description="pathwise gradient of the scenario cost through the simulator (HDPO)")
+METHOD = Method(
+    "hdpo", fit, OPTIONS, learns=True, description="pathwise gradient of the scenario cost through the simulator (HDPO)"
+)

@@ -11,7 +11,8 @@ rule cannot express instead of rediscovering it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -22,9 +23,13 @@ def load_teacher(problem: Problem, name: str, ctx: SolveContext) -> torch.nn.Mod
     """Fit the solver ``name`` (bundled name or file, of the problem's family) through ``ctx.fit_solver``
     and return its policy."""
     if ctx.fit_solver is None:
-        raise ConfigError(ctx.source, "options.imitate", "needs a context that can fit other solvers "
-                          "(SolveContext.fit_solver, e.g. opsrl.registry.fit_solver; the runner and the "
-                          "opsrl command set it)")
+        raise ConfigError(
+            ctx.source,
+            "options.imitate",
+            "needs a context that can fit other solvers "
+            "(SolveContext.fit_solver, e.g. opsrl.registry.fit_solver; the runner and the "
+            "opsrl command set it)",
+        )
     try:
         out = ctx.fit_solver(name, problem, ctx)
     except ConfigError as e:
@@ -41,8 +46,9 @@ def teacher_scenarios(problem: Problem, o: dict[str, Any], ctx: SolveContext, pe
     return pool.select(torch.randint(pool.n, (min(o["batch_size"], pool.n),), generator=g).to(ctx.device))
 
 
-def teacher_rollout(problem: Problem, teacher, scenarios: Scenarios, periods: int,
-                    keep: Callable[[dict, int, torch.Tensor], Any]) -> list[Any]:
+def teacher_rollout(
+    problem: Problem, teacher, scenarios: Scenarios, periods: int, keep: Callable[[dict, int, torch.Tensor], Any]
+) -> list[Any]:
     """Roll ``teacher`` out and return ``keep(state, t, action)`` for every step."""
     if getattr(teacher, "training", False):
         teacher.eval()
@@ -57,8 +63,15 @@ def teacher_rollout(problem: Problem, teacher, scenarios: Scenarios, periods: in
     return kept
 
 
-def fit_steps(params, loss_of: Callable[[torch.Tensor], torch.Tensor], n: int, steps: int, ctx: SolveContext,
-              lr: float = 1e-3, batch: int = 4096) -> float:
+def fit_steps(
+    params,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    steps: int,
+    ctx: SolveContext,
+    lr: float = 1e-3,
+    batch: int = 4096,
+) -> float:
     """``steps`` Adam steps on ``loss_of(indices)`` over random minibatches of ``n`` samples; the last loss."""
     g = generator(ctx.seed, "train", "imitate")
     opt = torch.optim.Adam(params, lr=lr)

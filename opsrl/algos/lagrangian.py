@@ -32,17 +32,29 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core import (ConfigError, Field, Method, Problem, Scenarios, SolveContext, SolveOutcome, State, generator,
-                    scenario_costs, summarize)
+from ..core import (
+    ConfigError,
+    Field,
+    Method,
+    Problem,
+    Scenarios,
+    SolveContext,
+    SolveOutcome,
+    State,
+    generator,
+    scenario_costs,
+    summarize,
+)
 from ..core.config import non_negative, positive
-from ..core.lp import LP, BACKENDS, LPSolution, StageLP, solve
+from ..core.lp import BACKENDS, LP, LPSolution, StageLP, solve
 
 CONTRACT = ("stage_lp", "stage_post", "stage_cost", "target_bounds")
 JACOBIANS = ("active_set", "target", "none")
@@ -54,15 +66,21 @@ def check_contract(problem: Problem, source: str, method: str = "tsddr") -> None
     if not hasattr(problem, "target_penalty"):
         missing.append("target_penalty")
     if missing:
-        raise ConfigError(source, "method", f"{method} needs a problem with a stage LP (the stage-LP contract: "
-                          f"{', '.join(CONTRACT)}, target_penalty); {getattr(problem, 'name', problem)} lacks "
-                          f"{', '.join(missing)}")
+        raise ConfigError(
+            source,
+            "method",
+            f"{method} needs a problem with a stage LP (the stage-LP contract: "
+            f"{', '.join(CONTRACT)}, target_penalty); {getattr(problem, 'name', problem)} lacks "
+            f"{', '.join(missing)}",
+        )
 
 
 # --- the differentiable stage solve -------------------------------------------------------------------------
 def _detached(lp: LP) -> LP:
-    return LP(*(t.detach() for t in (lp.c, lp.A, lp.row_lo, lp.row_hi, lp.lb, lp.ub)),
-              None if lp.const is None else lp.const.detach())
+    return LP(
+        *(t.detach() for t in (lp.c, lp.A, lp.row_lo, lp.row_hi, lp.lb, lp.ub)),
+        None if lp.const is None else lp.const.detach(),
+    )
 
 
 def solve_lp(lp: LP, backend: str, **options) -> LPSolution:
@@ -78,15 +96,29 @@ def active_sets(lp: LP, sol: LPSolution, tol: float = 1e-7) -> tuple[torch.Tenso
     and ``[B, n]`` of the columns not at a bound (free to move with the active rows)."""
     A = lp.A if lp.A.dim() == 3 else lp.A.unsqueeze(0).expand(lp.batch, *lp.A.shape)
     act = torch.bmm(A, sol.x.unsqueeze(2)).squeeze(2)
-    near = lambda a, b: torch.isfinite(b) & ((a - b).abs() <= tol * (1 + b.abs().nan_to_num(0.0, posinf=0.0,  # noqa: E731
-                                                                                             neginf=0.0)))
+    near = lambda a, b: (
+        torch.isfinite(b)
+        & (
+            (a - b).abs()
+            <= tol
+            * (
+                1
+                + b.abs().nan_to_num(
+                    0.0,
+                    posinf=0.0,  # noqa: E731
+                    neginf=0.0,
+                )
+            )
+        )
+    )
     rows = near(act, lp.row_lo) | near(act, lp.row_hi)
     cols = ~(near(sol.x, lp.lb) | near(sol.x, lp.ub))
     return rows, cols
 
 
-def realized_vjp(stage: StageLP, target_rows: slice, sol: LPSolution, g_out: torch.Tensor,
-                 tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+def realized_vjp(
+    stage: StageLP, target_rows: slice, sol: LPSolution, g_out: torch.Tensor, tol: float = 1e-7
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(g_in, g_target)``: the vector-Jacobian products ``(d x_out / d x_in)^T g`` and ``(d x_out / d x_hat)^T
     g`` of the realized outgoing state with the LP's active set held fixed.
 
@@ -110,8 +142,11 @@ def realized_vjp(stage: StageLP, target_rows: slice, sol: LPSolution, g_out: tor
     MMt = MMt + torch.where(norm > 0, 1e-10, 1.0).unsqueeze(2) * eye
     L, info = torch.linalg.cholesky_ex(MMt)
     Mu = torch.bmm(M, u.unsqueeze(2))
-    w = torch.cholesky_solve(Mu, L).squeeze(2) if not bool((info > 0).any()) else \
-        torch.linalg.lstsq(MMt, Mu).solution.squeeze(2)
+    w = (
+        torch.cholesky_solve(Mu, L).squeeze(2)
+        if not bool((info > 0).any())
+        else torch.linalg.lstsq(MMt, Mu).solution.squeeze(2)
+    )
     w = w * d  # back to the unscaled rows' bounds
     g_in = w @ stage.state_in.to(w)
     return g_in, w[:, target_rows]
@@ -152,8 +187,9 @@ class StageSolve(torch.autograd.Function):
         return g_in, g_t, None, None, None, None, None
 
 
-def stage_solve(stage: StageLP, target: torch.Tensor, penalty: float, backend: str = "highs",
-                jacobian: str = "active_set") -> tuple[torch.Tensor, torch.Tensor, StageLP, LPSolution]:
+def stage_solve(
+    stage: StageLP, target: torch.Tensor, penalty: float, backend: str = "highs", jacobian: str = "active_set"
+) -> tuple[torch.Tensor, torch.Tensor, StageLP, LPSolution]:
     """Differentiable stage solve: ``(value, x_out, target_stage, solution)``; ``value`` and ``x_out`` carry
     gradients to ``stage.x_in`` and ``target`` (see :class:`StageSolve`)."""
     out: dict = {}
@@ -163,20 +199,37 @@ def stage_solve(stage: StageLP, target: torch.Tensor, penalty: float, backend: s
 
 # --- policies ------------------------------------------------------------------------------------------------
 POLICY_SCHEMA = {
-    "kind": Field(str, "mlp", choices=("mlp", "lstm", "linear"),
-                  doc="mlp on the features, lstm over the history of features, or linear in the features (TS-LDR)"),
-    "hidden": Field(list, [64, 64], item=int, allowed="a list of positive layer widths",
-                    check=lambda v: all(w > 0 for w in v)),
+    "kind": Field(
+        str,
+        "mlp",
+        choices=("mlp", "lstm", "linear"),
+        doc="mlp on the features, lstm over the history of features, or linear in the features (TS-LDR)",
+    ),
+    "hidden": Field(
+        list, [64, 64], item=int, allowed="a list of positive layer widths", check=lambda v: all(w > 0 for w in v)
+    ),
     "activation": Field(str, "elu", choices=("elu", "relu", "tanh", "silu")),
-    "history": Field(int, 0, allowed="an integer >= 0: past observations fed to the mlp or linear rule beside "
-                     "the current one", check=non_negative),
-    "time": Field(str, "onehot", choices=("onehot", "scalar"),
-                  doc="the stage as a feature: t / periods and a one-hot of t, or t / periods only"),
-    "output": Field(str, "", choices=("", "sigmoid", "affine", "residual"),
-                    doc="target = lo + (hi - lo) * sigmoid(out) or * (0.5 + out) (affine, the linear rule's "
-                        "default; the LP makes targets outside the range feasible), or x_in + (hi - lo) * out "
-                        "(residual: a step from the incoming state, which the rule starts at; for problems whose "
-                        "outgoing state is the incoming one moved, such as volumes); '': sigmoid for mlp and lstm"),
+    "history": Field(
+        int,
+        0,
+        allowed="an integer >= 0: past observations fed to the mlp or linear rule beside the current one",
+        check=non_negative,
+    ),
+    "time": Field(
+        str,
+        "onehot",
+        choices=("onehot", "scalar"),
+        doc="the stage as a feature: t / periods and a one-hot of t, or t / periods only",
+    ),
+    "output": Field(
+        str,
+        "",
+        choices=("", "sigmoid", "affine", "residual"),
+        doc="target = lo + (hi - lo) * sigmoid(out) or * (0.5 + out) (affine, the linear rule's "
+        "default; the LP makes targets outside the range feasible), or x_in + (hi - lo) * out "
+        "(residual: a step from the incoming state, which the rule starts at; for problems whose "
+        "outgoing state is the incoming one moved, such as volumes); '': sigmoid for mlp and lstm",
+    ),
 }
 
 ACT = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
@@ -189,8 +242,17 @@ class TargetPolicy(nn.Module):
     observations (zeros before the first stage); an LSTM carries its own summary of all past features.
     ``step(feats, memory)`` returns ``(raw [B, k], memory)``; ``reset(B)`` the initial memory."""
 
-    def __init__(self, n_in: int, k: int, kind: str = "mlp", hidden=(64, 64), activation: str = "elu",
-                 history: int = 0, output: str = "", time: str = "onehot"):
+    def __init__(
+        self,
+        n_in: int,
+        k: int,
+        kind: str = "mlp",
+        hidden=(64, 64),
+        activation: str = "elu",
+        history: int = 0,
+        output: str = "",
+        time: str = "onehot",
+    ):
         super().__init__()
         self.time = time
         self.kind, self.k, self.n_obs, self.history = kind, k, n_in, int(history)
@@ -226,8 +288,10 @@ class TargetPolicy(nn.Module):
         p = next(self.parameters())
         if self.kind == "lstm":
             h = self.lstm.hidden_size
-            return (torch.zeros(B, h, dtype=p.dtype, device=like.device),
-                    torch.zeros(B, h, dtype=p.dtype, device=like.device))
+            return (
+                torch.zeros(B, h, dtype=p.dtype, device=like.device),
+                torch.zeros(B, h, dtype=p.dtype, device=like.device),
+            )
         return [torch.zeros(B, self.n_obs, dtype=p.dtype, device=like.device) for _ in range(self.history)]
 
     def step(self, feats: torch.Tensor, memory):
@@ -239,8 +303,9 @@ class TargetPolicy(nn.Module):
         memory = ([feats] + memory[:-1]) if self.history else memory
         return self.net(x), memory
 
-    def target(self, raw: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-               x_in: torch.Tensor | None = None) -> torch.Tensor:
+    def target(
+        self, raw: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, x_in: torch.Tensor | None = None
+    ) -> torch.Tensor:
         span = hi - lo
         if self.output == "residual":
             return x_in + span * raw.to(lo.dtype)
@@ -261,7 +326,9 @@ def features(problem: Problem, state: State, t: int, time: str = "onehot") -> to
     return torch.cat([obs, tt, hot], 1)
 
 
-def build_target_policy(problem: Problem, config: Mapping[str, Any], source: str, kind: str | None = None) -> TargetPolicy:
+def build_target_policy(
+    problem: Problem, config: Mapping[str, Any], source: str, kind: str | None = None
+) -> TargetPolicy:
     from ..core import validate
 
     cfg = validate(dict(config), POLICY_SCHEMA, source, prefix="policy.")
@@ -271,13 +338,21 @@ def build_target_policy(problem: Problem, config: Mapping[str, Any], source: str
     state = problem.initial_state(sc)
     lo, _ = problem.target_bounds(state)
     n_in = features(problem, state, 0, cfg["time"]).shape[1]
-    return TargetPolicy(n_in, lo.shape[1], cfg["kind"], cfg["hidden"], cfg["activation"], cfg["history"],
-                        cfg["output"], cfg["time"]).double()
+    return TargetPolicy(
+        n_in, lo.shape[1], cfg["kind"], cfg["hidden"], cfg["activation"], cfg["history"], cfg["output"], cfg["time"]
+    ).double()
 
 
 # --- rollouts ------------------------------------------------------------------------------------------------
-def rollout(problem: Problem, policy: TargetPolicy, scenarios: Scenarios, penalty: float, backend: str = "highs",
-            jacobian: str = "active_set", record: bool = False) -> dict[str, Any]:
+def rollout(
+    problem: Problem,
+    policy: TargetPolicy,
+    scenarios: Scenarios,
+    penalty: float,
+    backend: str = "highs",
+    jacobian: str = "active_set",
+    record: bool = False,
+) -> dict[str, Any]:
     """Roll ``policy`` through the stage LPs in closed loop on every scenario at once.
 
     Returns ``loss`` ``[B, T]`` (stage LP values with the penalty, plus transition costs; differentiable),
@@ -304,21 +379,29 @@ def rollout(problem: Problem, policy: TargetPolicy, scenarios: Scenarios, penalt
         c2 = c2.to(value.dtype)
         loss.append(value + c2)
         cost.append(true + c2.detach())
-        pen.append((value.detach() - true))
+        pen.append(value.detach() - true)
         if record:
-            recs.append({k: v.detach() for k, v in problem.stage_record(tlp, sol).items()}
-                        if hasattr(problem, "stage_record") else {})
+            recs.append(
+                {k: v.detach() for k, v in problem.stage_record(tlp, sol).items()}
+                if hasattr(problem, "stage_record")
+                else {}
+            )
             targets.append(target.detach())
             realized.append(x_out.detach())
-    out = {"loss": torch.stack(loss, 1), "cost": torch.stack(cost, 1), "penalty_cost": torch.stack(pen, 1),
-           "solve_seconds": solve_s}
+    out = {
+        "loss": torch.stack(loss, 1),
+        "cost": torch.stack(cost, 1),
+        "penalty_cost": torch.stack(pen, 1),
+        "solve_seconds": solve_s,
+    }
     if record:
         out.update(records=recs, targets=torch.stack(targets, 1), realized=torch.stack(realized, 1))
     return out
 
 
-def evaluate(problem: Problem, policy: TargetPolicy, scenarios: Scenarios, penalty: float, backend: str = "highs",
-             chunk: int = 0) -> tuple[Any, dict[str, Any]]:
+def evaluate(
+    problem: Problem, policy: TargetPolicy, scenarios: Scenarios, penalty: float, backend: str = "highs", chunk: int = 0
+) -> tuple[Any, dict[str, Any]]:
     """The true cost of ``policy`` on ``scenarios`` (no gradients): ``(Evaluation, info)`` with the target
     violation share (penalty cost over the LP objective, as DecisionRules.jl reports it) and the decision time
     per stage (policy and stage LP, per scenario and per batch)."""
@@ -333,17 +416,21 @@ def evaluate(problem: Problem, policy: TargetPolicy, scenarios: Scenarios, penal
             r = rollout(problem, policy, sc, penalty, backend, "none")
             seconds += time.perf_counter() - t0
             solve_s += r["solve_seconds"]
-            parts.append(scenario_costs(problem, r["cost"], problem.test_warmup if problem.test_warmup is not None
-                                        else None))
+            parts.append(
+                scenario_costs(problem, r["cost"], problem.test_warmup if problem.test_warmup is not None else None)
+            )
             pen += float(r["penalty_cost"].sum())
             obj += float(r["loss"].sum())
     policy.train(was)
     ev = summarize(problem, torch.cat(parts), scenarios.periods, problem.test_warmup)
     stages = scenarios.periods * math.ceil(scenarios.n / chunk)
-    info = {"target_violation_share": pen / obj if obj else 0.0,
-            "decision_seconds_per_stage": seconds / stages,
-            "decision_seconds_per_stage_per_scenario": seconds / (scenarios.periods * scenarios.n),
-            "lp_seconds_per_stage": solve_s / stages, "backend": backend}
+    info = {
+        "target_violation_share": pen / obj if obj else 0.0,
+        "decision_seconds_per_stage": seconds / stages,
+        "decision_seconds_per_stage_per_scenario": seconds / (scenarios.periods * scenarios.n),
+        "lp_seconds_per_stage": solve_s / stages,
+        "backend": backend,
+    }
     return ev, info
 
 
@@ -367,8 +454,7 @@ class TargetRule:
             ref = next(iter(state.values()))
             if t == 0 or self.memory is None:
                 self.memory = self.policy.reset(ref.shape[0], ref)
-            raw, self.memory = self.policy.step(features(self.problem, state, t, self.policy.time),
-                                                self.memory)
+            raw, self.memory = self.policy.step(features(self.problem, state, t, self.policy.time), self.memory)
             lo, hi = self.problem.target_bounds(state)
             x_in = self.problem.stage_lp(state, None, t).x_in if self.policy.output == "residual" else None
             target = self.policy.target(raw, lo, hi, x_in)
@@ -384,22 +470,38 @@ OPTIONS = {
     "dev_scenarios": Field(int, 256, allowed="a positive integer", check=positive),
     "max_steps": Field(int, 1000, allowed="a positive number of gradient steps", check=positive),
     "eval_every": Field(int, 25, allowed="a positive number of steps", check=positive),
-    "patience": Field(int, 0, allowed="evaluations without improvement before stopping (0: never stop early)",
-                      check=non_negative),
+    "patience": Field(
+        int, 0, allowed="evaluations without improvement before stopping (0: never stop early)", check=non_negative
+    ),
     "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
     "grad_clip": Field(float, 0.0, allowed="max gradient norm (0: no clipping)", check=non_negative),
-    "lr_decay": Field(float, 1.0, allowed="a factor in (0, 1] applied to the learning rate at every evaluation "
-                      "without improvement", check=lambda v: 0 < v <= 1),
+    "lr_decay": Field(
+        float,
+        1.0,
+        allowed="a factor in (0, 1] applied to the learning rate at every evaluation without improvement",
+        check=lambda v: 0 < v <= 1,
+    ),
     "backend": Field(str, "highs", choices=BACKENDS, doc="LP back end of training and evaluation"),
-    "jacobian": Field(str, "active_set", choices=JACOBIANS,
-                      doc="how the realized outgoing state depends on the incoming state and the target"),
-    "penalty": Field(float, 0.0, allowed="the target penalty P per unit of |x_out - target| (0: the problem's "
-                     "target_penalty)", check=non_negative),
-    "penalty_start": Field(float, 1.0, allowed="a factor in (0, 1]: the penalty starts at this share of P and "
-                           "rises geometrically to P over anneal_steps (1: no annealing)",
-                           check=lambda v: 0 < v <= 1),
-    "anneal_steps": Field(int, 0, allowed="steps of the penalty annealing (0: half of max_steps)",
-                          check=non_negative),
+    "jacobian": Field(
+        str,
+        "active_set",
+        choices=JACOBIANS,
+        doc="how the realized outgoing state depends on the incoming state and the target",
+    ),
+    "penalty": Field(
+        float,
+        0.0,
+        allowed="the target penalty P per unit of |x_out - target| (0: the problem's target_penalty)",
+        check=non_negative,
+    ),
+    "penalty_start": Field(
+        float,
+        1.0,
+        allowed="a factor in (0, 1]: the penalty starts at this share of P and "
+        "rises geometrically to P over anneal_steps (1: no annealing)",
+        check=lambda v: 0 < v <= 1,
+    ),
+    "anneal_steps": Field(int, 0, allowed="steps of the penalty annealing (0: half of max_steps)", check=non_negative),
     "eval_chunk": Field(int, 0, allowed="scenarios per evaluation batch (0: all at once)", check=non_negative),
     "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
 }
@@ -413,8 +515,9 @@ def penalty_at(step: int, o: Mapping[str, Any], P: float) -> float:
     return P * o["penalty_start"] ** (1.0 - frac)
 
 
-def train(problem: Problem, policy: TargetPolicy, options: Mapping[str, Any], ctx: SolveContext,
-          name: str = "tsddr") -> tuple[TargetPolicy, list[dict[str, float]], dict[str, Any]]:
+def train(
+    problem: Problem, policy: TargetPolicy, options: Mapping[str, Any], ctx: SolveContext, name: str = "tsddr"
+) -> tuple[TargetPolicy, list[dict[str, float]], dict[str, Any]]:
     """Train ``policy`` by TS-DDR; returns it with its best-on-dev parameters, the learning curve and info."""
     o = dict(options)
     if o["threads"]:
@@ -429,10 +532,19 @@ def train(problem: Problem, policy: TargetPolicy, options: Mapping[str, Any], ct
     t0 = time.perf_counter()
     ev, _ = evaluate(problem, policy, dev_set, P, o["backend"], o["eval_chunk"])
     best, best_state, stale = ev.mean, copy.deepcopy(policy.state_dict()), 0
-    curve = [{"step": 0, "seconds": time.perf_counter() - t0, "train_loss": math.nan, "penalty": penalty_at(0, o, P),
-              "dev_cost": ev.mean, "dev_stderr": ev.stderr}]
-    bar = tqdm(total=o["max_steps"], desc=f"{name} {problem.name}", disable=not ctx.progress, leave=False,
-               dynamic_ncols=True)
+    curve = [
+        {
+            "step": 0,
+            "seconds": time.perf_counter() - t0,
+            "train_loss": math.nan,
+            "penalty": penalty_at(0, o, P),
+            "dev_cost": ev.mean,
+            "dev_stderr": ev.stderr,
+        }
+    ]
+    bar = tqdm(
+        total=o["max_steps"], desc=f"{name} {problem.name}", disable=not ctx.progress, leave=False, dynamic_ncols=True
+    )
     losses: list[float] = []
     time_limited = False
     step = 0
@@ -452,9 +564,17 @@ def train(problem: Problem, policy: TargetPolicy, options: Mapping[str, Any], ct
         time_limited = bool(o["time_limit"] and time.perf_counter() - t0 >= o["time_limit"])
         if step % o["eval_every"] == 0 or step == o["max_steps"] or time_limited:
             ev, info = evaluate(problem, policy, dev_set, P, o["backend"], o["eval_chunk"])
-            curve.append({"step": step, "seconds": time.perf_counter() - t0, "train_loss": sum(losses) / len(losses),
-                          "penalty": pen, "dev_cost": ev.mean, "dev_stderr": ev.stderr,
-                          "target_violation_share": info["target_violation_share"]})
+            curve.append(
+                {
+                    "step": step,
+                    "seconds": time.perf_counter() - t0,
+                    "train_loss": sum(losses) / len(losses),
+                    "penalty": pen,
+                    "dev_cost": ev.mean,
+                    "dev_stderr": ev.stderr,
+                    "target_violation_share": info["target_violation_share"],
+                }
+            )
             losses = []
             if ev.mean < best:
                 best, stale, best_state = ev.mean, 0, copy.deepcopy(policy.state_dict())
@@ -470,9 +590,16 @@ def train(problem: Problem, policy: TargetPolicy, options: Mapping[str, Any], ct
     policy.load_state_dict(best_state)
     policy.eval()
     best_entry = min(curve, key=lambda e: e["dev_cost"])
-    info = {"best_dev_cost": best, "best_step": best_entry["step"], "steps": step, "penalty": P,
-            "parameters": sum(p.numel() for p in policy.parameters()), "backend": o["backend"],
-            "jacobian": o["jacobian"], "time_limited": time_limited}
+    info = {
+        "best_dev_cost": best,
+        "best_step": best_entry["step"],
+        "steps": step,
+        "penalty": P,
+        "parameters": sum(p.numel() for p in policy.parameters()),
+        "backend": o["backend"],
+        "jacobian": o["jacobian"],
+        "time_limited": time_limited,
+    }
     return policy, curve, info
 
 
@@ -492,10 +619,25 @@ def _fit(kind: str, name: str):
     return fit
 
 
-METHOD = Method("tsddr", _fit("mlp", "tsddr"), OPTIONS, learns=True,
-                description="Lagrangian deep decision rules (TS-DDR): a policy proposes target states, a stage LP "
-                            "makes them feasible, its duals train the policy")
-LSTM_METHOD = Method("tsddr_lstm", _fit("lstm", "tsddr_lstm"), OPTIONS, learns=True,
-                     description="TS-DDR with an LSTM over the history of what is known")
-LINEAR_METHOD = Method("tsldr", _fit("linear", "tsldr"), OPTIONS, learns=True,
-                       description="Lagrangian linear decision rules (TS-LDR): targets linear in what is known")
+METHOD = Method(
+    "tsddr",
+    _fit("mlp", "tsddr"),
+    OPTIONS,
+    learns=True,
+    description="Lagrangian deep decision rules (TS-DDR): a policy proposes target states, a stage LP "
+    "makes them feasible, its duals train the policy",
+)
+LSTM_METHOD = Method(
+    "tsddr_lstm",
+    _fit("lstm", "tsddr_lstm"),
+    OPTIONS,
+    learns=True,
+    description="TS-DDR with an LSTM over the history of what is known",
+)
+LINEAR_METHOD = Method(
+    "tsldr",
+    _fit("linear", "tsldr"),
+    OPTIONS,
+    learns=True,
+    description="Lagrangian linear decision rules (TS-LDR): targets linear in what is known",
+)

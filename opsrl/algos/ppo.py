@@ -50,7 +50,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -68,46 +69,77 @@ OPTIONS = {
     "iterations": Field(int, 200, allowed="a positive number of rollout-and-update iterations", check=positive),
     "epochs": Field(int, 4, allowed="a positive number of passes over each rollout", check=positive),
     "minibatches": Field(int, 4, allowed="a positive number of minibatches per pass", check=positive),
-    "gamma": Field(float, -1.0, allowed="a discount in (0, 1], or -1 (1 for finite horizons, 0.99 otherwise)",
-                   check=lambda v: v == -1 or 0 < v <= 1),
+    "gamma": Field(
+        float,
+        -1.0,
+        allowed="a discount in (0, 1], or -1 (1 for finite horizons, 0.99 otherwise)",
+        check=lambda v: v == -1 or 0 < v <= 1,
+    ),
     "gae_lambda": Field(float, 0.95, allowed="a number in [0, 1]", check=probability),
     "clip": Field(float, 0.2, allowed="a positive ratio clip", check=positive),
-    "value_clip": Field(float, 0.0, allowed="a clip of value updates around the old values (0: off)",
-                        check=non_negative),
+    "value_clip": Field(
+        float, 0.0, allowed="a clip of value updates around the old values (0: off)", check=non_negative
+    ),
     "value_coef": Field(float, 0.5, allowed="a number >= 0", check=non_negative),
     "entropy_coef": Field(float, 0.0, allowed="a number >= 0", check=non_negative),
     "max_grad_norm": Field(float, 0.5, allowed="a gradient-norm clip (0: off)", check=non_negative),
     "normalize_advantages": Field(bool, True),
-    "horizon": Field(str, "auto", choices=("auto", "finite", "truncated"),
-                     doc="finite: episode ends at T, time to go observed; truncated: bootstrap V(s_T); auto: "
-                         "finite for problems whose metric is an episode total"),
+    "horizon": Field(
+        str,
+        "auto",
+        choices=("auto", "finite", "truncated"),
+        doc="finite: episode ends at T, time to go observed; truncated: bootstrap V(s_T); auto: "
+        "finite for problems whose metric is an episode total",
+    ),
     "post_critic": Field(bool, False, doc="the post-decision critic of PDPPO"),
     "group_size": Field(int, 1, allowed="a positive number of rollouts per training scenario", check=positive),
-    "baseline": Field(str, "critic", choices=("critic", "group"),
-                      doc="critic: GAE on the critic(s); group: the return to go minus the mean of the other "
-                          "rollouts of the same scenario at the same period (needs group_size >= 2)"),
-    "advantage": Field(str, "max", choices=("max", "mean", "post"),
-                       doc="how the two critics' return estimates form the advantage (post_critic only)"),
-    "cost_scale": Field(float, 0.0, allowed="rewards are -cost / cost_scale (0: the mean absolute cost per "
-                        "period times the effective horizon min(T, 1 / (1 - gamma)), a moving average over "
-                        "the rollouts)",
-                        check=non_negative),
+    "baseline": Field(
+        str,
+        "critic",
+        choices=("critic", "group"),
+        doc="critic: GAE on the critic(s); group: the return to go minus the mean of the other "
+        "rollouts of the same scenario at the same period (needs group_size >= 2)",
+    ),
+    "advantage": Field(
+        str,
+        "max",
+        choices=("max", "mean", "post"),
+        doc="how the two critics' return estimates form the advantage (post_critic only)",
+    ),
+    "cost_scale": Field(
+        float,
+        0.0,
+        allowed="rewards are -cost / cost_scale (0: the mean absolute cost per "
+        "period times the effective horizon min(T, 1 / (1 - gamma)), a moving average over "
+        "the rollouts)",
+        check=non_negative,
+    ),
     "dev_scenarios": Field(int, 1024, allowed="a positive integer", check=positive),
     "dev_periods": Field(int, 0, allowed="periods per dev rollout (0: the problem's test periods)", check=non_negative),
     "eval_every": Field(int, 10, allowed="a positive number of iterations", check=positive),
     "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
     "lr_decay": Field(bool, True, doc="anneal the learning rate linearly to 0 over the iterations"),
     "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
-    "imitate": Field(str, "", allowed="a solver (bundled name or file) of the same family whose policy the actor "
-                     "imitates before PPO starts ('': start from scratch)"),
+    "imitate": Field(
+        str,
+        "",
+        allowed="a solver (bundled name or file) of the same family whose policy the actor "
+        "imitates before PPO starts ('': start from scratch)",
+    ),
     "imitate_steps": Field(int, 300, allowed="a positive number of imitation minibatch steps", check=positive),
-    "critic_warmup": Field(int, 0, allowed="iterations at the start that train only the critics (a policy that "
-                           "starts from imitation keeps it while they learn its values)", check=non_negative),
+    "critic_warmup": Field(
+        int,
+        0,
+        allowed="iterations at the start that train only the critics (a policy that "
+        "starts from imitation keeps it while they learn its values)",
+        check=non_negative,
+    ),
 }
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, last_value: torch.Tensor, gamma: float,
-        lam: float) -> torch.Tensor:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float
+) -> torch.Tensor:
     """GAE advantages ``[B, T]`` from rewards and values ``[B, T]`` and the bootstrap ``V(s_T)`` ``[B]``
     (zeros at a terminal end)."""
     T = rewards.shape[1]
@@ -122,8 +154,14 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, last_value: torch.Tensor, g
     return adv
 
 
-def post_decision_returns(r_dec: torch.Tensor, r_exo: torch.Tensor, post_values: torch.Tensor,
-                          last_value: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def post_decision_returns(
+    r_dec: torch.Tensor,
+    r_exo: torch.Tensor,
+    post_values: torch.Tensor,
+    last_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The post-decision lambda-returns ``Gx`` ``[B, T]`` and the post critic's targets
     ``r^e_t + gamma Gx_{t+1}`` (``Gx_T`` = ``last_value``), see the module docstring."""
     T = r_dec.shape[1]
@@ -171,9 +209,16 @@ def collect(problem: Problem, ac: torch.nn.Module, scenarios, periods: int, hori
             last = ac.evaluate(ac.encode(state, periods))[1]
         else:
             last = torch.zeros_like(values[0])
-    out = {"feats": _stack(feats), "sample": torch.cat(samples, 0), "logp": torch.stack(logps, 1),
-           "value": torch.stack(values, 1), "c_dec": torch.stack(c_dec, 1), "c_exo": torch.stack(c_exo, 1),
-           "live": torch.stack(live, 1), "last": last}
+    out = {
+        "feats": _stack(feats),
+        "sample": torch.cat(samples, 0),
+        "logp": torch.stack(logps, 1),
+        "value": torch.stack(values, 1),
+        "c_dec": torch.stack(c_dec, 1),
+        "c_exo": torch.stack(c_exo, 1),
+        "live": torch.stack(live, 1),
+        "last": last,
+    }
     if post_critic:
         out["pfeats"] = _stack(pfeats)
         out["pvalue"] = torch.stack(pvalues, 1)
@@ -192,8 +237,12 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.t().reshape(-1)
 
 
-def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx: SolveContext,
-          ) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+def train(
+    problem: Problem,
+    ac: torch.nn.Module,
+    options: Mapping[str, Any],
+    ctx: SolveContext,
+) -> tuple[torch.nn.Module, list[dict[str, float]]]:
     """Train the actor-critic ``ac`` by PPO (PDPPO when ``options["post_critic"]``); keeps the parameters
     best on the dev split (greedy policy); returns ``ac`` and the learning curve."""
     o = dict(options)
@@ -213,14 +262,27 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
     scale = o["cost_scale"]
     best, best_state, curve = float("inf"), copy.deepcopy(ac.state_dict()), []
     t0 = time.perf_counter()
-    bar = tqdm(total=o["iterations"], desc=f"{'pdppo' if o['post_critic'] else 'ppo'} {problem.name}",
-               disable=not ctx.progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=o["iterations"],
+        desc=f"{'pdppo' if o['post_critic'] else 'ppo'} {problem.name}",
+        disable=not ctx.progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     stats: dict[str, list[float]] = {}
     samples_seen = 0
     if o.get("_start_info"):  # a policy that starts from imitation: its dev cost is the first point of the curve
         ev = evaluate(problem, ac, dev_set)
-        curve.append({"iteration": 0, "seconds": 0.0, "decisions": 0, "dev_cost": ev.mean, "dev_stderr": ev.stderr,
-                      **o["_start_info"]})
+        curve.append(
+            {
+                "iteration": 0,
+                "seconds": 0.0,
+                "decisions": 0,
+                "dev_cost": ev.mean,
+                "dev_stderr": ev.stderr,
+                **o["_start_info"],
+            }
+        )
         best, best_state = ev.mean, copy.deepcopy(ac.state_dict())
         ctx.log(f"iteration 0 (imitation): dev {ev.mean:.4f}")
     for it in range(1, o["iterations"] + 1):
@@ -254,8 +316,14 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
             adv = (ret_mc - (ret_mc.sum(1, keepdim=True) - ret_mc) / (k - 1)).reshape(values.shape)
         B, T = adv.shape
         n = B * T
-        data = {"sample": roll["sample"], "logp": _flat(roll["logp"]), "adv": _flat(adv), "ret": _flat(ret_s),
-                "value": _flat(values), "live": _flat(live)}
+        data = {
+            "sample": roll["sample"],
+            "logp": _flat(roll["logp"]),
+            "adv": _flat(adv),
+            "ret": _flat(ret_s),
+            "value": _flat(values),
+            "live": _flat(live),
+        }
         if o["post_critic"]:
             data["ptarget"] = _flat(ptarget)
             data["pvalue"] = _flat(roll["pvalue"])
@@ -267,7 +335,7 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
         for _ in range(o["epochs"]):
             perm = torch.randperm(n, generator=g).to(dev)
             for i in range(0, n, mb):
-                j = perm[i:i + mb]
+                j = perm[i : i + mb]
                 j = j[keep[j]]
                 if j.numel() == 0:
                     continue
@@ -303,9 +371,15 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
         out_of_time = o["time_limit"] and time.perf_counter() - t0 >= o["time_limit"]
         if it % o["eval_every"] == 0 or it == o["iterations"] or out_of_time:
             ev = evaluate(problem, ac, dev_set)
-            entry = {"iteration": it, "seconds": time.perf_counter() - t0, "decisions": samples_seen,
-                     "dev_cost": ev.mean, "dev_stderr": ev.stderr, "cost_scale": scale,
-                     **{k: sum(v) / len(v) for k, v in stats.items()}}
+            entry = {
+                "iteration": it,
+                "seconds": time.perf_counter() - t0,
+                "decisions": samples_seen,
+                "dev_cost": ev.mean,
+                "dev_stderr": ev.stderr,
+                "cost_scale": scale,
+                **{k: sum(v) / len(v) for k, v in stats.items()},
+            }
             curve.append(entry)
             stats = {}
             if ev.mean < best:
@@ -321,20 +395,35 @@ def train(problem: Problem, ac: torch.nn.Module, options: Mapping[str, Any], ctx
     return ac, curve
 
 
-def imitate(problem: Problem, ac: torch.nn.Module, teacher, scenarios, periods: int, steps: int,
-            ctx: SolveContext, lr: float = 1e-3) -> dict[str, float]:
+def imitate(
+    problem: Problem,
+    ac: torch.nn.Module,
+    teacher,
+    scenarios,
+    periods: int,
+    steps: int,
+    ctx: SolveContext,
+    lr: float = 1e-3,
+) -> dict[str, float]:
     """Behaviour cloning: roll ``teacher`` out on ``scenarios`` and fit the actor to its actions (maximum
     likelihood of the nearest sample, :meth:`~opsrl.nn.actor_critic.ActionHead.sample_of`). Returns the
     final negative log-likelihood and how often the actor's greedy action matches the teacher's."""
     from .imitation import fit_steps, teacher_rollout
 
-    pairs = teacher_rollout(problem, teacher, scenarios, periods,
-                            lambda state, t, a: (ac.encode(state, t), ac.head.sample_of(a)))
+    pairs = teacher_rollout(
+        problem, teacher, scenarios, periods, lambda state, t, a: (ac.encode(state, t), ac.head.sample_of(a))
+    )
     f_all, s_all = _stack([f for f, _ in pairs]), torch.cat([s for _, s in pairs], 0)
     dev = s_all.device
     ac.train()
-    nll = fit_steps(ac.parameters(), lambda j: -ac.distribution({k: v[j.to(dev)] for k, v in f_all.items()})
-                    .log_prob(s_all[j.to(dev)]).mean(), s_all.shape[0], steps, ctx, lr)
+    nll = fit_steps(
+        ac.parameters(),
+        lambda j: -ac.distribution({k: v[j.to(dev)] for k, v in f_all.items()}).log_prob(s_all[j.to(dev)]).mean(),
+        s_all.shape[0],
+        steps,
+        ctx,
+        lr,
+    )
     ac.eval()
     with torch.no_grad():
         j = torch.randperm(s_all.shape[0], generator=generator(ctx.seed, "train", "imitate_check"))[:65536].to(dev)
@@ -358,8 +447,9 @@ def _horizon(problem: Problem, o: Mapping[str, Any]) -> str:
     return "finite" if problem.metric == "total" else "truncated"
 
 
-def _fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any], ctx: SolveContext,
-         post_critic: bool) -> SolveOutcome:
+def _fit(
+    problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any], ctx: SolveContext, post_critic: bool
+) -> SolveOutcome:
     from ..nn.actor_critic import build_actor_critic
 
     o = dict(options)
@@ -371,32 +461,48 @@ def _fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any]
     torch.manual_seed(ctx.seed)
     horizon = _horizon(problem, o)
     periods = o["train_periods"] or problem.periods
-    ac = build_actor_critic(problem, config.get("policy", {}), ctx.source,
-                            horizon=periods if horizon == "finite" else 0, post_critic=o["post_critic"])
+    ac = build_actor_critic(
+        problem,
+        config.get("policy", {}),
+        ctx.source,
+        horizon=periods if horizon == "finite" else 0,
+        post_critic=o["post_critic"],
+    )
     if o["imitate"]:
         o["_start_info"] = _imitate_solver(problem, ac, o, ctx, periods)
     ac, curve = train(problem, ac, o, ctx)
     best = min(curve, key=lambda e: e["dev_cost"])
-    return SolveOutcome(policy=ac, curve=curve,
-                        info={"best_dev_cost": best["dev_cost"], "best_iteration": best["iteration"],
-                              "iterations": curve[-1]["iteration"], "horizon": horizon,
-                              "post_critic": o["post_critic"], **o.get("_start_info", {}),
-                              "parameters": sum(p.numel() for p in ac.parameters())})
+    return SolveOutcome(
+        policy=ac,
+        curve=curve,
+        info={
+            "best_dev_cost": best["dev_cost"],
+            "best_iteration": best["iteration"],
+            "iterations": curve[-1]["iteration"],
+            "horizon": horizon,
+            "post_critic": o["post_critic"],
+            **o.get("_start_info", {}),
+            "parameters": sum(p.numel() for p in ac.parameters()),
+        },
+    )
 
 
-def _imitate_solver(problem: Problem, ac: torch.nn.Module, o: Mapping[str, Any], ctx: SolveContext,
-                    periods: int) -> dict[str, float]:
+def _imitate_solver(
+    problem: Problem, ac: torch.nn.Module, o: Mapping[str, Any], ctx: SolveContext, periods: int
+) -> dict[str, float]:
     """Fit the solver named by ``options.imitate`` and clone its policy into ``ac`` (see :func:`imitate`)."""
     from .imitation import load_teacher, teacher_scenarios
 
     teacher = load_teacher(problem, o["imitate"], ctx)
     try:
-        info = imitate(problem, ac, teacher, teacher_scenarios(problem, o, ctx, periods), periods,
-                       o["imitate_steps"], ctx)
+        info = imitate(
+            problem, ac, teacher, teacher_scenarios(problem, o, ctx, periods), periods, o["imitate_steps"], ctx
+        )
     except ValueError as e:
         raise ConfigError(ctx.source, "options.imitate", str(e)) from None
-    ctx.log(f"imitation of {o['imitate']}: nll {info['imitation_nll']:.4f}, "
-            f"agreement {info['imitation_agreement']:.3f}")
+    ctx.log(
+        f"imitation of {o['imitate']}: nll {info['imitation_nll']:.4f}, agreement {info['imitation_agreement']:.3f}"
+    )
     return info
 
 
@@ -408,7 +514,17 @@ def fit_pd(problem, options, config, ctx) -> SolveOutcome:
     return _fit(problem, options, config, ctx, True)
 
 
-METHOD = Method("ppo", fit, OPTIONS, learns=True,
-                description="proximal policy optimisation (GAE, clipped surrogate) on sampled scenarios")
-PD_METHOD = Method("pdppo", fit_pd, OPTIONS, learns=True,
-                   description="PPO with a second critic on the post-decision state (optimistic max of the two)")
+METHOD = Method(
+    "ppo",
+    fit,
+    OPTIONS,
+    learns=True,
+    description="proximal policy optimisation (GAE, clipped surrogate) on sampled scenarios",
+)
+PD_METHOD = Method(
+    "pdppo",
+    fit_pd,
+    OPTIONS,
+    learns=True,
+    description="PPO with a second critic on the post-decision state (optimistic max of the two)",
+)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -33,14 +34,26 @@ def problem_spec(problem: Problem, overrides: Mapping[str, Any] | None = None) -
     for k, v in (overrides or {}).items():
         set_dotted(raw, k, v)
     raw.pop("description", None)
-    return {"family": problem.family, "name": problem.name, "file": raw,
-            "test": {"scenarios": problem.test_scenarios, "periods": problem.test_periods,
-                     "seed": problem.test_seed, "warmup": problem.test_warmup}}
+    return {
+        "family": problem.family,
+        "name": problem.name,
+        "file": raw,
+        "test": {
+            "scenarios": problem.test_scenarios,
+            "periods": problem.test_periods,
+            "seed": problem.test_seed,
+            "warmup": problem.test_warmup,
+        },
+    }
 
 
 def solver_spec(label: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    return {"label": label, "method": config["method"], "policy": config.get("policy", {}),
-            "options": config.get("options", {})}
+    return {
+        "label": label,
+        "method": config["method"],
+        "policy": config.get("policy", {}),
+        "options": config.get("options", {}),
+    }
 
 
 @dataclass(frozen=True)
@@ -60,19 +73,41 @@ class CellId:
         return f"{self.problem}|{self.solver}|{self.seed}|{self.config_hash}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "config_hash": self.config_hash, "problem_hash": self.problem_hash,
-                "solver_hash": self.solver_hash, "solver_name": self.solver_name,
-                "problem_overrides": dict(self.problem_overrides), "solver_overrides": dict(self.solver_overrides)}
+        return {
+            "key": self.key,
+            "config_hash": self.config_hash,
+            "problem_hash": self.problem_hash,
+            "solver_hash": self.solver_hash,
+            "solver_name": self.solver_name,
+            "problem_overrides": dict(self.problem_overrides),
+            "solver_overrides": dict(self.solver_overrides),
+        }
 
 
-def cell_id(problem: Problem, solver_name: str, solver_config: Mapping[str, Any], seed: int, *,
-            label: str | None = None, problem_overrides: Mapping[str, Any] | None = None,
-            solver_overrides: Mapping[str, Any] | None = None) -> CellId:
+def cell_id(
+    problem: Problem,
+    solver_name: str,
+    solver_config: Mapping[str, Any],
+    seed: int,
+    *,
+    label: str | None = None,
+    problem_overrides: Mapping[str, Any] | None = None,
+    solver_overrides: Mapping[str, Any] | None = None,
+) -> CellId:
     label = label or solver_name
     p_hash = _digest(problem_spec(problem, problem_overrides))
     s_hash = _digest(solver_spec(label, solver_config))
-    return CellId(problem.name, label, int(seed), _digest([p_hash, s_hash]), p_hash, s_hash,
-                  dict(problem_overrides or {}), dict(solver_overrides or {}), solver_name)
+    return CellId(
+        problem.name,
+        label,
+        int(seed),
+        _digest([p_hash, s_hash]),
+        p_hash,
+        s_hash,
+        dict(problem_overrides or {}),
+        dict(solver_overrides or {}),
+        solver_name,
+    )
 
 
 def scenarios_hash(scenarios: Scenarios) -> str:

@@ -45,9 +45,10 @@ import io
 import json
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from scipy import stats
 
@@ -100,11 +101,21 @@ class SolverRow:
         return min(self.runs, key=lambda r: (r["test_cost"], r["seed"]))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"solver": self.label, "method": self.method, "runs": len(self.runs), "seeds": self.seeds,
-                "mean": self.mean, "ci_low": self.low, "ci_high": self.mean + self.half,
-                "ci_half_width": self.half, "gap_pct": self.gap, "gap_ci_half_width_pct": self.gap_half,
-                "train_seconds": self.train_seconds, "solve_seconds": self.solve_seconds,
-                "run_ids": [r["id"] for r in self.runs]}
+        return {
+            "solver": self.label,
+            "method": self.method,
+            "runs": len(self.runs),
+            "seeds": self.seeds,
+            "mean": self.mean,
+            "ci_low": self.low,
+            "ci_high": self.mean + self.half,
+            "ci_half_width": self.half,
+            "gap_pct": self.gap,
+            "gap_ci_half_width_pct": self.gap_half,
+            "train_seconds": self.train_seconds,
+            "solve_seconds": self.solve_seconds,
+            "run_ids": [r["id"] for r in self.runs],
+        }
 
 
 @dataclass
@@ -125,9 +136,16 @@ class ProblemSection:
         return self.rows[0]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"problem": self.problem, "title": self.title, "family": self.family, "reference": self.reference,
-                "best": self.best.label, "test": self.test, "warnings": self.warnings,
-                "solvers": [r.as_dict() for r in self.rows]}
+        return {
+            "problem": self.problem,
+            "title": self.title,
+            "family": self.family,
+            "reference": self.reference,
+            "best": self.best.label,
+            "test": self.test,
+            "warnings": self.warnings,
+            "solvers": [r.as_dict() for r in self.rows],
+        }
 
 
 def latest_per_cell(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -151,7 +169,8 @@ def _problem_hash(r: dict[str, Any]) -> str:
 
 def _solver_hash(r: dict[str, Any]) -> str:
     return (r.get("cell") or {}).get("solver_hash") or "v1-" + _digest(
-        {k: v for k, v in (r.get("config", {}).get("solver") or {}).items() if k not in ("source", "description")}, 10)
+        {k: v for k, v in (r.get("config", {}).get("solver") or {}).items() if k not in ("source", "description")}, 10
+    )
 
 
 def _finite(x: Any) -> bool:
@@ -176,8 +195,10 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
         labels_count = Counter(label for label, _ in by_solver)
         for label, n in sorted(labels_count.items()):
             if n > 1:
-                warnings.append(f"{label} has runs of {n} configurations (its file, overrides or opsrl's defaults "
-                                "changed between runs); they are shown apart, marked with their solver hash")
+                warnings.append(
+                    f"{label} has runs of {n} configurations (its file, overrides or opsrl's defaults "
+                    "changed between runs); they are shown apart, marked with their solver hash"
+                )
         rows = []
         for (label, s_hash), srun in by_solver.items():
             shown = label if labels_count[label] == 1 else f"{label} [{s_hash[:6]}]"
@@ -208,8 +229,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
         # few runs make a wide Student interval that can reach below zero; a cost no run and no reference has
         # ever been negative for is taken as one that cannot be, and its interval is cut at zero (and said so)
         ref_values = [(r.get("reference") or {}).get("value") for r in runs]
-        non_negative = all(_finite(x) and x >= 0 for row in rows for x in (rr["test_cost"] for rr in row.runs)) \
-            and all(v is None or (_finite(v) and v >= 0) for v in ref_values)
+        non_negative = all(_finite(x) and x >= 0 for row in rows for x in (rr["test_cost"] for rr in row.runs)) and all(
+            v is None or (_finite(v) and v >= 0) for v in ref_values
+        )
         for row in rows:
             k = len(row.runs)
             if non_negative:
@@ -218,9 +240,11 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
                     warnings.append(f"{row.label}: the 95% interval is cut at 0 (costs here are never negative)")
             if 2 <= k <= 3:
                 t = float(stats.t.ppf(0.975, k - 1))
-                warnings.append(f"{row.label}: only {k} runs; the seed-to-seed part of its interval uses Student's t "
-                                f"with {k - 1} degree{'s' if k > 2 else ''} of freedom ({t:.1f} standard errors), so it "
-                                "is wide: more seeds narrow it")
+                warnings.append(
+                    f"{row.label}: only {k} runs; the seed-to-seed part of its interval uses Student's t "
+                    f"with {k - 1} degree{'s' if k > 2 else ''} of freedom ({t:.1f} standard errors), so it "
+                    "is wide: more seeds narrow it"
+                )
         if one_scenario:
             warnings.append("one test scenario: intervals cover the seed-to-seed spread only (zero for one seed)")
         refs = Counter(json.dumps(r["reference"], sort_keys=True) for r in runs if r.get("reference"))
@@ -229,8 +253,11 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
             if len(refs) > 1:
                 warnings.append(f"runs carry {len(refs)} different references; the most common one is used")
         else:
-            reference = {"kind": "best in report", "value": rows[0].mean,
-                         "source": f"no known optimum or bound; best mean cost here ({rows[0].label})"}
+            reference = {
+                "kind": "best in report",
+                "value": rows[0].mean,
+                "source": f"no known optimum or bound; best mean cost here ({rows[0].label})",
+            }
         ref_value = reference["value"]
         if _finite(ref_value) and ref_value != 0:
             ref_half = Z95 * reference["stderr"] if _finite(reference.get("stderr")) else 0.0
@@ -243,8 +270,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[ProblemSection]:
         t = runs[0].get("test") or {}
         test = {k: t.get(k) for k in ("n", "periods", "warmup", "metric", "scenarios_hash")}
         family = runs[0].get("family") or _family_of(runs[0])
-        sections.append(ProblemSection(name, title, family, runs[0].get("problem_description", ""), reference, rows,
-                                       test, warnings))
+        sections.append(
+            ProblemSection(name, title, family, runs[0].get("problem_description", ""), reference, rows, test, warnings)
+        )
     return sections
 
 
@@ -322,8 +350,14 @@ def learning_curves(section: ProblemSection) -> str | None:
                 continue
             xk, yk = axes
             xs = [e[xk] if xk else i for i, e in enumerate(curve)]
-            ax.plot(xs, [e.get(yk, math.nan) for e in curve], color=color, lw=1.2, alpha=0.85,
-                    label=row.label if j == 0 else None)
+            ax.plot(
+                xs,
+                [e.get(yk, math.nan) for e in curve],
+                color=color,
+                lw=1.2,
+                alpha=0.85,
+                label=row.label if j == 0 else None,
+            )
             ylabel = ylabel or yk.replace("_", " ")
             ax.set_xlabel(xk or "evaluation")
     ref = section.reference
@@ -357,8 +391,12 @@ def trace_figure(record: dict[str, Any]):
         for s, scen in enumerate(series):
             for c in range(width):
                 y = [row[c] for row in scen]
-                style = dict(color=colors[c % 10], alpha=1.0 if s == 0 else 0.3, lw=1.3 if s == 0 else 0.8,
-                             label=(f"[{c}]" if width > 1 else None) if s == 0 else None)
+                style = dict(
+                    color=colors[c % 10],
+                    alpha=1.0 if s == 0 else 0.3,
+                    lw=1.3 if s == 0 else 0.8,
+                    label=(f"[{c}]" if width > 1 else None) if s == 0 else None,
+                )
                 if stride == 1:
                     ax.step(t, y, where="post", **style)
                 else:
@@ -372,8 +410,12 @@ def trace_figure(record: dict[str, Any]):
             ax.legend(fontsize=7, ncol=min(width, 8), loc="upper right")
     axes[-1].set_xlabel("period")
     skipped = f"; not drawn: {', '.join(tr['skipped'])}" if tr.get("skipped") else ""
-    fig.suptitle(f"{record['solver']} (seed {record['seed']}) on {record['problem']}: first {tr['scenarios']} test "
-                 f"scenarios (scenario 0 solid; warm-up shaded){skipped}", fontsize=8, wrap=True)
+    fig.suptitle(
+        f"{record['solver']} (seed {record['seed']}) on {record['problem']}: first {tr['scenarios']} test "
+        f"scenarios (scenario 0 solid; warm-up shaded){skipped}",
+        fontsize=8,
+        wrap=True,
+    )
     return fig
 
 
@@ -405,8 +447,9 @@ def problem_picture(section: ProblemSection) -> tuple[str | None, str]:
 
             cell = run.get("cell") or {}
             file = (run.get("config") or {}).get("problem_file")
-            problem = load_problem(file if file and Path(file).is_file() else run["problem"],
-                                   cell.get("problem_overrides") or {})
+            problem = load_problem(
+                file if file and Path(file).is_file() else run["problem"], cell.get("problem_overrides") or {}
+            )
             fig = hook(problem, run)
         except Exception as e:  # a picture must never cost the report
             return None, f"the {section.family} family's picture failed: {type(e).__name__}: {e}"
@@ -437,8 +480,9 @@ def _table_rows(section: ProblemSection) -> list[list[str]]:
     for r in section.rows:
         ci = f"[{_num(r.low)}, {_num(r.mean + r.half)}]"
         gap = "n/a" if r.gap is None else f"{_num(r.gap, 2)} ± {_num(r.gap_half, 2)}"
-        out.append([r.label, r.method, str(len(r.runs)), _num(r.mean), ci, gap, _secs(r.train_seconds),
-                    _secs(r.solve_seconds)])
+        out.append(
+            [r.label, r.method, str(len(r.runs)), _num(r.mean), ci, gap, _secs(r.train_seconds), _secs(r.solve_seconds)]
+        )
     return out
 
 
@@ -453,13 +497,20 @@ def _ref_line(section: ProblemSection) -> str:
 
 def _test_line(section: ProblemSection) -> str:
     t = section.test
-    return (f"{t.get('n')} test scenarios of {t.get('periods')} periods, warm-up {t.get('warmup')}, "
-            f"metric {t.get('metric')}")
+    return (
+        f"{t.get('n')} test scenarios of {t.get('periods')} periods, warm-up {t.get('warmup')}, "
+        f"metric {t.get('metric')}"
+    )
 
 
 def markdown(sections: Sequence[ProblemSection], meta: dict[str, Any]) -> str:
-    lines = [f"# {meta['title']}", "", f"{meta['runs']} runs from `{meta['store']}`, written {meta['created']}. "
-             "Costs are mean test costs; intervals are 95% (see docs/bench.md). Charts and pictures: report.html.", ""]
+    lines = [
+        f"# {meta['title']}",
+        "",
+        f"{meta['runs']} runs from `{meta['store']}`, written {meta['created']}. "
+        "Costs are mean test costs; intervals are 95% (see docs/bench.md). Charts and pictures: report.html.",
+        "",
+    ]
     for s in sections:
         lines += [f"## {s.title}", ""]
         if s.description:
@@ -478,7 +529,8 @@ def markdown(sections: Sequence[ProblemSection], meta: dict[str, Any]) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0}th,td{padding:.3em .7em;border-bottom:1px solid #e4e4e4}
 th{background:#f4f4f4;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -500,10 +552,18 @@ def _runs_details(section: ProblemSection) -> str:
     rows = []
     for row in section.rows:
         for r in sorted(row.runs, key=lambda r: r["seed"]):
-            vals = [row.label, str(r["seed"]), _num(r.get("test_cost")), _num(r.get("test_stderr")),
-                    _secs(r.get("train_seconds", math.nan)), _secs(r.get("eval_seconds", math.nan)),
-                    str(r.get("device", "")), str((r.get("versions") or {}).get("opsrl", "")),
-                    str(r.get("created", "")), str(r["id"])]
+            vals = [
+                row.label,
+                str(r["seed"]),
+                _num(r.get("test_cost")),
+                _num(r.get("test_stderr")),
+                _secs(r.get("train_seconds", math.nan)),
+                _secs(r.get("eval_seconds", math.nan)),
+                str(r.get("device", "")),
+                str((r.get("versions") or {}).get("opsrl", "")),
+                str(r.get("created", "")),
+                str(r["id"]),
+            ]
             rows.append("<tr>" + "".join(f"<td>{e(v)}</td>" for v in vals) + "</tr>")
     configs = []
     for row in section.rows:
@@ -513,27 +573,42 @@ def _runs_details(section: ProblemSection) -> str:
         if over:
             shown["overrides"] = over
         configs.append(f"<dt>{e(row.label)}</dt><dd><code>{e(json.dumps(shown, sort_keys=True))}</code></dd>")
-    return ("<details><summary>runs and solver configurations</summary><table><thead><tr>"
-            + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows)
-            + "</tbody></table><dl>" + "".join(configs) + "</dl></details>")
+    return (
+        "<details><summary>runs and solver configurations</summary><table><thead><tr>"
+        + "".join(f"<th>{e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table><dl>"
+        + "".join(configs)
+        + "</dl></details>"
+    )
 
 
-def html_page(sections: Sequence[ProblemSection], meta: dict[str, Any], charts: dict[str, dict[str, str | None]]) -> str:
+def html_page(
+    sections: Sequence[ProblemSection], meta: dict[str, Any], charts: dict[str, dict[str, str | None]]
+) -> str:
     e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(meta['title'])}</title>",
-           f"<style>{_CSS}</style></head><body>", f"<h1>{e(meta['title'])}</h1>",
-           f'<p class="meta">{meta["runs"]} runs from <code>{e(meta["store"])}</code>, written {e(meta["created"])}. '
-           "Mean test costs over runs (seeds), every run on the problem's same test scenarios; 95% intervals combine "
-           "the seed-to-seed spread and the test sampling error (docs/bench.md).</p>",
-           f'<p class="meta">opsrl {e(", ".join(meta["versions"]))}; hardware {e("; ".join(meta["hardware"]))}</p>']
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(meta['title'])}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{e(meta['title'])}</h1>",
+        f'<p class="meta">{meta["runs"]} runs from <code>{e(meta["store"])}</code>, written {e(meta["created"])}. '
+        "Mean test costs over runs (seeds), every run on the problem's same test scenarios; 95% intervals combine "
+        "the seed-to-seed spread and the test sampling error (docs/bench.md).</p>",
+        f'<p class="meta">opsrl {e(", ".join(meta["versions"]))}; hardware {e("; ".join(meta["hardware"]))}</p>',
+    ]
     out.append("<nav>" + "".join(f'<a href="#p{i}">{e(s.title)}</a>' for i, s in enumerate(sections)) + "</nav>")
     for i, s in enumerate(sections):
         c = charts.get(s.title, {})
         out.append(f'<section id="p{i}"><h2>{e(s.title)}</h2>')
         if s.description:
             out.append(f"<p>{e(s.description)}</p>")
-        out.append(f'<p class="meta">Reference: {e(_ref_line(s))}<br>Test set: {e(_test_line(s))}<br>'
-                   f"Family: {e(s.family or 'unknown')}</p>")
+        out.append(
+            f'<p class="meta">Reference: {e(_ref_line(s))}<br>Test set: {e(_test_line(s))}<br>'
+            f"Family: {e(s.family or 'unknown')}</p>"
+        )
         out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in HEADERS) + "</tr></thead><tbody>")
         for j, row in enumerate(_table_rows(s)):
             cls = ' class="best"' if j == 0 else ""
@@ -544,14 +619,20 @@ def html_page(sections: Sequence[ProblemSection], meta: dict[str, Any], charts: 
             out.append(f'<p class="warn">warning: {e(w)}</p>')
         out.append('<div class="figs">')
         if c.get("gaps"):
-            out.append(f"<figure>{_img(c['gaps'], 'gaps of ' + s.title)}<figcaption>gap to the {e(s.reference['kind'])}"
-                       "</figcaption></figure>")
+            out.append(
+                f"<figure>{_img(c['gaps'], 'gaps of ' + s.title)}<figcaption>gap to the {e(s.reference['kind'])}"
+                "</figcaption></figure>"
+            )
         if c.get("curves"):
-            out.append(f"<figure>{_img(c['curves'], 'learning curves of ' + s.title)}<figcaption>learning curves"
-                       "</figcaption></figure>")
+            out.append(
+                f"<figure>{_img(c['curves'], 'learning curves of ' + s.title)}<figcaption>learning curves"
+                "</figcaption></figure>"
+            )
         if s.picture:
-            out.append(f"<figure>{_img(s.picture, 'picture of ' + s.title)}<figcaption>{e(s.picture_note)}"
-                       "</figcaption></figure>")
+            out.append(
+                f"<figure>{_img(s.picture, 'picture of ' + s.title)}<figcaption>{e(s.picture_note)}"
+                "</figcaption></figure>"
+            )
         out.append("</div>")
         out.append(_runs_details(s))
         if not s.picture and s.picture_note:
@@ -561,9 +642,16 @@ def html_page(sections: Sequence[ProblemSection], meta: dict[str, Any], charts: 
     return "\n".join(out)
 
 
-def write_report(store: ResultsStore, out_dir: str | Path = "opsrl-report", *, title: str = "opsrl solver comparison",
-                 pictures: bool = True, problems: Sequence[str] | None = None, sweeps: Sequence[str] | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+def write_report(
+    store: ResultsStore,
+    out_dir: str | Path = "opsrl-report",
+    *,
+    title: str = "opsrl solver comparison",
+    pictures: bool = True,
+    problems: Sequence[str] | None = None,
+    sweeps: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Write ``report.html``, ``report.md`` and ``report.json`` (the numbers) into ``out_dir``.
 
     ``problems`` and ``sweeps`` restrict the report to those problems and to runs of those sweeps.
@@ -587,10 +675,14 @@ def write_report(store: ResultsStore, out_dir: str | Path = "opsrl-report", *, t
         raise ValueError(f"{store.path}: the store holds no runs")
     sections = summarize(records)
     used = latest_per_cell(records)
-    meta = {"title": title, "store": str(store.path), "runs": len(used),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "versions": sorted({(r.get("versions") or {}).get("opsrl", "?") for r in used}),
-            "hardware": sorted({_hw(r) for r in used})}
+    meta = {
+        "title": title,
+        "store": str(store.path),
+        "runs": len(used),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": sorted({(r.get("versions") or {}).get("opsrl", "?") for r in used}),
+        "hardware": sorted({_hw(r) for r in used}),
+    }
     charts: dict[str, dict[str, str | None]] = {}
     for s in tqdm(sections, desc="report", unit="problem", disable=not progress, leave=False):
         charts[s.title] = {"gaps": gap_chart(s), "curves": learning_curves(s)}

@@ -14,19 +14,20 @@ import datetime as _dt
 import math
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from .. import __version__
 from ..core import ConfigError, Problem, Scenarios, SolveContext, State, evaluate, rollout
 from ..core.config import check_memory, scenario_bytes
-from .cells import cell_id, scenarios_hash
 from ..registry import family as get_family
 from ..registry import fit_solver, load_for_solver, load_problem, load_solver
+from .cells import cell_id, scenarios_hash
 
 
 def versions() -> dict[str, str]:
@@ -42,8 +43,13 @@ def versions() -> dict[str, str]:
 def hardware(device: torch.device) -> dict[str, Any]:
     import os
 
-    hw = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
-          "torch_threads": torch.get_num_threads(), "device": str(device)}
+    hw = {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
     if device.type == "cuda":
         hw["gpu"] = torch.cuda.get_device_name(device)
     return hw
@@ -65,8 +71,9 @@ class Prepared:
     problem_overrides: dict[str, Any] | None = None
 
 
-def check_device(device: str | torch.device, source: str = "--device", key: str | None = None,
-                 here: bool = True) -> torch.device:
+def check_device(
+    device: str | torch.device, source: str = "--device", key: str | None = None, here: bool = True
+) -> torch.device:
     """The torch device named ``device`` if this machine can run on it, else one :class:`ConfigError`.
 
     Checked once, before anything is loaded, run or created: an unknown name (``tpu``), a device
@@ -85,7 +92,9 @@ def check_device(device: str | torch.device, source: str = "--device", key: str 
             raise ConfigError(source, key, f"{str(device)!r}: CUDA is not available on this machine; allowed here: cpu")
         n = torch.cuda.device_count()
         if dev.index is not None and dev.index >= n:
-            raise ConfigError(source, key, f"{str(device)!r}: this machine has {n} CUDA device(s), cuda:0 .. cuda:{n - 1}")
+            raise ConfigError(
+                source, key, f"{str(device)!r}: this machine has {n} CUDA device(s), cuda:0 .. cuda:{n - 1}"
+            )
         return dev
     if dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
@@ -103,14 +112,26 @@ def check_test_memory(prob: Problem, device: torch.device) -> None:
         return
     nbytes = scenario_bytes(prob, n, periods, "test")
     if nbytes is not None:
-        check_memory(nbytes, prob.source, "test.scenarios",
-                     f"the test set ({n} scenarios x {periods} periods)", device,
-                     lower="'test.scenarios' or 'test.periods'")
+        check_memory(
+            nbytes,
+            prob.source,
+            "test.scenarios",
+            f"the test set ({n} scenarios x {periods} periods)",
+            device,
+            lower="'test.scenarios' or 'test.periods'",
+        )
 
 
-def prepare(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str = "cpu",
-            solver_overrides: dict[str, Any] | None = None, problem_overrides: dict[str, Any] | None = None,
-            label: str | None = None) -> Prepared:
+def prepare(
+    problem: str | Path,
+    solver: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    solver_overrides: dict[str, Any] | None = None,
+    problem_overrides: dict[str, Any] | None = None,
+    label: str | None = None,
+) -> Prepared:
     """Load and check the problem and the solver (names, keys, values, device, sizes); train nothing.
 
     Every bad input stops here with one :class:`ConfigError`, before a store is opened or a step is run.
@@ -124,8 +145,15 @@ def prepare(problem: str | Path, solver: str | Path, *, seed: int = 0, device: s
         if scfg["problem"]:  # the solver sets problem keys (how the problem reads its action, ...)
             prob = load_for_solver(problem, scfg, problem_overrides)
     check_test_memory(prob, dev)
-    cell = cell_id(prob, solver_name, scfg, seed, label=label, problem_overrides=problem_overrides,
-                   solver_overrides=solver_overrides)
+    cell = cell_id(
+        prob,
+        solver_name,
+        scfg,
+        seed,
+        label=label,
+        problem_overrides=problem_overrides,
+        solver_overrides=solver_overrides,
+    )
     return Prepared(prob, fam, solver_name, method, scfg, cell, int(seed), dev, solver_overrides, problem_overrides)
 
 
@@ -138,8 +166,19 @@ def _from_flag(overrides: dict[str, Any] | None, flag: str):
     except ConfigError as e:
         keys = set(overrides or {})
         key = e.key or ""
-        hit = next((k for k in keys if key == k or key.endswith("." + k) or key.startswith(k + ".")
-                    or key.startswith(k + "[") or key == f"options.{k}" or key.startswith(f"options.{k}[")), None)
+        hit = next(
+            (
+                k
+                for k in keys
+                if key == k
+                or key.endswith("." + k)
+                or key.startswith(k + ".")
+                or key.startswith(k + "[")
+                or key == f"options.{k}"
+                or key.startswith(f"options.{k}[")
+            ),
+            None,
+        )
         if hit is None or e.source.startswith("--"):
             raise
         raise ConfigError(flag, e.key, f"{e.message} (overriding {e.source})") from None
@@ -151,30 +190,51 @@ def check_seed(seed: Any, source: str = "--seed") -> int:
     return seed
 
 
-def run(problem: str | Path, solver: str | Path, *, seed: int = 0, device: str = "cpu",
-        solver_overrides: dict[str, Any] | None = None, problem_overrides: dict[str, Any] | None = None,
-        progress: bool = True, log: Callable[[str], None] = lambda m: None, label: str | None = None,
-        trace: bool = True) -> dict[str, Any]:
+def run(
+    problem: str | Path,
+    solver: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    solver_overrides: dict[str, Any] | None = None,
+    problem_overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda m: None,
+    label: str | None = None,
+    trace: bool = True,
+) -> dict[str, Any]:
     """Run ``solver`` on ``problem`` and return the run's record (a JSON-able dict).
 
     ``label`` names the solver in the record instead of its file's name (a sweep comparing two
     configurations of one solver file labels them); ``trace`` records the policy's trace (see :class:`TraceRecorder`).
     """
-    prep = prepare(problem, solver, seed=seed, device=device, solver_overrides=solver_overrides,
-                   problem_overrides=problem_overrides, label=label)
+    prep = prepare(
+        problem,
+        solver,
+        seed=seed,
+        device=device,
+        solver_overrides=solver_overrides,
+        problem_overrides=problem_overrides,
+        label=label,
+    )
     return execute(prep, progress=progress, log=log, trace=trace)
 
 
-def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None] = lambda m: None,
-            trace: bool = True, stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+def execute(
+    prep: Prepared,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda m: None,
+    trace: bool = True,
+    stage: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Fit (timed as training), evaluate on the test split and build the record of a prepared run.
 
     ``log`` receives the method's progress messages; ``stage`` (if given) one message per stage."""
     prob, fam, method, scfg, seed, dev = prep.problem, prep.family, prep.method, prep.config, prep.seed, prep.device
     cell = prep.cell
     torch.manual_seed(seed)
-    ctx = SolveContext(seed=seed, device=dev, progress=progress, source=scfg["source"], log=log,
-                       fit_solver=fit_solver)
+    ctx = SolveContext(seed=seed, device=dev, progress=progress, source=scfg["source"], log=log, fit_solver=fit_solver)
 
     t0 = time.perf_counter()
     with _from_flag(prep.solver_overrides, "--set"), _from_flag(prep.problem_overrides, "--problem-set"):
@@ -183,8 +243,10 @@ def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None]
 
     t0 = time.perf_counter()
     if stage is not None:
-        stage(f"evaluating on the test split ({prob.test_scenarios or 'all'} scenarios"
-              f"{f' x {prob.test_periods or prob.periods} periods' if prob.metric == 'mean' else ''})")
+        stage(
+            f"evaluating on the test split ({prob.test_scenarios or 'all'} scenarios"
+            f"{f' x {prob.test_periods or prob.periods} periods' if prob.metric == 'mean' else ''})"
+        )
     test = prob.test_set(dev)
     if outcome.evaluate is not None:
         ev, eval_info = outcome.evaluate(test)
@@ -202,23 +264,36 @@ def execute(prep: Prepared, *, progress: bool = True, log: Callable[[str], None]
     if time_limited is None:  # a method that does not say: a learning method with a time limit may have hit it
         time_limited = bool(method.learns and (scfg["options"].get("time_limit") or 0) > 0)
     record: dict[str, Any] = {
-        "problem": prob.name, "solver": cell.solver, "seed": seed, "method": method.name, "family": prob.family,
+        "problem": prob.name,
+        "solver": cell.solver,
+        "seed": seed,
+        "method": method.name,
+        "family": prob.family,
         "problem_description": getattr(prob, "description", ""),
         "cell": cell.as_dict(),
-        "test_cost": ev.mean, "test_stderr": ev.stderr, "test": test_info,
-        "reference": None if ref is None else ref.as_dict(), "gap_pct": gap,
+        "test_cost": ev.mean,
+        "test_stderr": ev.stderr,
+        "test": test_info,
+        "reference": None if ref is None else ref.as_dict(),
+        "gap_pct": gap,
         "gap_stderr_pct": None if gap is None or not math.isfinite(ev.stderr) else 100.0 * ev.stderr / abs(ref.value),
-        "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
         "reproducible": not time_limited,
-        "device": str(dev), "info": {**outcome.info, **eval_info}, "curve": outcome.curve,
+        "device": str(dev),
+        "info": {**outcome.info, **eval_info},
+        "curve": outcome.curve,
         "config": {"problem": dict(prob.config), "problem_file": prob.source, "solver": scfg},
-        "versions": versions(), "hardware": hardware(dev),
+        "versions": versions(),
+        "hardware": hardware(dev),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if time_limited:
-        record["reproducible_note"] = ("training stopped (or may have stopped) at its time limit, so the number "
-                                       "of steps (and the result) depends on the machine and its load; set "
-                                       "max_steps without time_limit for a reproducible run")
+        record["reproducible_note"] = (
+            "training stopped (or may have stopped) at its time limit, so the number "
+            "of steps (and the result) depends on the machine and its load; set "
+            "max_steps without time_limit for a reproducible run"
+        )
     if trace and outcome.evaluate is None:
         record["trace"] = recorder.trace()
     elif trace and outcome.policy is not None:  # the family evaluates its policy itself: one more short rollout
@@ -250,8 +325,7 @@ class TraceRecorder:
     extra rollout, which matters for policies that solve an optimisation per period.
     """
 
-    def __init__(self, problem: Problem, periods: int, scenarios: int = TRACE_SCENARIOS,
-                 points: int = TRACE_POINTS):
+    def __init__(self, problem: Problem, periods: int, scenarios: int = TRACE_SCENARIOS, points: int = TRACE_POINTS):
         self._problem, self._k = problem, scenarios
         self._T = min(periods, TRACE_MAX_PERIODS)
         self._stride = max(1, math.ceil(self._T / points))
@@ -280,8 +354,13 @@ class TraceRecorder:
         if self._recording():
             k = self._k_seen
             if self._t % self._stride == 0:
-                self._states.append({n: v[:k].detach().clone() for n, v in state.items()
-                                     if v.dim() >= 1 and v[:1].numel() <= TRACE_WIDTH})
+                self._states.append(
+                    {
+                        n: v[:k].detach().clone()
+                        for n, v in state.items()
+                        if v.dim() >= 1 and v[:1].numel() <= TRACE_WIDTH
+                    }
+                )
                 self._actions.append(action[:k].detach().clone())
             self._pending_cost = cost[:k].detach().clone()
         return post, cost
@@ -289,7 +368,7 @@ class TraceRecorder:
     def transition(self, post_state, scenarios, t):
         state, cost = self._problem.transition(post_state, scenarios, t)
         if self._recording():
-            self._costs.append((self._pending_cost + cost[:self._k_seen].detach()).double())
+            self._costs.append((self._pending_cost + cost[: self._k_seen].detach()).double())
         self._t += 1
         return state, cost
 
@@ -306,10 +385,17 @@ class TraceRecorder:
         window = costs.reshape(k, len(t_idx), stride).mean(dim=2)
         p = self._problem
         warmup = p.test_warmup if p.test_warmup is not None else p.warmup
-        out: dict[str, Any] = {"scenarios": k, "periods": T, "stride": stride, "t": t_idx,
-                               "warmup": 0 if p.metric == "total" else warmup,
-                               "cost": _compact(window[:, :, None]), "state": {}, "skipped": []}
-        states = self._states[:len(t_idx)]
+        out: dict[str, Any] = {
+            "scenarios": k,
+            "periods": T,
+            "stride": stride,
+            "t": t_idx,
+            "warmup": 0 if p.metric == "total" else warmup,
+            "cost": _compact(window[:, :, None]),
+            "state": {},
+            "skipped": [],
+        }
+        states = self._states[: len(t_idx)]
         for name in states[0] if states else ():
             if any(name not in s for s in states):
                 continue
@@ -319,7 +405,7 @@ class TraceRecorder:
                 out["state"][name] = _compact(series)
             else:
                 out["skipped"].append(name)
-        acts = self._actions[:len(t_idx)]
+        acts = self._actions[: len(t_idx)]
         if acts and acts[0][:1].numel() <= TRACE_WIDTH:
             out["action"] = _compact(torch.stack(acts, dim=1).reshape(k, len(acts), -1))
         return out

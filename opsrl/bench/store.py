@@ -23,9 +23,10 @@ import os
 import signal
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 2
 DEFAULT_PATH = "opsrl-results.sqlite"
@@ -67,9 +68,11 @@ def deferred_interrupt(reraise: bool = True):
 
 def _damaged(path: Path, e: Exception | str) -> StoreError:
     e = " ".join(str(e).replace("*** in database main ***", "").split())
-    return StoreError(f"{path}: the results store is damaged ({e}); nothing was read or written. Restore it "
-                      "from a backup, or move it away (a new store is created in its place) and keep the "
-                      "damaged copy for `sqlite3 <file> .recover`")
+    return StoreError(
+        f"{path}: the results store is damaged ({e}); nothing was read or written. Restore it "
+        "from a backup, or move it away (a new store is created in its place) and keep the "
+        "damaged copy for `sqlite3 <file> .recover`"
+    )
 
 
 def default_path() -> Path:
@@ -92,10 +95,12 @@ _CREATE_V2 = (
 
 # schema n -> statements that bring a store from n to n + 1
 _MIGRATIONS = {
-    1: ("ALTER TABLE runs ADD COLUMN config_hash TEXT",
+    1: (
+        "ALTER TABLE runs ADD COLUMN config_hash TEXT",
         "ALTER TABLE runs ADD COLUMN cell_key TEXT",
         "ALTER TABLE runs ADD COLUMN sweep TEXT",
-        "CREATE INDEX runs_key ON runs(cell_key)"),
+        "CREATE INDEX runs_key ON runs(cell_key)",
+    ),
 }
 
 
@@ -112,8 +117,10 @@ class ResultsStore:
 
     # --- connections ---------------------------------------------------------------------------
     def _locked(self, e: Exception) -> StoreError:
-        return StoreError(f"{self.path}: the store is locked by another process (waited {self.timeout:g} s; "
-                          f"{e}); try again when it has finished, or use another --store")
+        return StoreError(
+            f"{self.path}: the store is locked by another process (waited {self.timeout:g} s; "
+            f"{e}); try again when it has finished, or use another --store"
+        )
 
     def _open(self) -> sqlite3.Connection:
         # autocommit: every transaction below is explicit (BEGIN IMMEDIATE ... COMMIT)
@@ -131,8 +138,10 @@ class ResultsStore:
                 raise _damaged(self.path, e) from None
             raise StoreError(f"{self.path}: not an opsrl results store ({e})") from None
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: written by a newer opsrl (schema {version}, this one reads "
-                             f"up to {SCHEMA_VERSION}); upgrade opsrl or use another --store")
+            raise StoreError(
+                f"{self.path}: written by a newer opsrl (schema {version}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade opsrl or use another --store"
+            )
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.OperationalError as e:
@@ -227,8 +236,10 @@ class ResultsStore:
         if not journal.exists() or journal.stat().st_size == 0:
             return
         if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
-            raise StoreError(f"{self.path}: an interrupted write left {journal.name} beside it, and this user "
-                             "may not write there to roll it back; run opsrl once with write access")
+            raise StoreError(
+                f"{self.path}: an interrupted write left {journal.name} beside it, and this user "
+                "may not write there to roll it back; run opsrl once with write access"
+            )
         try:
             with closing(sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)) as con:
                 con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # rolls the journal back
@@ -256,11 +267,17 @@ class ResultsStore:
     def _insert(self, con: sqlite3.Connection, record: dict[str, Any]) -> int:
         payload = json.dumps(record, default=_jsonable, allow_nan=True)
         cell = record.get("cell") or {}
-        values = [record.get(c) for c in _COLUMNS] + [cell.get("config_hash"), cell.get("key"),
-                                                      record.get("sweep"), payload]
+        values = [record.get(c) for c in _COLUMNS] + [
+            cell.get("config_hash"),
+            cell.get("key"),
+            record.get("sweep"),
+            payload,
+        ]
         cur = con.execute(
             f"INSERT INTO runs ({', '.join(_COLUMNS + _CELL_COLUMNS)}, record) "
-            f"VALUES ({', '.join('?' * (len(_COLUMNS) + len(_CELL_COLUMNS) + 1))})", values)
+            f"VALUES ({', '.join('?' * (len(_COLUMNS) + len(_CELL_COLUMNS) + 1))})",
+            values,
+        )
         return int(cur.lastrowid)
 
     def _write(self, fn):

@@ -39,9 +39,10 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..core import ConfigError, Field, load_toml, validate
 from ..core.config import non_negative
@@ -60,8 +61,12 @@ ENTRY_SOLVER = {
     "set": Field(dict, {}, allowed="a table of solver overrides"),
     "device": Field(str, "", allowed="a torch device (default: the sweep's)"),
     "num_cpus": Field(float, 1.0, allowed="CPUs per cell, a number >= 0", check=non_negative),
-    "num_gpus": Field(float, -1.0, allowed="GPUs per cell, a number >= 0 (default: 1 on CUDA, else 0)",
-                      check=lambda v: v >= 0 or v == -1.0),
+    "num_gpus": Field(
+        float,
+        -1.0,
+        allowed="GPUs per cell, a number >= 0 (default: 1 on CUDA, else 0)",
+        check=lambda v: v >= 0 or v == -1.0,
+    ),
 }
 
 MAX_SEEDS = 10_000  # seeds of one sweep
@@ -71,8 +76,13 @@ SWEEP_SCHEMA = {
     "description": Field(str, ""),
     "problems": Field(list, [], allowed="a list of problem names or tables {name, set}"),
     "solvers": Field(list, [], allowed="a list of solver names or tables {name, label, set, num_cpus, num_gpus}"),
-    "seeds": Field(list, [0], item=int, allowed="a list of seeds >= 0 or a count",
-                   check=lambda v: len(v) > 0 and all(s >= 0 for s in v) and len(set(v)) == len(v)),
+    "seeds": Field(
+        list,
+        [0],
+        item=int,
+        allowed="a list of seeds >= 0 or a count",
+        check=lambda v: len(v) > 0 and all(s >= 0 for s in v) and len(set(v)) == len(v),
+    ),
     "device": Field(str, "cpu", allowed="a torch device such as cpu or cuda"),
     "retries": Field(int, 2, allowed="an integer >= 0", check=non_negative),
     "problem_set": Field(dict, {}, allowed="a table of overrides for every problem"),
@@ -101,10 +111,18 @@ class Cell:
         return self.id.key
 
     def payload(self) -> dict[str, Any]:
-        return {"problem": self.problem, "solver": self.solver, "seed": self.seed, "device": self.device,
-                "label": self.label, "problem_overrides": self.problem_overrides,
-                "solver_overrides": self.solver_overrides, "key": self.key, "sweep": self.sweep,
-                "num_cpus": self.num_cpus}
+        return {
+            "problem": self.problem,
+            "solver": self.solver,
+            "seed": self.seed,
+            "device": self.device,
+            "label": self.label,
+            "problem_overrides": self.problem_overrides,
+            "solver_overrides": self.solver_overrides,
+            "key": self.key,
+            "sweep": self.sweep,
+            "num_cpus": self.num_cpus,
+        }
 
 
 @dataclass
@@ -176,14 +194,21 @@ def _ref(kind: str, name: str, source: str, where: str) -> str:
     return name if name in bundled(kind) and not Path(name).is_file() else str(path.resolve())
 
 
-def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None = None,
-               solvers: Sequence[str] | None = None, seeds: Sequence[int] | int | None = None,
-               problem_set: Mapping[str, Any] | None = None, solver_set: Mapping[str, Any] | None = None,
-               device: str | None = None) -> Sweep:
+def load_sweep(
+    name: str | Path | None = None,
+    *,
+    problems: Sequence[str] | None = None,
+    solvers: Sequence[str] | None = None,
+    seeds: Sequence[int] | int | None = None,
+    problem_set: Mapping[str, Any] | None = None,
+    solver_set: Mapping[str, Any] | None = None,
+    device: str | None = None,
+) -> Sweep:
     """Read a sweep file (or none) and the command line's additions; build and check every cell.
 
     ``problems``, ``solvers`` and ``seeds`` replace the file's; ``problem_set`` and ``solver_set``
-    are applied last, on top of the file's global and per-entry overrides. Every problem and solver is loaded and validated here, so a
+    are applied last, on top of the file's global and per-entry overrides. Every problem and solver is loaded and
+    validated here, so a
     bad name or key stops the sweep before it runs anything.
     """
     if name is not None:
@@ -196,8 +221,11 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
         source, raw, sweep_name = "<command line>", {}, None
     if isinstance(raw.get("seeds"), int) and not isinstance(raw.get("seeds"), bool):
         if not 0 < raw["seeds"] <= MAX_SEEDS:
-            raise ConfigError(source, "seeds", f"{raw['seeds']!r} is not allowed; expected a positive count of at "
-                              f"most {MAX_SEEDS} or a list")
+            raise ConfigError(
+                source,
+                "seeds",
+                f"{raw['seeds']!r} is not allowed; expected a positive count of at most {MAX_SEEDS} or a list",
+            )
         raw["seeds"] = list(range(raw["seeds"]))
     if isinstance(raw.get("seeds"), list) and len(raw["seeds"]) > MAX_SEEDS:
         raise ConfigError(source, "seeds", f"{len(raw['seeds'])} seeds are too many; at most {MAX_SEEDS}")
@@ -214,8 +242,9 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
         if len(seeds) > MAX_SEEDS:
             raise ConfigError("--seeds", None, f"{len(seeds)} seeds are too many; at most {MAX_SEEDS}")
         if not seeds or any(s < 0 or s >= 2**63 for s in seeds) or len(set(seeds)) != len(seeds):
-            raise ConfigError("--seeds", None, f"{seeds!r} is not allowed; expected distinct seeds from 0 to "
-                              "2**63 - 1, or a count")
+            raise ConfigError(
+                "--seeds", None, f"{seeds!r} is not allowed; expected distinct seeds from 0 to 2**63 - 1, or a count"
+            )
         cfg["seeds"] = seeds
     if device:
         cfg["device"] = device
@@ -225,13 +254,21 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
     p_source = source if p_key == "problems" else "<command line>"
     s_source = source if s_key == "solvers" else "<command line>"
     if not cfg["problems"]:
-        raise ConfigError(source, "problems", "missing or empty; name at least one problem (in the file or with --problem)")
+        raise ConfigError(
+            source, "problems", "missing or empty; name at least one problem (in the file or with --problem)"
+        )
     if not cfg["solvers"]:
-        raise ConfigError(source, "solvers", "missing or empty; name at least one solver (in the file or with --solver)")
+        raise ConfigError(
+            source, "solvers", "missing or empty; name at least one solver (in the file or with --solver)"
+        )
     n_cells = len(cfg["problems"]) * len(cfg["solvers"]) * len(cfg["seeds"])
     if n_cells > MAX_CELLS:
-        raise ConfigError(source, "seeds", f"{len(cfg['problems'])} problems x {len(cfg['solvers'])} solvers x "
-                          f"{len(cfg['seeds'])} seeds = {n_cells} cells are too many; at most {MAX_CELLS} per sweep")
+        raise ConfigError(
+            source,
+            "seeds",
+            f"{len(cfg['problems'])} problems x {len(cfg['solvers'])} solvers x "
+            f"{len(cfg['seeds'])} seeds = {n_cells} cells are too many; at most {MAX_CELLS} per sweep",
+        )
     p_entries = _entries(cfg["problems"], ENTRY_PROBLEM, p_source, p_key)
     s_entries = _entries(cfg["solvers"], ENTRY_SOLVER, s_source, s_key)
     for e in s_entries:
@@ -247,8 +284,11 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
     for e in s_entries:
         label = e["label"] or _solver_display_name(e["ref"])
         if label in seen:
-            raise ConfigError(s_source, e["where"], f"solver {label!r} is already in the sweep ({seen[label]}); "
-                              "give each configuration its own label")
+            raise ConfigError(
+                s_source,
+                e["where"],
+                f"solver {label!r} is already in the sweep ({seen[label]}); give each configuration its own label",
+            )
         seen[label] = e["where"]
 
     cells: list[Cell] = []
@@ -261,8 +301,12 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
         with _context(p_source, pe["where"]):
             prob = load_problem(pref, p_over)
         if prob.name in seen_problems:
-            raise ConfigError(p_source, pe["where"], f"problem {prob.name!r} is already in the sweep "
-                              f"({seen_problems[prob.name]}); a sweep runs each problem once")
+            raise ConfigError(
+                p_source,
+                pe["where"],
+                f"problem {prob.name!r} is already in the sweep "
+                f"({seen_problems[prob.name]}); a sweep runs each problem once",
+            )
         seen_problems[prob.name] = pe["where"]
         problem_names.append(prob.name)
         fam = family(prob.family, prob.source)
@@ -271,23 +315,35 @@ def load_sweep(name: str | Path | None = None, *, problems: Sequence[str] | None
             s_over = {**g_solver, **se["set"], **dict(solver_set or {})}
             method = s_over.get("method", load_toml(resolve("solvers", se["ref"])).get("method"))
             if isinstance(method, str) and method not in allowed:
-                skipped.append((prob.name, se["label"] or _solver_display_name(se["ref"]),
-                                f"method {method!r} does not apply to {fam.name} problems"))
+                skipped.append(
+                    (
+                        prob.name,
+                        se["label"] or _solver_display_name(se["ref"]),
+                        f"method {method!r} does not apply to {fam.name} problems",
+                    )
+                )
                 continue
             with _context(s_source, se["where"]):
                 solver_name, _, scfg = load_solver(se["ref"], fam, s_over)
             dev = se["device"] or cfg["device"]
             gpus = se["num_gpus"] if se["num_gpus"] >= 0 else (1.0 if dev.startswith("cuda") else 0.0)
             for seed in cfg["seeds"]:
-                cid = cell_id(prob, solver_name, scfg, seed, label=se["label"], problem_overrides=p_over,
-                              solver_overrides=s_over)
-                cells.append(Cell(pref, se["ref"], seed, dev, se["label"], p_over, s_over, cid,
-                                  se["num_cpus"], gpus, sweep_name))
+                cid = cell_id(
+                    prob, solver_name, scfg, seed, label=se["label"], problem_overrides=p_over, solver_overrides=s_over
+                )
+                cells.append(
+                    Cell(pref, se["ref"], seed, dev, se["label"], p_over, s_over, cid, se["num_cpus"], gpus, sweep_name)
+                )
     if not cells:
-        raise ConfigError(source, "solvers", "no solver applies to any problem of this sweep: "
-                          + "; ".join(f"{p}/{s}: {why}" for p, s, why in skipped[:3]))
-    return Sweep(sweep_name, source, cfg["description"], cfg["seeds"], cells, skipped, cfg["retries"],
-                 problem_names, list(seen))
+        raise ConfigError(
+            source,
+            "solvers",
+            "no solver applies to any problem of this sweep: "
+            + "; ".join(f"{p}/{s}: {why}" for p, s, why in skipped[:3]),
+        )
+    return Sweep(
+        sweep_name, source, cfg["description"], cfg["seeds"], cells, skipped, cfg["retries"], problem_names, list(seen)
+    )
 
 
 @contextlib.contextmanager
@@ -312,8 +368,9 @@ def _solver_display_name(ref: str) -> str:
 
 
 # --- executors -----------------------------------------------------------------------------------
-def run_cell(payload: Mapping[str, Any], progress: bool = False,
-             log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+def run_cell(
+    payload: Mapping[str, Any], progress: bool = False, log: Callable[[str], None] = lambda m: None
+) -> dict[str, Any]:
     """Run one cell (in this process or on a Ray worker) and return its record; writes nothing.
 
     ``log`` receives the method's progress messages (HDPO: one per evaluation on dev).
@@ -326,15 +383,25 @@ def run_cell(payload: Mapping[str, Any], progress: bool = False,
     if payload.get("num_cpus", 0) >= 1:  # the cell's declared CPUs (Ray also sets OMP_NUM_THREADS)
         torch.set_num_threads(int(payload["num_cpus"]))
     try:
-        rec = run(payload["problem"], payload["solver"], seed=payload["seed"], device=payload["device"],
-                  solver_overrides=payload["solver_overrides"], problem_overrides=payload["problem_overrides"],
-                  label=payload["label"], progress=progress, log=log)
+        rec = run(
+            payload["problem"],
+            payload["solver"],
+            seed=payload["seed"],
+            device=payload["device"],
+            solver_overrides=payload["solver_overrides"],
+            problem_overrides=payload["problem_overrides"],
+            label=payload["label"],
+            progress=progress,
+            log=log,
+        )
     finally:
         torch.set_num_threads(threads)
     if rec["cell"]["key"] != payload["key"]:
-        raise RuntimeError(f"cell {payload['key']} ran with another configuration ({rec['cell']['key']}): its problem "
-                           "or solver file, or opsrl, changed since the sweep started or differs on this worker; "
-                           "run the sweep again")
+        raise RuntimeError(
+            f"cell {payload['key']} ran with another configuration ({rec['cell']['key']}): its problem "
+            "or solver file, or opsrl, changed since the sweep started or differs on this worker; "
+            "run the sweep again"
+        )
     rec["sweep"] = payload.get("sweep")
     rec["host"] = socket.gethostname()
     return rec
@@ -349,9 +416,15 @@ def ray_cell(payload: Mapping[str, Any], messages=None) -> tuple[str, Any]:
     try:
         return "ok", run_cell(payload, log=log)
     except Exception as e:
-        return "error", {"type": type(e).__name__, "message": str(e), "config": isinstance(e, ConfigError),
-                         "source": getattr(e, "source", None), "key": getattr(e, "key", None),
-                         "detail": getattr(e, "message", None), "traceback": traceback.format_exc()}
+        return "error", {
+            "type": type(e).__name__,
+            "message": str(e),
+            "config": isinstance(e, ConfigError),
+            "source": getattr(e, "source", None),
+            "key": getattr(e, "key", None),
+            "detail": getattr(e, "message", None),
+            "traceback": traceback.format_exc(),
+        }
 
 
 class CellFailed(Exception):
@@ -386,8 +459,14 @@ class LocalExecutor:
 
     name = "local"
 
-    def run(self, cells: Sequence[Cell], on_result: OnResult, on_error: OnError, progress: bool = True,
-            on_message: OnMessage | None = None) -> None:
+    def run(
+        self,
+        cells: Sequence[Cell],
+        on_result: OnResult,
+        on_error: OnError,
+        progress: bool = True,
+        on_message: OnMessage | None = None,
+    ) -> None:
         for cell in cells:
             log = (lambda m, c=cell: on_message(c, m)) if on_message is not None else (lambda m: None)
             try:
@@ -419,20 +498,33 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ConfigError("--executor", None, "the ray executor needs Ray; install it with "
-                              "pip install 'opsrl[ray]' (or pip install 'ray[default]')") from None
+            raise ConfigError(
+                "--executor",
+                None,
+                "the ray executor needs Ray; install it with pip install 'opsrl[ray]' (or pip install 'ray[default]')",
+            ) from None
         return ray
 
-    def run(self, cells: Sequence[Cell], on_result: OnResult, on_error: OnError, progress: bool = True,
-            on_message: OnMessage | None = None) -> None:
+    def run(
+        self,
+        cells: Sequence[Cell],
+        on_result: OnResult,
+        on_error: OnError,
+        progress: bool = True,
+        on_message: OnMessage | None = None,
+    ) -> None:
         ray = self._import()
         started = False
         if not ray.is_initialized():
             try:
                 ray.init(address=self.address, log_to_driver=False, **self.init_kwargs)
             except ConnectionError as e:
-                raise ConfigError("--address", None, f"cannot join the Ray cluster at {self.address} ({e}); start "
-                                  "one with `ray start --head`, or leave out --address") from None
+                raise ConfigError(
+                    "--address",
+                    None,
+                    f"cannot join the Ray cluster at {self.address} ({e}); start "
+                    "one with `ray start --head`, or leave out --address",
+                ) from None
             started = True
         remote = ray.remote(ray_cell)
         by_key = {c.key: c for c in cells}
@@ -447,8 +539,9 @@ class RayExecutor:
         pending: dict[Any, Cell] = {}
         try:
             for cell in cells:
-                ref = remote.options(num_cpus=cell.num_cpus, num_gpus=cell.num_gpus, max_retries=self.retries,
-                                     retry_exceptions=False).remote(cell.payload(), hub)
+                ref = remote.options(
+                    num_cpus=cell.num_cpus, num_gpus=cell.num_gpus, max_retries=self.retries, retry_exceptions=False
+                ).remote(cell.payload(), hub)
                 pending[ref] = cell
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -483,14 +576,19 @@ def check_ray_address(address: str, timeout: float = 3.0) -> None:
     rest = address.split("://", 1)[1] if "://" in address else address
     host, sep, port = rest.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError("--address", None, f"{address!r} is not a Ray address; expected host:port, "
-                          "ray://host:port or auto")
+        raise ConfigError(
+            "--address", None, f"{address!r} is not a Ray address; expected host:port, ray://host:port or auto"
+        )
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as e:
-        raise ConfigError("--address", None, f"no Ray cluster answers at {address} ({e.strerror or e}); start one "
-                          "with `ray start --head` there, or leave out --address to start a local one") from None
+        raise ConfigError(
+            "--address",
+            None,
+            f"no Ray cluster answers at {address} ({e.strerror or e}); start one "
+            "with `ray start --head` there, or leave out --address to start a local one",
+        ) from None
 
 
 def executor(name: str, address: str | None = None, retries: int = 2):
@@ -525,10 +623,17 @@ class SweepResult:
 _deferred_interrupt = deferred_interrupt  # the store's: holds Ctrl-C while a finished cell is written
 
 
-def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *, progress: bool = True,
-              cell_progress: bool | None = None, fail_fast: bool = False,
-              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-              on_message: OnMessage | None = None) -> SweepResult:
+def run_sweep(
+    sweep: Sweep,
+    store: ResultsStore,
+    executor: Any | None = None,
+    *,
+    progress: bool = True,
+    cell_progress: bool | None = None,
+    fail_fast: bool = False,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    on_message: OnMessage | None = None,
+) -> SweepResult:
     """Run every cell of ``sweep`` not yet in ``store``; write each one as soon as it finishes.
 
     ``progress`` shows the bar over cells; ``cell_progress`` (default: as ``progress``) lets local
@@ -544,8 +649,9 @@ def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *,
     result = SweepResult(len(sweep.cells), len(sweep.cells) - len(todo))
     if result.already:
         log(f"{result.already} of {len(sweep.cells)} cells already in {store.path}; skipping them")
-    bar = tqdm(total=len(todo), desc=f"sweep {sweep.name or ''}".strip(), unit="cell", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(todo), desc=f"sweep {sweep.name or ''}".strip(), unit="cell", disable=not progress, dynamic_ncols=True
+    )
 
     class _Stop(Exception):
         pass
@@ -581,8 +687,13 @@ def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *,
             on_message(cell, message)
 
     try:
-        executor.run(todo, on_result, on_error, progress if cell_progress is None else cell_progress,
-                     on_cell_message if (progress or on_message is not None) else None)
+        executor.run(
+            todo,
+            on_result,
+            on_error,
+            progress if cell_progress is None else cell_progress,
+            on_cell_message if (progress or on_message is not None) else None,
+        )
     except _Stop:
         pass
     finally:
@@ -593,7 +704,10 @@ def run_sweep(sweep: Sweep, store: ResultsStore, executor: Any | None = None, *,
 def describe_cells(sweep: Sweep, store: ResultsStore) -> list[str]:
     """One line per cell with its state in ``store`` (for ``opsrl bench --dry-run``)."""
     finished = store.finished(c.key for c in sweep.cells)
-    lines = [f"{'recorded' if c.key in finished else 'to run':<9} {c.id.problem}  {c.id.solver}  seed {c.seed}  "
-             f"[{c.id.config_hash}] cpus={c.num_cpus:g} gpus={c.num_gpus:g} device={c.device}" for c in sweep.cells]
+    lines = [
+        f"{'recorded' if c.key in finished else 'to run':<9} {c.id.problem}  {c.id.solver}  seed {c.seed}  "
+        f"[{c.id.config_hash}] cpus={c.num_cpus:g} gpus={c.num_gpus:g} device={c.device}"
+        for c in sweep.cells
+    ]
     lines += [f"{'skipped':<9} {p}  {s}  ({why})" for p, s, why in sweep.skipped]
     return lines

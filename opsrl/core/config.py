@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "Field", "REQUIRED", "load_toml", "validate", "parse_value", "set_dotted", "size",
-           "check_memory", "INT_LIMIT", "FLOAT_LIMIT"]
+__all__ = [
+    "ConfigError",
+    "Field",
+    "REQUIRED",
+    "load_toml",
+    "validate",
+    "parse_value",
+    "set_dotted",
+    "size",
+    "check_memory",
+    "INT_LIMIT",
+    "FLOAT_LIMIT",
+]
 
 # Every number passes :func:`_coerce`: NaN and infinities are refused, and so is any integer beyond
 # ``INT_LIMIT`` or float beyond ``FLOAT_LIMIT`` in magnitude, whatever its field (a field may set a
@@ -59,7 +71,7 @@ class Field:
     allowed: str = ""
     check: Callable[[Any], bool] | None = None
     choices: tuple | None = None
-    schema: Mapping[str, "Field"] | None = None
+    schema: Mapping[str, Field] | None = None
     item: type | None = None  # element type of a list
     doc: str = ""
     max: float | None = None  # largest allowed value (numbers; default: INT_LIMIT / FLOAT_LIMIT)
@@ -67,8 +79,14 @@ class Field:
 
 
 def _type_name(t: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            list: "a list", dict: "a table"}.get(t, t.__name__)
+    return {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }.get(t, t.__name__)
 
 
 def _coerce(value: Any, t: type, source: str, key: str, item: type | None = None) -> Any:
@@ -78,15 +96,20 @@ def _coerce(value: Any, t: type, source: str, key: str, item: type | None = None
         try:
             value = float(value)
         except OverflowError:
-            raise ConfigError(source, key, f"a {len(str(abs(value)))}-digit number is too large; a number of "
-                              f"magnitude at most {FLOAT_LIMIT:g} is allowed") from None
+            raise ConfigError(
+                source,
+                key,
+                f"a {len(str(abs(value)))}-digit number is too large; a number of "
+                f"magnitude at most {FLOAT_LIMIT:g} is allowed",
+            ) from None
         if math.isnan(value):
             raise ConfigError(source, key, "NaN is not allowed; expected a finite number")
         if math.isinf(value):
             raise ConfigError(source, key, f"{value} is not allowed; expected a finite number")
         if abs(value) > FLOAT_LIMIT:
-            raise ConfigError(source, key, f"{value:g} is too large; a number of magnitude at most "
-                              f"{FLOAT_LIMIT:g} is allowed")
+            raise ConfigError(
+                source, key, f"{value:g} is too large; a number of magnitude at most {FLOAT_LIMIT:g} is allowed"
+            )
         return value
     if t is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -97,8 +120,12 @@ def _coerce(value: Any, t: type, source: str, key: str, item: type | None = None
             else:
                 raise ConfigError(source, key, f"expected an integer, got {value!r}")
         if abs(value) > INT_LIMIT:
-            raise ConfigError(source, key, f"{value if abs(value) < 10**12 else f'{float(value):g}'} is too large; "
-                              f"an integer of magnitude at most {INT_LIMIT} is allowed")
+            raise ConfigError(
+                source,
+                key,
+                f"{value if abs(value) < 10**12 else f'{float(value):g}'} is too large; "
+                f"an integer of magnitude at most {INT_LIMIT} is allowed",
+            )
         return value
     if t is bool:
         if not isinstance(value, bool):
@@ -145,8 +172,9 @@ def _too_large(field: Field, value: Any) -> str | None:
     return None
 
 
-def size(default: Any = REQUIRED, max: float = 10**6, *, low: int = 1, allowed: str = "", doc: str = "",
-         item: bool = False) -> Field:
+def size(
+    default: Any = REQUIRED, max: float = 10**6, *, low: int = 1, allowed: str = "", doc: str = "", item: bool = False
+) -> Field:
     """A size (scenarios, periods, a lead time, a width): an integer from ``low`` to ``max``.
 
     ``item=True`` makes it a list of such integers (layer widths). The message of a refused value
@@ -154,19 +182,29 @@ def size(default: Any = REQUIRED, max: float = 10**6, *, low: int = 1, allowed: 
     """
     words = allowed or f"an integer from {low} to {max:g}"
     if item:
-        return Field(list, default, item=int, allowed=words, doc=doc, max=max,
-                     check=lambda v: all(x >= low for x in v))
+        return Field(list, default, item=int, allowed=words, doc=doc, max=max, check=lambda v: all(x >= low for x in v))
     return Field(int, default, allowed=words, doc=doc, max=max, check=lambda v: v >= low)
 
 
-def check_memory(nbytes: float, source: str, key: str, what: str, device: Any = "cpu",
-                 fraction: float = 0.5, lower: str | None = None) -> None:
+def check_memory(
+    nbytes: float,
+    source: str,
+    key: str,
+    what: str,
+    device: Any = "cpu",
+    fraction: float = 0.5,
+    lower: str | None = None,
+) -> None:
     """Refuse an allocation of ``nbytes`` (an estimate) that exceeds ``fraction`` of the memory the
     device has free now, naming the key(s) to lower. Called before anything is allocated."""
     free = available_memory(device)
     if free is not None and nbytes > fraction * free:
-        raise ConfigError(source, key, f"{what} would need about {_bytes(nbytes)} of memory, more than "
-                          f"{fraction:.0%} of the {_bytes(free)} free on {device}; lower {lower or repr(key)}")
+        raise ConfigError(
+            source,
+            key,
+            f"{what} would need about {_bytes(nbytes)} of memory, more than "
+            f"{fraction:.0%} of the {_bytes(free)} free on {device}; lower {lower or repr(key)}",
+        )
 
 
 def load_weights(module: Any, path: str | Path, source: str, key: str) -> Any:
@@ -181,8 +219,12 @@ def load_weights(module: Any, path: str | Path, source: str, key: str) -> Any:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load fails in many ways on a file that is not its own (IndexError ...)
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise ConfigError(source, key, f"{path} is not a torch weights file ({first}); expected a file "
-                          "written by torch.save(module.state_dict(), path)") from None
+        raise ConfigError(
+            source,
+            key,
+            f"{path} is not a torch weights file ({first}); expected a file "
+            "written by torch.save(module.state_dict(), path)",
+        ) from None
     if not isinstance(state, dict):
         raise ConfigError(source, key, f"{path} holds a {type(state).__name__}, not a state dict of weights")
     try:
@@ -247,8 +289,9 @@ def _bytes(n: float) -> str:
     return f"{n:.3g} PiB"
 
 
-def validate(section: Mapping[str, Any] | None, schema: Mapping[str, Field], source: str | Path,
-             prefix: str = "") -> dict[str, Any]:
+def validate(
+    section: Mapping[str, Any] | None, schema: Mapping[str, Field], source: str | Path, prefix: str = ""
+) -> dict[str, Any]:
     """Check ``section`` against ``schema``; return a new dict with defaults filled in."""
     source = str(source)
     section = dict(section or {})
@@ -262,14 +305,19 @@ def validate(section: Mapping[str, Any] | None, schema: Mapping[str, Field], sou
         if name not in section:
             if field.default is REQUIRED:
                 raise ConfigError(source, key, f"missing; {field.allowed or _type_name(field.type)} is required")
-            out[name] = (validate(field.default, field.schema, source, prefix=key + ".")
-                         if field.schema is not None else field.default)
+            out[name] = (
+                validate(field.default, field.schema, source, prefix=key + ".")
+                if field.schema is not None
+                else field.default
+            )
             continue
         value = _coerce(section[name], field.type, source, key, field.item)
         if field.schema is not None:
             value = validate(value, field.schema, source, prefix=key + ".")
         if field.choices is not None and value not in field.choices:
-            raise ConfigError(source, key, f"{value!r} is not allowed; choose one of {', '.join(map(repr, field.choices))}")
+            raise ConfigError(
+                source, key, f"{value!r} is not allowed; choose one of {', '.join(map(repr, field.choices))}"
+            )
         too_large = _too_large(field, value)
         if too_large:
             raise ConfigError(source, key, too_large)
@@ -290,9 +338,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ConfigError(path, None, f"not UTF-8 text (byte {data[e.start]:#04x} at line {line}); "
-                          "save the file as UTF-8") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            path, None, f"not UTF-8 text (byte {data[e.start]:#04x} at line {line}); save the file as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

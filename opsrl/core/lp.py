@@ -39,12 +39,12 @@ BACKENDS = ("highs", "torch")
 class LP:
     """``min c.x + const  s.t.  row_lo <= A x <= row_hi,  lb <= x <= ub``, batched (see the module text)."""
 
-    c: torch.Tensor        # [B, n]
-    A: torch.Tensor        # [m, n] or [B, m, n]
-    row_lo: torch.Tensor   # [B, m]
-    row_hi: torch.Tensor   # [B, m]
-    lb: torch.Tensor       # [B, n]
-    ub: torch.Tensor       # [B, n]
+    c: torch.Tensor  # [B, n]
+    A: torch.Tensor  # [m, n] or [B, m, n]
+    row_lo: torch.Tensor  # [B, m]
+    row_hi: torch.Tensor  # [B, m]
+    lb: torch.Tensor  # [B, n]
+    ub: torch.Tensor  # [B, n]
     const: torch.Tensor | None = None  # [B] objective constant
 
     @property
@@ -66,12 +66,22 @@ class LP:
         m = self.A.shape[-2]
         if self.A.shape[-1] != n or (self.A.dim() == 3 and self.A.shape[0] != B):
             raise ValueError(f"LP: A has shape {tuple(self.A.shape)}, expected [{m}, {n}] or [{B}, {m}, {n}]")
-        for name, t, cols in (("row_lo", self.row_lo, m), ("row_hi", self.row_hi, m), ("lb", self.lb, n),
-                              ("ub", self.ub, n)):
+        for name, t, cols in (
+            ("row_lo", self.row_lo, m),
+            ("row_hi", self.row_hi, m),
+            ("lb", self.lb, n),
+            ("ub", self.ub, n),
+        ):
             if tuple(t.shape) != (B, cols):
                 raise ValueError(f"LP: {name} has shape {tuple(t.shape)}, expected [{B}, {cols}]")
-        for name, t in (("c", self.c), ("A", self.A), ("row_lo", self.row_lo), ("row_hi", self.row_hi),
-                        ("lb", self.lb), ("ub", self.ub)):
+        for name, t in (
+            ("c", self.c),
+            ("A", self.A),
+            ("row_lo", self.row_lo),
+            ("row_hi", self.row_hi),
+            ("lb", self.lb),
+            ("ub", self.ub),
+        ):
             if torch.isnan(t).any():
                 raise ValueError(f"LP: {name} contains NaN")
         if (self.row_lo > self.row_hi).any():
@@ -79,20 +89,21 @@ class LP:
         if (self.lb > self.ub).any():
             raise ValueError("LP: a column's lower bound exceeds its upper bound")
 
-    def add_rows(self, A_new: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> "LP":
+    def add_rows(self, A_new: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> LP:
         """This LP with rows ``lo <= A_new x <= hi`` appended (``A_new`` ``[k, n]`` or ``[B, k, n]``)."""
         A = _cat_rows(self.A, A_new, self.batch)
         return replace(self, A=A, row_lo=torch.cat([self.row_lo, lo], 1), row_hi=torch.cat([self.row_hi, hi], 1))
 
-    def add_columns(self, c_new: torch.Tensor, A_new: torch.Tensor, lb: torch.Tensor, ub: torch.Tensor) -> "LP":
+    def add_columns(self, c_new: torch.Tensor, A_new: torch.Tensor, lb: torch.Tensor, ub: torch.Tensor) -> LP:
         """This LP with columns appended: costs ``c_new`` ``[B, k]``, coefficients ``A_new`` ``[m, k]`` or
         ``[B, m, k]`` in the existing rows, bounds ``lb``, ``ub`` ``[B, k]``."""
         if self.A.dim() == 2 and A_new.dim() == 2:
             A = torch.cat([self.A, A_new], 1)
         else:
             A = torch.cat([_batched(self.A, self.batch), _batched(A_new, self.batch)], 2)
-        return replace(self, c=torch.cat([self.c, c_new], 1), A=A, lb=torch.cat([self.lb, lb], 1),
-                       ub=torch.cat([self.ub, ub], 1))
+        return replace(
+            self, c=torch.cat([self.c, c_new], 1), A=A, lb=torch.cat([self.lb, lb], 1), ub=torch.cat([self.ub, ub], 1)
+        )
 
 
 def _batched(A: torch.Tensor, B: int) -> torch.Tensor:
@@ -136,9 +147,9 @@ class StageLP:
     """
 
     lp: LP
-    x_in: torch.Tensor        # [B, k]
-    state_in: torch.Tensor    # [m, k]
-    state_out: torch.Tensor   # [k] long: column index of each state variable's end-of-stage value
+    x_in: torch.Tensor  # [B, k]
+    state_in: torch.Tensor  # [m, k]
+    state_out: torch.Tensor  # [k] long: column index of each state variable's end-of-stage value
     blocks: dict[str, slice] = field(default_factory=dict)
 
     @property
@@ -153,7 +164,7 @@ class StageLP:
         """The end-of-stage state ``[B, k]`` of a solution."""
         return sol.x[:, self.state_out]
 
-    def with_target(self, target: torch.Tensor, penalty: float | torch.Tensor) -> tuple["StageLP", slice]:
+    def with_target(self, target: torch.Tensor, penalty: float | torch.Tensor) -> tuple[StageLP, slice]:
         """The stage LP with a target on the outgoing state: rows ``x_out + d_plus - d_minus = target`` and
         ``penalty * (d_plus + d_minus)`` in the objective (``d >= 0``). Returns the new stage LP and the
         slice of the target rows, whose duals are ``d value / d target``."""
@@ -166,13 +177,17 @@ class StageLP:
         zeros_k = torch.zeros(B, k, dtype=dt, device=dev)
         inf_k = torch.full((B, k), math.inf, dtype=dt, device=dev)
         # columns d_plus, d_minus (no coefficient in the existing rows)
-        lp = lp.add_columns(torch.cat([pen, pen], 1), torch.zeros(m, 2 * k, dtype=dt, device=dev),
-                            torch.cat([zeros_k, zeros_k], 1), torch.cat([inf_k, inf_k], 1))
+        lp = lp.add_columns(
+            torch.cat([pen, pen], 1),
+            torch.zeros(m, 2 * k, dtype=dt, device=dev),
+            torch.cat([zeros_k, zeros_k], 1),
+            torch.cat([inf_k, inf_k], 1),
+        )
         rows = torch.zeros(k, n + 2 * k, dtype=dt, device=dev)
         eye = torch.eye(k, dtype=dt, device=dev)
         rows[torch.arange(k, device=dev), self.state_out.to(dev)] = 1.0
-        rows[:, n:n + k] = eye
-        rows[:, n + k:] = -eye
+        rows[:, n : n + k] = eye
+        rows[:, n + k :] = -eye
         target = target.to(dt)
         lp = lp.add_rows(rows, target, target)
         S = torch.cat([self.state_in.to(dev, dt), torch.zeros(k, k, dtype=dt, device=dev)], 0)
@@ -190,9 +205,14 @@ def solve(lp: LP, backend: str = "highs", **options) -> LPSolution:
     raise ValueError(f"unknown LP back end {backend!r}; allowed: {', '.join(BACKENDS)}")
 
 
-_HIGHS_STATUS = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unbounded",
-                 "Primal infeasible or unbounded": "infeasible_or_unbounded",
-                 "Iteration limit reached": "iteration_limit", "Time limit reached": "time_limit"}
+_HIGHS_STATUS = {
+    "Optimal": "optimal",
+    "Infeasible": "infeasible",
+    "Unbounded": "unbounded",
+    "Primal infeasible or unbounded": "infeasible_or_unbounded",
+    "Iteration limit reached": "iteration_limit",
+    "Time limit reached": "time_limit",
+}
 # tried in turn until HiGHS reports an optimum it can stand behind: as set up (warm from the previous batch row's
 # basis where the matrix is shared), from scratch, without presolve (HiGHS 1.16 reports "Solve error" on a few badly
 # scaled LPs with many cuts, which solve without presolve), and by the interior-point method
@@ -297,8 +317,14 @@ def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1, warm:
             X[b], Y[b], Z[b], V[b] = x, y, z, val
     const = _np(lp.const) if lp.const is not None else 0.0
     like = dict(dtype=lp.c.dtype, device=lp.c.device)
-    return LPSolution(torch.as_tensor(X, **like), torch.as_tensor(V + const, **like), torch.as_tensor(Y, **like),
-                      torch.as_tensor(Z, **like), status, {"backend": "highs", "warm": warm and shared, **stats})
+    return LPSolution(
+        torch.as_tensor(X, **like),
+        torch.as_tensor(V + const, **like),
+        torch.as_tensor(Y, **like),
+        torch.as_tensor(Z, **like),
+        status,
+        {"backend": "highs", "warm": warm and shared, **stats},
+    )
 
 
 def _highs_model(highspy, A: np.ndarray, c, lo, hi, lb, ub):
@@ -328,7 +354,7 @@ def _certified(value: float, y: np.ndarray, z: np.ndarray, lo, hi, lb, ub, inf: 
     if np.any((z > tol) & (lb <= -inf)) or np.any((z < -tol) & (ub >= inf)):
         return False
     fin = lambda a: np.where(np.abs(a) >= inf, 0.0, a)  # noqa: E731
-    dual = (np.where(y > 0, y * fin(lo), y * fin(hi)).sum() + np.where(z > 0, z * fin(lb), z * fin(ub)).sum())
+    dual = np.where(y > 0, y * fin(lo), y * fin(hi)).sum() + np.where(z > 0, z * fin(lb), z * fin(ub)).sum()
     return abs(dual - value) <= rtol * max(1.0, abs(value)) + 1e-7
 
 

@@ -49,9 +49,16 @@ def _ruiz(A: torch.Tensor, iters: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return r, s
 
 
-def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch.dtype | None = None,
-                step: float = 0.995, scale: bool = True,
-                refine: int = 2) -> LPSolution:
+def solve_torch(
+    lp: LP,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    dtype: torch.dtype | None = None,
+    step: float = 0.995,
+    scale: bool = True,
+    refine: int = 2,
+) -> LPSolution:
     """Solve every LP of the batch by a primal-dual interior point method (see the module text).
 
     ``dtype`` is the working precision (default: float64, whatever the LP's dtype); the solution comes back
@@ -81,8 +88,11 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
     fin = lambda t: torch.where(torch.isfinite(t), t.abs(), torch.zeros_like(t))  # noqa: E731
     if scale:
         cscale = cS.abs().amax(1).clamp_min(1e-12)
-        bscale = torch.cat([fin(lbS), fin(ubS), fin(loS), fin(hiS)], 1).amax(1).clamp_min(1.0) if N else \
-            torch.ones(B, dtype=dt, device=dev)
+        bscale = (
+            torch.cat([fin(lbS), fin(ubS), fin(loS), fin(hiS)], 1).amax(1).clamp_min(1.0)
+            if N
+            else torch.ones(B, dtype=dt, device=dev)
+        )
     else:
         cscale = torch.ones(B, dtype=dt, device=dev)
         bscale = torch.ones(B, dtype=dt, device=dev)
@@ -95,7 +105,6 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
     hasL, hasU = torch.isfinite(l), torch.isfinite(u)
     fixed = hasL & hasU & (u - l <= 1e-12 * (1 + l.abs()))
     hasL, hasU = hasL & ~fixed, hasU & ~fixed
-    free = ~hasL & ~hasU & ~fixed
     one = torch.ones_like(l)
     lz = torch.where(hasL, l, torch.zeros_like(l))
     uz = torch.where(hasU, u, torch.zeros_like(u))
@@ -118,7 +127,6 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
     nbound = (hasL.sum(1) + hasU.sum(1)).clamp_min(1).to(dt)
     reg_p = 1e-10
     reg_d = 1e-12
-    eye_m = torch.eye(m, dtype=dt, device=dev)
     eye_K = torch.eye(n + m, dtype=dt, device=dev)
     At = As.transpose(1, 2)
 
@@ -135,20 +143,29 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
 
     def max_step(w, dw, mask):
         ratio = torch.where(mask & (dw < 0), -w / dw.clamp(max=-1e-300), torch.full_like(w, math.inf))
-        return ratio.amin(1).clamp(max=1.0 / step) if ratio.shape[1] else torch.full((B,), 1.0 / step, dtype=dt,
-                                                                                         device=dev)
+        return (
+            ratio.amin(1).clamp(max=1.0 / step)
+            if ratio.shape[1]
+            else torch.full((B,), 1.0 / step, dtype=dt, device=dev)
+        )
 
     active = torch.ones(B, dtype=torch.bool, device=dev)
     status_code = torch.zeros(B, dtype=torch.long, device=dev)  # 0 running, 1 optimal, 2 infeasible, 3 unbounded
     cnorm = 1 + cv.abs().amax(1)
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
         wl, wu = slacks(v)
         rp, rd = residuals(v, y, zl, zu)
         pobj = (cv * v).sum(1)
-        dobj = (lz * zl).sum(1) - (uz * zu).sum(1) + \
-            torch.where(fixed, l.nan_to_num(0.0) * (cv - torch.bmm(G.transpose(1, 2), y.unsqueeze(2)).squeeze(2)),
-                        torch.zeros_like(v)).sum(1)
+        dobj = (
+            (lz * zl).sum(1)
+            - (uz * zu).sum(1)
+            + torch.where(
+                fixed,
+                l.nan_to_num(0.0) * (cv - torch.bmm(G.transpose(1, 2), y.unsqueeze(2)).squeeze(2)),
+                torch.zeros_like(v),
+            ).sum(1)
+        )
         vnorm = 1 + v.abs().amax(1)
         pres = rp.abs().amax(1) / vnorm if m else torch.zeros(B, dtype=dt, device=dev)
         dres = rd.abs().amax(1) / cnorm
@@ -165,8 +182,9 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
         active = active & ~done & ~infeas & ~unb
         if not bool(active.any()):
             break
-        mu = ((wl * zl).where(hasL, torch.zeros_like(v)).sum(1) + (wu * zu).where(hasU, torch.zeros_like(v)).sum(1)) \
-            / nbound
+        mu = (
+            (wl * zl).where(hasL, torch.zeros_like(v)).sum(1) + (wu * zu).where(hasU, torch.zeros_like(v)).sum(1)
+        ) / nbound
         theta_inv = torch.where(hasL, zl / wl, torch.zeros_like(v)) + torch.where(hasU, zu / wu, torch.zeros_like(v))
         # the Newton system with the slacks eliminated, a quasi-definite [n + m] system LU-factored once for
         # both directions:  -Dx dx + A^T dy = h_x,   A dx + F dy = rp - h_s / Ds   (F = 1 / Ds; equality rows
@@ -208,8 +226,10 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
         wu_a = wu - ap.unsqueeze(1) * dv
         zl_a = zl + ad.unsqueeze(1) * dzl
         zu_a = zu + ad.unsqueeze(1) * dzu
-        mu_aff = ((wl_a * zl_a).where(hasL, torch.zeros_like(v)).sum(1)
-                  + (wu_a * zu_a).where(hasU, torch.zeros_like(v)).sum(1)) / nbound
+        mu_aff = (
+            (wl_a * zl_a).where(hasL, torch.zeros_like(v)).sum(1)
+            + (wu_a * zu_a).where(hasU, torch.zeros_like(v)).sum(1)
+        ) / nbound
         sigma = (mu_aff / mu.clamp_min(1e-300)).clamp(0, 1) ** 3
         smu = (sigma * mu).unsqueeze(1)
         # corrector
@@ -240,6 +260,11 @@ def solve_torch(lp: LP, *, tol: float = 1e-10, max_iter: int = 100, dtype: torch
     names = {0: "iteration_limit", 1: "optimal", 2: "infeasible", 3: "unbounded"}
     status = [names[int(k)] for k in status_code.tolist()]
     value = torch.where(status_code == 1, value, torch.full_like(value, math.nan))
-    return LPSolution(x.to(out_dtype), value.to(out_dtype), y_out.to(out_dtype), z.to(out_dtype), status,
-                      {"backend": "torch", "iterations": it, "primal_residual": pres, "dual_residual": dres,
-                       "gap": gap})
+    return LPSolution(
+        x.to(out_dtype),
+        value.to(out_dtype),
+        y_out.to(out_dtype),
+        z.to(out_dtype),
+        status,
+        {"backend": "torch", "iterations": it, "primal_residual": pres, "dual_residual": dres, "gap": gap},
+    )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -66,14 +67,16 @@ class Scenarios:
     def device(self) -> torch.device:
         return next(iter(self.data.values())).device
 
-    def to(self, device: str | torch.device) -> "Scenarios":
-        return Scenarios({k: v.to(device) for k, v in self.data.items()}, self.split, self.seed, self.periods,
-                         dict(self.meta))
+    def to(self, device: str | torch.device) -> Scenarios:
+        return Scenarios(
+            {k: v.to(device) for k, v in self.data.items()}, self.split, self.seed, self.periods, dict(self.meta)
+        )
 
-    def select(self, index: torch.Tensor | slice) -> "Scenarios":
+    def select(self, index: torch.Tensor | slice) -> Scenarios:
         """The sub-batch of scenarios at ``index`` (a minibatch)."""
-        return Scenarios({k: v[index] for k, v in self.data.items()}, self.split, self.seed, self.periods,
-                         dict(self.meta))
+        return Scenarios(
+            {k: v[index] for k, v in self.data.items()}, self.split, self.seed, self.periods, dict(self.meta)
+        )
 
 
 class Problem(ABC):
@@ -101,8 +104,9 @@ class Problem(ABC):
     test_warmup: int | None = None  # None: same as ``warmup``
 
     # --- scenarios -----------------------------------------------------------------------------
-    def sample(self, n: int, split: str, seed: int, periods: int | None = None,
-               device: str | torch.device = "cpu") -> Scenarios:
+    def sample(
+        self, n: int, split: str, seed: int, periods: int | None = None, device: str | torch.device = "cpu"
+    ) -> Scenarios:
         """Draw ``n`` scenarios of ``periods`` periods for ``split`` from ``seed``.
 
         Same arguments give identical tensors on any device (drawn on the CPU, then moved).

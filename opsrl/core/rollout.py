@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -23,8 +23,15 @@ class Trajectory:
     final_state: State | None = None
 
 
-def rollout(problem: Problem, policy: Policy, scenarios: Scenarios, *, periods: int | None = None,
-            shield: Shield | None = None, record: bool = False) -> Trajectory:
+def rollout(
+    problem: Problem,
+    policy: Policy,
+    scenarios: Scenarios,
+    *,
+    periods: int | None = None,
+    shield: Shield | None = None,
+    record: bool = False,
+) -> Trajectory:
     """Run ``policy`` through ``problem`` on every scenario at once.
 
     A step is ``action = policy(state, t)``, optionally made safe by ``shield(state, action)``, then
@@ -66,8 +73,14 @@ class Evaluation:
     periods: int
 
     def as_dict(self) -> dict:
-        return {"mean": self.mean, "stderr": self.stderr, "n": self.n, "metric": self.metric,
-                "warmup": self.warmup, "periods": self.periods}
+        return {
+            "mean": self.mean,
+            "stderr": self.stderr,
+            "n": self.n,
+            "metric": self.metric,
+            "warmup": self.warmup,
+            "periods": self.periods,
+        }
 
 
 def scenario_costs(problem: Problem, costs: torch.Tensor, warmup: int | None = None) -> torch.Tensor:
@@ -85,13 +98,21 @@ def summarize(problem: Problem, per_scenario: torch.Tensor, periods: int, warmup
     n = x.numel()
     std = x.std(unbiased=True).item() if n > 1 else math.nan
     warmup = problem.warmup if warmup is None else warmup
-    return Evaluation(x.mean().item(), std / math.sqrt(n), n, x, problem.metric,
-                      0 if problem.metric == "total" else warmup, periods)
+    return Evaluation(
+        x.mean().item(), std / math.sqrt(n), n, x, problem.metric, 0 if problem.metric == "total" else warmup, periods
+    )
 
 
 @torch.no_grad()
-def evaluate(problem: Problem, policy: Policy, scenarios: Scenarios, *, warmup: int | None = None,
-             shield: Shield | None = None, chunk: int | None = None) -> Evaluation:
+def evaluate(
+    problem: Problem,
+    policy: Policy,
+    scenarios: Scenarios,
+    *,
+    warmup: int | None = None,
+    shield: Shield | None = None,
+    chunk: int | None = None,
+) -> Evaluation:
     """Evaluate ``policy`` on ``scenarios`` without gradients (in chunks of ``chunk`` scenarios)."""
     was_training = getattr(policy, "training", None)
     if was_training:

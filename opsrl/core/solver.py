@@ -8,8 +8,9 @@ or its own ``evaluate`` (for solvers that work per scenario, such as CP-SAT or a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -44,7 +45,7 @@ class SolveContext:
     # fits another solver by name on a problem: ``fit_solver(name, problem, ctx) -> SolveOutcome``. Set by the
     # layers that know the solver files (opsrl.registry.fit_solver, used by the runner and the command line);
     # methods that start from another solver's policy (``imitate``) need it
-    fit_solver: Callable[..., "SolveOutcome"] | None = None
+    fit_solver: Callable[..., SolveOutcome] | None = None
 
 
 @dataclass

@@ -46,7 +46,9 @@ _CACHE: dict[str, Reference] = {}
 def fingerprint(problem: Hydro) -> str:
     """The problem's config without the keys that leave its optimum alone (test set, target penalty, the SDP
     grid of the reference), as sorted JSON: what a stored reference was computed on."""
-    cfg = {k: v for k, v in problem.cfg.items() if k not in ("test_scenarios", "test_seed", "target_penalty", "sdp_points")}
+    cfg = {
+        k: v for k, v in problem.cfg.items() if k not in ("test_scenarios", "test_seed", "target_penalty", "sdp_points")
+    }
     return json.dumps(cfg, sort_keys=True)
 
 
@@ -81,13 +83,20 @@ def reference(problem: Hydro) -> Reference | None:
             same_test = (hit.get("test_scenarios"), hit.get("test_seed")) == (problem.test_scenarios, problem.test_seed)
             if same_test and "hindsight_mean" in hit and hit["hindsight_mean"] > ref.value:
                 # the mean perfect-information value of these very test scenarios is the tighter bound
-                ref = Reference("lower_bound", float(hit["hindsight_mean"]), "perfect-information LP per test "
-                                "scenario (HiGHS; stored by benchmarks/hydro_references.py)",
-                                float(hit["hindsight_stderr"]))
+                ref = Reference(
+                    "lower_bound",
+                    float(hit["hindsight_mean"]),
+                    "perfect-information LP per test scenario (HiGHS; stored by benchmarks/hydro_references.py)",
+                    float(hit["hindsight_stderr"]),
+                )
         else:
             v = hindsight(problem, problem.test_set())
-            ref = Reference("lower_bound", float(v.mean()), "perfect-information LP per test scenario (HiGHS)",
-                            float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None)
+            ref = Reference(
+                "lower_bound",
+                float(v.mean()),
+                "perfect-information LP per test scenario (HiGHS)",
+                float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None,
+            )
     _CACHE[key] = ref
     return ref
 
@@ -108,21 +117,35 @@ SDDP_OPTIONS = {
     "iterations": size(100, 100_000, doc="SDDP iterations (forward and backward passes)"),
     "forward_paths": size(1, 10_000, doc="inflow paths per forward pass (each adds one cut per stage)"),
     "time_limit": Field(float, 0.0, allowed="seconds (0: none)", check=lambda v: v >= 0),
-    "tol": Field(float, 0.0, allowed="a relative change of the bound over 5 iterations that stops training (0: none)",
-                 check=lambda v: 0 <= v < 1),
+    "tol": Field(
+        float,
+        0.0,
+        allowed="a relative change of the bound over 5 iterations that stops training (0: none)",
+        check=lambda v: 0 <= v < 1,
+    ),
 }
 
 
 def _fit_sddp(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     _check(problem, ctx, "sddp")
     if problem.inflow_model != "independent":
-        raise ConfigError(ctx.source, "method", "sddp assumes stage-wise independent inflows; the problem has "
-                          "inflow_model = 'ar1'")
-    res = train_sddp(problem, o["iterations"], o["forward_paths"], ctx.seed, o["time_limit"] or None,
-                     ctx.progress, o["tol"], ctx.log)
-    out = _lp_outcome(problem, CutPolicy(problem, res.cuts, "sddp"),
-                      {"bound": res.bounds[-1], "iterations": res.iterations, "cuts_per_stage": res.iterations *
-                       o["forward_paths"], "train_seconds_sddp": res.seconds, "time_limited": res.time_limited})
+        raise ConfigError(
+            ctx.source, "method", "sddp assumes stage-wise independent inflows; the problem has inflow_model = 'ar1'"
+        )
+    res = train_sddp(
+        problem, o["iterations"], o["forward_paths"], ctx.seed, o["time_limit"] or None, ctx.progress, o["tol"], ctx.log
+    )
+    out = _lp_outcome(
+        problem,
+        CutPolicy(problem, res.cuts, "sddp"),
+        {
+            "bound": res.bounds[-1],
+            "iterations": res.iterations,
+            "cuts_per_stage": res.iterations * o["forward_paths"],
+            "train_seconds_sddp": res.seconds,
+            "time_limited": res.time_limited,
+        },
+    )
     out.curve = [{"iteration": i + 1, "bound": b} for i, b in enumerate(res.bounds)]
     return out
 
@@ -133,13 +156,19 @@ SDP_OPTIONS = {"points": size(SDP_POINTS, 100_000, low=3, doc="volumes of the gr
 def _fit_sdp(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     _check(problem, ctx, "hydro_sdp")
     if problem.H != 1:
-        raise ConfigError(ctx.source, "method", f"hydro_sdp applies to one-reservoir problems; {problem.name} has "
-                          f"{problem.H} reservoirs (use sddp)")
+        raise ConfigError(
+            ctx.source,
+            "method",
+            f"hydro_sdp applies to one-reservoir problems; {problem.name} has {problem.H} reservoirs (use sddp)",
+        )
     if problem.inflow_model != "independent":
         raise ConfigError(ctx.source, "method", "hydro_sdp assumes stage-wise independent inflows")
     r = solve_sdp(problem, o["points"], ctx.progress)
-    return _lp_outcome(problem, CutPolicy(problem, r.cuts, "sdp"),
-                       {"optimum": r.optimum, "points": len(r.grid), "sdp_seconds": r.seconds})
+    return _lp_outcome(
+        problem,
+        CutPolicy(problem, r.cuts, "sdp"),
+        {"optimum": r.optimum, "points": len(r.grid), "sdp_seconds": r.seconds},
+    )
 
 
 def _fit_myopic(problem, o, config, ctx: SolveContext) -> SolveOutcome:
@@ -173,20 +202,40 @@ def record(problem, outcome: SolveOutcome) -> dict[str, Any]:
         pen = float(pen) if isinstance(pen, (int, float)) and not isinstance(pen, bool) and pen > 0 else None
         _, metrics = run_test(problem, problem.test_set(), policy=outcome.policy, penalty=pen)
     if metrics is None or "thermal_cost" not in metrics:
-        return {"thermal_cost": None, "deficit_mwh": None, "spill": None, "target_violation_share": None,
-                **(metrics or {})}
+        return {
+            "thermal_cost": None,
+            "deficit_mwh": None,
+            "spill": None,
+            "target_violation_share": None,
+            **(metrics or {}),
+        }
     return metrics
 
 
-METHODS = {m.name: m for m in (
-    Method("sddp", _fit_sddp, SDDP_OPTIONS,
-           description="SDDP with HiGHS stage LPs (cuts on the outgoing volumes, shared across a stage's scenarios)"),
-    Method("hydro_sdp", _fit_sdp, SDP_OPTIONS,
-           description="stochastic DP on a fine volume grid (one reservoir): the optimum"),
-    Method("hindsight_lp", _fit_hindsight, HINDSIGHT_OPTIONS,
-           description="perfect-information LP per test scenario (HiGHS or GLOP); a bound, not a policy"),
-    Method("myopic", _fit_myopic, {}, description="each stage's LP with no value on stored water"),
-)}
+METHODS = {
+    m.name: m
+    for m in (
+        Method(
+            "sddp",
+            _fit_sddp,
+            SDDP_OPTIONS,
+            description="SDDP with HiGHS stage LPs (cuts on the outgoing volumes, shared across a stage's scenarios)",
+        ),
+        Method(
+            "hydro_sdp",
+            _fit_sdp,
+            SDP_OPTIONS,
+            description="stochastic DP on a fine volume grid (one reservoir): the optimum",
+        ),
+        Method(
+            "hindsight_lp",
+            _fit_hindsight,
+            HINDSIGHT_OPTIONS,
+            description="perfect-information LP per test scenario (HiGHS or GLOP); a bound, not a policy",
+        ),
+        Method("myopic", _fit_myopic, {}, description="each stage's LP with no value on stored water"),
+    )
+}
 
 
 FAMILY = Family("hydro", build, METHODS, reference, record, picture)

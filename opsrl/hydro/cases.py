@@ -43,46 +43,46 @@ class Case:
     name: str
     folder: Path
     base_mva: float
-    cost_deficit: float            # per MWh
-    stage_hours: float             # hydro.json's value (a problem may override it)
+    cost_deficit: float  # per MWh
+    stage_hours: float  # hydro.json's value (a problem may override it)
     bus_ids: list[int]
-    ref_buses: list[int]           # one reference bus (index) per connected component
+    ref_buses: list[int]  # one reference bus (index) per connected component
     # thermal units
     gen_ids: list[int]
-    gen_bus: np.ndarray            # [G] bus index
-    gen_pmin: np.ndarray           # [G] p.u.
-    gen_pmax: np.ndarray           # [G] p.u.
-    gen_cost: np.ndarray           # [G] per p.u. and hour
-    gen_const: np.ndarray          # [G] per hour
+    gen_bus: np.ndarray  # [G] bus index
+    gen_pmin: np.ndarray  # [G] p.u.
+    gen_pmax: np.ndarray  # [G] p.u.
+    gen_cost: np.ndarray  # [G] per p.u. and hour
+    gen_const: np.ndarray  # [G] per hour
     # reservoirs
     hydro_names: list[str]
     hydro_ids: list[int]
-    hydro_bus: np.ndarray          # [H] bus index of the driven generator, -1 if none
-    hydro_pmin: np.ndarray         # [H] p.u. of the driven generator (0 if none)
-    hydro_pmax: np.ndarray         # [H] p.u. (inf if none)
-    hydro_cost: np.ndarray         # [H] per p.u. and hour of the driven generator
-    hydro_const: np.ndarray        # [H] per hour
-    vmin: np.ndarray               # [H] hm3
-    vmax: np.ndarray               # [H] hm3
-    v0: np.ndarray                 # [H] hm3
-    max_turn: np.ndarray           # [H] m3/s
+    hydro_bus: np.ndarray  # [H] bus index of the driven generator, -1 if none
+    hydro_pmin: np.ndarray  # [H] p.u. of the driven generator (0 if none)
+    hydro_pmax: np.ndarray  # [H] p.u. (inf if none)
+    hydro_cost: np.ndarray  # [H] per p.u. and hour of the driven generator
+    hydro_const: np.ndarray  # [H] per hour
+    vmin: np.ndarray  # [H] hm3
+    vmax: np.ndarray  # [H] hm3
+    v0: np.ndarray  # [H] hm3
+    max_turn: np.ndarray  # [H] m3/s
     production_factor: np.ndarray  # [H] MW per m3/s
-    spill_cost: np.ndarray         # [H] per hm3
-    down_turn: list[list[int]]     # reservoir indices receiving the turbined water of each reservoir
-    down_spill: list[list[int]]    # ... and its spilled water
+    spill_cost: np.ndarray  # [H] per hm3
+    down_turn: list[list[int]]  # reservoir indices receiving the turbined water of each reservoir
+    down_spill: list[list[int]]  # ... and its spilled water
     # branches
-    br_from: np.ndarray            # [L] bus index
-    br_to: np.ndarray              # [L]
-    br_b: np.ndarray               # [L] susceptance x / (r^2 + x^2), as PowerModels' DC model
-    br_rate: np.ndarray            # [L] p.u.
-    br_angmin: np.ndarray          # [L] rad
-    br_angmax: np.ndarray          # [L] rad
+    br_from: np.ndarray  # [L] bus index
+    br_to: np.ndarray  # [L]
+    br_b: np.ndarray  # [L] susceptance x / (r^2 + x^2), as PowerModels' DC model
+    br_rate: np.ndarray  # [L] p.u.
+    br_angmin: np.ndarray  # [L] rad
+    br_angmax: np.ndarray  # [L] rad
     # loads
-    load_bus: np.ndarray           # [D] bus index
-    load_pd: np.ndarray            # [D] p.u.
+    load_bus: np.ndarray  # [D] bus index
+    load_pd: np.ndarray  # [D] p.u.
     # inflows
-    inflow: np.ndarray             # [R, H, S] m3/s
-    prob: np.ndarray               # [R, S]
+    inflow: np.ndarray  # [R, H, S] m3/s
+    prob: np.ndarray  # [R, S]
     demand: np.ndarray | None = None  # [R_d, N] per-bus p.u. from ``_demand.csv`` (with demand_file = true)
     files: dict[str, str] = field(default_factory=dict)
 
@@ -113,7 +113,9 @@ class Case:
 
     def hydro_capacity(self) -> np.ndarray:
         """Largest power of each reservoir's plant in p.u.: min(pmax, pf * max_turn / baseMVA)."""
-        return np.minimum(self.hydro_pmax, self.production_factor * self.max_turn / self.base_mva) * (self.hydro_bus >= 0)
+        return np.minimum(self.hydro_pmax, self.production_factor * self.max_turn / self.base_mva) * (
+            self.hydro_bus >= 0
+        )
 
 
 def case_folder(name: str, relative_to: str | Path | None = None, source: str = "<problem>") -> Path:
@@ -130,15 +132,18 @@ def case_folder(name: str, relative_to: str | Path | None = None, source: str = 
 
 def _json(path: Path) -> dict:
     if not path.is_file():
-        raise ConfigError(path, None, "file not found (a case folder needs PowerModels.json, hydro.json and inflows.csv)")
+        raise ConfigError(
+            path, None, "file not found (a case folder needs PowerModels.json, hydro.json and inflows.csv)"
+        )
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(path, None, f"not readable JSON: {e}") from None
 
 
-def _num(d: dict, key: str, path: Path, where: str, default: Any = None, low: float | None = None,
-         allow_inf: bool = False) -> float:
+def _num(
+    d: dict, key: str, path: Path, where: str, default: Any = None, low: float | None = None, allow_inf: bool = False
+) -> float:
     name = f"{where}.{key}" if where else key
     if key not in d:
         if default is None:
@@ -181,7 +186,9 @@ def _csv(path: Path, what: str) -> np.ndarray:
         if width is None:
             width = len(cells)
         elif len(cells) != width:
-            raise ConfigError(path, f"row {i + 1}", f"has {len(cells)} columns, row 1 has {width}; every row needs the same")
+            raise ConfigError(
+                path, f"row {i + 1}", f"has {len(cells)} columns, row 1 has {width}; every row needs the same"
+            )
         try:
             vals = [float(c) for c in cells]
         except ValueError:
@@ -206,8 +213,9 @@ def _cost(g: dict, path: Path, where: str) -> tuple[float, float]:
     while len(vals) > 2 and vals[0] == 0.0:
         vals = vals[1:]
     if len(vals) > 2:
-        raise ConfigError(path, f"{where}.cost", "a quadratic (or higher) cost is not linear; a linear cost [c1, c0] "
-                          "is allowed")
+        raise ConfigError(
+            path, f"{where}.cost", "a quadratic (or higher) cost is not linear; a linear cost [c1, c0] is allowed"
+        )
     if len(vals) == 2:
         c1, c0 = vals
     elif len(vals) == 1:
@@ -225,6 +233,7 @@ def _sorted(table: dict) -> list[tuple[str, dict]]:
             return (0, int(kv[0]))
         except ValueError:
             return (1, kv[0])
+
     return sorted(table.items(), key=key)
 
 
@@ -256,8 +265,9 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
         try:
             return index[int(v)]
         except (KeyError, TypeError, ValueError):
-            raise ConfigError(pm_path, f"{where}.{key}", f"{v!r} is not an (active) bus; buses are "
-                              f"{', '.join(map(str, bus_ids))}") from None
+            raise ConfigError(
+                pm_path, f"{where}.{key}", f"{v!r} is not an (active) bus; buses are {', '.join(map(str, bus_ids))}"
+            ) from None
 
     # reservoirs
     if "Hydrogenerators" not in hy or not isinstance(hy["Hydrogenerators"], list):
@@ -281,8 +291,11 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
         vmin[i] = _num(r, "min_volume", hy_path, w, default=0.0, low=0.0)
         vmax[i] = _num(r, "max_volume", hy_path, w, low=0.0)
         if vmin[i] > vmax[i]:
-            raise ConfigError(hy_path, f"{w}.min_volume", f"{vmin[i]:g} exceeds max_volume {vmax[i]:g}; "
-                              "min_volume <= max_volume is required")
+            raise ConfigError(
+                hy_path,
+                f"{w}.min_volume",
+                f"{vmin[i]:g} exceeds max_volume {vmax[i]:g}; min_volume <= max_volume is required",
+            )
         v0[i] = _num(r, "initial_volume", hy_path, w, default=0.0, low=0.0)
         mt[i] = _num(r, "max_turn", hy_path, w, low=0.0)
         pf[i] = _num(r, "production_factor", hy_path, w, low=0.0)
@@ -296,8 +309,11 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
         raise ConfigError(hy_path, "Hydrogenerators", "two reservoirs share an 'index'; indices must be unique")
     if v0.min() < 0 or (v0 < vmin).any() or (v0 > vmax).any():
         i = int(np.nonzero((v0 < vmin) | (v0 > vmax))[0][0])
-        raise ConfigError(hy_path, f"Hydrogenerators[{i}].initial_volume", f"{v0[i]:g} is outside "
-                          f"[min_volume, max_volume] = [{vmin[i]:g}, {vmax[i]:g}]")
+        raise ConfigError(
+            hy_path,
+            f"Hydrogenerators[{i}].initial_volume",
+            f"{v0[i]:g} is outside [min_volume, max_volume] = [{vmin[i]:g}, {vmax[i]:g}]",
+        )
     rindex = {h: i for i, h in enumerate(hydro_ids)}
     down_turn, down_spill = [], []
     for i, r in enumerate(res):
@@ -308,10 +324,16 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
             got = []
             for j, v in enumerate(lst):
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) not in rindex:
-                    raise ConfigError(hy_path, f"Hydrogenerators[{i}].{key}[{j}]", f"{v!r} names no reservoir; "
-                                      f"allowed: the 'index' of a reservoir ({', '.join(map(str, hydro_ids))})")
+                    raise ConfigError(
+                        hy_path,
+                        f"Hydrogenerators[{i}].{key}[{j}]",
+                        f"{v!r} names no reservoir; "
+                        f"allowed: the 'index' of a reservoir ({', '.join(map(str, hydro_ids))})",
+                    )
                 if rindex[int(v)] == i:
-                    raise ConfigError(hy_path, f"Hydrogenerators[{i}].{key}[{j}]", "a reservoir cannot flow into itself")
+                    raise ConfigError(
+                        hy_path, f"Hydrogenerators[{i}].{key}[{j}]", "a reservoir cannot flow into itself"
+                    )
                 got.append(rindex[int(v)])
             out.append(got)
     _check_acyclic(down_turn, down_spill, hydro_ids, hy_path)
@@ -327,10 +349,11 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
         if gi is None:
             continue
         if gi not in gen_index:
-            raise ConfigError(hy_path, f"Hydrogenerators[{i}].index_grid", f"{gi} names no generator of "
-                              f"{pm_path.name}")
+            raise ConfigError(hy_path, f"Hydrogenerators[{i}].index_grid", f"{gi} names no generator of {pm_path.name}")
         if gi in hydro_gens:
-            raise ConfigError(hy_path, f"Hydrogenerators[{i}].index_grid", f"generator {gi} is driven by two reservoirs")
+            raise ConfigError(
+                hy_path, f"Hydrogenerators[{i}].index_grid", f"generator {gi} is driven by two reservoirs"
+            )
         hydro_gens.add(gi)
         k, g = gen_index[gi]
         w = f"gen.{k}"
@@ -343,8 +366,11 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
             raise ConfigError(pm_path, f"{w}.pmin", f"{hpmin[i]:g} exceeds pmax {hpmax[i]:g}")
         hcost[i], hconst[i] = _cost(g, pm_path, w)
         if pf[i] > 0 and hpmin[i] * base / pf[i] > mt[i] + 1e-12:
-            raise ConfigError(pm_path, f"{w}.pmin", f"needs an outflow of {hpmin[i] * base / pf[i]:g} m3/s, above "
-                              f"the reservoir's max_turn {mt[i]:g}")
+            raise ConfigError(
+                pm_path,
+                f"{w}.pmin",
+                f"needs an outflow of {hpmin[i] * base / pf[i]:g} m3/s, above the reservoir's max_turn {mt[i]:g}",
+            )
     gen_ids, gbus, gpmin, gpmax, gcost, gconst = [], [], [], [], [], []
     for k, g in gens:
         gi = int(g.get("index", k))
@@ -378,8 +404,11 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
         tap = _num(b, "tap", pm_path, w, default=1.0)
         shift = _num(b, "shift", pm_path, w, default=0.0)
         if tap != 1.0 or shift != 0.0:
-            raise ConfigError(pm_path, f"{w}.tap", "transformers with tap != 1 or shift != 0 are not modelled; "
-                              "tap = 1 and shift = 0 are allowed")
+            raise ConfigError(
+                pm_path,
+                f"{w}.tap",
+                "transformers with tap != 1 or shift != 0 are not modelled; tap = 1 and shift = 0 are allowed",
+            )
         bb.append(x_ / (r_ * r_ + x_ * x_))
         rate = _num(b, "rate_a", pm_path, w, default=math.inf, low=0.0, allow_inf=True)
         brate.append(math.inf if rate == 0 else rate)  # MATPOWER: rate_a = 0 means unlimited
@@ -401,18 +430,27 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
     table = _csv(in_path, "inflow rows per stage")
     R, ncol = table.shape
     if ncol % H != 0:
-        raise ConfigError(in_path, "columns", f"{ncol} columns are not {H} blocks (one per reservoir of "
-                          f"{hy_path.name}) of equally many scenarios; a multiple of {H} is allowed")
+        raise ConfigError(
+            in_path,
+            "columns",
+            f"{ncol} columns are not {H} blocks (one per reservoir of "
+            f"{hy_path.name}) of equally many scenarios; a multiple of {H} is allowed",
+        )
     S = ncol // H
     if (table < 0).any():
         i, j = map(int, np.argwhere(table < 0)[0])
-        raise ConfigError(in_path, f"row {i + 1}, column {j + 1}", f"{table[i, j]:g} is negative; inflows >= 0 are allowed")
+        raise ConfigError(
+            in_path, f"row {i + 1}, column {j + 1}", f"{table[i, j]:g} is negative; inflows >= 0 are allowed"
+        )
     inflow = table.reshape(R, H, S)
     if pr_path.is_file():
         prob = _csv(pr_path, "scenario probabilities per stage")
         if prob.shape[1] != S:
-            raise ConfigError(pr_path, "columns", f"{prob.shape[1]} columns, but {in_path.name} has {S} scenarios "
-                              f"per reservoir; {S} are required")
+            raise ConfigError(
+                pr_path,
+                "columns",
+                f"{prob.shape[1]} columns, but {in_path.name} has {S} scenarios per reservoir; {S} are required",
+            )
         if prob.shape[0] < R:
             raise ConfigError(pr_path, "rows", f"{prob.shape[0]} rows, but {in_path.name} has {R}; one per inflow row")
         prob = prob[:R]
@@ -429,23 +467,56 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
         table_d = _csv(de_path, "active demand in p.u. per stage, one column per bus number")
         need = max((bus_ids[b] for b in lbus), default=0)
         if table_d.shape[1] < need:
-            raise ConfigError(de_path, "columns", f"{table_d.shape[1]} columns, but a load sits at bus {need}; "
-                              "columns up to the largest bus number with a load are required")
+            raise ConfigError(
+                de_path,
+                "columns",
+                f"{table_d.shape[1]} columns, but a load sits at bus {need}; "
+                "columns up to the largest bus number with a load are required",
+            )
         demand = np.zeros((table_d.shape[0], len(bus_ids)))
         for b in lbus:
             demand[:, b] += table_d[:, bus_ids[b] - 1]
 
     case = Case(
-        name=str(pm.get("name", folder.name)), folder=folder, base_mva=base, cost_deficit=cost_deficit,
-        stage_hours=stage_hours, bus_ids=bus_ids, ref_buses=[],
-        gen_ids=gen_ids, gen_bus=np.asarray(gbus, dtype=np.int64), gen_pmin=np.asarray(gpmin), gen_pmax=np.asarray(gpmax),
-        gen_cost=np.asarray(gcost), gen_const=np.asarray(gconst),
-        hydro_names=names, hydro_ids=hydro_ids, hydro_bus=hb.astype(np.int64), hydro_pmin=hpmin, hydro_pmax=hpmax,
-        hydro_cost=hcost, hydro_const=hconst, vmin=vmin, vmax=vmax, v0=v0, max_turn=mt, production_factor=pf,
-        spill_cost=sc, down_turn=down_turn, down_spill=down_spill,
-        br_from=np.asarray(bf, dtype=np.int64), br_to=np.asarray(bt, dtype=np.int64), br_b=np.asarray(bb),
-        br_rate=np.asarray(brate), br_angmin=np.asarray(amin), br_angmax=np.asarray(amax),
-        load_bus=np.asarray(lbus, dtype=np.int64), load_pd=np.asarray(lpd), inflow=inflow, prob=prob, demand=demand,
+        name=str(pm.get("name", folder.name)),
+        folder=folder,
+        base_mva=base,
+        cost_deficit=cost_deficit,
+        stage_hours=stage_hours,
+        bus_ids=bus_ids,
+        ref_buses=[],
+        gen_ids=gen_ids,
+        gen_bus=np.asarray(gbus, dtype=np.int64),
+        gen_pmin=np.asarray(gpmin),
+        gen_pmax=np.asarray(gpmax),
+        gen_cost=np.asarray(gcost),
+        gen_const=np.asarray(gconst),
+        hydro_names=names,
+        hydro_ids=hydro_ids,
+        hydro_bus=hb.astype(np.int64),
+        hydro_pmin=hpmin,
+        hydro_pmax=hpmax,
+        hydro_cost=hcost,
+        hydro_const=hconst,
+        vmin=vmin,
+        vmax=vmax,
+        v0=v0,
+        max_turn=mt,
+        production_factor=pf,
+        spill_cost=sc,
+        down_turn=down_turn,
+        down_spill=down_spill,
+        br_from=np.asarray(bf, dtype=np.int64),
+        br_to=np.asarray(bt, dtype=np.int64),
+        br_b=np.asarray(bb),
+        br_rate=np.asarray(brate),
+        br_angmin=np.asarray(amin),
+        br_angmax=np.asarray(amax),
+        load_bus=np.asarray(lbus, dtype=np.int64),
+        load_pd=np.asarray(lpd),
+        inflow=inflow,
+        prob=prob,
+        demand=demand,
         files={"network": str(pm_path), "hydro": str(hy_path), "inflows": str(in_path)},
     )
     comps = components(case)
@@ -464,10 +535,14 @@ def _check_acyclic(down_turn, down_spill, ids, path: Path) -> None:
         state[i] = 1
         for j in succ[i]:
             if state[j] == 1:
-                cyc = trail[trail.index(j):] + [j] if j in trail else [i, j]
-                raise ConfigError(path, f"Hydrogenerators[{i}].downstream_turn",
-                                  "the cascade forms a cycle (" + " -> ".join(str(ids[k]) for k in cyc) +
-                                  "); water must flow down an acyclic cascade")
+                cyc = trail[trail.index(j) :] + [j] if j in trail else [i, j]
+                raise ConfigError(
+                    path,
+                    f"Hydrogenerators[{i}].downstream_turn",
+                    "the cascade forms a cycle ("
+                    + " -> ".join(str(ids[k]) for k in cyc)
+                    + "); water must flow down an acyclic cascade",
+                )
             if state[j] == 0:
                 visit(j, trail + [j])
         state[i] = 2
@@ -510,7 +585,11 @@ def check_servable(case: Case, comps: list[list[int]], path: Path) -> None:
         need, have = loads[comp].sum(), cap[comp].sum()
         if need > have + 1e-9:
             b = max(comp, key=lambda i: loads[i])
-            raise ConfigError(path, "load", f"the load of bus {case.bus_ids[b]} (island of {len(comp)} bus(es), "
-                              f"demand {need:g} p.u.) exceeds the {have:g} p.u. its units can produce, and unserved "
-                              "load is not allowed (deficit = false); allowed: loads that the units can serve, or "
-                              "deficit = true")
+            raise ConfigError(
+                path,
+                "load",
+                f"the load of bus {case.bus_ids[b]} (island of {len(comp)} bus(es), "
+                f"demand {need:g} p.u.) exceeds the {have:g} p.u. its units can produce, and unserved "
+                "load is not allowed (deficit = false); allowed: loads that the units can serve, or "
+                "deficit = true",
+            )

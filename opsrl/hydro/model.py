@@ -6,7 +6,8 @@ HydroPowerModels.jl as ``DCPPowerModel.mof.json``, see docs/hydro.md)::
     minimise   hours * ( sum_g c_g pg_g + sum_h c_h pf_h q_h / baseMVA + cost_deficit * baseMVA * sum_n def_n )
                + sum_h spill_cost_h s_h  [ - final_water_value * sum_h v_h   at the last stage ]
     subject to v_h + k q_h + s_h - k sum_{j -> h turbined} q_j - sum_{j -> h spilled} s_j = v_in_h + k inflow_h
-               sum_{g at n} pg_g + sum_{h at n} pf_h q_h / baseMVA + def_n + sum_{l into n} p_l - sum_{l out of n} p_l = pd_n
+               sum_{g at n} pg_g + sum_{h at n} pf_h q_h / baseMVA
+                 + def_n + sum_{l into n} p_l - sum_{l out of n} p_l = pd_n
                p_l = b_l (va_from(l) - va_to(l)),   angmin_l <= va_from(l) - va_to(l) <= angmax_l
                vmin <= v <= vmax, 0 <= q <= min(max_turn, pmax baseMVA / pf), s >= 0, pmin <= pg <= pmax,
                def >= 0, |p_l| <= rate_a_l, va = 0 at one reference bus per island
@@ -21,7 +22,8 @@ correlation); an AR(1) model fitted to the inflow table is an option (``inflow_m
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,18 +37,29 @@ K_HM3 = 0.0036  # hm3 per (m3/s x hour)
 
 SCHEMA: dict[str, Field] = {
     "case": Field(str, allowed="a bundled case (case3, bolivia) or a case folder"),
-    "stages": size(0, 10_000, low=0, allowed="an integer from 0 (the inflow file's rows) to 10000",
-                   doc="stages of an episode; longer than the inflow file cycles its rows"),
-    "stage_hours": Field(float, 0.0, allowed="a positive number of hours (0: hydro.json's stage_hours)",
-                         check=lambda v: v >= 0),
+    "stages": size(
+        0,
+        10_000,
+        low=0,
+        allowed="an integer from 0 (the inflow file's rows) to 10000",
+        doc="stages of an episode; longer than the inflow file cycles its rows",
+    ),
+    "stage_hours": Field(
+        float, 0.0, allowed="a positive number of hours (0: hydro.json's stage_hours)", check=lambda v: v >= 0
+    ),
     "load_scale": Field(float, 1.0, allowed="a positive multiplier of every load", check=lambda v: v > 0),
     "demand_file": Field(bool, False, doc="read per-bus loads per stage from the case's _demand.csv"),
     "deficit": Field(bool, True, doc="allow unserved load at cost_deficit (at every bus, as the source)"),
     "inflow_model": Field(str, "independent", choices=("independent", "ar1")),
     "initial_volume": Field(list, [], allowed="a list of one volume (hm3) per reservoir, or [] for hydro.json's"),
     "final_water_value": Field(float, 0.0, allowed="a value per hm3 left at the end (>= 0)", check=lambda v: v >= 0),
-    "target_penalty": Field(float, 0.0, allowed="a penalty per hm3 of |volume - target| (0: the largest cost "
-                            "coefficient of the stage LP, as DecisionRules.jl's :auto)", check=lambda v: v >= 0),
+    "target_penalty": Field(
+        float,
+        0.0,
+        allowed="a penalty per hm3 of |volume - target| (0: the largest cost "
+        "coefficient of the stage LP, as DecisionRules.jl's :auto)",
+        check=lambda v: v >= 0,
+    ),
     "sdp_points": size(541, 100_000, low=3, doc="volumes of the SDP grid behind the reference of one-reservoir cases"),
     "test_scenarios": size(1000, 100_000),
     "test_seed": Field(int, 0, allowed="an integer >= 0", check=lambda v: v >= 0),
@@ -81,7 +94,9 @@ class Hydro(Problem):
             bad = np.nonzero((v0 < c.vmin) | (v0 > c.vmax))[0]
             if len(bad):
                 i = int(bad[0])
-                raise ConfigError(source, f"initial_volume[{i}]", f"{v0[i]:g} is outside [{c.vmin[i]:g}, {c.vmax[i]:g}]")
+                raise ConfigError(
+                    source, f"initial_volume[{i}]", f"{v0[i]:g} is outside [{c.vmin[i]:g}, {c.vmax[i]:g}]"
+                )
             self.v0 = v0
         else:
             self.v0 = c.v0.copy()
@@ -98,8 +113,15 @@ class Hydro(Problem):
         base, hours, k = c.base_mva, self.hours, self.k
         self.cols = cols = {}
         o = 0
-        for name, w in (("volume", H), ("turbine", H), ("spill", H), ("thermal", G), ("deficit", N),
-                        ("angle", N), ("flow", L)):
+        for name, w in (
+            ("volume", H),
+            ("turbine", H),
+            ("spill", H),
+            ("thermal", G),
+            ("deficit", N),
+            ("angle", N),
+            ("flow", L),
+        ):
             cols[name] = slice(o, o + w)
             o += w
         n = o
@@ -146,9 +168,14 @@ class Hydro(Problem):
         # bounds
         lb, ub = np.zeros(n), np.zeros(n)
         lb[cv], ub[cv] = c.vmin, c.vmax
-        qmax = np.where(has & (c.production_factor > 0), np.minimum(c.max_turn, c.hydro_pmax * base /
-                                                                       np.maximum(c.production_factor, 1e-300)), c.max_turn)
-        lb[cq] = np.where(has & (c.production_factor > 0), c.hydro_pmin * base / np.maximum(c.production_factor, 1e-300), 0)
+        qmax = np.where(
+            has & (c.production_factor > 0),
+            np.minimum(c.max_turn, c.hydro_pmax * base / np.maximum(c.production_factor, 1e-300)),
+            c.max_turn,
+        )
+        lb[cq] = np.where(
+            has & (c.production_factor > 0), c.hydro_pmin * base / np.maximum(c.production_factor, 1e-300), 0
+        )
         ub[cq] = qmax
         lb[cs], ub[cs] = 0.0, math.inf
         lb[cg], ub[cg] = c.gen_pmin, c.gen_pmax
@@ -165,7 +192,15 @@ class Hydro(Problem):
         S = np.zeros((m, H))
         S[rw, np.arange(H)] = 1.0
         t = lambda a: torch.as_tensor(a, dtype=torch.float64)
-        self._A, self._c, self._lb, self._ub, self._lo, self._hi, self._S = t(A), t(cost), t(lb), t(ub), t(lo), t(hi), t(S)
+        self._A, self._c, self._lb, self._ub, self._lo, self._hi, self._S = (
+            t(A),
+            t(cost),
+            t(lb),
+            t(ub),
+            t(lo),
+            t(hi),
+            t(S),
+        )
         self._n, self._m = n, m
         self._state_out = torch.as_tensor(cv, dtype=torch.long)
         self.vmin_t, self.vmax_t = t(c.vmin), t(c.vmax)
@@ -196,8 +231,15 @@ class Hydro(Problem):
         c = self._c.to(**like).expand(B, -1).clone()
         if t == self.periods - 1 and self.cfg["final_water_value"] > 0:
             c[:, self.cols["volume"]] -= self.cfg["final_water_value"]
-        lp = LP(c=c, A=self._A.to(**like), row_lo=lo, row_hi=hi, lb=self._lb.to(**like).expand(B, -1).clone(),
-                ub=self._ub.to(**like).expand(B, -1).clone(), const=torch.full((B,), self.const, **like))
+        lp = LP(
+            c=c,
+            A=self._A.to(**like),
+            row_lo=lo,
+            row_hi=hi,
+            lb=self._lb.to(**like).expand(B, -1).clone(),
+            ub=self._ub.to(**like).expand(B, -1).clone(),
+            const=torch.full((B,), self.const, **like),
+        )
         return StageLP(lp, v, self._S.to(**like), self._state_out.to(dev), dict(self.cols))
 
     def stage_post(self, state: State, stage: StageLP, sol: LPSolution, t: int | None = None) -> State:
@@ -213,11 +255,13 @@ class Hydro(Problem):
         x, c, b, h = sol.x, stage.lp.c, self.case.base_mva, self.hours
         g, d, q, s = (self.cols[k] for k in ("thermal", "deficit", "turbine", "spill"))
         mw = torch.as_tensor(self.mw_per_flow, dtype=x.dtype, device=x.device)
-        return {"thermal_cost": (c[:, g] * x[:, g]).sum(1) + float(self.case.gen_const.sum()) * h,
-                "deficit_mwh": x[:, d].sum(1) * b * h,
-                "spill": x[:, s].sum(1),
-                "thermal_mwh": x[:, g].sum(1) * b * h,
-                "hydro_mwh": (x[:, q] * mw).sum(1) * h}
+        return {
+            "thermal_cost": (c[:, g] * x[:, g]).sum(1) + float(self.case.gen_const.sum()) * h,
+            "deficit_mwh": x[:, d].sum(1) * b * h,
+            "spill": x[:, s].sum(1),
+            "thermal_mwh": x[:, g].sum(1) * b * h,
+            "hydro_mwh": (x[:, q] * mw).sum(1) * h,
+        }
 
     def target_bounds(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         v = state["volume"]
@@ -233,8 +277,10 @@ class Hydro(Problem):
         sol = solve(stage.lp, backend)
         if not sol.optimal:
             bad = [s for s in sol.status if s != "optimal"]
-            raise RuntimeError(f"{self.name}: a stage LP is not optimal ({bad[0]}, {len(bad)} of {len(sol.status)}); "
-                               "with deficit = false the load may exceed what the units can serve")
+            raise RuntimeError(
+                f"{self.name}: a stage LP is not optimal ({bad[0]}, {len(bad)} of {len(sol.status)}); "
+                "with deficit = false the load may exceed what the units can serve"
+            )
         return sol
 
     # --- the contract --------------------------------------------------------------------------
@@ -250,14 +296,19 @@ class Hydro(Problem):
             cdf = np.cumsum(c.prob[rows], axis=1)  # [T, S]
             omega = (u[:, :, None] > cdf[None, :, :]).sum(2).clip(max=c.scenarios - 1)  # [n, T]
             w = c.inflow[rows[None, :], :, omega]  # [n, T, H]
-        return {"inflow": torch.as_tensor(w, dtype=torch.float64),
-                "omega": torch.as_tensor(omega, dtype=torch.long),
-                "volume0": torch.as_tensor(self.v0, dtype=torch.float64).expand(n, -1).clone()}
+        return {
+            "inflow": torch.as_tensor(w, dtype=torch.float64),
+            "omega": torch.as_tensor(omega, dtype=torch.long),
+            "volume0": torch.as_tensor(self.v0, dtype=torch.float64).expand(n, -1).clone(),
+        }
 
     def initial_state(self, scenarios: Scenarios) -> State:
         w = scenarios["inflow"]
-        return {"volume": scenarios["volume0"].to(w.dtype), "inflow": w[:, 0],
-                "t": torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)}
+        return {
+            "volume": scenarios["volume0"].to(w.dtype),
+            "inflow": w[:, 0],
+            "t": torch.zeros(w.shape[0], dtype=w.dtype, device=w.device),
+        }
 
     def post_decision(self, state: State, action: torch.Tensor) -> tuple[State, torch.Tensor]:
         """Read ``action`` in [0, 1]^H as target end-of-stage volumes (fractions of [vmin, vmax]); the stage LP
@@ -279,7 +330,7 @@ class Hydro(Problem):
             cost = cost + (lam * (target - target.detach())).sum(1) + (g_in * (v - v.detach())).sum(1)
             n0 = stage.lp.shape[1]
             k = target.shape[1]
-            slack = sol.x[:, n0:n0 + k] + sol.x[:, n0 + k:n0 + 2 * k]
+            slack = sol.x[:, n0 : n0 + k] + sol.x[:, n0 + k : n0 + 2 * k]
             binds = (slack <= 1e-9 * (1.0 + target.detach().abs())).to(target)
             post = dict(post, volume=post["volume"] + binds * (target - target.detach()))
         return post, cost
@@ -288,8 +339,10 @@ class Hydro(Problem):
         w = scenarios["inflow"]
         nxt = w[:, t + 1] if t + 1 < w.shape[1] else torch.zeros_like(w[:, 0])
         v = post_state["volume"]
-        return ({"volume": v, "inflow": nxt, "t": post_state["t"] + 1},
-                torch.zeros(v.shape[0], dtype=v.dtype, device=v.device))
+        return (
+            {"volume": v, "inflow": nxt, "t": post_state["t"] + 1},
+            torch.zeros(v.shape[0], dtype=v.dtype, device=v.device),
+        )
 
     def observe(self, state: State) -> torch.Tensor:
         span = (self.vmax_t - self.vmin_t).to(state["volume"])
@@ -304,8 +357,10 @@ class Hydro(Problem):
 
     def describe(self) -> str:
         c = self.case
-        return (f"{self.name}: {c.H} reservoirs, {c.G} thermal units, {c.N} buses, {c.L} branches, "
-                f"{self.periods} stages of {self.hours:g} h, {c.scenarios} inflow scenarios per stage")
+        return (
+            f"{self.name}: {c.H} reservoirs, {c.G} thermal units, {c.N} buses, {c.L} branches, "
+            f"{self.periods} stages of {self.hours:g} h, {c.scenarios} inflow scenarios per stage"
+        )
 
 
 # --- AR(1) inflows ----------------------------------------------------------------------------------

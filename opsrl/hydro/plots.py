@@ -23,12 +23,18 @@ def picture(problem, record: dict[str, Any]):
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     ax = axes[0]
     vmax = np.asarray(problem.case.vmax)
-    show = np.argsort(-vmax)[:min(H, 4)]
+    show = np.argsort(-vmax)[: min(H, 4)]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, h in enumerate(show):
         for s in range(k):
-            ax.plot(np.arange(T1), vol[s, :, h], color=colors[j % len(colors)], alpha=0.8, lw=1.2,
-                    label=problem.case.hydro_names[h] if s == 0 else None)
+            ax.plot(
+                np.arange(T1),
+                vol[s, :, h],
+                color=colors[j % len(colors)],
+                alpha=0.8,
+                lw=1.2,
+                label=problem.case.hydro_names[h] if s == 0 else None,
+            )
     ax.set_xlabel("stage")
     ax.set_ylabel("volume (hm3)")
     ax.set_title(f"reservoir volumes, {k} test scenario(s)")
@@ -38,8 +44,9 @@ def picture(problem, record: dict[str, Any]):
     th = np.asarray(series["thermal_mwh"]).mean(0)
     hy = np.asarray(series["hydro_mwh"]).mean(0)
     de = np.asarray(series["deficit_mwh"]).mean(0)
-    ax.stackplot(st, hy, th, de, labels=["hydro", "thermal", "unserved"], colors=["tab:blue", "tab:orange", "tab:red"],
-                 alpha=0.8)
+    ax.stackplot(
+        st, hy, th, de, labels=["hydro", "thermal", "unserved"], colors=["tab:blue", "tab:orange", "tab:red"], alpha=0.8
+    )
     ax.set_xlabel("stage")
     ax.set_ylabel("energy per stage (MWh)")
     ax.set_title("generation mix (mean of those scenarios)")

@@ -35,10 +35,10 @@ class Cuts:
     """Cuts of one stage: ``theta >= alpha + beta . v_out``."""
 
     alpha: np.ndarray  # [K]
-    beta: np.ndarray   # [K, H]
+    beta: np.ndarray  # [K, H]
 
     @staticmethod
-    def empty(H: int) -> "Cuts":
+    def empty(H: int) -> Cuts:
         return Cuts(np.zeros(0), np.zeros((0, H)))
 
     def add(self, alpha: np.ndarray, beta: np.ndarray) -> None:
@@ -68,8 +68,9 @@ def with_future(problem: Hydro, stage: StageLP, cuts: Cuts | None) -> StageLP:
     m, n = lp.shape
     like = dict(dtype=lp.c.dtype, device=lp.c.device)
     lo_theta = torch.full((B, 1), future_lower_bound(problem), **like)
-    lp = lp.add_columns(torch.ones(B, 1, **like), torch.zeros(m, 1, **like), lo_theta,
-                        torch.full((B, 1), math.inf, **like))
+    lp = lp.add_columns(
+        torch.ones(B, 1, **like), torch.zeros(m, 1, **like), lo_theta, torch.full((B, 1), math.inf, **like)
+    )
     K = len(cuts)
     rows = torch.zeros(K, n + 1, **like)
     rows[:, stage.state_out] = -torch.as_tensor(cuts.beta, **like)
@@ -141,9 +142,16 @@ class SDDPResult:
     time_limited: bool = False
 
 
-def train_sddp(problem: Hydro, iterations: int = 50, forward_paths: int = 1, seed: int = 0,
-               time_limit: float | None = None, progress: bool = False, tol: float = 0.0,
-               log=lambda msg: None) -> SDDPResult:
+def train_sddp(
+    problem: Hydro,
+    iterations: int = 50,
+    forward_paths: int = 1,
+    seed: int = 0,
+    time_limit: float | None = None,
+    progress: bool = False,
+    tol: float = 0.0,
+    log=lambda msg: None,
+) -> SDDPResult:
     """Train SDDP cuts; stop after ``iterations`` (or ``time_limit`` seconds, or when the bound moved by less
     than ``tol`` relative over the last 5 iterations, if ``tol`` > 0)."""
     T, H = problem.periods, problem.H
@@ -184,10 +192,10 @@ def train_sddp(problem: Hydro, iterations: int = 50, forward_paths: int = 1, see
 
 @dataclass
 class SDPResult:
-    grid: np.ndarray          # [P] volumes
-    values: np.ndarray        # [T + 1, P] expected cost-to-go entering each stage (row T: the end)
-    cuts: list[Cuts]          # per stage: the interpolant of the next stage's cost-to-go
-    optimum: float            # the expected cost from the initial volume
+    grid: np.ndarray  # [P] volumes
+    values: np.ndarray  # [T + 1, P] expected cost-to-go entering each stage (row T: the end)
+    cuts: list[Cuts]  # per stage: the interpolant of the next stage's cost-to-go
+    optimum: float  # the expected cost from the initial volume
     seconds: float = 0.0
 
 

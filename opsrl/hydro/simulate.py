@@ -22,8 +22,15 @@ from .model import Hydro
 
 
 @torch.no_grad()
-def run_test(problem: Hydro, scenarios: Scenarios, policy=None, decider=None, keep: int = 3,
-             per_scenario: bool = False, penalty: float | None = None) -> tuple[Evaluation, dict[str, Any]]:
+def run_test(
+    problem: Hydro,
+    scenarios: Scenarios,
+    policy=None,
+    decider=None,
+    keep: int = 3,
+    per_scenario: bool = False,
+    penalty: float | None = None,
+) -> tuple[Evaluation, dict[str, Any]]:
     """See the module text; ``penalty`` is the target penalty of a policy's stage LPs (default the problem's)."""
     P = problem.target_penalty if penalty is None else float(penalty)
     if (policy is None) == (decider is None):
@@ -68,8 +75,10 @@ def run_test(problem: Hydro, scenarios: Scenarios, policy=None, decider=None, ke
     metrics["target_penalty_cost"] = float(penalty.mean())
     metrics["decision_seconds_per_stage"] = decide_s / T  # for the whole batch of scenarios
     metrics["decision_seconds_per_scenario_stage"] = decide_s / (T * n)
-    metrics["series"] = {"volume": torch.stack(series["volume"], 1).tolist(),  # [k, T + 1, H]
-                         **{kk: torch.stack(v, 1).tolist() for kk, v in series.items() if kk != "volume"}}
+    metrics["series"] = {
+        "volume": torch.stack(series["volume"], 1).tolist(),  # [k, T + 1, H]
+        **{kk: torch.stack(v, 1).tolist() for kk, v in series.items() if kk != "volume"},
+    }
     if per_scenario:
         metrics["by_scenario"] = {"cost": total, "penalty": penalty, **sums}
     return ev, metrics

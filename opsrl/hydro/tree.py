@@ -25,16 +25,19 @@ from .model import Hydro
 def _node_data(problem: Hydro, t: int, inflow: np.ndarray, v_in: np.ndarray | None):
     """Stage ``t``'s LP (one batch row) as numpy: c, lo, hi, lb, ub, const."""
     H = problem.H
-    state = {"volume": torch.as_tensor((v_in if v_in is not None else np.zeros(H))[None], dtype=torch.float64),
-             "inflow": torch.as_tensor(inflow[None], dtype=torch.float64),
-             "t": torch.full((1,), float(t), dtype=torch.float64)}
+    state = {
+        "volume": torch.as_tensor((v_in if v_in is not None else np.zeros(H))[None], dtype=torch.float64),
+        "inflow": torch.as_tensor(inflow[None], dtype=torch.float64),
+        "t": torch.full((1,), float(t), dtype=torch.float64),
+    }
     lp = problem.stage_lp(state, t=t).lp
     f = lambda x: x[0].numpy()
     return f(lp.c), f(lp.row_lo), f(lp.row_hi), f(lp.lb), f(lp.ub), float(lp.const[0])
 
 
-def build_tree(problem: Hydro, stages: list[int], parents: list[int], inflows: np.ndarray, weights: np.ndarray,
-               v0: np.ndarray):
+def build_tree(
+    problem: Hydro, stages: list[int], parents: list[int], inflows: np.ndarray, weights: np.ndarray, v0: np.ndarray
+):
     """The LP of a tree of stage nodes: node ``i`` is stage ``stages[i]`` with inflow ``inflows[i]`` [H], parent
     ``parents[i]`` (-1: the root, whose incoming volumes are ``v0``) and objective weight ``weights[i]``.
     Returns (A csc, c, lo, hi, lb, ub, const)."""
@@ -54,9 +57,9 @@ def build_tree(problem: Hydro, stages: list[int], parents: list[int], inflows: n
     const = 0.0
     for i in range(K):
         ci, loi, hii, lbi, ubi, k0 = _node_data(problem, stages[i], inflows[i], v0 if parents[i] < 0 else None)
-        c[i * n:(i + 1) * n] = weights[i] * ci
-        lo[i * m:(i + 1) * m], hi[i * m:(i + 1) * m] = loi, hii
-        lb[i * n:(i + 1) * n], ub[i * n:(i + 1) * n] = lbi, ubi
+        c[i * n : (i + 1) * n] = weights[i] * ci
+        lo[i * m : (i + 1) * m], hi[i * m : (i + 1) * m] = loi, hii
+        lb[i * n : (i + 1) * n], ub[i * n : (i + 1) * n] = lbi, ubi
         const += weights[i] * k0
     return A, c, lo, hi, lb, ub, const
 
@@ -147,7 +150,7 @@ def hindsight(problem: Hydro, scenarios, solver: str = "highs", progress: bool =
     solver_obj = (GlopTree if solver == "glop" else TreeSolver)(A, c, lo, hi, lb, ub, const)
     m = problem._m
     rw = np.arange(m)[problem.rows["water"]]
-    water = (np.arange(T)[:, None] * m + rw[None, :])  # [T, H] rows of the water balances
+    water = np.arange(T)[:, None] * m + rw[None, :]  # [T, H] rows of the water balances
     for j in tqdm(range(n), desc="hindsight LPs", disable=not progress):
         if j == 0:
             out[j] = solver_obj.run()[0]

@@ -17,8 +17,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -81,15 +82,23 @@ def reference(problem: SingleStore) -> Reference | None:
     if problem.c != 0:
         return None
     if problem.unmet == "lost_sales" and problem.distribution == "poisson":
-        return Reference("optimum", dp_optimum(problem.mean, problem.L, problem.p, problem.h),
-                         "relative value iteration (opsrl.inventory.dp)")
+        return Reference(
+            "optimum",
+            dp_optimum(problem.mean, problem.L, problem.p, problem.h),
+            "relative value iteration (opsrl.inventory.dp)",
+        )
     if problem.unmet == "backlog" and problem.distribution == "poisson":
-        return Reference("optimum", heuristics.level_cost_backlog(problem.mean, problem.L, problem.h, problem.p)[1],
-                         "optimal base stock, exact Poisson lead-time demand")
+        return Reference(
+            "optimum",
+            heuristics.level_cost_backlog(problem.mean, problem.L, problem.h, problem.p)[1],
+            "optimal base stock, exact Poisson lead-time demand",
+        )
     if problem.unmet == "backlog" and problem.distribution == "normal" and problem.std <= problem.mean / 3:
-        return Reference("optimum", dp.normal_backlog_base_stock(problem.mean, problem.std, problem.L, problem.h,
-                                                                 problem.p)[1],
-                         "closed form, base stock at the p/(p+h) quantile (demand clipping at 0 neglected)")
+        return Reference(
+            "optimum",
+            dp.normal_backlog_base_stock(problem.mean, problem.std, problem.L, problem.h, problem.p)[1],
+            "closed form, base stock at the p/(p+h) quantile (demand clipping at 0 neglected)",
+        )
     return None
 
 
@@ -117,8 +126,9 @@ def _fit_base_stock(problem, o, config, ctx) -> SolveOutcome:
         level, dev_cost = o["level"], None
     else:
         level, dev_cost = heuristics.search_base_stock(problem, _dev(problem, o, ctx))
-    return SolveOutcome(policy=heuristics.BaseStock(level, integer=problem.integer),
-                        info={"level": level, "dev_cost": dev_cost})
+    return SolveOutcome(
+        policy=heuristics.BaseStock(level, integer=problem.integer), info={"level": level, "dev_cost": dev_cost}
+    )
 
 
 def _fit_capped(problem, o, config, ctx) -> SolveOutcome:
@@ -127,8 +137,10 @@ def _fit_capped(problem, o, config, ctx) -> SolveOutcome:
         level, cap, dev_cost = o["level"], o["cap"], None
     else:
         level, cap, dev_cost = heuristics.search_capped_base_stock(problem, _dev(problem, o, ctx))
-    return SolveOutcome(policy=heuristics.BaseStock(level, cap, integer=problem.integer),
-                        info={"level": level, "cap": cap, "dev_cost": dev_cost})
+    return SolveOutcome(
+        policy=heuristics.BaseStock(level, cap, integer=problem.integer),
+        info={"level": level, "cap": cap, "dev_cost": dev_cost},
+    )
 
 
 def _fit_myopic(problem, o, config, ctx) -> SolveOutcome:
@@ -154,11 +166,19 @@ class DPPolicy(torch.nn.Module):
 def _fit_dp(problem, o, config, ctx) -> SolveOutcome:
     _check_single(problem, ctx)
     if problem.unmet != "lost_sales" or not problem.integer or problem.c != 0:
-        raise ConfigError(ctx.source, "method", "optimal_dp applies to lost-sales problems with Poisson demand "
-                          "and no ordering cost")
+        raise ConfigError(
+            ctx.source, "method", "optimal_dp applies to lost-sales problems with Poisson demand and no ordering cost"
+        )
     res = solve_dp(problem.mean, problem.L, problem.p, problem.h)
-    return SolveOutcome(policy=DPPolicy(res), info={"dp_cost": res.cost, "dp_gain_bounds": [res.lower, res.upper],
-                                                    "dp_iterations": res.iterations, "truncation": [res.S, res.A]})
+    return SolveOutcome(
+        policy=DPPolicy(res),
+        info={
+            "dp_cost": res.cost,
+            "dp_gain_bounds": [res.lower, res.upper],
+            "dp_iterations": res.iterations,
+            "truncation": [res.S, res.A],
+        },
+    )
 
 
 def _check_single(problem, ctx):
@@ -168,12 +188,17 @@ def _check_single(problem, ctx):
 
 from .network_refs import NETWORK_METHODS  # noqa: E402
 
-METHODS = {m.name: m for m in (*NETWORK_METHODS, *HISTORY_METHODS,
-    Method("optimal_dp", _fit_dp, {}, description="optimal policy by relative value iteration"),
-    Method("base_stock", _fit_base_stock, SEARCH_OPTIONS, description="order up to a level searched on dev"),
-    Method("capped_base_stock", _fit_capped, SEARCH_OPTIONS, description="base stock with an order cap (Xin 2021)"),
-    Method("myopic", _fit_myopic, {}, description="minimise the expected cost of the arrival period (Zipkin 2008)"),
-)}
+METHODS = {
+    m.name: m
+    for m in (
+        *NETWORK_METHODS,
+        *HISTORY_METHODS,
+        Method("optimal_dp", _fit_dp, {}, description="optimal policy by relative value iteration"),
+        Method("base_stock", _fit_base_stock, SEARCH_OPTIONS, description="order up to a level searched on dev"),
+        Method("capped_base_stock", _fit_capped, SEARCH_OPTIONS, description="base stock with an order cap (Xin 2021)"),
+        Method("myopic", _fit_myopic, {}, description="minimise the expected cost of the arrival period (Zipkin 2008)"),
+    )
+}
 
 
 FAMILY = Family("inventory", build, METHODS, reference)

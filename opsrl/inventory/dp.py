@@ -23,11 +23,11 @@ from scipy import stats
 
 @dataclass
 class DPResult:
-    cost: float           # optimal long-run average cost per period
-    lower: float          # Odoni bounds on the gain at stop
+    cost: float  # optimal long-run average cost per period
+    lower: float  # Odoni bounds on the gain at stop
     upper: float
-    policy: np.ndarray    # optimal order per state, shape (S+1,) + (A+1,) * (L-1)
-    values: np.ndarray    # relative values
+    policy: np.ndarray  # optimal order per state, shape (S+1,) + (A+1,) * (L-1)
+    values: np.ndarray  # relative values
     S: int
     A: int
     iterations: int
@@ -64,8 +64,16 @@ def default_truncation(mean: float, lead_time: int, p: float, h: float) -> tuple
     return S, min(A, S)
 
 
-def lost_sales_dp(mean: float, lead_time: int, p: float, h: float = 1.0, S: int | None = None,
-                  A: int | None = None, tol: float = 1e-7, max_iter: int = 20000) -> DPResult:
+def lost_sales_dp(
+    mean: float,
+    lead_time: int,
+    p: float,
+    h: float = 1.0,
+    S: int | None = None,
+    A: int | None = None,
+    tol: float = 1e-7,
+    max_iter: int = 20000,
+) -> DPResult:
     """Optimal average cost of the lost-sales system with Poisson(``mean``) demand (relative VI)."""
     L = int(lead_time)
     if L < 0 or p <= 0 or h < 0 or mean <= 0:
@@ -78,7 +86,7 @@ def lost_sales_dp(mean: float, lead_time: int, p: float, h: float = 1.0, S: int 
     # K[x, y] = P((x - D)^+ = y): y = x - d for d < x, and y = 0 with probability P(D >= x)
     K = np.zeros((S + 1, S + 1))
     for x in range(S + 1):
-        K[x, 1: x + 1] = pmf[:x][::-1]
+        K[x, 1 : x + 1] = pmf[:x][::-1]
         K[x, 0] = sf[x]
     if L == 0:
         return _dp_zero_lead(K, c, S, tol, max_iter)
@@ -86,13 +94,13 @@ def lost_sales_dp(mean: float, lead_time: int, p: float, h: float = 1.0, S: int 
     T = np.zeros((S + 1, A + 1, S + 1))
     for q in range(A + 1):
         T[:, q, q:] = K[:, : S + 1 - q]
-        T[:, q, S] += K[:, S + 1 - q:].sum(axis=1)
+        T[:, q, S] += K[:, S + 1 - q :].sum(axis=1)
     Tm = T.reshape((S + 1) * (A + 1), S + 1)
     shape = (S + 1,) + (A + 1,) * (L - 1)
     V = np.zeros(shape)
     cx = c.reshape((S + 1,) + (1,) * (L - 1))
     lower, upper = -math.inf, math.inf
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
         # the next state is (z, q2, ..., q_{L-1}, a): V indexed by its first axis, then the rest
         W = (Tm @ V.reshape(S + 1, -1)).reshape((S + 1, A + 1) + (A + 1,) * (L - 1))
         # W axes: x, q1, q2 .. q_{L-1}, a   (for L = 1 the q1 axis is the order itself)
@@ -112,9 +120,9 @@ def _dp_zero_lead(K: np.ndarray, c: np.ndarray, S: int, tol: float, max_iter: in
     """L = 0: the order tops stock up before demand; state x, post-decision y = x + a in x..S."""
     V = np.zeros(S + 1)
     lower = upper = math.nan
-    for it in range(1, max_iter + 1):
-        U = c + K @ V                                  # cost of starting demand with y on hand
-        TV = np.minimum.accumulate(U[::-1])[::-1]      # min over y >= x
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
+        U = c + K @ V  # cost of starting demand with y on hand
+        TV = np.minimum.accumulate(U[::-1])[::-1]  # min over y >= x
         diff = TV - V
         lower, upper = float(diff.min()), float(diff.max())
         V = TV - TV[0]

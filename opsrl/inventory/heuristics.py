@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -43,15 +43,20 @@ class BaseStock(torch.nn.Module):
         return order[:, None]
 
 
-def grid_search(problem: Problem, scenarios: Scenarios, candidates: np.ndarray,
-                make: Callable[[torch.Tensor], torch.nn.Module], chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
+def grid_search(
+    problem: Problem,
+    scenarios: Scenarios,
+    candidates: np.ndarray,
+    make: Callable[[torch.Tensor], torch.nn.Module],
+    chunk: int = 200_000,
+) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate each row of ``candidates`` ``[K, d]`` on all ``scenarios`` (``make`` builds one policy for
     a batch holding each candidate's parameters once per scenario); return (best row, costs [K])."""
     K, n = len(candidates), scenarios.n
     per_block = max(1, chunk // n)
     costs = []
     for start in range(0, K, per_block):
-        block = torch.as_tensor(candidates[start: start + per_block], dtype=torch.float32, device=scenarios.device)
+        block = torch.as_tensor(candidates[start : start + per_block], dtype=torch.float32, device=scenarios.device)
         k = block.shape[0]
         rep = scenarios.select(torch.arange(n, device=scenarios.device).repeat(k))  # k copies, candidate-major
         params = block.repeat_interleave(n, dim=0)
@@ -78,11 +83,13 @@ def search_base_stock(problem: SingleStore, scenarios: Scenarios) -> tuple[float
 
 def search_capped_base_stock(problem: SingleStore, scenarios: Scenarios) -> tuple[float, float, float]:
     levels = level_grid(problem, 81)
-    caps = (np.arange(0, math.ceil(4 * problem.mean) + 1, dtype=float) if problem.integer
-            else np.linspace(0.25 * problem.mean, 4 * problem.mean, 41))
+    caps = (
+        np.arange(0, math.ceil(4 * problem.mean) + 1, dtype=float)
+        if problem.integer
+        else np.linspace(0.25 * problem.mean, 4 * problem.mean, 41)
+    )
     grid = np.array(list(itertools.product(levels, caps)))
-    best, costs = grid_search(problem, scenarios, grid,
-                              lambda p: BaseStock(p[:, 0], p[:, 1], integer=problem.integer))
+    best, costs = grid_search(problem, scenarios, grid, lambda p: BaseStock(p[:, 0], p[:, 1], integer=problem.integer))
     return float(best[0]), float(best[1]), float(costs.min())
 
 
@@ -103,7 +110,7 @@ class Myopic(torch.nn.Module):
         self.top = top or int(mu + 6 * sd + 4 * problem.mean)
         self.lost = problem.unmet == "lost_sales"
         n = self.top + 1
-        self.offset = 0 if self.lost else self.top          # index of stock level 0
+        self.offset = 0 if self.lost else self.top  # index of stock level 0
         levels = np.arange(-self.offset, self.top + 1)
         pmf = stats.poisson.pmf(np.arange(2 * n + 1), problem.mean)
         # K[i, j]: P(stock level j after demand | level i); lost sales floor at 0, backlog clipped at -top
@@ -129,11 +136,11 @@ class Myopic(torch.nn.Module):
             for k in range(1, L):
                 dist = dist @ self.K
                 dist = _shift(dist, x[:, k])
-            dist = dist @ self.K                 # demand of the last period before the order arrives
+            dist = dist @ self.K  # demand of the last period before the order arrives
         # expected cost of the arrival period for every order a = 0 .. top
         idx = torch.arange(n, device=x.device)[:, None] + torch.arange(top + 1, device=x.device)[None, :]
-        table = self.cost[idx]                  # [level index, a]
-        expected = dist @ table                  # [B, top + 1]
+        table = self.cost[idx]  # [level index, a]
+        expected = dist @ table  # [B, top + 1]
         return expected.argmin(dim=1).to(state["x"].dtype)[:, None]
 
 
@@ -153,4 +160,3 @@ def level_cost_backlog(mean: float, L: int, h: float, p: float) -> tuple[int, fl
     cost = period_cost(np.arange(int(stats.poisson.ppf(1 - 1e-12, mu)) + 2), mu, h, p)
     S = int(np.argmin(cost))
     return S, float(cost[S])
-

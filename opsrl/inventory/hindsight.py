@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..core import Scenarios
-from .networks import CENTRE, STORE, Network
+from .networks import CENTRE, Network
 
 
 class HindsightLP:
@@ -57,7 +57,7 @@ class HindsightLP:
         node = stores[Sx]
         if lost:  # sales leave the stock
             add(row(node, St), zcol, 1.0)
-        else:     # y - m is the net stock; the backlog carries over
+        else:  # y - m is the net stock; the backlog carries over
             add(row(node, St), zcol, -1.0)
             add(row(node[:, :-1], St[:, :-1] + 1), zcol[:, :-1], 1.0)
         Ex, Et = np.meshgrid(np.arange(E), tt, indexing="ij")
@@ -67,21 +67,20 @@ class HindsightLP:
         arr_t = Et + t.lead[Ex]
         ok = arr_t < T
         add(row(t.dst[Ex][ok], arr_t[ok]), qcol[ok], -1.0)
-        self.A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                               shape=(N * T, nv))
+        self.A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(N * T, nv))
         w = np.where(tt >= self.warmup, 1.0 / ((T - self.warmup) * problem.n_locations), 0.0)
         self.w = w
         obj = np.zeros(nv)
-        obj[self.q0:self.y0] = (t.ship_cost[:, None] * w[None, :]).ravel()
-        obj[self.y0:self.z0] = (t.holding[:, None] * w[None, :]).ravel()
+        obj[self.q0 : self.y0] = (t.ship_cost[:, None] * w[None, :]).ravel()
+        obj[self.y0 : self.z0] = (t.holding[:, None] * w[None, :]).ravel()
         p = t.shortage[stores]
-        obj[self.z0:] = ((-p if lost else p)[:, None] * w[None, :]).ravel()
+        obj[self.z0 :] = ((-p if lost else p)[:, None] * w[None, :]).ravel()
         self.obj = obj
         self.lb = np.zeros(nv)
         self.ub = np.full(nv, np.inf)
         centre = np.flatnonzero(t.kind == CENTRE)
         for c in centre:
-            self.ub[self.y0 + c * T: self.y0 + (c + 1) * T] = 0.0
+            self.ub[self.y0 + c * T : self.y0 + (c + 1) * T] = 0.0
         self.stores = stores
 
     def rhs(self, demand: np.ndarray, on_hand: np.ndarray, pipe: np.ndarray) -> np.ndarray:
@@ -95,15 +94,16 @@ class HindsightLP:
             b[:, self.stores] -= demand[:T]
         return b.ravel()
 
-    def solve(self, demand: np.ndarray, on_hand: np.ndarray, pipe: np.ndarray, solver: str = "glop",
-              time_limit: float = 0.0) -> float:
+    def solve(
+        self, demand: np.ndarray, on_hand: np.ndarray, pipe: np.ndarray, solver: str = "glop", time_limit: float = 0.0
+    ) -> float:
         """Bound for one scenario: ``demand [T, S]``, ``on_hand [N]``, ``pipe [E, Lmax]``."""
         from ortools.linear_solver.python import model_builder_helper as mbh
 
         ub = self.ub.copy()
         const = 0.0
         if self.lost:
-            ub[self.z0:] = demand[: self.T].T.ravel()
+            ub[self.z0 :] = demand[: self.T].T.ravel()
             const = float((self.problem.topo.shortage[self.stores][None, :] * demand[: self.T]).sum(1) @ self.w)
         b = self.rhs(demand, on_hand, pipe)
         model = mbh.ModelBuilderHelper()
@@ -112,8 +112,9 @@ class HindsightLP:
         if time_limit:
             s.set_time_limit_in_seconds(time_limit)
         if solver == "pdlp":
-            s.set_solver_specific_parameters("termination_criteria { eps_optimal_relative: 1e-8 "
-                                             "eps_optimal_absolute: 1e-8 }")
+            s.set_solver_specific_parameters(
+                "termination_criteria { eps_optimal_relative: 1e-8 eps_optimal_absolute: 1e-8 }"
+            )
         s.solve(model)
         status = s.status()
         if status != mbh.SolveStatus.OPTIMAL:
@@ -122,8 +123,9 @@ class HindsightLP:
         return float(s.objective_value()) + const
 
 
-def hindsight_bounds(problem: Network, scenarios: Scenarios, warmup: int | None = None, solver: str = "glop",
-                     progress: bool = False) -> np.ndarray:
+def hindsight_bounds(
+    problem: Network, scenarios: Scenarios, warmup: int | None = None, solver: str = "glop", progress: bool = False
+) -> np.ndarray:
     """Hindsight lower bound of each scenario's cost (mean per store and period after ``warmup``)."""
     from tqdm.auto import tqdm
 
@@ -169,8 +171,9 @@ def store_bound(problem: Network) -> tuple[float, str]:
             y = k[:, None]
             cost = (pmf[None, :] * (h * np.maximum(y - k, 0) + p * np.maximum(k - y, 0))).sum(1)
             total += float(cost.min())
-    return total / problem.n_locations, ("store-level bound: each store alone with an unlimited supplier "
-                                         "(newsvendor over its protection period)")
+    return total / problem.n_locations, (
+        "store-level bound: each store alone with an unlimited supplier (newsvendor over its protection period)"
+    )
 
 
 def _normal_newsvendor(m: float, sd: float, h: float, p: float, periods: int) -> float:

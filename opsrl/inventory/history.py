@@ -35,16 +35,29 @@ quantile: sample average approximation), ``newsvendor_normal`` (Normal fit of th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats
 
-from ..core import (ActionSpec, ConfigError, Field, Method, Problem, Scenarios, SolveContext, SolveOutcome, State,
-                    generator, numpy_rng, validate)
+from ..core import (
+    ActionSpec,
+    ConfigError,
+    Field,
+    Method,
+    Problem,
+    Scenarios,
+    SolveContext,
+    SolveOutcome,
+    State,
+    generator,
+    numpy_rng,
+    validate,
+)
 from ..core.config import non_negative, positive
 from .single_store import SingleStore
 
@@ -52,8 +65,9 @@ FREQS = {"day": 1, "week": 7}
 CALENDAR = {"day_of_week": 7, "month": 12, "year_cycle": 2}
 
 DATA_SCHEMA = {
-    "path": Field(str, allowed="a CSV or Parquet file, relative to the problem file (or 'opsrl:<path in the "
-                  "package>')"),
+    "path": Field(
+        str, allowed="a CSV or Parquet file, relative to the problem file (or 'opsrl:<path in the package>')"
+    ),
     "format": Field(str, "auto", choices=("auto", "csv", "parquet")),
     "layout": Field(str, "long", choices=("long", "wide")),
     "date_column": Field(str, "date"),
@@ -69,9 +83,13 @@ DATA_SCHEMA = {
 
 FEATURES_SCHEMA = {
     "lags": Field(int, 7, allowed="an integer >= 0 (past demands observed)", check=non_negative),
-    "calendar": Field(list, ["auto"], item=str,
-                      allowed="a list of " + ", ".join(CALENDAR) + " (['auto']: day_of_week and month for daily "
-                      "data, month for weekly data; []: none)"),
+    "calendar": Field(
+        list,
+        ["auto"],
+        item=str,
+        allowed="a list of " + ", ".join(CALENDAR) + " (['auto']: day_of_week and month for daily "
+        "data, month for weekly data; []: none)",
+    ),
 }
 
 INITIAL_SCHEMA = {
@@ -104,6 +122,7 @@ SCHEMA = {
 
 # --- loading ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class History:
     """Demand ``[S, T]`` of ``S`` series over ``T`` consecutive periods ``dates`` (``datetime64[D]``)."""
@@ -124,7 +143,7 @@ def resolve_path(path: str, base: Path | None) -> Path:
     if path.startswith("opsrl:"):
         from importlib import resources
 
-        return Path(str(resources.files("opsrl") / path[len("opsrl:"):]))
+        return Path(str(resources.files("opsrl") / path[len("opsrl:") :]))
     p = Path(path).expanduser()
     if not p.is_absolute() and base is not None:
         p = base / p
@@ -161,16 +180,27 @@ def _numbers(values, name: str, rows: np.ndarray, fname: str, source: str, key: 
     bad = ~empty & ~np.isfinite(num)
     if empty.any():
         i = int(np.argmax(empty))
-        raise ConfigError(source, key, f"{fname}: column '{name}' has a missing or NaN value at data row "
-                          f"{rows[i]}; every period needs a demand >= 0")
+        raise ConfigError(
+            source,
+            key,
+            f"{fname}: column '{name}' has a missing or NaN value at data row "
+            f"{rows[i]}; every period needs a demand >= 0",
+        )
     if bad.any():
         i = int(np.argmax(bad))
-        raise ConfigError(source, key, f"{fname}: column '{name}' has a non-numeric or infinite value "
-                          f"{s.iloc[i]!r} at data row {rows[i]}; demand must be a number >= 0")
+        raise ConfigError(
+            source,
+            key,
+            f"{fname}: column '{name}' has a non-numeric or infinite value "
+            f"{s.iloc[i]!r} at data row {rows[i]}; demand must be a number >= 0",
+        )
     if (num < 0).any():
         i = int(np.argmax(num < 0))
-        raise ConfigError(source, key, f"{fname}: column '{name}' has a negative demand {num[i]:g} at data row "
-                          f"{rows[i]}; demand must be >= 0")
+        raise ConfigError(
+            source,
+            key,
+            f"{fname}: column '{name}' has a negative demand {num[i]:g} at data row {rows[i]}; demand must be >= 0",
+        )
     return num
 
 
@@ -180,9 +210,13 @@ def _dates(values, name: str, rows: np.ndarray, fname: str, source: str, key: st
     parsed = pd.to_datetime(pd.Series(values).reset_index(drop=True), errors="coerce")
     if parsed.isna().any():
         i = int(np.argmax(parsed.isna().to_numpy()))
-        raise ConfigError(source, key, f"{fname}: column '{name}' has a value that is not a date, "
-                          f"{values.iloc[i] if hasattr(values, 'iloc') else values[i]!r}, at data row {rows[i]}; "
-                          "dates must be ISO dates such as 2024-01-31")
+        raise ConfigError(
+            source,
+            key,
+            f"{fname}: column '{name}' has a value that is not a date, "
+            f"{values.iloc[i] if hasattr(values, 'iloc') else values[i]!r}, at data row {rows[i]}; "
+            "dates must be ISO dates such as 2024-01-31",
+        )
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     return parsed.dt.normalize().to_numpy().astype("datetime64[D]")
@@ -195,14 +229,28 @@ def _check_calendar(dates: np.ndarray, freq: str, fname: str, source: str, key: 
     offset = (dates - first).astype(np.int64)
     if (offset % step).any():
         i = int(np.argmax(offset % step != 0))
-        raise ConfigError(source, "data.freq", f"{fname}: date {dates[i]} is not a whole number of {freq}s after "
-                          f"the first date {first}; with freq = '{freq}' dates are {step} day(s) apart")
+        raise ConfigError(
+            source,
+            "data.freq",
+            f"{fname}: date {dates[i]} is not a whole number of {freq}s after "
+            f"the first date {first}; with freq = '{freq}' dates are {step} day(s) apart",
+        )
     return np.arange(first, last + np.timedelta64(step, "D"), np.timedelta64(step, "D"))
 
 
-def load_history(path: str | Path, *, layout: str = "long", fmt: str = "auto", date_column: str = "date",
-                 item_column: str = "item", demand_column: str = "demand", freq: str = "day",
-                 items: list[str] | None = None, source: str | Path | None = None, key: str = "data.path") -> History:
+def load_history(
+    path: str | Path,
+    *,
+    layout: str = "long",
+    fmt: str = "auto",
+    date_column: str = "date",
+    item_column: str = "item",
+    demand_column: str = "demand",
+    freq: str = "day",
+    items: list[str] | None = None,
+    source: str | Path | None = None,
+    key: str = "data.path",
+) -> History:
     """Read and check a demand history (see the module docstring for the layouts and the rules).
 
     ``source`` is the config file named in errors (default: the data file itself); ``key`` the config key
@@ -223,8 +271,12 @@ def load_history(path: str | Path, *, layout: str = "long", fmt: str = "auto", d
         need |= {"data.item_column": item_column, "data.demand_column": demand_column}
     for k, col in need.items():
         if col not in cols:
-            raise ConfigError(source, k, f"{fname} has no column '{col}'; its columns are {', '.join(cols) or 'none'}"
-                              f" ({layout} layout needs {', '.join(repr(c) for c in need.values())})")
+            raise ConfigError(
+                source,
+                k,
+                f"{fname} has no column '{col}'; its columns are {', '.join(cols) or 'none'}"
+                f" ({layout} layout needs {', '.join(repr(c) for c in need.values())})",
+            )
     if len(frame) == 0:
         raise ConfigError(source, key, f"{fname} has no data rows")
     rows = np.arange(1, len(frame) + 1)  # data rows, 1-based (the header is not counted)
@@ -239,13 +291,17 @@ def load_history(path: str | Path, *, layout: str = "long", fmt: str = "auto", d
             k0 = uniq[np.argmax(counts > 1)]
             dup = rows[keys == k0][:2]
             d0, i0 = k0.split("|", 1)
-            raise ConfigError(source, key, f"{fname}: duplicate ({date_column}, {item_column}) = ({d0}, {i0}) at data "
-                              f"rows {dup[0]} and {dup[1]}; each series has one row per period")
+            raise ConfigError(
+                source,
+                key,
+                f"{fname}: duplicate ({date_column}, {item_column}) = ({d0}, {i0}) at data "
+                f"rows {dup[0]} and {dup[1]}; each series has one row per period",
+            )
         series = list(dict.fromkeys(names))  # order of first appearance
         calendar = _check_calendar(dates, freq, fname, source, key)
         T, S = len(calendar), len(series)
         step = FREQS[freq]
-        col = ((dates - calendar[0]).astype(np.int64) // step)
+        col = (dates - calendar[0]).astype(np.int64) // step
         lookup = {n: i for i, n in enumerate(series)}
         row = np.fromiter((lookup[n] for n in names), dtype=np.int64, count=len(names))
         table = np.full((S, T), np.nan)
@@ -253,34 +309,51 @@ def load_history(path: str | Path, *, layout: str = "long", fmt: str = "auto", d
         missing = np.isnan(table)
         if missing.any():
             s, t = np.argwhere(missing)[0]
-            raise ConfigError(source, key, f"{fname}: series '{series[s]}' has no row for {calendar[t]} (a gap: "
-                              f"{int(missing.sum())} (date, item) pairs missing); every series needs one row per "
-                              f"{freq} from {calendar[0]} to {calendar[-1]}")
+            raise ConfigError(
+                source,
+                key,
+                f"{fname}: series '{series[s]}' has no row for {calendar[t]} (a gap: "
+                f"{int(missing.sum())} (date, item) pairs missing); every series needs one row per "
+                f"{freq} from {calendar[0]} to {calendar[-1]}",
+            )
     else:
         value_cols = [c for c in cols if c != date_column]
         if not value_cols:
-            raise ConfigError(source, key, f"{fname}: the wide layout needs one column per series besides "
-                              f"'{date_column}'")
+            raise ConfigError(
+                source, key, f"{fname}: the wide layout needs one column per series besides '{date_column}'"
+            )
         order = np.argsort(dates, kind="stable")
         sd = dates[order]
         if len(sd) > 1 and (sd[1:] == sd[:-1]).any():
             i = int(np.argmax(sd[1:] == sd[:-1]))
             a, b = sorted((rows[order][i], rows[order][i + 1]))
-            raise ConfigError(source, key, f"{fname}: duplicate {date_column} {sd[i]} at data rows {a} and {b}; "
-                              "the wide layout has one row per period")
+            raise ConfigError(
+                source,
+                key,
+                f"{fname}: duplicate {date_column} {sd[i]} at data rows {a} and {b}; "
+                "the wide layout has one row per period",
+            )
         calendar = _check_calendar(dates, freq, fname, source, key)
         if len(calendar) != len(dates):
             present = np.isin(calendar, dates)
-            raise ConfigError(source, key, f"{fname}: no row for {calendar[np.argmin(present)]} (a gap: "
-                              f"{int((~present).sum())} periods missing); one row per {freq} from {calendar[0]} to "
-                              f"{calendar[-1]} is required")
+            raise ConfigError(
+                source,
+                key,
+                f"{fname}: no row for {calendar[np.argmin(present)]} (a gap: "
+                f"{int((~present).sum())} periods missing); one row per {freq} from {calendar[0]} to "
+                f"{calendar[-1]} is required",
+            )
         series = value_cols
         table = np.stack([_numbers(frame[c].iloc[order], c, rows[order], fname, source, key) for c in value_cols])
     if items:
         unknown = [i for i in items if i not in series]
         if unknown:
-            raise ConfigError(source, "data.items", f"{fname} has no series {unknown[0]!r}; its series are "
-                              f"{', '.join(series[:20])}{' ...' if len(series) > 20 else ''}")
+            raise ConfigError(
+                source,
+                "data.items",
+                f"{fname} has no series {unknown[0]!r}; its series are "
+                f"{', '.join(series[:20])}{' ...' if len(series) > 20 else ''}",
+            )
         table = table[[series.index(i) for i in items]]
         series = list(items)
     return History(calendar, [str(s) for s in series], table.astype(np.float64), freq, str(path))
@@ -296,18 +369,22 @@ def split_bounds(history: History, cfg: Mapping[str, Any], source: str) -> dict[
         except ValueError:
             raise ConfigError(source, k, f"{date!r} is not an ISO date such as 2024-01-31") from None
         if not history.dates[0] < d <= history.dates[-1]:
-            raise ConfigError(source, k, f"{date} is outside the history (after {history.dates[0]}, up to "
-                              f"{history.dates[-1]})")
+            raise ConfigError(
+                source, k, f"{date} is outside the history (after {history.dates[0]}, up to {history.dates[-1]})"
+            )
         return int(np.searchsorted(history.dates, d))
 
     test0 = at(cfg["test_start"], "data.test_start") if cfg["test_start"] else T - int(round(cfg["test_fraction"] * T))
-    dev0 = (at(cfg["dev_start"], "data.dev_start") if cfg["dev_start"]
-            else test0 - int(round(cfg["dev_fraction"] * T)))
+    dev0 = at(cfg["dev_start"], "data.dev_start") if cfg["dev_start"] else test0 - int(round(cfg["dev_fraction"] * T))
     key = "data.dev_start" if cfg["dev_start"] else "data.dev_fraction"
     if not 0 < dev0 < test0 < T:
-        raise ConfigError(source, key, f"the history has {T} periods ({history.dates[0]} .. {history.dates[-1]}); "
-                          f"the split leaves train {max(dev0, 0)}, dev {max(test0 - dev0, 0)}, test {T - test0} "
-                          "periods: each needs at least one (train, then dev, then test)")
+        raise ConfigError(
+            source,
+            key,
+            f"the history has {T} periods ({history.dates[0]} .. {history.dates[-1]}); "
+            f"the split leaves train {max(dev0, 0)}, dev {max(test0 - dev0, 0)}, test {T - test0} "
+            "periods: each needs at least one (train, then dev, then test)",
+        )
     return {"train": (0, dev0), "dev": (dev0, test0), "test": (test0, T)}
 
 
@@ -335,6 +412,7 @@ def day_of_week(dates: np.ndarray) -> np.ndarray:
 
 # --- the problem -----------------------------------------------------------------------------------
 
+
 class DemandHistory(Problem):
     """A single store per series, run on windows of a demand history; see the module docstring.
 
@@ -344,10 +422,22 @@ class DemandHistory(Problem):
 
     family = "inventory"
 
-    def __init__(self, history: History, bounds: Mapping[str, tuple[int, int]], lead_time: int,
-                 holding_cost: float, shortage_cost: float, unmet: str = "lost_sales", ordering_cost: float = 0.0,
-                 periods: int = 56, warmup: int = 14, lags: int = 7, calendar: list[str] | None = None,
-                 initial: tuple[float, float] = (0.0, 2.0), test: Mapping[str, int] | None = None):
+    def __init__(
+        self,
+        history: History,
+        bounds: Mapping[str, tuple[int, int]],
+        lead_time: int,
+        holding_cost: float,
+        shortage_cost: float,
+        unmet: str = "lost_sales",
+        ordering_cost: float = 0.0,
+        periods: int = 56,
+        warmup: int = 14,
+        lags: int = 7,
+        calendar: list[str] | None = None,
+        initial: tuple[float, float] = (0.0, 2.0),
+        test: Mapping[str, int] | None = None,
+    ):
         self.history, self.bounds = history, dict(bounds)
         a, b = self.bounds["train"]
         train = history.demand[:, a:b]
@@ -356,8 +446,18 @@ class DemandHistory(Problem):
         scale = np.where(scale > 0, scale, max(float(history.demand.mean()), 1.0))
         self.scales = scale
         # the dynamics are the single store's (demand level only matters for its own observe, not used here)
-        self.store = SingleStore(lead_time, holding_cost, shortage_cost, float(scale.mean()), 1.0, "normal", unmet,
-                                 ordering_cost, periods, warmup)
+        self.store = SingleStore(
+            lead_time,
+            holding_cost,
+            shortage_cost,
+            float(scale.mean()),
+            1.0,
+            "normal",
+            unmet,
+            ordering_cost,
+            periods,
+            warmup,
+        )
         self.L, self.h, self.p, self.c, self.unmet = self.store.L, self.store.h, self.store.p, self.store.c, unmet
         self.periods, self.warmup, self.lags = int(periods), int(warmup), int(lags)
         if calendar is None or calendar == ["auto"]:
@@ -387,8 +487,9 @@ class DemandHistory(Problem):
     def state_dim(self) -> int:
         return max(self.L, 1)
 
-    def sample(self, n: int, split: str, seed: int, periods: int | None = None,
-               device: str | torch.device = "cpu") -> Scenarios:
+    def sample(
+        self, n: int, split: str, seed: int, periods: int | None = None, device: str | torch.device = "cpu"
+    ) -> Scenarios:
         """Windows of ``periods`` periods (at most the split's own length: longer requests are shortened)."""
         periods = self.periods if periods is None else int(periods)
         if split in self.bounds and periods > 0:
@@ -418,15 +519,24 @@ class DemandHistory(Problem):
         g0 = generator(seed, split, "initial")
         x0 = lo + (hi - lo) * torch.rand(n, self.state_dim, generator=g0, dtype=torch.float64)
         x0 = x0 * torch.as_tensor(scale)[:, None]
-        return {"demand": torch.as_tensor(demand, dtype=self.dtype),
-                "history": torch.as_tensor(history, dtype=self.dtype).reshape(n, self.lags),
-                "initial": x0.to(self.dtype), "item": torch.as_tensor(item, dtype=torch.long),
-                "start": torch.as_tensor(start, dtype=torch.long), "scale": torch.as_tensor(scale, dtype=self.dtype)}
+        return {
+            "demand": torch.as_tensor(demand, dtype=self.dtype),
+            "history": torch.as_tensor(history, dtype=self.dtype).reshape(n, self.lags),
+            "initial": x0.to(self.dtype),
+            "item": torch.as_tensor(item, dtype=torch.long),
+            "start": torch.as_tensor(start, dtype=torch.long),
+            "scale": torch.as_tensor(scale, dtype=self.dtype),
+        }
 
     # --- dynamics (the single store's, on data units) --------------------------------------------
     def initial_state(self, scenarios: Scenarios) -> State:
-        return {"x": scenarios["initial"], "lags": scenarios["history"], "period": scenarios["start"],
-                "item": scenarios["item"], "scale": scenarios["scale"]}
+        return {
+            "x": scenarios["initial"],
+            "lags": scenarios["history"],
+            "period": scenarios["start"],
+            "item": scenarios["item"],
+            "scale": scenarios["scale"],
+        }
 
     def post_decision(self, state: State, action: torch.Tensor) -> tuple[State, torch.Tensor]:
         order = action.reshape(-1, 1).clamp_min(0.0) * state["scale"][:, None]
@@ -435,7 +545,7 @@ class DemandHistory(Problem):
 
     def transition(self, post_state: State, scenarios: Scenarios, t: int) -> tuple[State, torch.Tensor]:
         nxt, cost = self.store.transition({"x": post_state["x"]}, scenarios, t)
-        d = scenarios["demand"][:, t:t + 1]
+        d = scenarios["demand"][:, t : t + 1]
         lags = torch.cat([post_state["lags"][:, 1:], d], dim=1) if self.lags else post_state["lags"]
         return {**post_state, "x": nxt["x"], "lags": lags, "period": post_state["period"] + 1}, cost
 
@@ -448,8 +558,9 @@ class DemandHistory(Problem):
     def observe(self, state: State) -> torch.Tensor:
         s = state["scale"][:, None]
         x = state["x"] / s
-        return torch.cat([x, x.sum(dim=1, keepdim=True), state["lags"] / s,
-                          self._calendar(state["period"]).to(x.dtype)], dim=1)
+        return torch.cat(
+            [x, x.sum(dim=1, keepdim=True), state["lags"] / s, self._calendar(state["period"]).to(x.dtype)], dim=1
+        )
 
     def observe_post(self, post_state: State) -> torch.Tensor:
         return self.observe(post_state)
@@ -457,10 +568,12 @@ class DemandHistory(Problem):
     def describe(self) -> str:
         h = self.history
         b = self.bounds
-        return (f"data-driven single store, {self.unmet.replace('_', ' ')}, L={self.L}, h={self.h:g}, p={self.p:g}; "
-                f"{len(h.items)} series x {h.periods} {h.freq}s from {Path(h.path).name} "
-                f"(train {self.span('train')}, dev {self.span('dev')}, test {self.span('test')} periods, "
-                f"test from {h.dates[b['test'][0]]})")
+        return (
+            f"data-driven single store, {self.unmet.replace('_', ' ')}, L={self.L}, h={self.h:g}, p={self.p:g}; "
+            f"{len(h.items)} series x {h.periods} {h.freq}s from {Path(h.path).name} "
+            f"(train {self.span('train')}, dev {self.span('dev')}, test {self.span('test')} periods, "
+            f"test from {h.dates[b['test'][0]]})"
+        )
 
     # --- statistics of the train periods (what the baselines may use) -----------------------------
     def train_sums(self) -> tuple[np.ndarray, np.ndarray]:
@@ -470,7 +583,7 @@ class DemandHistory(Problem):
         D = self.history.demand[:, a:b]
         k = self.L + 1
         sums = np.lib.stride_tricks.sliding_window_view(D, k, axis=1).sum(axis=2)  # exact sums (no cumsum)
-        return sums, day_of_week(self.history.dates[a:b - k + 1])
+        return sums, day_of_week(self.history.dates[a : b - k + 1])
 
 
 def build(config: Mapping[str, Any], source: str) -> DemandHistory:
@@ -478,30 +591,50 @@ def build(config: Mapping[str, Any], source: str) -> DemandHistory:
     d = cfg["data"]
     base = Path(source).parent if Path(source).is_file() else None
     path = resolve_path(d["path"], base)
-    history = load_history(path, layout=d["layout"], fmt=d["format"], date_column=d["date_column"],
-                           item_column=d["item_column"], demand_column=d["demand_column"], freq=d["freq"],
-                           items=d["items"], source=source)
+    history = load_history(
+        path,
+        layout=d["layout"],
+        fmt=d["format"],
+        date_column=d["date_column"],
+        item_column=d["item_column"],
+        demand_column=d["demand_column"],
+        freq=d["freq"],
+        items=d["items"],
+        source=source,
+    )
     bounds = split_bounds(history, d, source)
     feats = cfg["features"]
     cal = feats["calendar"]
     for i, name in enumerate(cal):
         if name not in CALENDAR and not (name == "auto" and len(cal) == 1):
-            raise ConfigError(source, f"features.calendar[{i}]", f"{name!r} is not a calendar feature; allowed: "
-                              f"{', '.join(CALENDAR)} (or ['auto'] alone)")
+            raise ConfigError(
+                source,
+                f"features.calendar[{i}]",
+                f"{name!r} is not a calendar feature; allowed: {', '.join(CALENDAR)} (or ['auto'] alone)",
+            )
     if "day_of_week" in cal and d["freq"] != "day":
         raise ConfigError(source, "features.calendar", "day_of_week needs daily data (data.freq = 'day')")
     span = {k: b - a for k, (a, b) in bounds.items()}
     if cfg["periods"] > span["train"]:
-        raise ConfigError(source, "periods", f"a training window of {cfg['periods']} periods does not fit in the "
-                          f"{span['train']} train periods of {path.name}; use a shorter window or more train data")
+        raise ConfigError(
+            source,
+            "periods",
+            f"a training window of {cfg['periods']} periods does not fit in the "
+            f"{span['train']} train periods of {path.name}; use a shorter window or more train data",
+        )
     if cfg["warmup"] >= cfg["periods"]:
         raise ConfigError(source, "warmup", f"must be less than periods ({cfg['periods']})")
     if span["train"] < cfg["lead_time"] + 2:
-        raise ConfigError(source, "data.dev_fraction", f"{span['train']} train periods are too few for lead time "
-                          f"{cfg['lead_time']} (the baselines need at least L + 2)")
+        raise ConfigError(
+            source,
+            "data.dev_fraction",
+            f"{span['train']} train periods are too few for lead time "
+            f"{cfg['lead_time']} (the baselines need at least L + 2)",
+        )
     if span["dev"] <= cfg["warmup"]:
-        raise ConfigError(source, "data.dev_fraction", f"the {span['dev']} dev periods must exceed the warm-up "
-                          f"({cfg['warmup']})")
+        raise ConfigError(
+            source, "data.dev_fraction", f"the {span['dev']} dev periods must exceed the warm-up ({cfg['warmup']})"
+        )
     t = cfg["test"]
     test_periods = min(t["periods"] or span["test"], span["test"])
     if t["warmup"] >= test_periods:
@@ -509,14 +642,27 @@ def build(config: Mapping[str, Any], source: str) -> DemandHistory:
     init = cfg["initial"]
     if init["high"] < init["low"]:
         raise ConfigError(source, "initial.high", f"must be >= initial.low ({init['low']})")
-    problem = DemandHistory(history, bounds, cfg["lead_time"], cfg["holding_cost"], cfg["shortage_cost"],
-                            cfg["unmet"], cfg["ordering_cost"], cfg["periods"], cfg["warmup"], feats["lags"], cal,
-                            (init["low"], init["high"]), {**t, "periods": test_periods})
+    problem = DemandHistory(
+        history,
+        bounds,
+        cfg["lead_time"],
+        cfg["holding_cost"],
+        cfg["shortage_cost"],
+        cfg["unmet"],
+        cfg["ordering_cost"],
+        cfg["periods"],
+        cfg["warmup"],
+        feats["lags"],
+        cal,
+        (init["low"], init["high"]),
+        {**t, "periods": test_periods},
+    )
     problem.config = cfg
     return problem
 
 
 # --- newsvendor baselines --------------------------------------------------------------------------
+
 
 class OrderUpTo(torch.nn.Module):
     """Order ``(level - inventory position)^+`` with a level per series (``levels [S]``) or per series
@@ -561,21 +707,29 @@ def seasonal_levels(problem: DemandHistory, fractile: float = -1.0) -> np.ndarra
     out = np.empty((sums.shape[0], 7))
     for w in range(7):
         sel = sums[:, dow == w]
-        out[:, w] = (np.quantile(sel, q, axis=1, method="inverted_cdf") if sel.shape[1]
-                     else np.quantile(sums, q, axis=1, method="inverted_cdf"))
+        out[:, w] = (
+            np.quantile(sel, q, axis=1, method="inverted_cdf")
+            if sel.shape[1]
+            else np.quantile(sums, q, axis=1, method="inverted_cdf")
+        )
     return out
 
 
 NEWSVENDOR_OPTIONS = {
-    "fractile": Field(float, -1.0, allowed="a quantile level in (0, 1) (default: the critical fractile p/(p+h))",
-                      check=lambda v: v == -1.0 or 0 < v < 1),
+    "fractile": Field(
+        float,
+        -1.0,
+        allowed="a quantile level in (0, 1) (default: the critical fractile p/(p+h))",
+        check=lambda v: v == -1.0 or 0 < v < 1,
+    ),
 }
 
 
 def _check(problem, ctx: SolveContext) -> None:
     if not isinstance(problem, DemandHistory):
-        raise ConfigError(ctx.source, "method", "newsvendor baselines apply to data-driven problems "
-                          "(model = \"data_driven\")")
+        raise ConfigError(
+            ctx.source, "method", 'newsvendor baselines apply to data-driven problems (model = "data_driven")'
+        )
 
 
 def _fit_saa(problem, o, config, ctx) -> SolveOutcome:
@@ -601,10 +755,22 @@ def _fit_seasonal(problem, o, config, ctx) -> SolveOutcome:
 
 
 HISTORY_METHODS = (
-    Method("newsvendor_saa", _fit_saa, NEWSVENDOR_OPTIONS,
-           description="order up to the empirical p/(p+h) quantile of (L+1)-period train demand (SAA)"),
-    Method("newsvendor_normal", _fit_normal, NEWSVENDOR_OPTIONS,
-           description="order up to the p/(p+h) quantile of a Normal fit of train demand"),
-    Method("newsvendor_seasonal", _fit_seasonal, NEWSVENDOR_OPTIONS,
-           description="empirical p/(p+h) quantile of (L+1)-period train demand per day of the week"),
+    Method(
+        "newsvendor_saa",
+        _fit_saa,
+        NEWSVENDOR_OPTIONS,
+        description="order up to the empirical p/(p+h) quantile of (L+1)-period train demand (SAA)",
+    ),
+    Method(
+        "newsvendor_normal",
+        _fit_normal,
+        NEWSVENDOR_OPTIONS,
+        description="order up to the p/(p+h) quantile of a Normal fit of train demand",
+    ),
+    Method(
+        "newsvendor_seasonal",
+        _fit_seasonal,
+        NEWSVENDOR_OPTIONS,
+        description="empirical p/(p+h) quantile of (L+1)-period train demand per day of the week",
+    ),
 )

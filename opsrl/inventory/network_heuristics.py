@@ -90,8 +90,9 @@ def levels_from_z(problem: Network, z_store, z_up, echelon: bool = True) -> np.n
     return S.round() if problem.integer else S
 
 
-def evaluate_levels(problem: Network, scenarios: Scenarios, levels: np.ndarray, echelon: bool = True,
-                    budget: int = 2_000_000) -> np.ndarray:
+def evaluate_levels(
+    problem: Network, scenarios: Scenarios, levels: np.ndarray, echelon: bool = True, budget: int = 2_000_000
+) -> np.ndarray:
     """Mean dev cost of each row of ``levels`` ``[K, N]``, every candidate on the same scenarios."""
     make = lambda params: EchelonStock(problem, params, echelon)  # noqa: E731
     return grid_search(problem, scenarios, levels, make, chunk=budget // max(problem.topo.n, 1))[1]
@@ -112,12 +113,14 @@ def search_levels(problem: Network, scenarios: Scenarios, echelon: bool = True, 
     z_store, z_up = 1.0, 2.0
     best = np.inf
     for _ in range(rounds if has_up else 1):
-        c = evaluate_levels(problem, scenarios, levels_from_z(problem, zs_grid, np.full_like(zs_grid, z_up), echelon),
-                            echelon)
+        c = evaluate_levels(
+            problem, scenarios, levels_from_z(problem, zs_grid, np.full_like(zs_grid, z_up), echelon), echelon
+        )
         z_store, best = float(zs_grid[c.argmin()]), float(c.min())
         if has_up:
-            c = evaluate_levels(problem, scenarios,
-                                levels_from_z(problem, np.full_like(zu_grid, z_store), zu_grid, echelon), echelon)
+            c = evaluate_levels(
+                problem, scenarios, levels_from_z(problem, np.full_like(zu_grid, z_store), zu_grid, echelon), echelon
+            )
             z_up, best = float(zu_grid[c.argmin()]), float(c.min())
     return LevelSearch(levels_from_z(problem, [z_store], [z_up], echelon)[0], z_store, z_up, best)
 
@@ -125,10 +128,10 @@ def search_levels(problem: Network, scenarios: Scenarios, echelon: bool = True, 
 # --- Clark-Scarf ---------------------------------------------------------------------------------
 @dataclass
 class SerialOptimum:
-    levels: np.ndarray      # optimal echelon base-stock levels, stage 1 (the store) first
-    cost: float             # optimal average cost, echelon accounting (holding charged in transit too)
-    pipeline: float         # mean in-transit holding cost and echelon offsets not charged by the simulator
-    network_cost: float     # ``cost - pipeline``: the optimum in the simulator's accounting
+    levels: np.ndarray  # optimal echelon base-stock levels, stage 1 (the store) first
+    cost: float  # optimal average cost, echelon accounting (holding charged in transit too)
+    pipeline: float  # mean in-transit holding cost and echelon offsets not charged by the simulator
+    network_cost: float  # ``cost - pipeline``: the optimum in the simulator's accounting
 
 
 def clark_scarf(mean: float, lead_times, echelon_holding, shortage: float, tail: float = 1e-13) -> SerialOptimum:
@@ -165,8 +168,8 @@ def clark_scarf(mean: float, lead_times, echelon_holding, shortage: float, tail:
         pmf = stats.poisson.pmf(np.arange(dmax[j] + 1), mean * ell[j])
         pmf /= pmf.sum()
         Chat = h[j] * x + C
-        Ct = np.convolve(Chat, pmf, mode="valid")       # C~_j on x[dmax:]
-        x = x[dmax[j]:]
+        Ct = np.convolve(Chat, pmf, mode="valid")  # C~_j on x[dmax:]
+        x = x[dmax[j] :]
         k = int(np.argmin(Ct))
         levels[j], best = x[k], float(Ct[k])
         C = np.where(x <= x[k], Ct, Ct[k])

@@ -46,8 +46,9 @@ the same file describes 3 or 50 stores with the same mix of stores.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,15 +65,15 @@ SUPPLIER = -1
 class Topology:
     """Locations and lanes of a network (numpy arrays; built once per problem)."""
 
-    kind: np.ndarray         # [N] WAREHOUSE / CENTRE / STORE
-    holding: np.ndarray      # [N]
-    shortage: np.ndarray     # [N] (0 except at stores)
-    mean: np.ndarray         # [N] demand mean per period (0 except at stores)
-    cv: np.ndarray           # [N] demand coefficient of variation (stores)
-    src: np.ndarray          # [E] source location, -1 for the supplier
-    dst: np.ndarray          # [E]
-    lead: np.ndarray         # [E] lead times >= 1
-    ship_cost: np.ndarray    # [E]
+    kind: np.ndarray  # [N] WAREHOUSE / CENTRE / STORE
+    holding: np.ndarray  # [N]
+    shortage: np.ndarray  # [N] (0 except at stores)
+    mean: np.ndarray  # [N] demand mean per period (0 except at stores)
+    cv: np.ndarray  # [N] demand coefficient of variation (stores)
+    src: np.ndarray  # [E] source location, -1 for the supplier
+    dst: np.ndarray  # [E]
+    lead: np.ndarray  # [E] lead times >= 1
+    ship_cost: np.ndarray  # [E]
 
     @property
     def n(self) -> int:
@@ -90,10 +91,19 @@ def _cycle(values: list, n: int) -> np.ndarray:
 class Network(Problem):
     """Batched inventory network; see the module docstring for the timing and allocation rules."""
 
-    def __init__(self, topo: Topology, unmet: str = "lost_sales", distribution: str = "normal",
-                 correlation: float = 0.0, periods: int = 50, warmup: int = 10,
-                 initial: tuple[float, float] = (0.0, 2.0), test: Mapping[str, int] | None = None,
-                 model: str = "network", meta: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        topo: Topology,
+        unmet: str = "lost_sales",
+        distribution: str = "normal",
+        correlation: float = 0.0,
+        periods: int = 50,
+        warmup: int = 10,
+        initial: tuple[float, float] = (0.0, 2.0),
+        test: Mapping[str, int] | None = None,
+        model: str = "network",
+        meta: Mapping[str, Any] | None = None,
+    ):
         if warmup >= periods:
             raise ValueError(f"warmup ({warmup}) must be shorter than periods ({periods})")
         if (topo.lead < 1).any():
@@ -122,9 +132,14 @@ class Network(Problem):
         self.primary = self._primary_lanes()
         self.desc = self._descendants()
         self._np = {
-            "h": topo.holding, "p": topo.shortage, "is_centre": (topo.kind == CENTRE).astype(float),
-            "is_store": (topo.kind == STORE).astype(float), "node_scale": np.maximum(self._node_flow, 1e-6),
-            "edge_scale": np.maximum(self._flow, 1e-6), "c": topo.ship_cost, "desc": self.desc,
+            "h": topo.holding,
+            "p": topo.shortage,
+            "is_centre": (topo.kind == CENTRE).astype(float),
+            "is_store": (topo.kind == STORE).astype(float),
+            "node_scale": np.maximum(self._node_flow, 1e-6),
+            "edge_scale": np.maximum(self._flow, 1e-6),
+            "c": topo.ship_cost,
+            "desc": self.desc,
             "slot": (np.arange(self.L_max)[None, :] == (topo.lead - 1)[:, None]).astype(float),
             "valid_init": (np.arange(self.L_max)[None, :] < (topo.lead - 1)[:, None]).astype(float),
         }
@@ -183,7 +198,7 @@ class Network(Problem):
         its primary subtree), with the network's correlation."""
         t = self.topo
         sd = t.mean * t.cv if self.distribution == "normal" else np.sqrt(t.mean)
-        cov = self.rho * np.outer(sd, sd) + (1 - self.rho) * np.diag(sd ** 2)
+        cov = self.rho * np.outer(sd, sd) + (1 - self.rho) * np.diag(sd**2)
         mean = self.desc @ t.mean
         var = np.einsum("ij,jk,ik->i", self.desc, cov, self.desc)
         return mean, np.sqrt(np.maximum(var, 0.0))
@@ -203,8 +218,9 @@ class Network(Problem):
         S = len(self.stores)
         g = generator(seed, split, "demand")
         if self.distribution == "poisson" and self.rho == 0:
-            demand = torch.poisson(torch.as_tensor(m, dtype=torch.float64).expand(n, periods, S).contiguous(),
-                                   generator=g)
+            demand = torch.poisson(
+                torch.as_tensor(m, dtype=torch.float64).expand(n, periods, S).contiguous(), generator=g
+            )
         else:
             z = torch.randn(n, periods, S, generator=g, dtype=torch.float64)
             if self.rho > 0:
@@ -221,9 +237,13 @@ class Network(Problem):
         lo, hi = self.initial
         g0 = generator(seed, split, "initial")
         oh = (lo + (hi - lo) * torch.rand(n, t.n, generator=g0, dtype=torch.float64)) * torch.as_tensor(
-            self._np["node_scale"])
-        pipe = (lo + (hi - lo) * torch.rand(n, t.e, self.L_max, generator=g0, dtype=torch.float64)) * torch.as_tensor(
-            self._np["edge_scale"])[:, None] * torch.as_tensor(self._np["valid_init"])
+            self._np["node_scale"]
+        )
+        pipe = (
+            (lo + (hi - lo) * torch.rand(n, t.e, self.L_max, generator=g0, dtype=torch.float64))
+            * torch.as_tensor(self._np["edge_scale"])[:, None]
+            * torch.as_tensor(self._np["valid_init"])
+        )
         if self.integer:
             oh, pipe = oh.round(), pipe.round()
         return {"demand": demand.to(self.dtype), "on_hand": oh.to(self.dtype), "pipe": pipe.to(self.dtype)}
@@ -324,14 +344,23 @@ class Network(Problem):
         lanes = torch.stack([p.sum(2), p[:, :, 0], p[:, :, :2].sum(2), p[:, :, :3].sum(2)], dim=2)
         lanes = torch.cat([lanes, lanes], dim=1)  # the same lane features in both directions
         ea = torch.cat([G["edge_static"].expand(B, 2 * E, -1), lanes], dim=2).reshape(B * 2 * E, -1)
-        off = (torch.arange(B, device=oh.device) * (N + 1))
+        off = torch.arange(B, device=oh.device) * (N + 1)
         ei = (G["edge_index"][:, None, :] + off[None, :, None]).reshape(2, -1)
         batch = torch.arange(B, device=oh.device).repeat_interleave(N + 1)
-        action_edge = (torch.arange(B, device=oh.device)[:, None] * 2 * E
-                       + torch.arange(E, device=oh.device)[None, :]).reshape(-1)
-        return Batch(x=x, edge_index=ei, edge_attr=ea, batch=batch,
-                     ptr=torch.arange(B + 1, device=oh.device) * (N + 1), num_nodes=B * (N + 1),
-                     action_edge=action_edge, action_scale=T["edge_scale"].repeat(B), num_graphs=B)
+        action_edge = (
+            torch.arange(B, device=oh.device)[:, None] * 2 * E + torch.arange(E, device=oh.device)[None, :]
+        ).reshape(-1)
+        return Batch(
+            x=x,
+            edge_index=ei,
+            edge_attr=ea,
+            batch=batch,
+            ptr=torch.arange(B + 1, device=oh.device) * (N + 1),
+            num_nodes=B * (N + 1),
+            action_edge=action_edge,
+            action_scale=T["edge_scale"].repeat(B),
+            num_graphs=B,
+        )
 
     def _graph_static(self, device, dtype) -> dict[str, torch.Tensor]:
         key = ("graph", str(device), dtype)
@@ -351,20 +380,22 @@ class Network(Problem):
             self._cache[key] = {
                 "node_static": torch.as_tensor(np.concatenate([onehot, cost], 1), dtype=dtype, device=device)[None],
                 "edge_static": torch.as_tensor(est, dtype=dtype, device=device)[None],
-                "edge_index": torch.as_tensor(ei, dtype=torch.long, device=device)}
+                "edge_index": torch.as_tensor(ei, dtype=torch.long, device=device),
+            }
         return self._cache[key]
 
     def describe(self) -> str:
         t = self.topo
         counts = ", ".join(f"{int((t.kind == k).sum())} {KINDS[k]}s" for k in range(3) if (t.kind == k).any())
-        return (f"inventory network ({self.model}): {counts}, {t.e} lanes, {self.unmet.replace('_', ' ')}, "
-                f"{self.distribution} demand, correlation {self.rho:g}")
+        return (
+            f"inventory network ({self.model}): {counts}, {t.e} lanes, {self.unmet.replace('_', ' ')}, "
+            f"{self.distribution} demand, correlation {self.rho:g}"
+        )
 
 
 # --- building networks from config ---------------------------------------------------------------
 def _pos_list(allowed: str, empty_ok: bool = False):
-    return Field(list, allowed=allowed, check=lambda v: (len(v) > 0 or empty_ok) and all(x >= 0 for x in v),
-                 item=float)
+    return Field(list, allowed=allowed, check=lambda v: (len(v) > 0 or empty_ok) and all(x >= 0 for x in v), item=float)
 
 
 TEST_SCHEMA = {
@@ -381,14 +412,23 @@ INITIAL_SCHEMA = {
 
 
 def _lead_list(default=None):
-    return Field(list, default if default is not None else [1], item=int,
-                 allowed="a non-empty list of lead times >= 1 (cycled over the stores)",
-                 check=lambda v: len(v) > 0 and all(x >= 1 for x in v))
+    return Field(
+        list,
+        default if default is not None else [1],
+        item=int,
+        allowed="a non-empty list of lead times >= 1 (cycled over the stores)",
+        check=lambda v: len(v) > 0 and all(x >= 1 for x in v),
+    )
 
 
 def _num_list(default, allowed="a non-empty list of numbers >= 0 (cycled over the stores)", strict=False):
-    return Field(list, default, item=float, allowed=allowed,
-                 check=lambda v: len(v) > 0 and all((x > 0) if strict else (x >= 0) for x in v))
+    return Field(
+        list,
+        default,
+        item=float,
+        allowed=allowed,
+        check=lambda v: len(v) > 0 and all((x > 0) if strict else (x >= 0) for x in v),
+    )
 
 
 COMMON = {
@@ -409,42 +449,56 @@ STORE_KEYS = {
 }
 
 SCHEMAS = {
-    "serial": {**COMMON,
-               "stages": Field(int, allowed="an integer from 1 to 10", check=lambda v: 1 <= v <= 10),
-               "lead_times": _lead_list([1]),
-               "echelon_holding": _num_list([1.0], "a non-empty list of echelon holding costs >= 0, stage 1 "
-                                                  "(the store) first"),
-               "shortage_cost": Field(float, allowed="a positive number", check=positive),
-               "demand_mean": Field(float, allowed="a positive number", check=positive),
-               "demand_cv": Field(float, 0.0, allowed="a number >= 0 (normal demand)", check=non_negative),
-               "unmet": Field(str, "backlog", choices=("backlog",))},
-    "warehouse": {**COMMON, "stores": Field(int, allowed="a positive integer", check=positive),
-                  "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
-                  "unmet": Field(str, "lost_sales", choices=("lost_sales", "backlog")),
-                  "warehouse_holding_cost": Field(float, 0.5, allowed="a number >= 0", check=non_negative),
-                  "warehouse_lead_time": Field(int, 2, allowed="an integer >= 1", check=lambda v: v >= 1),
-                  "store": Field(dict, {}, schema=STORE_KEYS)},
-    "transshipment": {**COMMON, "stores": Field(int, allowed="a positive integer", check=positive),
-                      "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
-                      "unmet": Field(str, "backlog", choices=("lost_sales", "backlog")),
-                      "centre_lead_time": Field(int, 2, allowed="an integer >= 1", check=lambda v: v >= 1),
-                      "store": Field(dict, {}, schema=STORE_KEYS)},
-    "multi_warehouse": {**COMMON, "stores": Field(int, allowed="a positive integer", check=positive),
-                        "warehouses": Field(int, allowed="a positive integer", check=positive),
-                        "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
-                        "unmet": Field(str, "lost_sales", choices=("lost_sales", "backlog")),
-                        "warehouse_holding_cost": _num_list([0.5], "a non-empty list of numbers >= 0 (cycled "
-                                                                   "over the warehouses)"),
-                        "warehouse_lead_time": _lead_list([2]),
-                        "lanes": Field(list, allowed="a list of tables {warehouse, store, lead_time, cost}"),
-                        "store": Field(dict, {}, schema={k: v for k, v in STORE_KEYS.items() if k != "lead_time"})},
-    "identical": {**COMMON, "stores": Field(int, allowed="a positive integer", check=positive),
-                  "lead_time": Field(int, allowed="an integer >= 1", check=lambda v: v >= 1),
-                  "holding_cost": Field(float, 1.0, allowed="a number >= 0", check=non_negative),
-                  "shortage_cost": Field(float, allowed="a positive number", check=positive),
-                  "demand_mean": Field(float, allowed="a positive number", check=positive),
-                  "demand_cv": Field(float, 0.0, allowed="a number >= 0 (normal demand)", check=non_negative),
-                  "unmet": Field(str, "lost_sales", choices=("lost_sales", "backlog"))},
+    "serial": {
+        **COMMON,
+        "stages": Field(int, allowed="an integer from 1 to 10", check=lambda v: 1 <= v <= 10),
+        "lead_times": _lead_list([1]),
+        "echelon_holding": _num_list(
+            [1.0], "a non-empty list of echelon holding costs >= 0, stage 1 (the store) first"
+        ),
+        "shortage_cost": Field(float, allowed="a positive number", check=positive),
+        "demand_mean": Field(float, allowed="a positive number", check=positive),
+        "demand_cv": Field(float, 0.0, allowed="a number >= 0 (normal demand)", check=non_negative),
+        "unmet": Field(str, "backlog", choices=("backlog",)),
+    },
+    "warehouse": {
+        **COMMON,
+        "stores": Field(int, allowed="a positive integer", check=positive),
+        "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
+        "unmet": Field(str, "lost_sales", choices=("lost_sales", "backlog")),
+        "warehouse_holding_cost": Field(float, 0.5, allowed="a number >= 0", check=non_negative),
+        "warehouse_lead_time": Field(int, 2, allowed="an integer >= 1", check=lambda v: v >= 1),
+        "store": Field(dict, {}, schema=STORE_KEYS),
+    },
+    "transshipment": {
+        **COMMON,
+        "stores": Field(int, allowed="a positive integer", check=positive),
+        "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
+        "unmet": Field(str, "backlog", choices=("lost_sales", "backlog")),
+        "centre_lead_time": Field(int, 2, allowed="an integer >= 1", check=lambda v: v >= 1),
+        "store": Field(dict, {}, schema=STORE_KEYS),
+    },
+    "multi_warehouse": {
+        **COMMON,
+        "stores": Field(int, allowed="a positive integer", check=positive),
+        "warehouses": Field(int, allowed="a positive integer", check=positive),
+        "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
+        "unmet": Field(str, "lost_sales", choices=("lost_sales", "backlog")),
+        "warehouse_holding_cost": _num_list([0.5], "a non-empty list of numbers >= 0 (cycled over the warehouses)"),
+        "warehouse_lead_time": _lead_list([2]),
+        "lanes": Field(list, allowed="a list of tables {warehouse, store, lead_time, cost}"),
+        "store": Field(dict, {}, schema={k: v for k, v in STORE_KEYS.items() if k != "lead_time"}),
+    },
+    "identical": {
+        **COMMON,
+        "stores": Field(int, allowed="a positive integer", check=positive),
+        "lead_time": Field(int, allowed="an integer >= 1", check=lambda v: v >= 1),
+        "holding_cost": Field(float, 1.0, allowed="a number >= 0", check=non_negative),
+        "shortage_cost": Field(float, allowed="a positive number", check=positive),
+        "demand_mean": Field(float, allowed="a positive number", check=positive),
+        "demand_cv": Field(float, 0.0, allowed="a number >= 0 (normal demand)", check=non_negative),
+        "unmet": Field(str, "lost_sales", choices=("lost_sales", "backlog")),
+    },
 }
 
 LANE_SCHEMA = {
@@ -462,8 +516,9 @@ def _check_lengths(cfg: Mapping[str, Any], source: str, model: str) -> None:
     lists += [(f"store.{k}", v) for k, v in (cfg.get("store") or {}).items()]
     for key, v in lists:
         if n and isinstance(v, list) and len(v) > n:
-            raise ConfigError(source, key, f"{len(v)} values for {n} {what}; give at most {n} (a shorter list "
-                              "is cycled)")
+            raise ConfigError(
+                source, key, f"{len(v)} values for {n} {what}; give at most {n} (a shorter list is cycled)"
+            )
 
 
 def _stores(cfg: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
@@ -471,8 +526,9 @@ def _stores(cfg: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
     return {k: _cycle(v, n) for k, v in s.items()}
 
 
-def serial_topology(stages: int, lead_times: list[int], echelon_holding: list[float], shortage: float,
-                    mean: float, cv: float = 0.0) -> Topology:
+def serial_topology(
+    stages: int, lead_times: list[int], echelon_holding: list[float], shortage: float, mean: float, cv: float = 0.0
+) -> Topology:
     """Stage 1 (index 0) is the store; stage k ships to stage k - 1; the supplier feeds stage K."""
     K = stages
     L = _cycle(lead_times, K).astype(int)
@@ -481,16 +537,18 @@ def serial_topology(stages: int, lead_times: list[int], echelon_holding: list[fl
     kind = np.array([STORE] + [WAREHOUSE] * (K - 1))
     z = np.zeros(K)
     src = np.array([k + 1 if k + 1 < K else SUPPLIER for k in range(K)])
-    return Topology(kind, inst, np.r_[shortage, z[1:]], np.r_[mean, z[1:]], np.r_[cv, z[1:]],
-                    src, np.arange(K), L, np.zeros(K))
+    return Topology(
+        kind, inst, np.r_[shortage, z[1:]], np.r_[mean, z[1:]], np.r_[cv, z[1:]], src, np.arange(K), L, np.zeros(K)
+    )
 
 
 def build_network(cfg: Mapping[str, Any], source: str) -> Network:
     """Validate a network problem table and build its :class:`Network`."""
     model = cfg.get("model")
     if model not in SCHEMAS:
-        raise ConfigError(source, "model", f"{model!r} is not allowed; choose one of "
-                          f"'single_store', {', '.join(map(repr, SCHEMAS))}")
+        raise ConfigError(
+            source, "model", f"{model!r} is not allowed; choose one of 'single_store', {', '.join(map(repr, SCHEMAS))}"
+        )
     cfg = validate(cfg, SCHEMAS[model], source)
     if cfg["warmup"] >= cfg["periods"]:
         raise ConfigError(source, "warmup", f"must be less than periods ({cfg['periods']})")
@@ -502,18 +560,35 @@ def build_network(cfg: Mapping[str, Any], source: str) -> Network:
     dist = cfg["distribution"]
     meta: dict[str, Any] = {}
     if model == "serial":
-        topo = serial_topology(cfg["stages"], cfg["lead_times"], cfg["echelon_holding"], cfg["shortage_cost"],
-                               cfg["demand_mean"], cfg["demand_cv"])
-        meta = {"stages": cfg["stages"], "lead_times": [int(x) for x in topo.lead],
-                "echelon_holding": list(_cycle(cfg["echelon_holding"], cfg["stages"]))}
+        topo = serial_topology(
+            cfg["stages"],
+            cfg["lead_times"],
+            cfg["echelon_holding"],
+            cfg["shortage_cost"],
+            cfg["demand_mean"],
+            cfg["demand_cv"],
+        )
+        meta = {
+            "stages": cfg["stages"],
+            "lead_times": [int(x) for x in topo.lead],
+            "echelon_holding": list(_cycle(cfg["echelon_holding"], cfg["stages"])),
+        }
         if dist == "normal" and cfg["demand_cv"] <= 0:
             raise ConfigError(source, "demand_cv", "normal demand needs demand_cv > 0")
         rho = 0.0
     elif model == "identical":
         n = cfg["stores"]
-        topo = Topology(np.full(n, STORE), np.full(n, cfg["holding_cost"]), np.full(n, cfg["shortage_cost"]),
-                        np.full(n, cfg["demand_mean"]), np.full(n, cfg["demand_cv"]), np.full(n, SUPPLIER),
-                        np.arange(n), np.full(n, cfg["lead_time"]), np.zeros(n))
+        topo = Topology(
+            np.full(n, STORE),
+            np.full(n, cfg["holding_cost"]),
+            np.full(n, cfg["shortage_cost"]),
+            np.full(n, cfg["demand_mean"]),
+            np.full(n, cfg["demand_cv"]),
+            np.full(n, SUPPLIER),
+            np.arange(n),
+            np.full(n, cfg["lead_time"]),
+            np.zeros(n),
+        )
         rho = 0.0
     elif model in ("warehouse", "transshipment"):
         n = cfg["stores"]
@@ -522,10 +597,17 @@ def build_network(cfg: Mapping[str, Any], source: str) -> Network:
         kind = np.r_[CENTRE if centre else WAREHOUSE, np.full(n, STORE)]
         h0 = 0.0 if centre else cfg["warehouse_holding_cost"]
         L0 = cfg["centre_lead_time" if centre else "warehouse_lead_time"]
-        topo = Topology(kind, np.r_[h0, s["holding_cost"]], np.r_[0.0, s["shortage_cost"]],
-                        np.r_[0.0, s["demand_mean"]], np.r_[0.0, s["demand_cv"]],
-                        np.r_[SUPPLIER, np.zeros(n, int)].astype(int), np.arange(n + 1),
-                        np.r_[L0, s["lead_time"]].astype(int), np.zeros(n + 1))
+        topo = Topology(
+            kind,
+            np.r_[h0, s["holding_cost"]],
+            np.r_[0.0, s["shortage_cost"]],
+            np.r_[0.0, s["demand_mean"]],
+            np.r_[0.0, s["demand_cv"]],
+            np.r_[SUPPLIER, np.zeros(n, int)].astype(int),
+            np.arange(n + 1),
+            np.r_[L0, s["lead_time"]].astype(int),
+            np.zeros(n + 1),
+        )
         rho = cfg["correlation"]
     else:  # multi_warehouse
         m, n = cfg["warehouses"], cfg["stores"]
@@ -549,14 +631,30 @@ def build_network(cfg: Mapping[str, Any], source: str) -> Network:
         kind = np.r_[np.full(m, WAREHOUSE), np.full(n, STORE)]
         src = np.r_[np.full(m, SUPPLIER), [lane["warehouse"] for lane in lanes]].astype(int)
         dst = np.r_[np.arange(m), [m + lane["store"] for lane in lanes]].astype(int)
-        topo = Topology(kind, np.r_[_cycle(cfg["warehouse_holding_cost"], m), s["holding_cost"]],
-                        np.r_[np.zeros(m), s["shortage_cost"]], np.r_[np.zeros(m), s["demand_mean"]],
-                        np.r_[np.zeros(m), s["demand_cv"]], src, dst,
-                        np.r_[wl, [lane["lead_time"] for lane in lanes]].astype(int),
-                        np.r_[np.zeros(m), [lane["cost"] for lane in lanes]])
+        topo = Topology(
+            kind,
+            np.r_[_cycle(cfg["warehouse_holding_cost"], m), s["holding_cost"]],
+            np.r_[np.zeros(m), s["shortage_cost"]],
+            np.r_[np.zeros(m), s["demand_mean"]],
+            np.r_[np.zeros(m), s["demand_cv"]],
+            src,
+            dst,
+            np.r_[wl, [lane["lead_time"] for lane in lanes]].astype(int),
+            np.r_[np.zeros(m), [lane["cost"] for lane in lanes]],
+        )
         rho = cfg["correlation"]
     unmet = cfg["unmet"]
-    problem = Network(topo, unmet, dist, rho, cfg["periods"], cfg["warmup"],
-                      (cfg["initial"]["low"], cfg["initial"]["high"]), cfg["test"], model, meta)
+    problem = Network(
+        topo,
+        unmet,
+        dist,
+        rho,
+        cfg["periods"],
+        cfg["warmup"],
+        (cfg["initial"]["low"], cfg["initial"]["high"]),
+        cfg["test"],
+        model,
+        meta,
+    )
     problem.config = cfg
     return problem

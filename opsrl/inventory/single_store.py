@@ -16,7 +16,8 @@ This is the convention of Zipkin (2008), "Old and new methods for lost-sales inv
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -59,10 +60,21 @@ SCHEMA = {
 class SingleStore(Problem):
     """Single-store inventory control; see the module docstring for the timing."""
 
-    def __init__(self, lead_time: int, holding_cost: float, shortage_cost: float, demand_mean: float,
-                 demand_std: float = 0.0, distribution: str = "poisson", unmet: str = "lost_sales",
-                 ordering_cost: float = 0.0, periods: int = 100, warmup: int = 20,
-                 initial: tuple[float, float] | None = None, test: Mapping[str, int] | None = None):
+    def __init__(
+        self,
+        lead_time: int,
+        holding_cost: float,
+        shortage_cost: float,
+        demand_mean: float,
+        demand_std: float = 0.0,
+        distribution: str = "poisson",
+        unmet: str = "lost_sales",
+        ordering_cost: float = 0.0,
+        periods: int = 100,
+        warmup: int = 20,
+        initial: tuple[float, float] | None = None,
+        test: Mapping[str, int] | None = None,
+    ):
         if lead_time < 0:
             raise ValueError(f"lead_time must be >= 0, got {lead_time}")
         if shortage_cost <= 0 or holding_cost < 0 or demand_mean <= 0:
@@ -82,10 +94,16 @@ class SingleStore(Problem):
         self.action_spec = ActionSpec("continuous", (1,), 0.0, math.inf, integer=self.integer)
         self.action_scale = self.mean
         self.name = f"single_store_L{self.L}"
-        self.config = {"lead_time": self.L, "holding_cost": self.h, "shortage_cost": self.p,
-                       "ordering_cost": self.c, "unmet": unmet,
-                       "demand": {"distribution": distribution, "mean": self.mean, "std": self.std},
-                       "periods": self.periods, "warmup": self.warmup}
+        self.config = {
+            "lead_time": self.L,
+            "holding_cost": self.h,
+            "shortage_cost": self.p,
+            "ordering_cost": self.c,
+            "unmet": unmet,
+            "demand": {"distribution": distribution, "mean": self.mean, "std": self.std},
+            "periods": self.periods,
+            "warmup": self.warmup,
+        }
 
     @property
     def state_dim(self) -> int:
@@ -155,8 +173,7 @@ class SingleStore(Problem):
 
     def describe(self) -> str:
         law = f"Poisson({self.mean:g})" if self.distribution == "poisson" else f"Normal({self.mean:g}, {self.std:g})"
-        return (f"single store, {self.unmet.replace('_', ' ')}, L={self.L}, h={self.h:g}, p={self.p:g}, "
-                f"demand {law}")
+        return f"single store, {self.unmet.replace('_', ' ')}, L={self.L}, h={self.h:g}, p={self.p:g}, demand {law}"
 
 
 def build(config: Mapping[str, Any], source: str) -> SingleStore:
@@ -174,9 +191,19 @@ def build(config: Mapping[str, Any], source: str) -> SingleStore:
     high = init["high"] if init["high"] >= 0 else 2.0 * dem["mean"]
     if high < init["low"]:
         raise ConfigError(source, "initial.high", f"must be >= initial.low ({init['low']})")
-    problem = SingleStore(cfg["lead_time"], cfg["holding_cost"], cfg["shortage_cost"], dem["mean"], dem["std"],
-                          dem["distribution"], cfg["unmet"], cfg["ordering_cost"], cfg["periods"], cfg["warmup"],
-                          (init["low"], high), cfg["test"])
+    problem = SingleStore(
+        cfg["lead_time"],
+        cfg["holding_cost"],
+        cfg["shortage_cost"],
+        dem["mean"],
+        dem["std"],
+        dem["distribution"],
+        cfg["unmet"],
+        cfg["ordering_cost"],
+        cfg["periods"],
+        cfg["warmup"],
+        (init["low"], high),
+        cfg["test"],
+    )
     problem.config = cfg
     return problem
-

@@ -22,20 +22,43 @@ Stochastic and generated problems have no reference.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from ..core import ConfigError, Family, Field, Method, Reference, Scenarios, SolveContext, SolveOutcome, rollout, \
-    summarize
+from ..core import (
+    ConfigError,
+    Family,
+    Field,
+    Method,
+    Reference,
+    Scenarios,
+    SolveContext,
+    SolveOutcome,
+    rollout,
+    summarize,
+)
 from ..core.config import non_negative, positive
 from . import check, cpsat, instances, rules
 from .instances import Instance
 from .simulator import JobShop, build, metrics
 
-__all__ = ["FAMILY", "METHODS", "JobShop", "build", "reference", "record", "instances", "rules", "cpsat", "check",
-           "schedules", "run_policy"]
+__all__ = [
+    "FAMILY",
+    "METHODS",
+    "JobShop",
+    "build",
+    "reference",
+    "record",
+    "instances",
+    "rules",
+    "cpsat",
+    "check",
+    "schedules",
+    "run_policy",
+]
 
 
 def reference(problem: JobShop) -> Reference | None:
@@ -54,8 +77,13 @@ def schedules(state: dict, problem: JobShop | None = None) -> list[dict[str, lis
     """The schedule of every scenario of a (final) state: ``{"start": [[...]], "end": [[...]]}`` per job."""
     n_ops = state["n_ops"].tolist()
     start, end = state["start"].tolist(), state["end"].tolist()
-    return [{"start": [start[b][j][:n] for j, n in enumerate(row) if n > 0],
-             "end": [end[b][j][:n] for j, n in enumerate(row) if n > 0]} for b, row in enumerate(n_ops)]
+    return [
+        {
+            "start": [start[b][j][:n] for j, n in enumerate(row) if n > 0],
+            "end": [end[b][j][:n] for j, n in enumerate(row) if n > 0],
+        }
+        for b, row in enumerate(n_ops)
+    ]
 
 
 @torch.no_grad()
@@ -76,8 +104,13 @@ def _instance_rows(problem: JobShop, scenarios: Scenarios, makespan: torch.Tenso
             continue
         ms = float(makespan[sel].double().mean())
         b = instances.bounds(inst.name)
-        row = {"instance": inst.name, "makespan": ms, "best_known": b["upper_bound"],
-               "lower_bound": b["lower_bound"], "closed": b["status"] == "closed"}
+        row = {
+            "instance": inst.name,
+            "makespan": ms,
+            "best_known": b["upper_bound"],
+            "lower_bound": b["lower_bound"],
+            "closed": b["status"] == "closed",
+        }
         if not problem.stochastic:
             row["gap_pct"] = 100.0 * (ms - b["upper_bound"]) / b["upper_bound"]
         rows.append(row)
@@ -127,8 +160,12 @@ def picture(problem: JobShop, record: Mapping[str, Any]):
     if not g:
         return None
     ms = max((e for row in g["end"] for e in row), default=0.0)
-    return gantt(g["machine"], g["start"], g["end"],
-                 f"{record.get('solver', '')} on {g['instance']} ({problem.schedule} schedule): makespan {ms:g}")
+    return gantt(
+        g["machine"],
+        g["start"],
+        g["end"],
+        f"{record.get('solver', '')} on {g['instance']} ({problem.schedule} schedule): makespan {ms:g}",
+    )
 
 
 # --- methods ---------------------------------------------------------------------------------
@@ -157,8 +194,12 @@ CPSAT_OPTIONS = {
 def _scenario_instance(scenarios: Scenarios, b: int) -> Instance:
     n_ops = scenarios["n_ops"][b].tolist()
     mach, dur = scenarios["machine"][b].tolist(), scenarios["duration"][b].tolist()
-    return Instance(f"scenario_{b}", [mach[j][:n] for j, n in enumerate(n_ops) if n > 0],
-                    [dur[j][:n] for j, n in enumerate(n_ops) if n > 0], "generated")
+    return Instance(
+        f"scenario_{b}",
+        [mach[j][:n] for j, n in enumerate(n_ops) if n > 0],
+        [dur[j][:n] for j, n in enumerate(n_ops) if n > 0],
+        "generated",
+    )
 
 
 def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
@@ -176,7 +217,7 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
             groups = {b: [b] for b in range(scenarios.n)}
             insts = {b: _scenario_instance(scenarios, b) for b in groups}
         keys = list(groups)
-        hints = (dict(zip(keys, cpsat.best_rule_schedules([insts[k] for k in keys]))) if o["warm_start"] else {})
+        hints = dict(zip(keys, cpsat.best_rule_schedules([insts[k] for k in keys]))) if o["warm_start"] else {}
         per = torch.full((scenarios.n,), math.nan, dtype=torch.float64)
         rows, invalid = [], []
         bar = tqdm(keys, desc=f"cpsat {problem.name}", disable=not ctx.progress or len(keys) < 2)
@@ -195,10 +236,15 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
                 per[sel] = cpsat.execute(inst, res.start, scenarios["realized"][sel].cpu()).double()
             else:
                 per[sel] = res.makespan
-            row = {"instance": inst.name, "status": res.status, "makespan": res.makespan,
-                   "lower_bound": res.lower_bound, "seconds": res.seconds,
-                   "hint_makespan": res.hint_makespan,
-                   "hint_rule": f"{hint['rule']}/{hint['schedule']}" if hint else None}
+            row = {
+                "instance": inst.name,
+                "status": res.status,
+                "makespan": res.makespan,
+                "lower_bound": res.lower_bound,
+                "seconds": res.seconds,
+                "hint_makespan": res.hint_makespan,
+                "hint_rule": f"{hint['rule']}/{hint['schedule']}" if hint else None,
+            }
             if problem.stochastic:
                 row["mean_executed_makespan"] = float(per[sel].mean())
             if problem.instances:
@@ -212,8 +258,12 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
             bar.set_postfix(makespan=res.makespan, status=res.status)
         ev = summarize(problem, per, scenarios.periods)
         info["per_instance"] = rows
-        eval_info = {"per_instance": rows, "invalid_schedules": invalid,
-                     "optimal": sum(r["status"] == "optimal" for r in rows), "solved": len(rows)}
+        eval_info = {
+            "per_instance": rows,
+            "invalid_schedules": invalid,
+            "optimal": sum(r["status"] == "optimal" for r in rows),
+            "solved": len(rows),
+        }
         return ev, eval_info
 
     return SolveOutcome(evaluate=evaluate, info=info)
@@ -221,8 +271,13 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
 
 GNN_OPTIONS = {
     "weights": Field(str, "", allowed="a path to dispatcher weights ('': the shipped ones)"),
-    "samples": Field(int, 1, allowed="schedules per instance: 1 (greedy) or more (the best of that many, the "
-                     "first greedy, the others sampled)", check=positive),
+    "samples": Field(
+        int,
+        1,
+        allowed="schedules per instance: 1 (greedy) or more (the best of that many, the "
+        "first greedy, the others sampled)",
+        check=positive,
+    ),
     "seed": Field(int, 0, allowed="an integer >= 0 (sampling seed)", check=non_negative),
     "max_nodes": Field(int, 200_000, allowed="a positive number of graph nodes per batch", check=positive),
 }
@@ -261,13 +316,19 @@ def _gnn_method(name: str, samples: int) -> Method:
     opts = dict(GNN_OPTIONS)
     opts["samples"] = Field(int, samples, allowed=GNN_OPTIONS["samples"].allowed, check=positive)
     what = "greedy" if samples == 1 else f"best of {samples} sampled schedules"
-    return Method(name, _fit_gnn, opts, description=f"the shipped GNN dispatcher (imitation and self-labelling), {what}")
+    return Method(
+        name, _fit_gnn, opts, description=f"the shipped GNN dispatcher (imitation and self-labelling), {what}"
+    )
 
 
 METHODS: dict[str, Method] = {name: _rule_method(name) for name in rules.RULES}
 METHODS["gnn_greedy"] = _gnn_method("gnn_greedy", 1)
 METHODS["gnn_sample128"] = _gnn_method("gnn_sample128", 128)
-METHODS["cpsat"] = Method("cpsat", _fit_cpsat, CPSAT_OPTIONS,
-                          description="OR-Tools CP-SAT per instance, warm-started from the best dispatching rule")
+METHODS["cpsat"] = Method(
+    "cpsat",
+    _fit_cpsat,
+    CPSAT_OPTIONS,
+    description="OR-Tools CP-SAT per instance, warm-started from the best dispatching rule",
+)
 
 FAMILY = Family("jobshop", build, METHODS, reference, record, picture)

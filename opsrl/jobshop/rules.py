@@ -25,7 +25,7 @@ instances whose jobs all have ``m`` operations is ``mopnr`` (tests/jobshop/test_
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -74,7 +74,13 @@ def _fdd_mwkr(s):
 
 
 RULES: dict[str, Callable[[State], torch.Tensor]] = {
-    "spt": _spt, "lpt": _lpt, "mwkr": _mwkr, "lwkr": _lwkr, "mopnr": _mopnr, "fifo": _fifo, "fdd_mwkr": _fdd_mwkr,
+    "spt": _spt,
+    "lpt": _lpt,
+    "mwkr": _mwkr,
+    "lwkr": _lwkr,
+    "mopnr": _mopnr,
+    "fifo": _fifo,
+    "fdd_mwkr": _fdd_mwkr,
 }
 
 DESCRIPTIONS = {
@@ -112,8 +118,9 @@ class DispatchRule(torch.nn.Module):
 
 
 @torch.no_grad()
-def schedule_instances(insts: Sequence, rule_names: Sequence[str] = tuple(RULES), schedule: str = "non_delay"
-                       ) -> dict[str, list[tuple[float, list[list[float]], list[list[float]]]]]:
+def schedule_instances(
+    insts: Sequence, rule_names: Sequence[str] = tuple(RULES), schedule: str = "non_delay"
+) -> dict[str, list[tuple[float, list[list[float]], list[list[float]]]]]:
     """Schedule every instance with every rule: ``{rule: [(makespan, start, end) per instance]}``.
 
     Instances of one shape share a batch with every rule (row ``r * K + k`` runs rule ``r`` on instance
@@ -141,6 +148,9 @@ def schedule_instances(insts: Sequence, rule_names: Sequence[str] = tuple(RULES)
         for r_i, r in enumerate(rule_names):
             for k, (i, inst) in enumerate(zip(idx, group)):
                 b = r_i * K + k
-                out[r][i] = (ms[b], [start[b][j][:len(m)] for j, m in enumerate(inst.machine)],
-                             [end[b][j][:len(m)] for j, m in enumerate(inst.machine)])
+                out[r][i] = (
+                    ms[b],
+                    [start[b][j][: len(m)] for j, m in enumerate(inst.machine)],
+                    [end[b][j][: len(m)] for j, m in enumerate(inst.machine)],
+                )
     return out

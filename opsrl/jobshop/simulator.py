@@ -36,7 +36,8 @@ finished by ``t_now`` (:meth:`JobShop.observe` does so).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -59,25 +60,37 @@ def initial_state(data: Mapping[str, torch.Tensor], schedule: str = "non_delay")
     op_valid = torch.arange(O, device=dev) < n_ops[..., None]
     nominal = torch.where(op_valid, duration, torch.zeros((), dtype=dtype, device=dev))
     total = nominal.sum(-1)
-    tail = torch.cat([total[..., None] - nominal.cumsum(-1) + nominal, torch.zeros(B, J, 1, dtype=dtype, device=dev)],
-                     -1)  # work from operation k to the end of the job
+    tail = torch.cat(
+        [total[..., None] - nominal.cumsum(-1) + nominal, torch.zeros(B, J, 1, dtype=dtype, device=dev)], -1
+    )  # work from operation k to the end of the job
     scale = total.amax(1).clamp_min(1.0)
     zeros_j = torch.zeros(B, J, dtype=dtype, device=dev)
     # machine and nominal duration of operation k + 1 (0 past the last one), looked up at j * O + k
     after = torch.cat([nominal[..., 1:], torch.zeros_like(nominal[..., :1])], -1).reshape(B, J * O)
     m_after = torch.cat([machine[..., 1:], torch.zeros_like(machine[..., :1])], -1).reshape(B, J * O)
     state = {
-        "machine": machine, "duration": nominal, "n_ops": n_ops,
+        "machine": machine,
+        "duration": nominal,
+        "n_ops": n_ops,
         "due": data.get("due", torch.full((B, J), INF, dtype=dtype, device=dev)).to(dtype),
-        "tail": tail, "total": total, "scale": scale, "_p_after": after, "_m_after": m_after,
-        "next_op": torch.zeros(B, J, dtype=torch.long, device=dev), "m_next": machine[..., 0].clone(),
-        "start": torch.zeros(B, J, O, dtype=dtype, device=dev), "end": torch.zeros(B, J, O, dtype=dtype, device=dev),
+        "tail": tail,
+        "total": total,
+        "scale": scale,
+        "_p_after": after,
+        "_m_after": m_after,
+        "next_op": torch.zeros(B, J, dtype=torch.long, device=dev),
+        "m_next": machine[..., 0].clone(),
+        "start": torch.zeros(B, J, O, dtype=dtype, device=dev),
+        "end": torch.zeros(B, J, O, dtype=dtype, device=dev),
         "makespan": torch.zeros(B, dtype=dtype, device=dev),
     }
     state["_last"] = (torch.arange(O, device=dev) == n_ops[..., None] - 1).reshape(B, J * O)
     avail = torch.where(n_ops > 0, 0.0, INF).to(dtype)
-    _unstack(state, torch.stack([zeros_j, zeros_j, nominal[..., 0], total, avail], 1),
-             torch.zeros(B, 2, M, dtype=dtype, device=dev))
+    _unstack(
+        state,
+        torch.stack([zeros_j, zeros_j, nominal[..., 0], total, avail], 1),
+        torch.zeros(B, 2, M, dtype=dtype, device=dev),
+    )
     return _frontier(state, schedule)
 
 
@@ -119,8 +132,10 @@ def post_decision(state: State, action: torch.Tensor) -> State:
     a = action.reshape(B, -1)[:, :1]
     if a.is_floating_point():
         if not bool((torch.isfinite(a) & (a == a.round())).all()):
-            raise ValueError("job-shop actions are job indices (whole numbers); got non-integer or non-finite "
-                             "values (a continuous policy needs a discrete action head)")
+            raise ValueError(
+                "job-shop actions are job indices (whole numbers); got non-integer or non-finite "
+                "values (a continuous policy needs a discrete action head)"
+            )
     a = a.long()
     try:
         allowed = mask.gather(1, a)
@@ -135,8 +150,7 @@ def post_decision(state: State, action: torch.Tensor) -> State:
     m = state["m_next"].gather(1, a)
     job = state["_job"].gather(2, a[:, None].expand(B, len(_JOB_KEYS), 1))  # the job's times, [B, 5, 1]
     s = torch.maximum(job[:, 0], state["mach_ready"].gather(1, m))
-    return {**state, "act_job": a, "act_op": k, "act_machine": m, "act_start": s, "act_live": live,
-            "act_times": job}
+    return {**state, "act_job": a, "act_op": k, "act_machine": m, "act_start": s, "act_live": live, "act_times": job}
 
 
 def transition(post: State, realized: torch.Tensor, schedule: str) -> tuple[State, torch.Tensor]:
@@ -199,10 +213,15 @@ def is_done(state: State) -> torch.Tensor:
 
 # --- the Problem -------------------------------------------------------------------------------
 NOISE_SCHEMA = {
-    "distribution": Field(str, "none", choices=("none", "lognormal", "uniform"),
-                          doc="law of the multiplicative processing-time noise (mean 1)"),
-    "level": Field(float, 0.0, allowed="a number >= 0 (lognormal: sigma; uniform: half-width, at most 1)",
-                   check=non_negative),
+    "distribution": Field(
+        str,
+        "none",
+        choices=("none", "lognormal", "uniform"),
+        doc="law of the multiplicative processing-time noise (mean 1)",
+    ),
+    "level": Field(
+        float, 0.0, allowed="a number >= 0 (lognormal: sigma; uniform: half-width, at most 1)", check=non_negative
+    ),
 }
 GENERATOR_SCHEMA = {
     "kind": Field(str, "taillard", choices=("taillard", "uniform")),
@@ -212,17 +231,22 @@ GENERATOR_SCHEMA = {
     "high": Field(int, 99, allowed="an integer >= low"),
 }
 TEST_SCHEMA = {
-    "scenarios": Field(int, 0, allowed="a positive integer (default: the instances themselves, or 100 "
-                       "noise scenarios per instance)", check=non_negative),
+    "scenarios": Field(
+        int,
+        0,
+        allowed="a positive integer (default: the instances themselves, or 100 noise scenarios per instance)",
+        check=non_negative,
+    ),
     "seed": Field(int, 0, allowed="an integer >= 0", check=non_negative),
 }
 SCHEMA = {
-    "instances": Field(list, [], item=str, allowed="a list of standard instance names such as \"ta01\""),
+    "instances": Field(list, [], item=str, allowed='a list of standard instance names such as "ta01"'),
     "generator": Field(dict, {}, allowed="a table [generator] with kind, jobs, machines, low, high"),
     "schedule": Field(str, "non_delay", choices=SCHEDULES),
     "noise": Field(dict, {}, schema=NOISE_SCHEMA),
-    "due_date_factor": Field(float, 0.0, allowed="a number >= 0 (due date = factor x job's total work; "
-                             "0: no due dates)", check=non_negative),
+    "due_date_factor": Field(
+        float, 0.0, allowed="a number >= 0 (due date = factor x job's total work; 0: no due dates)", check=non_negative
+    ),
     "test": Field(dict, {}, schema=TEST_SCHEMA),
 }
 
@@ -234,10 +258,19 @@ class JobShop(Problem):
     warmup = 0
     n_locations = 1
 
-    def __init__(self, instances: Sequence[Instance] = (), *, generator_cfg: Mapping[str, Any] | None = None,
-                 schedule: str = "non_delay", noise: str = "none", noise_level: float = 0.0,
-                 due_date_factor: float = 0.0, test_scenarios: int = 0, test_seed: int = 0,
-                 config: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        instances: Sequence[Instance] = (),
+        *,
+        generator_cfg: Mapping[str, Any] | None = None,
+        schedule: str = "non_delay",
+        noise: str = "none",
+        noise_level: float = 0.0,
+        due_date_factor: float = 0.0,
+        test_scenarios: int = 0,
+        test_seed: int = 0,
+        config: Mapping[str, Any] | None = None,
+    ):
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         if bool(instances) == bool(generator_cfg):
@@ -346,10 +379,18 @@ class JobShop(Problem):
         unscheduled = torch.arange(O, device=sc.device) >= state["next_op"][..., None]
         M = mk.shape[1]
         mwork = torch.zeros(B, M, dtype=sc.dtype, device=sc.device).scatter_add(
-            1, state["machine"].reshape(B, -1), (state["duration"] * unscheduled).reshape(B, -1))
-        feats = [state["mask"].to(sc.dtype), todo.to(sc.dtype), p_next / sc, rem / sc,
-                 (state["n_ops"] - state["next_op"]).to(sc.dtype) / O, est_known / sc,
-                 (mk - t).clamp_min(0) / sc, mwork / sc]
+            1, state["machine"].reshape(B, -1), (state["duration"] * unscheduled).reshape(B, -1)
+        )
+        feats = [
+            state["mask"].to(sc.dtype),
+            todo.to(sc.dtype),
+            p_next / sc,
+            rem / sc,
+            (state["n_ops"] - state["next_op"]).to(sc.dtype) / O,
+            est_known / sc,
+            (mk - t).clamp_min(0) / sc,
+            mwork / sc,
+        ]
         return torch.cat(feats, dim=1)
 
     def graph(self, state: State):
@@ -365,11 +406,14 @@ class JobShop(Problem):
         return disjunctive_graph(self, state, disjunctive=False)
 
     def describe(self) -> str:
-        what = (", ".join(i.name for i in self.instances[:5]) + (" ..." if len(self.instances) > 5 else "")
-                if self.instances else f"{self.generator_cfg['kind']} generator "
-                f"{self.generator_cfg['jobs']}x{self.generator_cfg['machines']}")
+        what = (
+            ", ".join(i.name for i in self.instances[:5]) + (" ..." if len(self.instances) > 5 else "")
+            if self.instances
+            else f"{self.generator_cfg['kind']} generator {self.generator_cfg['jobs']}x{self.generator_cfg['machines']}"
+        )
         return f"job shop ({what}; {self.schedule} schedules" + (
-            f"; {self.noise} noise {self.noise_level:g})" if self.stochastic else ")")
+            f"; {self.noise} noise {self.noise_level:g})" if self.stochastic else ")"
+        )
 
 
 def build(config: Mapping[str, Any], source: str) -> JobShop:
@@ -389,16 +433,31 @@ def build(config: Mapping[str, Any], source: str) -> JobShop:
             import difflib
 
             close = difflib.get_close_matches(n, known, n=3)
-            raise ConfigError(source, f"instances[{i}]", f"unknown instance {n!r}; allowed: standard instance names "
-                              f"(ft, la, abz, orb, swv, yn, ta, dmu)" + (f"; did you mean {', '.join(close)}?"
-                                                                          if close else ""))
+            raise ConfigError(
+                source,
+                f"instances[{i}]",
+                f"unknown instance {n!r}; allowed: standard instance names "
+                f"(ft, la, abz, orb, swv, yn, ta, dmu)" + (f"; did you mean {', '.join(close)}?" if close else ""),
+            )
     noise = cfg["noise"]
     if noise["distribution"] == "uniform" and noise["level"] > 1:
         raise ConfigError(source, "noise.level", f"{noise['level']} is not allowed; uniform noise needs a level <= 1")
     stochastic = noise["distribution"] != "none" and noise["level"] > 0
     if stochastic and cfg["schedule"] == "active":
-        raise ConfigError(source, "schedule", "'active' needs the completion times of running operations, which "
-                          "noise hides at decision time; use 'non_delay' with noise")
-    return JobShop([inst_mod.load(n) for n in names], generator_cfg=gen_cfg, schedule=cfg["schedule"],
-                   noise=noise["distribution"], noise_level=noise["level"], due_date_factor=cfg["due_date_factor"],
-                   test_scenarios=cfg["test"]["scenarios"], test_seed=cfg["test"]["seed"], config=cfg)
+        raise ConfigError(
+            source,
+            "schedule",
+            "'active' needs the completion times of running operations, which "
+            "noise hides at decision time; use 'non_delay' with noise",
+        )
+    return JobShop(
+        [inst_mod.load(n) for n in names],
+        generator_cfg=gen_cfg,
+        schedule=cfg["schedule"],
+        noise=noise["distribution"],
+        noise_level=noise["level"],
+        due_date_factor=cfg["due_date_factor"],
+        test_scenarios=cfg["test"]["scenarios"],
+        test_seed=cfg["test"]["seed"],
+        config=cfg,
+    )

@@ -24,7 +24,8 @@ units per episode, and the first test scenario's stock and setups over time, whi
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +50,10 @@ def run_policy(problem: LotSizing, policy, scenarios: Scenarios) -> dict[str, An
         policy.eval()
     state = problem.initial_state(scenarios)
     n = scenarios.n
-    tot = {k: torch.zeros(n, dtype=torch.float64) for k in
-           ("setup_cost", "holding_cost", "lost_sales_cost", "setups", "lost_units")}
+    tot = {
+        k: torch.zeros(n, dtype=torch.float64)
+        for k in ("setup_cost", "holding_cost", "lost_sales_cost", "setups", "lost_units")
+    }
     stock, choices = [state["inventory"][0].tolist()], []
     for t in range(scenarios.periods):
         action = policy(state, t)
@@ -104,8 +107,15 @@ def picture(problem: LotSizing, rec: Mapping[str, Any]):
     a1.set_ylabel("stock after demand")
     a1.set_title(f"{rec.get('solver', '')} on {problem.name}: first test scenario")
     masked = np.ma.masked_where(ch.T == 0, ch.T)
-    im = a2.imshow(masked, aspect="auto", interpolation="nearest", cmap="tab20", vmin=1, vmax=problem.I,
-                   extent=(0, ch.shape[0], problem.M - 0.5, -0.5))
+    im = a2.imshow(
+        masked,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="tab20",
+        vmin=1,
+        vmax=problem.I,
+        extent=(0, ch.shape[0], problem.M - 0.5, -0.5),
+    )
     a2.set_ylabel("machine")
     a2.set_xlabel("period (white: idle)")
     fig.colorbar(im, ax=a2, label="item set up")
@@ -120,10 +130,15 @@ def _check(problem, ctx: SolveContext) -> None:
 
 
 COVER_OPTIONS = {
-    "low": Field(float, 0.0, allowed="periods of cover below which an item is urgent (0: search on dev)",
-                 check=non_negative),
-    "high": Field(float, 0.0, allowed="periods of cover up to which a machine keeps its setup (0: search on dev)",
-                  check=non_negative),
+    "low": Field(
+        float, 0.0, allowed="periods of cover below which an item is urgent (0: search on dev)", check=non_negative
+    ),
+    "high": Field(
+        float,
+        0.0,
+        allowed="periods of cover up to which a machine keeps its setup (0: search on dev)",
+        check=non_negative,
+    ),
     "dev_scenarios": Field(int, 256, allowed="a positive number of dev scenarios for the search", check=positive),
 }
 
@@ -144,10 +159,15 @@ def _fit_cover(problem, o, config, ctx) -> SolveOutcome:
 MPC_OPTIONS = {
     "horizon": Field(int, 8, allowed="a positive number of periods planned ahead", check=positive),
     "time_limit": Field(float, 1.0, allowed="seconds per MIP", check=positive),
-    "scenarios": Field(int, 10, allowed="how many of the test scenarios are run (one MIP per scenario and period)",
-                       check=positive),
-    "static": Field(bool, True, doc="each machine keeps one choice over the planning horizon (a small MIP); false: "
-                    "period-by-period setups (much harder to solve in time)"),
+    "scenarios": Field(
+        int, 10, allowed="how many of the test scenarios are run (one MIP per scenario and period)", check=positive
+    ),
+    "static": Field(
+        bool,
+        True,
+        doc="each machine keeps one choice over the planning horizon (a small MIP); false: "
+        "period-by-period setups (much harder to solve in time)",
+    ),
     "backend": Field(str, "SCIP", choices=("SCIP", "CBC", "CP_SAT")),
 }
 
@@ -172,8 +192,9 @@ def _fit_mpc(problem, o, config, ctx) -> SolveOutcome:
 class _MPCPolicy:
     def __init__(self, problem, o, ctx):
         self.mpc = mip.RollingMIP(problem, o["horizon"], o["time_limit"], o["backend"], static=o["static"])
-        self.bar = tqdm(total=problem.periods, desc=f"rolling mip {problem.name}", disable=not ctx.progress,
-                        leave=False)
+        self.bar = tqdm(
+            total=problem.periods, desc=f"rolling mip {problem.name}", disable=not ctx.progress, leave=False
+        )
 
     def __call__(self, state, t):
         out = self.mpc(state, t)
@@ -185,8 +206,11 @@ HINDSIGHT_OPTIONS = {
     "time_limit": Field(float, 30.0, allowed="seconds per scenario", check=positive),
     "scenarios": Field(int, 10, allowed="how many of the test scenarios are solved", check=positive),
     "backend": Field(str, "SCIP", choices=("SCIP", "CBC", "CP_SAT")),
-    "exact_cap": Field(bool, False, doc="model the cap's discard exactly (a binary per item and period); false: "
-                       "free disposal, a relaxation"),
+    "exact_cap": Field(
+        bool,
+        False,
+        doc="model the cap's discard exactly (a binary per item and period); false: free disposal, a relaxation",
+    ),
     "threads": Field(int, 1, allowed="a positive number of solver threads", check=positive),
 }
 
@@ -199,19 +223,41 @@ def _fit_hindsight(problem, o, config, ctx) -> SolveOutcome:
         n = min(o["scenarios"], scenarios.n)
         bounds, rows = [], []
         for b in tqdm(range(n), desc=f"hindsight mip {problem.name}", disable=not ctx.progress, leave=False):
-            r = mip.hindsight(problem, scenarios, b, time_limit=o["time_limit"], backend=o["backend"],
-                              exact_cap=o["exact_cap"], threads=o["threads"])
+            r = mip.hindsight(
+                problem,
+                scenarios,
+                b,
+                time_limit=o["time_limit"],
+                backend=o["backend"],
+                exact_cap=o["exact_cap"],
+                threads=o["threads"],
+            )
             bounds.append(r.bound)
-            rows.append({"scenario": b, "status": r.status, "bound": r.bound, "plan_cost": r.objective,
-                         "seconds": r.seconds, **r.parts})
+            rows.append(
+                {
+                    "scenario": b,
+                    "status": r.status,
+                    "bound": r.bound,
+                    "plan_cost": r.objective,
+                    "seconds": r.seconds,
+                    **r.parts,
+                }
+            )
         per = torch.tensor(bounds, dtype=torch.float64)
         info["per_scenario"] = rows
         found = [r for r in rows if math.isfinite(r["plan_cost"])]  # a plan within the time limit
-        ev_info = {"kind": "lower_bound", "optimal": sum(r["status"] == "optimal" for r in rows), "solved": n,
-                   "with_plan": len(found),
-                   "mean_plan_cost": float(np.mean([r["plan_cost"] for r in found])) if found else None,
-                   "mean_gap_pct": float(np.mean([100 * (r["plan_cost"] - r["bound"]) / max(abs(r["plan_cost"]), 1e-9)
-                                                  for r in found])) if found else None}
+        ev_info = {
+            "kind": "lower_bound",
+            "optimal": sum(r["status"] == "optimal" for r in rows),
+            "solved": n,
+            "with_plan": len(found),
+            "mean_plan_cost": float(np.mean([r["plan_cost"] for r in found])) if found else None,
+            "mean_gap_pct": float(
+                np.mean([100 * (r["plan_cost"] - r["bound"]) / max(abs(r["plan_cost"]), 1e-9) for r in found])
+            )
+            if found
+            else None,
+        }
         return summarize(problem, per, scenarios.periods), ev_info
 
     return SolveOutcome(evaluate=evaluate, info=info)
@@ -220,8 +266,13 @@ def _fit_hindsight(problem, o, config, ctx) -> SolveOutcome:
 HDPO_OPTIONS = {
     **hdpo.OPTIONS,
     "temperature": Field(float, 1.0, allowed="a positive Gumbel-softmax temperature", check=positive),
-    "hidden": Field(list, [128, 128], item=int, allowed="a list of positive layer widths",
-                    check=lambda v: len(v) > 0 and all(w > 0 for w in v)),
+    "hidden": Field(
+        list,
+        [128, 128],
+        item=int,
+        allowed="a list of positive layer widths",
+        check=lambda v: len(v) > 0 and all(w > 0 for w in v),
+    ),
 }
 
 
@@ -234,20 +285,45 @@ def _fit_hdpo(problem, o, config, ctx) -> SolveOutcome:
     opts = {k: v for k, v in o.items() if k in hdpo.OPTIONS}
     policy, curve = hdpo.train(problem, policy, opts, ctx)
     best = min(curve, key=lambda e: e["dev_cost"])
-    return SolveOutcome(policy=policy, curve=curve,
-                        info={"best_dev_cost": best["dev_cost"], "best_step": best["step"], "steps": curve[-1]["step"],
-                              "relaxation": "straight-through Gumbel-softmax", "temperature": o["temperature"]})
+    return SolveOutcome(
+        policy=policy,
+        curve=curve,
+        info={
+            "best_dev_cost": best["dev_cost"],
+            "best_step": best["step"],
+            "steps": curve[-1]["step"],
+            "relaxation": "straight-through Gumbel-softmax",
+            "temperature": o["temperature"],
+        },
+    )
 
 
 METHODS: dict[str, Method] = {
-    "cover_rule": Method("cover_rule", _fit_cover, COVER_OPTIONS,
-                         description="set machines up for the items with the fewest periods of cover"),
-    "rolling_mip": Method("rolling_mip", _fit_mpc, MPC_OPTIONS,
-                          description="rolling-horizon MIP on expected demand (OR-Tools SCIP), first period applied"),
-    "hindsight_mip": Method("hindsight_mip", _fit_hindsight, HINDSIGHT_OPTIONS,
-                            description="perfect-information MIP per test scenario: a lower bound, not a policy"),
-    "hdpo_gumbel": Method("hdpo_gumbel", _fit_hdpo, HDPO_OPTIONS, learns=True,
-                          description="HDPO through a straight-through Gumbel-softmax relaxation of the setups"),
+    "cover_rule": Method(
+        "cover_rule",
+        _fit_cover,
+        COVER_OPTIONS,
+        description="set machines up for the items with the fewest periods of cover",
+    ),
+    "rolling_mip": Method(
+        "rolling_mip",
+        _fit_mpc,
+        MPC_OPTIONS,
+        description="rolling-horizon MIP on expected demand (OR-Tools SCIP), first period applied",
+    ),
+    "hindsight_mip": Method(
+        "hindsight_mip",
+        _fit_hindsight,
+        HINDSIGHT_OPTIONS,
+        description="perfect-information MIP per test scenario: a lower bound, not a policy",
+    ),
+    "hdpo_gumbel": Method(
+        "hdpo_gumbel",
+        _fit_hdpo,
+        HDPO_OPTIONS,
+        learns=True,
+        description="HDPO through a straight-through Gumbel-softmax relaxation of the setups",
+    ),
 }
 
 

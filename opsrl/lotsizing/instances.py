@@ -23,21 +23,24 @@ __all__ = ["Instance", "PUBLISHED", "OLDER", "SETTINGS", "generate", "min_biased
 
 # field: (hi, lo, p0) exactly as the authors' calls generate_matrix(rows, cols, hi, lo, p0)
 PUBLISHED = {
-    "initial_setup": (None, 0, 0.4),          # hi = n_items: 0 (idle) w.p. 0.4, else an item 1..n_items
-    "capacity": (40, 0, 0.4),                 # machine_production: 0 (cannot make) w.p. 0.4, else 1..40
-    "max_inventory": (100, 100, 0.5),         # constant 100
-    "initial_inventory": (50, 0, 0.05),       # 0 w.p. 0.05, else 1..50
-    "holding_cost": (0.01, 0.01, 0.5),        # constant 0.01
-    "lost_sales_cost": (0.3, 0.1, 0.5),       # arange(0.1, 1.3) = {0.1, 1.1}, each w.p. 0.5
-    "setup_cost": (30, 15, 0.2),              # 15 w.p. 0.2, else 16..30
-    "setup_loss": (3, 1, 0.7),                # 1 w.p. 0.7, else 2 or 3
+    "initial_setup": (None, 0, 0.4),  # hi = n_items: 0 (idle) w.p. 0.4, else an item 1..n_items
+    "capacity": (40, 0, 0.4),  # machine_production: 0 (cannot make) w.p. 0.4, else 1..40
+    "max_inventory": (100, 100, 0.5),  # constant 100
+    "initial_inventory": (50, 0, 0.05),  # 0 w.p. 0.05, else 1..50
+    "holding_cost": (0.01, 0.01, 0.5),  # constant 0.01
+    "lost_sales_cost": (0.3, 0.1, 0.5),  # arange(0.1, 1.3) = {0.1, 1.1}, each w.p. 0.5
+    "setup_cost": (30, 15, 0.2),  # 15 w.p. 0.2, else 16..30
+    "setup_loss": (3, 1, 0.7),  # 1 w.p. 0.7, else 2 or 3
 }
-OLDER = dict(PUBLISHED, **{
-    "initial_inventory": (0, 0, 0.05),        # constant 0
-    "lost_sales_cost": (0.2, 0.2, 0.5),       # constant 0.2
-    "setup_cost": (2, 1, 0.2),                # 1 w.p. 0.2, else 2
-    "setup_loss": (1, 1, 0.7),                # constant 1
-})
+OLDER = dict(
+    PUBLISHED,
+    **{
+        "initial_inventory": (0, 0, 0.05),  # constant 0
+        "lost_sales_cost": (0.2, 0.2, 0.5),  # constant 0.2
+        "setup_cost": (2, 1, 0.2),  # 1 w.p. 0.2, else 2
+        "setup_loss": (1, 1, 0.7),  # constant 1
+    },
+)
 SETTINGS = {"published": PUBLISHED, "older": OLDER}
 
 

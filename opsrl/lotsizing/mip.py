@@ -39,10 +39,26 @@ class PlanResult:
     parts: dict = field(default_factory=dict)
 
 
-def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.ndarray, max_inv: np.ndarray,
-         inv0: np.ndarray, setup0: np.ndarray, demand: np.ndarray, idle: bool = True, time_limit: float = 10.0,
-         backend: str = "SCIP", exact_cap: bool = False, threads: int = 1, gap: float = 1e-4,
-         first_only: bool = False, static: bool = False, relax: bool = False) -> PlanResult:
+def plan(
+    cap: np.ndarray,
+    sc: np.ndarray,
+    sl: np.ndarray,
+    h: np.ndarray,
+    ls: np.ndarray,
+    max_inv: np.ndarray,
+    inv0: np.ndarray,
+    setup0: np.ndarray,
+    demand: np.ndarray,
+    idle: bool = True,
+    time_limit: float = 10.0,
+    backend: str = "SCIP",
+    exact_cap: bool = False,
+    threads: int = 1,
+    gap: float = 1e-4,
+    first_only: bool = False,
+    static: bool = False,
+    relax: bool = False,
+) -> PlanResult:
     """Optimal setups over ``demand [T, I]`` from stock ``inv0 [I]`` and setups ``setup0 [M]`` (0 idle, 1-based).
 
     ``cap, sc, sl`` are ``[M, I]``; ``h, ls, max_inv`` ``[I]``. Returns the plan, its cost and the bound.
@@ -58,7 +74,6 @@ def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.
     solver = pywraplp.Solver.CreateSolver(backend)
     if solver is None:
         raise ValueError(f"OR-Tools backend {backend!r} is not available")
-    inf = solver.infinity()
     pairs = [(m, i) for m in range(M) for i in range(I) if cap[m, i] > 0]
     integer = backend.upper() in ("CP_SAT", "SAT")  # CP-SAT wants integer variables (all data are integers)
     y, z = {}, {}
@@ -88,8 +103,11 @@ def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.
             solver.Add(z[m, i, t] <= 1 - prev)
         for i in range(I):
             before = float(inv0[i]) if t == 0 else s[i, t - 1]
-            prod = sum(float(cap[m, i]) * y[m, i, t] - (float(sl[m, i]) * z[m, i, t] if (m, i, t) in z else 0)
-                       for (m, ii) in pairs if ii == i)
+            prod = sum(
+                float(cap[m, i]) * y[m, i, t] - (float(sl[m, i]) * z[m, i, t] if (m, i, t) in z else 0)
+                for (m, ii) in pairs
+                if ii == i
+            )
             solver.Add(s[i, t] == before + prod - float(demand[t, i]) + lost[i, t] - w[i, t])
             if exact_cap:
                 o = solver.NumVar(0, 1, f"o{i}_{t}") if relax else solver.BoolVar(f"o{i}_{t}")
@@ -107,8 +125,12 @@ def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.
     t0 = time.perf_counter()
     status = solver.Solve(params)
     secs = time.perf_counter() - t0
-    names = {pywraplp.Solver.OPTIMAL: "optimal", pywraplp.Solver.FEASIBLE: "feasible",
-             pywraplp.Solver.INFEASIBLE: "infeasible", pywraplp.Solver.NOT_SOLVED: "not_solved"}
+    names = {
+        pywraplp.Solver.OPTIMAL: "optimal",
+        pywraplp.Solver.FEASIBLE: "feasible",
+        pywraplp.Solver.INFEASIBLE: "infeasible",
+        pywraplp.Solver.NOT_SOLVED: "not_solved",
+    }
     st = names.get(status, "error")
     if st not in ("optimal", "feasible"):
         return PlanResult(st, math.nan, math.nan, secs)
@@ -126,25 +148,37 @@ def plan(cap: np.ndarray, sc: np.ndarray, sl: np.ndarray, h: np.ndarray, ls: np.
                 acts[t, m] = i + 1
     parts = {}
     if not first_only:
-        parts = {"setup_cost": sum(float(sc[m, i]) * v.solution_value() for (m, i, t), v in z.items()),
-                 "holding_cost": sum(float(h[i]) * s[i, t].solution_value() for i in range(I) for t in range(T)),
-                 "lost_sales_cost": sum(float(ls[i]) * lost[i, t].solution_value() for i in range(I) for t in range(T))}
+        parts = {
+            "setup_cost": sum(float(sc[m, i]) * v.solution_value() for (m, i, t), v in z.items()),
+            "holding_cost": sum(float(h[i]) * s[i, t].solution_value() for i in range(I) for t in range(T)),
+            "lost_sales_cost": sum(float(ls[i]) * lost[i, t].solution_value() for i in range(I) for t in range(T)),
+        }
     return PlanResult(st, obj, min(bound, obj), secs, acts, parts)
 
 
 def _arrays(problem):
     i = problem.inst
-    return dict(cap=i.capacity, sc=i.setup_cost, sl=i.setup_loss, h=i.holding_cost, ls=i.lost_sales_cost,
-                max_inv=i.max_inventory)
+    return dict(
+        cap=i.capacity,
+        sc=i.setup_cost,
+        sl=i.setup_loss,
+        h=i.holding_cost,
+        ls=i.lost_sales_cost,
+        max_inv=i.max_inventory,
+    )
 
 
 def hindsight(problem, scenarios, b: int, **kw) -> PlanResult:
     """The perfect-information plan of scenario ``b`` (its whole demand path known). The bound is the larger of
     the MIP solver's best bound and the LP relaxation's optimum (GLOP): where the MIP solver stops at its time
     limit before its root is solved it has no bound, the LP still gives one."""
-    data = dict(**_arrays(problem), inv0=scenarios["inventory0"][b].cpu().double().numpy(),
-                setup0=scenarios["setup0"][b].cpu().numpy(), demand=scenarios["demand"][b].cpu().double().numpy(),
-                idle=problem.idle)
+    data = dict(
+        **_arrays(problem),
+        inv0=scenarios["inventory0"][b].cpu().double().numpy(),
+        setup0=scenarios["setup0"][b].cpu().numpy(),
+        demand=scenarios["demand"][b].cpu().double().numpy(),
+        idle=problem.idle,
+    )
     r = plan(**data, **kw)
     if r.status != "optimal":
         lp = plan(**data, relax=True, exact_cap=kw.get("exact_cap", False))
@@ -159,11 +193,19 @@ class RollingMIP:
     periods (fewer near the end of the episode) when every demand equals its mean; the first period's setups
     are applied. ``static`` (default): each machine holds one choice over the planning horizon, a small model
     solved to optimality in well under a second on these sizes (the period-by-period model is not: SCIP leaves
-    a gap after a minute on 10 periods of 15 x 5). A policy ``(state, t) -> [B, M]``: one MIP per scenario and period (a loop over the batch,
+    a gap after a minute on 10 periods of 15 x 5). A policy ``(state, t) -> [B, M]``: one MIP per scenario and period
+    (a loop over the batch,
     unavoidable for a per-scenario solver). With a fractional mean demand the plan uses the mean as it is."""
 
-    def __init__(self, problem, horizon: int = 8, time_limit: float = 1.0, backend: str = "SCIP",
-                 exact_cap: bool = False, static: bool = True):
+    def __init__(
+        self,
+        problem,
+        horizon: int = 8,
+        time_limit: float = 1.0,
+        backend: str = "SCIP",
+        exact_cap: bool = False,
+        static: bool = True,
+    ):
         self.static = static
         self.problem, self.horizon, self.time_limit, self.backend = problem, int(horizon), float(time_limit), backend
         self.exact_cap = exact_cap
@@ -178,9 +220,18 @@ class RollingMIP:
         demand = np.full((H, p.I), p.mean_demand)
         out = np.zeros((inv.shape[0], p.M), dtype=np.int64)
         for b in range(inv.shape[0]):
-            r = plan(**self.arrays, inv0=inv[b], setup0=setup[b], demand=demand, idle=p.idle,
-                     time_limit=self.time_limit, backend=self.backend, exact_cap=self.exact_cap, first_only=True,
-                     static=self.static)
+            r = plan(
+                **self.arrays,
+                inv0=inv[b],
+                setup0=setup[b],
+                demand=demand,
+                idle=p.idle,
+                time_limit=self.time_limit,
+                backend=self.backend,
+                exact_cap=self.exact_cap,
+                first_only=True,
+                static=self.static,
+            )
             self.solves += 1
             self.seconds += r.seconds
             if r.status != "optimal":

@@ -11,7 +11,7 @@ greedy choices ``[B, M]``. The problem accepts both action forms.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -22,8 +22,7 @@ __all__ = ["GumbelSetupPolicy"]
 
 
 class GumbelSetupPolicy(nn.Module):
-    def __init__(self, problem, hidden: Sequence[int] = (128, 128), activation: str = "tanh",
-                 temperature: float = 1.0):
+    def __init__(self, problem, hidden: Sequence[int] = (128, 128), activation: str = "tanh", temperature: float = 1.0):
         super().__init__()
         self.problem, self.temperature = problem, float(temperature)
         self.net = MLP(problem.obs_dim, list(hidden), problem.M * problem.K, activation)

@@ -32,18 +32,30 @@ class CoverRule:
         can = (cap > 0).expand(B, -1, -1)  # [B, M, I]
         cover = inv / p.mean_demand  # [B, I]
         cur = state["setup"].argmax(-1)  # [B, M], 0 idle
-        cur_cover = torch.gather(torch.cat([torch.full((B, 1), float("inf"), dtype=inv.dtype, device=inv.device),
-                                            cover], 1), 1, cur)  # idle: infinite cover
-        score = torch.where(can, cover.unsqueeze(1).expand(-1, p.M, -1), torch.full_like(can, float("inf"),
-                                                                                          dtype=inv.dtype))
+        cur_cover = torch.gather(
+            torch.cat([torch.full((B, 1), float("inf"), dtype=inv.dtype, device=inv.device), cover], 1), 1, cur
+        )  # idle: infinite cover
+        score = torch.where(
+            can, cover.unsqueeze(1).expand(-1, p.M, -1), torch.full_like(can, float("inf"), dtype=inv.dtype)
+        )
         best = score.min(-1).values  # [B, M]
         keep = (cur > 0) & ((cur_cover < self.high) | (best >= self.low))
         switch = ~keep & (best < self.low)
         # production already committed to each item by the machines that keep their setups
         committed = torch.zeros_like(inv)
-        committed.scatter_add_(1, (cur - 1).clamp_min(0), torch.where(keep & (cur > 0), torch.gather(
-            torch.cat([torch.zeros(p.M, 1, dtype=inv.dtype, device=inv.device), cap], 1).expand(B, -1, -1),
-            2, cur.unsqueeze(-1)).squeeze(-1), torch.zeros_like(cur, dtype=inv.dtype)))
+        committed.scatter_add_(
+            1,
+            (cur - 1).clamp_min(0),
+            torch.where(
+                keep & (cur > 0),
+                torch.gather(
+                    torch.cat([torch.zeros(p.M, 1, dtype=inv.dtype, device=inv.device), cap], 1).expand(B, -1, -1),
+                    2,
+                    cur.unsqueeze(-1),
+                ).squeeze(-1),
+                torch.zeros_like(cur, dtype=inv.dtype),
+            ),
+        )
         score = torch.where(can, ((inv + committed) / p.mean_demand).unsqueeze(1).expand(-1, p.M, -1), score)
         choice = torch.zeros_like(cur)
         pending = switch.clone()
@@ -52,8 +64,11 @@ class CoverRule:
             sc = torch.where(taken.unsqueeze(1), torch.full_like(score, float("inf")), score)
             item = sc.argmin(-1)  # [B, M]
             ok = pending & (torch.gather(sc, 2, item.unsqueeze(-1)).squeeze(-1) < self.low)
-            capm = torch.where(ok, torch.gather(cap.expand(B, -1, -1), 2, item.unsqueeze(-1)).squeeze(-1),
-                               torch.full_like(inv[:, :1].expand(-1, p.M), -1.0))
+            capm = torch.where(
+                ok,
+                torch.gather(cap.expand(B, -1, -1), 2, item.unsqueeze(-1)).squeeze(-1),
+                torch.full_like(inv[:, :1].expand(-1, p.M), -1.0),
+            )
             # per item, the largest capacity among the pending machines that picked it wins
             top = torch.full((B, p.I), -1.0, dtype=inv.dtype, device=inv.device)
             top.scatter_reduce_(1, item, capm, "amax")

@@ -21,7 +21,8 @@ episode total over ``T = 100`` periods, as the authors report it. No loop over s
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,15 +34,29 @@ from .instances import SETTINGS, Instance, generate
 __all__ = ["LotSizing", "build", "SCHEMA"]
 
 DEMAND_SCHEMA = {
-    "distribution": Field(str, "binomial", choices=("binomial", "poisson", "pmf"),
-                          doc="i.i.d. per item and period: Binomial(n, p), Poisson(mean) or a user pmf"),
+    "distribution": Field(
+        str,
+        "binomial",
+        choices=("binomial", "poisson", "pmf"),
+        doc="i.i.d. per item and period: Binomial(n, p), Poisson(mean) or a user pmf",
+    ),
     "n": Field(int, 20, allowed="a positive number of trials (binomial)", check=positive),
     "p": Field(float, 0.4, allowed="a probability (binomial)", check=probability),
     "mean": Field(float, 8.0, allowed="a positive mean (poisson)", check=positive),
-    "values": Field(list, [], item=float, allowed="demand values >= 0 (pmf)",
-                    check=lambda v: all(math.isfinite(x) and x >= 0 for x in v)),
-    "probs": Field(list, [], item=float, allowed="probabilities of the values, summing to 1 (pmf)",
-                   check=lambda v: all(math.isfinite(x) and x >= 0 for x in v)),
+    "values": Field(
+        list,
+        [],
+        item=float,
+        allowed="demand values >= 0 (pmf)",
+        check=lambda v: all(math.isfinite(x) and x >= 0 for x in v),
+    ),
+    "probs": Field(
+        list,
+        [],
+        item=float,
+        allowed="probabilities of the values, summing to 1 (pmf)",
+        check=lambda v: all(math.isfinite(x) and x >= 0 for x in v),
+    ),
 }
 
 TEST_SCHEMA = {
@@ -54,19 +69,30 @@ _VECTOR_KEYS = ("holding_cost", "lost_sales_cost", "max_inventory", "initial_inv
 
 SCHEMA = {
     "items": Field(int, 0, allowed="a positive number of items (0: from the given matrices)", check=non_negative),
-    "machines": Field(int, 0, allowed="a positive number of machines (0: from the given matrices)",
-                      check=non_negative),
+    "machines": Field(int, 0, allowed="a positive number of machines (0: from the given matrices)", check=non_negative),
     "seed": Field(int, 0, allowed="an integer >= 0 (the instance generator's seed)", check=non_negative),
-    "setting": Field(str, "published", choices=tuple(SETTINGS),
-                     doc="generator parameters: the published six instances or the older 15 x 5 setting"),
+    "setting": Field(
+        str,
+        "published",
+        choices=tuple(SETTINGS),
+        doc="generator parameters: the published six instances or the older 15 x 5 setting",
+    ),
     "periods": Field(int, 100, allowed="a positive horizon", check=positive),
-    "initial": Field(str, "random", choices=("random", "instance"),
-                     doc="random: stock uniform on 0..cap-1 and setups uniform over makeable items per scenario "
-                         "(the authors' reset); instance: the instance's initial stock and setups"),
+    "initial": Field(
+        str,
+        "random",
+        choices=("random", "instance"),
+        doc="random: stock uniform on 0..cap-1 and setups uniform over makeable items per scenario "
+        "(the authors' reset); instance: the instance's initial stock and setups",
+    ),
     "idle": Field(bool, True, doc="machines may stay idle (choice 0)"),
-    "observation": Field(str, "onehot", choices=("onehot", "index"),
-                         doc="what policies see besides stock / cap: each machine's setup one-hot (M x (I + 1)) or "
-                             "its index / I (M numbers, the authors' observation, normalised)"),
+    "observation": Field(
+        str,
+        "onehot",
+        choices=("onehot", "index"),
+        doc="what policies see besides stock / cap: each machine's setup one-hot (M x (I + 1)) or "
+        "its index / I (M numbers, the authors' observation, normalised)",
+    ),
     **{k: Field(list, [], allowed="a list of lists (machines x items) of numbers >= 0") for k in _MATRIX_KEYS},
     **{k: Field(list, [], allowed="a list of numbers >= 0, one per item") for k in _VECTOR_KEYS},
     "initial_setup": Field(list, [], allowed="a list of integers 0..items, one per machine (0: idle)"),
@@ -81,8 +107,12 @@ def _array(value: list, shape: tuple[int, ...], source: str, key: str) -> np.nda
     except (TypeError, ValueError):
         raise ConfigError(source, key, f"expected numbers in the shape {' x '.join(map(str, shape))}") from None
     if a.shape != shape:
-        raise ConfigError(source, key, f"expected shape {' x '.join(map(str, shape))} (machines x items / items), "
-                          f"got {' x '.join(map(str, a.shape))}")
+        raise ConfigError(
+            source,
+            key,
+            f"expected shape {' x '.join(map(str, shape))} (machines x items / items), "
+            f"got {' x '.join(map(str, a.shape))}",
+        )
     if not np.isfinite(a).all():
         raise ConfigError(source, key, "NaN or infinite values are not allowed")
     if (a < 0).any():
@@ -99,9 +129,19 @@ class LotSizing(Problem):
     metric = "total"
     warmup = 0
 
-    def __init__(self, inst: Instance, periods: int = 100, demand: Mapping[str, Any] | None = None,
-                 initial: str = "random", idle: bool = True, test_scenarios: int = 100, test_seed: int = 0,
-                 config: Mapping[str, Any] | None = None, source: str = "<problem>", observation: str = "onehot"):
+    def __init__(
+        self,
+        inst: Instance,
+        periods: int = 100,
+        demand: Mapping[str, Any] | None = None,
+        initial: str = "random",
+        idle: bool = True,
+        test_scenarios: int = 100,
+        test_seed: int = 0,
+        config: Mapping[str, Any] | None = None,
+        source: str = "<problem>",
+        observation: str = "onehot",
+    ):
         self.inst = inst
         self.source = source
         self.periods = int(periods)
@@ -127,22 +167,34 @@ class LotSizing(Problem):
     def _check(self, source: str) -> None:
         nomachine = (self.cap.sum(0) <= 0).nonzero().flatten().tolist()
         if nomachine:
-            raise ConfigError(source, "capacity", f"item {nomachine[0] + 1} has capacity 0 on every machine (no "
-                              "machine can make it); every item needs a machine with capacity > 0")
+            raise ConfigError(
+                source,
+                "capacity",
+                f"item {nomachine[0] + 1} has capacity 0 on every machine (no "
+                "machine can make it); every item needs a machine with capacity > 0",
+            )
         empty = (~self.allowed.any(1)).nonzero().flatten().tolist()
         if empty:
-            raise ConfigError(source, "capacity", f"machine {empty[0] + 1} can make no item and idle = false, so its "
-                              "action mask allows no action; give it a positive capacity or set idle = true")
+            raise ConfigError(
+                source,
+                "capacity",
+                f"machine {empty[0] + 1} can make no item and idle = false, so its "
+                "action mask allows no action; give it a positive capacity or set idle = true",
+            )
         d = self.demand
         if d["distribution"] == "pmf":
             if not d["values"] or len(d["values"]) != len(d["probs"]):
                 raise ConfigError(source, "demand.probs", "a pmf needs values and as many probabilities")
             if abs(sum(d["probs"]) - 1.0) > 1e-9:
-                raise ConfigError(source, "demand.probs", f"probabilities sum to {sum(d['probs']):g}; they must sum to 1")
-        if self.inst.initial_setup.shape != (self.M,) or ((self.inst.initial_setup < 0)
-                                                          | (self.inst.initial_setup > self.I)).any():
+                raise ConfigError(
+                    source, "demand.probs", f"probabilities sum to {sum(d['probs']):g}; they must sum to 1"
+                )
+        if (
+            self.inst.initial_setup.shape != (self.M,)
+            or ((self.inst.initial_setup < 0) | (self.inst.initial_setup > self.I)).any()
+        ):
             raise ConfigError(source, "initial_setup", f"one integer in 0..{self.I} per machine")
-        if ((self.inst.initial_inventory > self.inst.max_inventory)).any():
+        if (self.inst.initial_inventory > self.inst.max_inventory).any():
             raise ConfigError(source, "initial_inventory", "values up to max_inventory are allowed")
         if (self.inst.max_inventory <= 0).any():
             raise ConfigError(source, "max_inventory", "positive inventory caps are allowed")
@@ -178,15 +230,23 @@ class LotSizing(Problem):
         else:
             inv = np.broadcast_to(self.inst.initial_inventory, (n, self.I))
             setup = np.broadcast_to(self.inst.initial_setup, (n, self.M))
-        return {"demand": torch.as_tensor(np.asarray(dem, dtype=np.float32)),
-                "inventory0": torch.as_tensor(np.asarray(inv, dtype=np.float32)),
-                "setup0": torch.as_tensor(np.asarray(setup, dtype=np.int64))}
+        return {
+            "demand": torch.as_tensor(np.asarray(dem, dtype=np.float32)),
+            "inventory0": torch.as_tensor(np.asarray(inv, dtype=np.float32)),
+            "setup0": torch.as_tensor(np.asarray(setup, dtype=np.int64)),
+        }
 
     # --- dynamics -------------------------------------------------------------------------------
     def _params(self, like: torch.Tensor):
         dev, dt = like.device, like.dtype
-        return (self.cap.to(dev, dt), self.sc.to(dev, dt), self.sl.to(dev, dt), self.h.to(dev, dt),
-                self.ls.to(dev, dt), self.max_inv.to(dev, dt))
+        return (
+            self.cap.to(dev, dt),
+            self.sc.to(dev, dt),
+            self.sl.to(dev, dt),
+            self.h.to(dev, dt),
+            self.ls.to(dev, dt),
+            self.max_inv.to(dev, dt),
+        )
 
     def initial_state(self, scenarios: Scenarios) -> State:
         inv = scenarios["inventory0"]
@@ -278,5 +338,15 @@ def build(config: Mapping[str, Any], source: str) -> LotSizing:
         if (a != np.round(a)).any() or (a > I).any():
             raise ConfigError(source, "initial_setup", f"one integer in 0..{I} per machine (0: idle)")
         inst.initial_setup = a.astype(np.int64)
-    return LotSizing(inst, cfg["periods"], cfg["demand"], cfg["initial"], cfg["idle"], cfg["test"]["scenarios"],
-                     cfg["test"]["seed"], cfg, source, cfg["observation"])
+    return LotSizing(
+        inst,
+        cfg["periods"],
+        cfg["demand"],
+        cfg["initial"],
+        cfg["idle"],
+        cfg["test"]["scenarios"],
+        cfg["test"]["seed"],
+        cfg,
+        source,
+        cfg["observation"],
+    )

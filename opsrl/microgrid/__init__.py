@@ -41,8 +41,9 @@ __all__ = ["FAMILY", "Microgrid", "build", "run_test", "reference", "bounds"]
 
 
 @torch.no_grad()
-def run_test(problem: Microgrid, policy, scenarios: Scenarios,
-             per_scenario: bool = False) -> tuple[Evaluation, dict[str, Any]]:
+def run_test(
+    problem: Microgrid, policy, scenarios: Scenarios, per_scenario: bool = False
+) -> tuple[Evaluation, dict[str, Any]]:
     """One evaluation rollout with the constraint checker alongside: the test cost and the metrics (means
     over the scenarios; with ``per_scenario``, also ``by_scenario``: fuel, fuel-equivalent, degradation,
     unserved and dumped energy and SoC change of each scenario, as float64 tensors ``[n]``).
@@ -68,12 +69,17 @@ def run_test(problem: Microgrid, policy, scenarios: Scenarios,
     ev = summarize(problem, total, scenarios.periods)
     p = problem.p
     soc_change = state["soc"].double().cpu() - soc0
-    by = {"fuel_litres": checker.fuel.double(),
-          "fuel_eq_litres": checker.fuel.double() - soc_change * p.b_cap * p.fuel_a / p.eta,
-          "degradation": deg, "unserved_kwh": checker.unserved_kwh.double(), "dumped_kwh": checker.dump_kwh.double(),
-          "soc_change": soc_change}
+    by = {
+        "fuel_litres": checker.fuel.double(),
+        "fuel_eq_litres": checker.fuel.double() - soc_change * p.b_cap * p.fuel_a / p.eta,
+        "degradation": deg,
+        "unserved_kwh": checker.unserved_kwh.double(),
+        "dumped_kwh": checker.dump_kwh.double(),
+        "soc_change": soc_change,
+    }
     metrics = {
-        "violations": dict(sorted(checker.counts.items())), "violations_total": checker.total,
+        "violations": dict(sorted(checker.counts.items())),
+        "violations_total": checker.total,
         **{k: float(v.mean()) for k, v in by.items()},
         "reserve_minutes": float(checker.reserve_minutes.double().mean()),
         "ramp_violations": scenarios.meta.get("ramp_violations"),
@@ -86,19 +92,25 @@ def run_test(problem: Microgrid, policy, scenarios: Scenarios,
 _BOUNDS: dict[tuple, np.ndarray] = {}
 
 
-def bounds(problem: Microgrid, scenarios: Scenarios, step: int | None = None, integer: bool | None = None,
-           time_limit: float | None = None) -> np.ndarray:
+def bounds(
+    problem: Microgrid,
+    scenarios: Scenarios,
+    step: int | None = None,
+    integer: bool | None = None,
+    time_limit: float | None = None,
+) -> np.ndarray:
     """Perfect-foresight lower bound of each scenario's episode cost (OR-Tools)."""
     b = problem.cfg["bound"]
     step = b["time_step"] if step is None else step
     integer = b["integer"] if integer is None else integer
     time_limit = b["time_limit"] if time_limit is None else time_limit
     T = scenarios.periods
-    d = scenarios["demand"][:, 1:T + 1].double().cpu().numpy()
-    w = scenarios["wind"][:, 1:T + 1].double().cpu().numpy()
+    d = scenarios["demand"][:, 1 : T + 1].double().cpu().numpy()
+    w = scenarios["wind"][:, 1 : T + 1].double().cpu().numpy()
     soc = scenarios["soc0"].double().cpu().numpy()
-    return np.array([day_bound(problem.p, d[j], w[j], float(soc[j]), step, integer, time_limit).cost
-                     for j in range(scenarios.n)])
+    return np.array(
+        [day_bound(problem.p, d[j], w[j], float(soc[j]), step, integer, time_limit).cost for j in range(scenarios.n)]
+    )
 
 
 def reference(problem: Microgrid) -> Reference | None:
@@ -107,9 +119,12 @@ def reference(problem: Microgrid) -> Reference | None:
         _BOUNDS[key] = bounds(problem, problem.test_set())
     v = _BOUNDS[key]
     step = problem.cfg["bound"]["time_step"]
-    return Reference("lower_bound", float(v.mean()),
-                     f"perfect-foresight LP/MILP per test day, {step}-minute periods (OR-Tools)",
-                     float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None)
+    return Reference(
+        "lower_bound",
+        float(v.mean()),
+        f"perfect-foresight LP/MILP per test day, {step}-minute periods (OR-Tools)",
+        float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None,
+    )
 
 
 OPERATOR_OPTIONS = {
@@ -127,22 +142,40 @@ MPC_OPTIONS = {
 HYSTERESIS_OPTIONS = {
     "start_soc": Field(float, 0.2, allowed="a state of charge in [0, 1]", check=lambda v: 0 <= v <= 1),
     "stop_soc": Field(float, 0.6, allowed="a state of charge in [0, 1]", check=lambda v: 0 <= v <= 1),
-    "genset_load": Field(float, 1.0, allowed="a load in [0, 1] (0: minimum load, 1: rated)",
-                         check=lambda v: 0 <= v <= 1),
+    "genset_load": Field(
+        float, 1.0, allowed="a load in [0, 1] (0: minimum load, 1: rated)", check=lambda v: 0 <= v <= 1
+    ),
     "search": Field(bool, True, doc="search start_soc and stop_soc on dev days (the given values are then unused)"),
     "dev_scenarios": Field(int, 16, allowed="a positive number of dev days", check=positive),
 }
 
 COMMIT_OPTIONS = {
-    "wear_price": Field(float, -1.0, allowed="a number >= 0 (multiplier of the throughput wear cost in the plan), "
-                        "or -1 for the problem's costs.wear_weight", check=lambda v: v >= 0 or v == -1),
-    "forecast": Field(str, "real", choices=("real", "perfect"),
-                      doc="real: the state's forecasts; perfect: the realised demand and wind (an oracle)"),
-    "horizon_minutes": Field(int, 240, allowed="a positive number of minutes (real forecasts: at most the "
-                             "longest forecast lead)", check=positive),
+    "wear_price": Field(
+        float,
+        -1.0,
+        allowed="a number >= 0 (multiplier of the throughput wear cost in the plan), "
+        "or -1 for the problem's costs.wear_weight",
+        check=lambda v: v >= 0 or v == -1,
+    ),
+    "forecast": Field(
+        str,
+        "real",
+        choices=("real", "perfect"),
+        doc="real: the state's forecasts; perfect: the realised demand and wind (an oracle)",
+    ),
+    "horizon_minutes": Field(
+        int,
+        240,
+        allowed="a positive number of minutes (real forecasts: at most the longest forecast lead)",
+        check=positive,
+    ),
     "replan_minutes": Field(int, 15, allowed="a positive integer", check=positive),
-    "terminal_kwh": Field(float, -1.0, allowed="a value per kWh left in the battery at the end of the horizon, "
-                          ">= 0, or -1 for the fuel it is worth", check=lambda v: v >= 0 or v == -1),
+    "terminal_kwh": Field(
+        float,
+        -1.0,
+        allowed="a value per kWh left in the battery at the end of the horizon, >= 0, or -1 for the fuel it is worth",
+        check=lambda v: v >= 0 or v == -1,
+    ),
     "gap": Field(float, 0.01, allowed="a relative MIP gap in (0, 1)", check=lambda v: 0 < v < 1),
 }
 
@@ -159,8 +192,11 @@ def _check(problem, ctx):
     if not isinstance(problem, Microgrid):
         raise ConfigError(ctx.source, "method", "this method applies to microgrid problems")
     if not problem.shielded:
-        raise ConfigError(ctx.source, "method", "this controller proposes (gensets, battery) and needs a "
-                          "shielded problem (shielded = true)")
+        raise ConfigError(
+            ctx.source,
+            "method",
+            "this controller proposes (gensets, battery) and needs a shielded problem (shielded = true)",
+        )
 
 
 def _policy_outcome(problem, policy, info) -> SolveOutcome:
@@ -177,8 +213,9 @@ def _policy_outcome(problem, policy, info) -> SolveOutcome:
 
 def _fit_operator(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     _check(problem, ctx)
-    return _policy_outcome(problem, OperatorRules(problem, o["start_fraction"], o["stop_fraction"],
-                                                  o["min_gensets"], o["battery_kw"]), {})
+    return _policy_outcome(
+        problem, OperatorRules(problem, o["start_fraction"], o["stop_fraction"], o["min_gensets"], o["battery_kw"]), {}
+    )
 
 
 def _fit_hysteresis(problem, o, config, ctx: SolveContext) -> SolveOutcome:
@@ -186,8 +223,12 @@ def _fit_hysteresis(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     if problem.p.proposal != "genset_load":
         from ..core import ConfigError
 
-        raise ConfigError(ctx.source, "problem.shield.proposal", "soc_hysteresis proposes genset loads: set "
-                          "\"shield.proposal\" = \"genset_load\" in the solver's [problem] table")
+        raise ConfigError(
+            ctx.source,
+            "problem.shield.proposal",
+            "soc_hysteresis proposes genset loads: set "
+            '"shield.proposal" = "genset_load" in the solver\'s [problem] table',
+        )
     start, stop, info = o["start_soc"], o["stop_soc"], {}
     if not o["search"] and start >= stop:
         from ..core import ConfigError
@@ -212,11 +253,17 @@ def _fit_commit(problem, o, config, ctx: SolveContext) -> SolveOutcome:
 
     _check(problem, ctx)
     wear = problem.p.wear_weight if o["wear_price"] < 0 else o["wear_price"]
-    pol = CommitMPC(problem, wear, o["forecast"], problem.test_set() if o["forecast"] == "perfect"
-                    else None, o["replan_minutes"], o["horizon_minutes"],
-                    terminal_kwh=None if o["terminal_kwh"] < 0 else o["terminal_kwh"], gap=o["gap"])
-    out = _policy_outcome(problem, pol, {"wear_price": wear, "forecast": o["forecast"],
-                                         "horizon_minutes": pol.horizon})
+    pol = CommitMPC(
+        problem,
+        wear,
+        o["forecast"],
+        problem.test_set() if o["forecast"] == "perfect" else None,
+        o["replan_minutes"],
+        o["horizon_minutes"],
+        terminal_kwh=None if o["terminal_kwh"] < 0 else o["terminal_kwh"],
+        gap=o["gap"],
+    )
+    out = _policy_outcome(problem, pol, {"wear_price": wear, "forecast": o["forecast"], "horizon_minutes": pol.horizon})
     if o["forecast"] == "perfect":
         plain = out.evaluate
 
@@ -237,8 +284,11 @@ def _fit_bound(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     if o["integer"] and (o["time_step"] or problem.cfg["bound"]["time_step"]) != 1:
         from ..core import ConfigError
 
-        raise ConfigError(ctx.source, "options.integer", "integer genset counts keep the bound valid only with "
-                          "1-minute periods; set options.time_step = 1")
+        raise ConfigError(
+            ctx.source,
+            "options.integer",
+            "integer genset counts keep the bound valid only with 1-minute periods; set options.time_step = 1",
+        )
 
     def evaluate(scenarios):
         v = bounds(problem, scenarios, o["time_step"] or None, o["integer"], o["time_limit"] or None)
@@ -255,26 +305,50 @@ def record(problem, outcome: SolveOutcome) -> dict[str, Any]:
     if metrics is None and outcome.policy is not None:
         _, metrics = run_test(problem, outcome.policy, problem.test_set())
     if metrics is None or "violations" not in metrics:
-        return {"violations": None, "fuel_litres": None, "degradation": None, "unserved_kwh": None,
-                **({"per_day_bound": metrics["per_day_bound"]} if metrics else {})}
+        return {
+            "violations": None,
+            "fuel_litres": None,
+            "degradation": None,
+            "unserved_kwh": None,
+            **({"per_day_bound": metrics["per_day_bound"]} if metrics else {}),
+        }
     if outcome.policy is not None:  # the first test day's dispatch, for the report's picture
         metrics["day"] = compact_day(dispatch_series(problem, outcome.policy, problem.test_set().select(slice(0, 1))))
     return metrics
 
 
-METHODS = {m.name: m for m in (
-    Method("operator_rules", _fit_operator, OPERATOR_OPTIONS,
-           description="rule-based operator: gensets by priority on deficit, battery as buffer"),
-    Method("mpc", _fit_mpc, MPC_OPTIONS, description="rolling-horizon linear MPC on forecasts (OR-Tools GLOP)"),
-    Method("soc_hysteresis", _fit_hysteresis, HYSTERESIS_OPTIONS,
-           description="state-of-charge hysteresis: gensets at rated load from start_soc until stop_soc "
-                       "(thresholds searched on dev days)"),
-    Method("mpc_commit", _fit_commit, COMMIT_OPTIONS,
-           description="rolling-horizon commitment MILP with a price on battery wear (HiGHS); forecast = "
-                       "perfect makes it an oracle"),
-    Method("perfect_foresight", _fit_bound, BOUND_OPTIONS,
-           description="perfect-foresight LP/MILP lower bound per test day (not a policy)"),
-)}
+METHODS = {
+    m.name: m
+    for m in (
+        Method(
+            "operator_rules",
+            _fit_operator,
+            OPERATOR_OPTIONS,
+            description="rule-based operator: gensets by priority on deficit, battery as buffer",
+        ),
+        Method("mpc", _fit_mpc, MPC_OPTIONS, description="rolling-horizon linear MPC on forecasts (OR-Tools GLOP)"),
+        Method(
+            "soc_hysteresis",
+            _fit_hysteresis,
+            HYSTERESIS_OPTIONS,
+            description="state-of-charge hysteresis: gensets at rated load from start_soc until stop_soc "
+            "(thresholds searched on dev days)",
+        ),
+        Method(
+            "mpc_commit",
+            _fit_commit,
+            COMMIT_OPTIONS,
+            description="rolling-horizon commitment MILP with a price on battery wear (HiGHS); forecast = "
+            "perfect makes it an oracle",
+        ),
+        Method(
+            "perfect_foresight",
+            _fit_bound,
+            BOUND_OPTIONS,
+            description="perfect-foresight LP/MILP lower bound per test day (not a policy)",
+        ),
+    )
+}
 
 
 FAMILY = Family("microgrid", build, METHODS, reference, record, picture)

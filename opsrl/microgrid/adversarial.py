@@ -17,7 +17,6 @@ STRATEGIES = 6
 def adversarial_policy(problem, seed, switch_every=1):
     """Per scenario one of: uniform random; no gensets + full discharge; all gensets + full charge;
     bang-bang; 'attack' (stop whatever runs, drain the battery when low, fill it when high); sticky random."""
-    p = problem.p
     g = torch.Generator().manual_seed(seed)
     held = {}
 
@@ -38,6 +37,7 @@ def adversarial_policy(problem, seed, switch_every=1):
             held["sticky"] = u.clone()
         a[kind == 5] = held["sticky"][kind == 5]
         return a
+
     return policy
 
 
@@ -54,8 +54,11 @@ def random_initial_states(problem, sc: Scenarios, seed: int) -> Scenarios:
         m = torch.where(~prefix & ((m == WARM) | (m == RUN)), torch.full_like(m, OFF), m)
         mode[:, i] = m
         prefix = prefix & ((m == WARM) | (m == RUN))
-    timer = torch.where(mode == WARM, torch.randint(1, p.warmup + 1, (B, p.G), generator=g).float(),
-                        torch.where(mode == COOL, torch.randint(1, p.cooldown + 1, (B, p.G), generator=g).float(), 0.0))
+    timer = torch.where(
+        mode == WARM,
+        torch.randint(1, p.warmup + 1, (B, p.G), generator=g).float(),
+        torch.where(mode == COOL, torch.randint(1, p.cooldown + 1, (B, p.G), generator=g).float(), 0.0),
+    )
     run = torch.where(mode == RUN, torch.randint(0, 2 * p.min_run, (B, p.G), generator=g).float(), 0.0)
     data = dict(sc.data)
     # safe whatever the modes: enough energy above the normal floor to carry the peak demand alone until any

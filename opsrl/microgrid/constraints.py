@@ -29,7 +29,7 @@ Counts are (scenario, minute) pairs in violation.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 
@@ -39,16 +39,26 @@ OFF, WARM, RUN, COOL = 0, 1, 2, 3
 class ConstraintChecker:
     """Feed it ``(before, after, t)`` for every step (``after`` holds the step's outcome); read ``counts``."""
 
-    def __init__(self, params, history: torch.Tensor, initial: Mapping[str, torch.Tensor],
-                 kw_tol: float = 1e-2, soc_tol: float = 1e-5):
+    def __init__(
+        self,
+        params,
+        history: torch.Tensor,
+        initial: Mapping[str, torch.Tensor],
+        kw_tol: float = 1e-2,
+        soc_tol: float = 1e-5,
+    ):
         self.p = params
         self.kw, self.stol = kw_tol, soc_tol
         self.history = history.double()
         self.counts: Counter = Counter()
         mode0 = initial["mode"].long()
         self.prev = mode0.clone()
-        self.warm_left = torch.where(mode0 == WARM, initial["timer"].double(), torch.zeros_like(initial["timer"].double()))
-        self.cool_left = torch.where(mode0 == COOL, initial["timer"].double(), torch.zeros_like(initial["timer"].double()))
+        self.warm_left = torch.where(
+            mode0 == WARM, initial["timer"].double(), torch.zeros_like(initial["timer"].double())
+        )
+        self.cool_left = torch.where(
+            mode0 == COOL, initial["timer"].double(), torch.zeros_like(initial["timer"].double())
+        )
         self.run_len = initial["run"].double().clone()
         self.window_sum = self.history.sum(dim=2) * 60.0 * (params.window / (60.0 * history.shape[2]))
         B = mode0.shape[0]
@@ -80,20 +90,30 @@ class ConstraintChecker:
         for i in range(G):
             pm, m = self.prev[:, i], mode[:, i]
             name = f"genset{i + 1}"
-            self._count(f"{name}.warmup", ((pm == OFF) & (m == RUN) & (p.warmup > 0))
-                        | ((pm == WARM) & (m == WARM) & (self.warm_left[:, i] <= 0))
-                        | ((pm == WARM) & (m == RUN) & (self.warm_left[:, i] > 0))
-                        | ((pm == WARM) & (m == OFF)) | ((pm == RUN) & (m == WARM))
-                        | ((m == WARM) & ((gen[:, i] - p.warmup_kw).abs() > kw)))
-            self._count(f"{name}.cooldown", ((pm == RUN) & (m == OFF) & (p.cooldown > 0))
-                        | ((pm == COOL) & (m == COOL) & (self.cool_left[:, i] <= 0))
-                        | ((pm == COOL) & (m == OFF) & (self.cool_left[:, i] > 0))
-                        | ((pm == COOL) & (m == WARM) & (self.cool_left[:, i] > 0))
-                        | ((pm == COOL) & (m == RUN) & ((self.cool_left[:, i] > 0) | (p.warmup > 0)))
-                        | ((pm == OFF) & (m == COOL))
-                        | ((m == COOL) & (gen[:, i].abs() > kw)))
-            self._count(f"{name}.min_run_time", ((pm == RUN) & ((m == COOL) | (m == OFF)) & (self.run_len[:, i] < p.min_run))
-                        | ((pm == WARM) & (m == COOL)))
+            self._count(
+                f"{name}.warmup",
+                ((pm == OFF) & (m == RUN) & (p.warmup > 0))
+                | ((pm == WARM) & (m == WARM) & (self.warm_left[:, i] <= 0))
+                | ((pm == WARM) & (m == RUN) & (self.warm_left[:, i] > 0))
+                | ((pm == WARM) & (m == OFF))
+                | ((pm == RUN) & (m == WARM))
+                | ((m == WARM) & ((gen[:, i] - p.warmup_kw).abs() > kw)),
+            )
+            self._count(
+                f"{name}.cooldown",
+                ((pm == RUN) & (m == OFF) & (p.cooldown > 0))
+                | ((pm == COOL) & (m == COOL) & (self.cool_left[:, i] <= 0))
+                | ((pm == COOL) & (m == OFF) & (self.cool_left[:, i] > 0))
+                | ((pm == COOL) & (m == WARM) & (self.cool_left[:, i] > 0))
+                | ((pm == COOL) & (m == RUN) & ((self.cool_left[:, i] > 0) | (p.warmup > 0)))
+                | ((pm == OFF) & (m == COOL))
+                | ((m == COOL) & (gen[:, i].abs() > kw)),
+            )
+            self._count(
+                f"{name}.min_run_time",
+                ((pm == RUN) & ((m == COOL) | (m == OFF)) & (self.run_len[:, i] < p.min_run))
+                | ((pm == WARM) & (m == COOL)),
+            )
             started = ((pm == OFF) | ((pm == COOL) & (self.cool_left[:, i] <= 0))) & (m == WARM)
             self.warm_left[:, i] = torch.where(started, float(p.warmup), self.warm_left[:, i])
             self.cool_left[:, i] = torch.where((pm == RUN) & (m == COOL), float(p.cooldown), self.cool_left[:, i])
@@ -110,7 +130,7 @@ class ConstraintChecker:
         running = mode == RUN
         self._count("genset.off_output", ((mode == OFF) & (gen.abs() > kw)).any(1))
         rg = torch.where(running, gen, torch.nan)
-        spread = (torch.nan_to_num(rg, nan=-1e18).amax(1) - torch.nan_to_num(rg, nan=1e18).amin(1))
+        spread = torch.nan_to_num(rg, nan=-1e18).amax(1) - torch.nan_to_num(rg, nan=1e18).amin(1)
         self._count("genset.equal_share", (running.sum(1) > 1) & (spread > kw))
         self._count("genset.min_load", (running & (gen < p.min_load - kw)).any(1))
         self._count("genset.max_load", (running & (gen > p.rated + p.overload + kw)).any(1))
@@ -135,8 +155,9 @@ class ConstraintChecker:
         # --- wind, demand, balance ---
         c_normal = ((p.soc_max - soc0) * e / p.eta).clamp(0, p.b_power)
         curtailed = wu < wa - kw
-        self._count("wind.curtail_only_surplus", (wu < -kw) | (wu > wa + kw)
-                    | (curtailed & ~((b <= -c_normal + kw) & at_min)))
+        self._count(
+            "wind.curtail_only_surplus", (wu < -kw) | (wu > wa + kw) | (curtailed & ~((b <= -c_normal + kw) & at_min))
+        )
         self._count("demand.served", un > kw)
         self._count("demand.no_shedding", shed > kw)
         self._count("energy_balance", ((d - un) - (wu + gen.sum(1) + b - dump)).abs() > 10 * kw)

@@ -29,8 +29,10 @@ from .sim import RUN, WARM
 def check_proposal(problem, controller: str, needs: str = "battery_kw") -> None:
     """A controller's proposals must be read the way the problem reads its action (``shield.proposal``)."""
     if problem.p.proposal != needs:
-        raise ValueError(f"{problem.source}: {controller} needs shield.proposal = {needs!r} "
-                         f"(this problem has {problem.p.proposal!r})")
+        raise ValueError(
+            f"{problem.source}: {controller} needs shield.proposal = {needs!r} "
+            f"(this problem has {problem.p.proposal!r})"
+        )
 
 
 def to_action(p, gensets: torch.Tensor, battery_kw: torch.Tensor) -> torch.Tensor:
@@ -39,12 +41,23 @@ def to_action(p, gensets: torch.Tensor, battery_kw: torch.Tensor) -> torch.Tenso
 
 
 class OperatorRules(torch.nn.Module):
-    def __init__(self, problem, start_fraction: float = 0.8, stop_fraction: float = 0.6, min_gensets: int = 1,
-                 battery_kw: float = 0.0):
+    def __init__(
+        self,
+        problem,
+        start_fraction: float = 0.8,
+        stop_fraction: float = 0.6,
+        min_gensets: int = 1,
+        battery_kw: float = 0.0,
+    ):
         super().__init__()
         check_proposal(problem, "operator_rules")
         self.problem, self.p = problem, problem.p
-        self.start, self.stop, self.min_gensets, self.battery_kw = start_fraction, stop_fraction, min_gensets, battery_kw
+        self.start, self.stop, self.min_gensets, self.battery_kw = (
+            start_fraction,
+            stop_fraction,
+            min_gensets,
+            battery_kw,
+        )
 
     def forward(self, state, t=0):
         p = self.p
@@ -134,14 +147,19 @@ class ConstantProposal(torch.nn.Module):
         return self.proposal.to(soc.dtype).expand(soc.shape[0], 2)
 
 
-def search_hysteresis(problem, scenarios, genset_load: float = 1.0,
-                      starts=(0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4),
-                      stops=(0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
+def search_hysteresis(
+    problem,
+    scenarios,
+    genset_load: float = 1.0,
+    starts=(0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4),
+    stops=(0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+):
     """Grid search of ``(start_soc, stop_soc)``, ``start < stop``, on ``scenarios`` (every candidate on the
     same days, all in one batch); returns ``(start, stop, dev cost, every candidate's cost)``."""
     from ..inventory.heuristics import grid_search
 
     grid = np.array([(a, b) for a in starts for b in stops if a < b])
-    best, costs = grid_search(problem, scenarios, grid,
-                              lambda prm: SocHysteresis(problem, prm[:, 0], prm[:, 1], genset_load))
+    best, costs = grid_search(
+        problem, scenarios, grid, lambda prm: SocHysteresis(problem, prm[:, 0], prm[:, 1], genset_load)
+    )
     return float(best[0]), float(best[1]), float(costs.min()), dict(zip(map(tuple, grid.tolist()), costs.tolist()))

@@ -27,8 +27,9 @@ demand is always served holds only within those assumptions).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +39,9 @@ from ..core import ConfigError, generator, numpy_rng
 DAY = 1440
 
 
-def _ramp_clip(x: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float, down: float, up: float) -> torch.Tensor:
+def _ramp_clip(
+    x: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float, down: float, up: float
+) -> torch.Tensor:
     """Clip ``x [n, L]`` to ``[lo, hi]`` and to one-minute changes in ``[-down, up]`` (sequentially)."""
     x = x.clamp(lo, hi).clone()
     out = torch.empty_like(x)
@@ -62,22 +65,25 @@ def demand_shape(cfg: Mapping[str, Any], minute_of_day: torch.Tensor) -> torch.T
 
     def bump(center, width):  # periodic over the day
         dist = torch.minimum((h - center).abs(), 24 - (h - center).abs())
-        return torch.exp(-(dist / width) ** 2)
+        return torch.exp(-((dist / width) ** 2))
 
     return base + (mp - base) * bump(7.5, 1.5) + (ep - base) * bump(19.0, 2.0) + 0.35 * (mp - base) * bump(13.0, 3.0)
 
 
 def wind_power(cfg: Mapping[str, Any], speed: torch.Tensor) -> torch.Tensor:
     ci, vr, co, rated = cfg["cut_in"], cfg["rated_speed"], cfg["cut_out"], cfg["rated_kw"]
-    frac = ((speed ** 3 - ci ** 3) / (vr ** 3 - ci ** 3)).clamp(0, 1)
+    frac = ((speed**3 - ci**3) / (vr**3 - ci**3)).clamp(0, 1)
     return torch.where((speed < ci) | (speed > co), torch.zeros_like(speed), rated * frac)
 
 
-def synthetic_series(cfg: Mapping[str, Any], n: int, length: int, start: torch.Tensor, split: str, seed: int
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_series(
+    cfg: Mapping[str, Any], n: int, length: int, start: torch.Tensor, split: str, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Demand and available wind ``[n, length]`` (float64) for episodes starting at ``start`` minutes."""
     d_cfg, w_cfg = cfg["demand"], cfg["wind"]
-    minutes = start[:, None].double() + torch.arange(length, dtype=torch.float64)[None, :]  # minute of day (may pass 1440)
+    minutes = (
+        start[:, None].double() + torch.arange(length, dtype=torch.float64)[None, :]
+    )  # minute of day (may pass 1440)
     hours = int(math.ceil((minutes.max().item() + 1) / 60)) + 2
     gd = generator(seed, split, "demand")
     scale = 1 + d_cfg["day_scale_std"] * torch.randn(n, 1, generator=gd, dtype=torch.float64)
@@ -86,29 +92,40 @@ def synthetic_series(cfg: Mapping[str, Any], n: int, length: int, start: torch.T
     eps = torch.randn(n, length, generator=gd, dtype=torch.float64)
     phi = 0.9
     for t in range(length):  # AR(1) minute noise with stationary std noise_kw
-        noise[:, t] = (phi * noise[:, t - 1] if t else 0) + math.sqrt(1 - phi ** 2) * d_cfg["noise_kw"] * eps[:, t]
+        noise[:, t] = (phi * noise[:, t - 1] if t else 0) + math.sqrt(1 - phi**2) * d_cfg["noise_kw"] * eps[:, t]
     demand = demand_shape(d_cfg, minutes) * scale * _interp_hourly(hourly, minutes) + noise
     demand = _ramp_clip(demand, d_cfg["min_kw"], d_cfg["peak_kw"], d_cfg["ramp_kw_per_min"], d_cfg["ramp_kw_per_min"])
 
     gw = generator(seed, split, "wind")
     mean = w_cfg["mean_speed_low"] + (w_cfg["mean_speed_high"] - w_cfg["mean_speed_low"]) * torch.rand(
-        n, 1, generator=gw, dtype=torch.float64)
+        n, 1, generator=gw, dtype=torch.float64
+    )
     z = torch.randn(n, hours, generator=gw, dtype=torch.float64)
     ar = torch.zeros(n, hours, dtype=torch.float64)
     for k in range(hours):  # hourly AR(1) of the speed around the day's mean
-        ar[:, k] = (0.85 * ar[:, k - 1] if k else 0) + math.sqrt(1 - 0.85 ** 2) * w_cfg["speed_std"] * z[:, k]
+        ar[:, k] = (0.85 * ar[:, k - 1] if k else 0) + math.sqrt(1 - 0.85**2) * w_cfg["speed_std"] * z[:, k]
     turb = torch.zeros(n, length, dtype=torch.float64)
     e2 = torch.randn(n, length, generator=gw, dtype=torch.float64)
     for t in range(length):
-        turb[:, t] = (0.95 * turb[:, t - 1] if t else 0) + math.sqrt(1 - 0.95 ** 2) * 0.4 * e2[:, t]
+        turb[:, t] = (0.95 * turb[:, t - 1] if t else 0) + math.sqrt(1 - 0.95**2) * 0.4 * e2[:, t]
     speed = (mean + _interp_hourly(ar, minutes) + turb).clamp_min(0)
-    wind = _ramp_clip(wind_power(w_cfg, speed), 0.0, w_cfg["rated_kw"], w_cfg["ramp_down_kw_per_min"],
-                      w_cfg["ramp_up_kw_per_min"])
+    wind = _ramp_clip(
+        wind_power(w_cfg, speed), 0.0, w_cfg["rated_kw"], w_cfg["ramp_down_kw_per_min"], w_cfg["ramp_up_kw_per_min"]
+    )
     return demand, wind
 
 
-def forecasts(cfg: Mapping[str, Any], series: torch.Tensor, periods: int, rel_error: float, additive_scale: float,
-              hi: float, split: str, seed: int, stream: str) -> torch.Tensor:
+def forecasts(
+    cfg: Mapping[str, Any],
+    series: torch.Tensor,
+    periods: int,
+    rel_error: float,
+    additive_scale: float,
+    hi: float,
+    split: str,
+    seed: int,
+    stream: str,
+) -> torch.Tensor:
     """Forecasts ``[n, T, F]`` of the mean of ``series[:, t+1 : t+1+lead]``, with AR(1) errors growing as
     sqrt(lead). ``additive_scale`` > 0 makes the error additive in those units (wind), else relative."""
     leads = cfg["forecast"]["leads"]
@@ -124,7 +141,7 @@ def forecasts(cfg: Mapping[str, Any], series: torch.Tensor, periods: int, rel_er
         rho = 0.995
         z[:, 0] = e[:, 0]
         for k in range(1, periods):
-            z[:, k] = rho * z[:, k - 1] + math.sqrt(1 - rho ** 2) * e[:, k]
+            z[:, k] = rho * z[:, k - 1] + math.sqrt(1 - rho**2) * e[:, k]
         sigma = rel_error * math.sqrt(lead / 60.0)
         err = sigma * z * (additive_scale if additive_scale > 0 else true)
         out.append((true + err).clamp(0, hi))
@@ -144,8 +161,11 @@ def load_file(path: Path, kind: str, source: str) -> tuple[np.ndarray, np.ndarra
             rows = list(reader)
         missing = [c for c in ("demand_kw", "wind_kw") if c not in cols]
         if missing:
-            raise ConfigError(source, "data.path", f"{path.name} lacks column(s) {', '.join(missing)}; "
-                              "required: demand_kw, wind_kw (one row per minute)")
+            raise ConfigError(
+                source,
+                "data.path",
+                f"{path.name} lacks column(s) {', '.join(missing)}; required: demand_kw, wind_kw (one row per minute)",
+            )
         try:
             demand = np.array([float(r["demand_kw"]) for r in rows])
             wind = np.array([float(r["wind_kw"]) for r in rows])
@@ -155,27 +175,40 @@ def load_file(path: Path, kind: str, source: str) -> tuple[np.ndarray, np.ndarra
         try:
             import pandas as pd  # optional: only needed for Parquet input
         except ImportError:
-            raise ConfigError(source, "data.source", "Parquet input needs pandas and pyarrow "
-                              "(pip install pandas pyarrow); or use a CSV file") from None
+            raise ConfigError(
+                source,
+                "data.source",
+                "Parquet input needs pandas and pyarrow (pip install pandas pyarrow); or use a CSV file",
+            ) from None
         try:
             frame = pd.read_parquet(path)
         except ImportError as e:
             raise ConfigError(source, "data.source", f"Parquet input needs pyarrow: {e}") from None
         missing = [c for c in ("demand_kw", "wind_kw") if c not in frame.columns]
         if missing:
-            raise ConfigError(source, "data.path", f"{path.name} lacks column(s) {', '.join(missing)}; "
-                              "required: demand_kw, wind_kw (one row per minute)")
+            raise ConfigError(
+                source,
+                "data.path",
+                f"{path.name} lacks column(s) {', '.join(missing)}; required: demand_kw, wind_kw (one row per minute)",
+            )
         demand = frame["demand_kw"].to_numpy(dtype=float)
         wind = frame["wind_kw"].to_numpy(dtype=float)
     for name, x in (("demand_kw", demand), ("wind_kw", wind)):
         if not np.all(np.isfinite(x)):
-            raise ConfigError(source, "data.path", f"{path.name}: column {name} has missing or NaN values "
-                              f"(first at row {int(np.argmin(np.isfinite(x)))})")
+            raise ConfigError(
+                source,
+                "data.path",
+                f"{path.name}: column {name} has missing or NaN values (first at row {int(np.argmin(np.isfinite(x)))})",
+            )
         if np.any(x < 0):
             raise ConfigError(source, "data.path", f"{path.name}: column {name} has negative values")
     if len(demand) < DAY or len(demand) % DAY:
-        raise ConfigError(source, "data.path", f"{path.name}: {len(demand)} rows is not a whole number of days "
-                          "(1440 rows per day, one per minute, starting at midnight)")
+        raise ConfigError(
+            source,
+            "data.path",
+            f"{path.name}: {len(demand)} rows is not a whole number of days "
+            "(1440 rows per day, one per minute, starting at midnight)",
+        )
     return demand, wind
 
 
@@ -190,15 +223,24 @@ def file_days(cfg: Mapping[str, Any], source: str, base: Path) -> dict[str, np.n
     test = d["test_days"] or max(1, days // 4)
     dev = d["dev_days"] or max(1, days // 4)
     if test + dev >= days:
-        raise ConfigError(source, "data.test_days", f"the file has {days} days; test_days + dev_days must leave "
-                          "at least one for training")
+        raise ConfigError(
+            source,
+            "data.test_days",
+            f"the file has {days} days; test_days + dev_days must leave at least one for training",
+        )
     idx = np.arange(days)
-    return {"demand": demand, "wind": wind, "train": idx[:days - test - dev], "dev": idx[days - test - dev:days - test],
-            "test": idx[days - test:]}
+    return {
+        "demand": demand,
+        "wind": wind,
+        "train": idx[: days - test - dev],
+        "dev": idx[days - test - dev : days - test],
+        "test": idx[days - test :],
+    }
 
 
-def file_series(data: Mapping[str, np.ndarray], n: int, length: int, split: str, seed: int, periods: int
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def file_series(
+    data: Mapping[str, np.ndarray], n: int, length: int, split: str, seed: int, periods: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Windows of the file series for ``n`` scenarios: test days in order (cycling), other splits drawn."""
     days = data[split]
     rng = numpy_rng(seed, split, "days")
@@ -207,8 +249,7 @@ def file_series(data: Mapping[str, np.ndarray], n: int, length: int, split: str,
     first = pick * DAY + start - 1  # the minute before the episode
     total = len(data["demand"])
     idx = np.clip(first[:, None] + np.arange(length)[None, :], 0, total - 1)
-    return (torch.from_numpy(data["demand"][idx]), torch.from_numpy(data["wind"][idx]),
-            torch.from_numpy(start))
+    return (torch.from_numpy(data["demand"][idx]), torch.from_numpy(data["wind"][idx]), torch.from_numpy(start))
 
 
 def ramp_violations(demand: torch.Tensor, wind: torch.Tensor, ramp_d: float, ramp_w_down: float, d_max: float) -> int:

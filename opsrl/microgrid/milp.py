@@ -97,16 +97,28 @@ def shield_margin_kwh(p, demand: np.ndarray, wind: np.ndarray) -> np.ndarray:
     return np.clip(net, 0, None).sum(-1) / 60.0
 
 
-def commit_plan(p, demand: np.ndarray, wind: np.ndarray, lengths: np.ndarray, soc0: float, on0: int = 0,
-                must_run: np.ndarray | None = None, wear_price: float = 1.0, terminal_kwh: float | None = None,
-                time_limit: float = 10.0, gap: float | None = None,
-                integer_periods: int | None = None) -> CommitPlan:
+def commit_plan(
+    p,
+    demand: np.ndarray,
+    wind: np.ndarray,
+    lengths: np.ndarray,
+    soc0: float,
+    on0: int = 0,
+    must_run: np.ndarray | None = None,
+    wear_price: float = 1.0,
+    terminal_kwh: float | None = None,
+    time_limit: float = 10.0,
+    gap: float | None = None,
+    integer_periods: int | None = None,
+) -> CommitPlan:
     """Solve the commitment MILP (module docstring) with HiGHS. ``on0``: gensets on before period 0;
     ``must_run[i]``: gensets that must be on in period ``i`` (minimum run time of those running now)."""
     import highspy
 
     N, G, V = len(demand), p.G, 9
-    NV, SV, PV, CV, EV, WV, UV, DV, QV = range(V)  # n, starts, genset kW, charge, discharge, wind, unserved, dump, energy
+    NV, SV, PV, CV, EV, WV, UV, DV, QV = range(
+        V
+    )  # n, starts, genset kW, charge, discharge, wind, unserved, dump, energy
     inf = highspy.kHighsInf
     tv = terminal_value(p) if terminal_kwh is None else terminal_kwh
     scale = p.repl_cost / p.cycle_life
@@ -134,7 +146,11 @@ def commit_plan(p, demand: np.ndarray, wind: np.ndarray, lengths: np.ndarray, so
         hi[x(WV)] = max(float(wind[i]), 0.0)
         hi[x(UV)] = max(float(demand[i]), 0.0)
         lo[x(QV)], hi[x(QV)] = p.soc_min * p.b_cap, p.soc_max * p.b_cap
-        row([(x(PV), 1), (x(WV), 1), (x(EV), 1), (x(CV), -1), (x(DV), -1), (x(UV), 1)], float(demand[i]), float(demand[i]))
+        row(
+            [(x(PV), 1), (x(WV), 1), (x(EV), 1), (x(CV), -1), (x(DV), -1), (x(UV), 1)],
+            float(demand[i]),
+            float(demand[i]),
+        )
         row([(x(PV), 1), (x(NV), -p.rated)], -inf, 0)
         row([(x(PV), 1), (x(NV), -p.min_load)], 0, inf)
         if i == 0:
@@ -189,8 +205,14 @@ def commit_plan(p, demand: np.ndarray, wind: np.ndarray, lengths: np.ndarray, so
     if st not in ok or len(sol) != N * V:
         raise RuntimeError(f"commitment model not solved (status {hs.modelStatusToString(st)})")
     X = sol.reshape(N, V)
-    return CommitPlan(float(hs.getInfo().objective_function_value), np.round(X[:, NV]), X[:, PV],
-                      X[:, EV] - X[:, CV], np.concatenate([[soc0 * p.b_cap], X[:, QV]]), ok[st])
+    return CommitPlan(
+        float(hs.getInfo().objective_function_value),
+        np.round(X[:, NV]),
+        X[:, PV],
+        X[:, EV] - X[:, CV],
+        np.concatenate([[soc0 * p.b_cap], X[:, QV]]),
+        ok[st],
+    )
 
 
 def _segments15(leads: list[int], means: np.ndarray, step: int = 15) -> np.ndarray:
@@ -207,9 +229,19 @@ def _segments15(leads: list[int], means: np.ndarray, step: int = 15) -> np.ndarr
 class CommitMPC(torch.nn.Module):
     """Rolling-horizon commitment MILP (module docstring) as a policy of the shielded microgrid."""
 
-    def __init__(self, problem, wear_price: float = 1.0, forecast: str = "real", scenarios=None,
-                 replan_minutes: int = 15, horizon_minutes: int = 240, step_minutes: int = 15,
-                 terminal_kwh: float | None = None, time_limit: float = 10.0, gap: float | None = None):
+    def __init__(
+        self,
+        problem,
+        wear_price: float = 1.0,
+        forecast: str = "real",
+        scenarios=None,
+        replan_minutes: int = 15,
+        horizon_minutes: int = 240,
+        step_minutes: int = 15,
+        terminal_kwh: float | None = None,
+        time_limit: float = 10.0,
+        gap: float | None = None,
+    ):
         super().__init__()
         if forecast not in ("real", "perfect"):
             raise ValueError(f"forecast must be 'real' or 'perfect', got {forecast!r}")
@@ -225,7 +257,7 @@ class CommitMPC(torch.nn.Module):
         self.solves = 0
         self.plans: list = []
 
-    def bind(self, scenarios) -> "CommitMPC":
+    def bind(self, scenarios) -> CommitMPC:
         """Evaluate on other scenarios (perfect forecasts read them)."""
         self.scenarios = scenarios
         self.held = None
@@ -245,8 +277,8 @@ class CommitMPC(torch.nn.Module):
         if self.forecast == "perfect":
             sc = self.scenarios
             rows = self._rows(state, t)
-            d = sc["demand"][rows, t + 1:t + 1 + H].double().cpu().numpy()
-            w = sc["wind"][rows, t + 1:t + 1 + H].double().cpu().numpy()
+            d = sc["demand"][rows, t + 1 : t + 1 + H].double().cpu().numpy()
+            w = sc["wind"][rows, t + 1 : t + 1 + H].double().cpu().numpy()
             edges = np.concatenate([[0], np.cumsum(L)]).astype(int)
             D = np.stack([d[:, a:b].mean(1) for a, b in zip(edges, edges[1:])], 1)
             W = np.stack([w[:, a:b].mean(1) for a, b in zip(edges, edges[1:])], 1)
@@ -264,8 +296,9 @@ class CommitMPC(torch.nn.Module):
         sc = self.scenarios
         if sc.n == state["soc"].shape[0]:
             return torch.arange(sc.n)
-        gap = ((sc["demand"][None, :, t] - state["d_prev"][:, None]).abs()
-               + (sc["wind"][None, :, t] - state["w_prev"][:, None]).abs())
+        gap = (sc["demand"][None, :, t] - state["d_prev"][:, None]).abs() + (
+            sc["wind"][None, :, t] - state["w_prev"][:, None]
+        ).abs()
         best = gap.min(1)
         if bool((best.values > 1e-6).any()):
             raise ValueError("perfect forecasts: these states are not from the bound scenarios (call bind)")
@@ -286,8 +319,19 @@ class CommitMPC(torch.nn.Module):
             left = np.where(mode[j] == RUN, np.clip(p.min_run - run[j], 0, None), 0)
             left = np.where(mode[j] == WARM, p.min_run, left)
             must = np.array([(left > a).sum() for a in starts_at])
-            pl = commit_plan(p, D[j], W[j], L, float(np.clip(soc[j], p.soc_min, p.soc_max)), int(committed[j]),
-                             must, self.wear_price, self.terminal_kwh, self.time_limit, self.gap)
+            pl = commit_plan(
+                p,
+                D[j],
+                W[j],
+                L,
+                float(np.clip(soc[j], p.soc_min, p.soc_max)),
+                int(committed[j]),
+                must,
+                self.wear_price,
+                self.terminal_kwh,
+                self.time_limit,
+                self.gap,
+            )
             self.solves += 1
             n_out[j] = pl.gensets[0]
             g_out[j] = pl.genset_kw[0] / max(pl.gensets[0], 1)
@@ -300,4 +344,3 @@ class CommitMPC(torch.nn.Module):
         else:
             second = torch.as_tensor((b_out / p.b_power + 1) / 2, dtype=dt, device=dev).clamp(0, 1)
         return torch.stack([n_t, second], dim=1)
-

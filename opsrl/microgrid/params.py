@@ -5,8 +5,9 @@ Units: power kW, energy kWh, time minutes, fuel litres, money in currency units 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..core import ConfigError, Field, validate
 from ..core.config import non_negative, positive, probability
@@ -30,8 +31,9 @@ GENSET = {
     "overload_fraction": Field(float, 0.1, **_nonneg, doc="overload above rated power, allowed only as reserve"),
     "rolling_hours": Field(float, 48.0, **_pos, doc="window of the rolling average load"),
     "rolling_max_fraction": Field(float, 0.7, **_frac, doc="rolling average load limit, fraction of rated"),
-    "rolling_margin_kw": Field(float, 2.0, **_nonneg,
-                               doc="the shield commits every genset once a rolling average is this close to its limit"),
+    "rolling_margin_kw": Field(
+        float, 2.0, **_nonneg, doc="the shield commits every genset once a rolling average is this close to its limit"
+    ),
 }
 
 BATTERY = {
@@ -44,10 +46,19 @@ BATTERY = {
     "charge_efficiency": Field(float, 0.95, allowed="a number in (0, 1]", check=lambda v: 0 < v <= 1),
     "replacement_cost": Field(float, 300000.0, **_nonneg, doc="cost of a new battery"),
     "cycle_life": Field(float, 5000.0, **_pos, doc="full cycles to end of life at 100% depth"),
-    "depth_exponent": Field(float, 1.5, allowed="a number >= 1", check=lambda v: v >= 1,
-                            doc="damage of one cycle of depth D is D**k / cycle_life (Woehler curve)"),
-    "degradation": Field(str, "auto", choices=("auto", "rainflow", "surrogate"),
-                         doc="auto: exact rainflow when gradients are off (evaluation), surrogate when on"),
+    "depth_exponent": Field(
+        float,
+        1.5,
+        allowed="a number >= 1",
+        check=lambda v: v >= 1,
+        doc="damage of one cycle of depth D is D**k / cycle_life (Woehler curve)",
+    ),
+    "degradation": Field(
+        str,
+        "auto",
+        choices=("auto", "rainflow", "surrogate"),
+        doc="auto: exact rainflow when gradients are off (evaluation), surrogate when on",
+    ),
     "rainflow_stack": Field(int, 64, allowed="an integer >= 4", check=lambda v: v >= 4),
     "initial_soc_low": Field(float, 0.3, **_frac),
     "initial_soc_high": Field(float, 0.7, **_frac),
@@ -77,8 +88,13 @@ DEMAND = {
 }
 
 FORECAST = {
-    "leads": Field(list, [15, 30, 60, 120, 240], item=int, allowed="increasing positive minutes",
-                   check=lambda v: len(v) > 0 and all(x > 0 for x in v) and list(v) == sorted(set(v))),
+    "leads": Field(
+        list,
+        [15, 30, 60, 120, 240],
+        item=int,
+        allowed="increasing positive minutes",
+        check=lambda v: len(v) > 0 and all(x > 0 for x in v) and list(v) == sorted(set(v)),
+    ),
     "demand_error": Field(float, 0.03, **_nonneg, doc="relative error of the demand forecast per sqrt(hour) of lead"),
     "wind_error": Field(float, 0.15, **_nonneg, doc="relative error of the wind forecast per sqrt(hour) of lead"),
 }
@@ -92,26 +108,54 @@ COSTS = {
     "fuel_price": Field(float, 1.5, **_nonneg, doc="per litre"),
     "unserved_per_kwh": Field(float, 50.0, **_nonneg),
     "surplus_per_kwh": Field(float, 5.0, **_nonneg, doc="energy that can be neither stored nor curtailed (dump load)"),
-    "terminal_kwh_value": Field(float, -1.0, allowed="a number >= 0, or -1 for fuel_price * fuel_slope / "
-                                "charge_efficiency", check=lambda v: v >= 0 or v == -1,
-                                doc="value of battery energy at the end of an episode (charged for energy used)"),
-    "wear_weight": Field(float, 1.0, **_nonneg, doc="multiplier of the battery degradation in the cost (a price on "
-                         "wear for trading fuel against it; the reported degradation is unweighted)"),
+    "terminal_kwh_value": Field(
+        float,
+        -1.0,
+        allowed="a number >= 0, or -1 for fuel_price * fuel_slope / charge_efficiency",
+        check=lambda v: v >= 0 or v == -1,
+        doc="value of battery energy at the end of an episode (charged for energy used)",
+    ),
+    "wear_weight": Field(
+        float,
+        1.0,
+        **_nonneg,
+        doc="multiplier of the battery degradation in the cost (a price on "
+        "wear for trading fuel against it; the reported degradation is unweighted)",
+    ),
 }
 
 SHIELD = {
-    "horizon_minutes": Field(int, 0, **_nonnegint,
-                             doc="worst-case look-ahead (0: cool-down + warm-up + 1, the time to bring any genset in)"),
-    "plan_with_reserve": Field(bool, False, doc="let the worst-case plan rely on the reserve SoC band (then routine "
-                               "operation may dip into the reserves; off: reserves stay for what the ramp limits miss)"),
-    "surrogate_kwh": Field(float, 30.0, **_pos, doc="temperature of the surrogate gradient of the forced genset "
-                           "count with respect to stored energy (training only; the forward pass is exact)"),
-    "proposal": Field(str, "battery_kw", choices=("battery_kw", "genset_load"),
-                      doc="what the agent's second action component sets: battery_kw, the battery set-point "
-                          "(0: full charge, 1: full discharge); genset_load, the load of each running genset "
-                          "(0: minimum load, 1: rated), the battery taking the rest of last minute's net load"),
-    "surrogate_gain": Field(float, 0.0, **_nonneg, doc="scale of that surrogate gradient (0: off, the default; "
-                            "with 1 HDPO cycled the battery more for no lower cost, see docs/microgrid.md)"),
+    "horizon_minutes": Field(
+        int, 0, **_nonnegint, doc="worst-case look-ahead (0: cool-down + warm-up + 1, the time to bring any genset in)"
+    ),
+    "plan_with_reserve": Field(
+        bool,
+        False,
+        doc="let the worst-case plan rely on the reserve SoC band (then routine "
+        "operation may dip into the reserves; off: reserves stay for what the ramp limits miss)",
+    ),
+    "surrogate_kwh": Field(
+        float,
+        30.0,
+        **_pos,
+        doc="temperature of the surrogate gradient of the forced genset "
+        "count with respect to stored energy (training only; the forward pass is exact)",
+    ),
+    "proposal": Field(
+        str,
+        "battery_kw",
+        choices=("battery_kw", "genset_load"),
+        doc="what the agent's second action component sets: battery_kw, the battery set-point "
+        "(0: full charge, 1: full discharge); genset_load, the load of each running genset "
+        "(0: minimum load, 1: rated), the battery taking the rest of last minute's net load",
+    ),
+    "surrogate_gain": Field(
+        float,
+        0.0,
+        **_nonneg,
+        doc="scale of that surrogate gradient (0: off, the default; "
+        "with 1 HDPO cycled the battery more for no lower cost, see docs/microgrid.md)",
+    ),
 }
 
 DATA = {
@@ -204,31 +248,48 @@ def check_config(cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
     g, b, d, w, h = cfg["genset"], cfg["battery"], cfg["demand"], cfg["wind"], cfg["history"]
     window = int(round(g["rolling_hours"] * 60))
     if cfg["periods"] > window:
-        raise ConfigError(source, "periods", f"must be at most the rolling window ({window} minutes): the 48 h "
-                          "history in each scenario covers what drops out of the window")
+        raise ConfigError(
+            source,
+            "periods",
+            f"must be at most the rolling window ({window} minutes): the 48 h "
+            "history in each scenario covers what drops out of the window",
+        )
     if g["min_load_kw"] > g["rated_kw"]:
         raise ConfigError(source, "genset.min_load_kw", f"must be at most genset.rated_kw ({g['rated_kw']})")
     if not b["soc_reserve_min"] <= b["soc_min"] < b["soc_max"] <= b["soc_reserve_max"]:
         raise ConfigError(source, "battery.soc_min", "need soc_reserve_min <= soc_min < soc_max <= soc_reserve_max")
     if not b["soc_min"] <= b["initial_soc_low"] <= b["initial_soc_high"] <= b["soc_max"]:
-        raise ConfigError(source, "battery.initial_soc_low", "need soc_min <= initial_soc_low <= initial_soc_high <= soc_max")
+        raise ConfigError(
+            source, "battery.initial_soc_low", "need soc_min <= initial_soc_low <= initial_soc_high <= soc_max"
+        )
     if not w["cut_in"] < w["rated_speed"] < w["cut_out"]:
         raise ConfigError(source, "wind.rated_speed", "need cut_in < rated_speed < cut_out")
     if w["mean_speed_low"] > w["mean_speed_high"]:
         raise ConfigError(source, "wind.mean_speed_low", "must be at most wind.mean_speed_high")
-    if not d["min_kw"] <= d["base_kw"] <= d["peak_kw"] or max(d["evening_peak_kw"], d["morning_peak_kw"]) > d["peak_kw"]:
+    if (
+        not d["min_kw"] <= d["base_kw"] <= d["peak_kw"]
+        or max(d["evening_peak_kw"], d["morning_peak_kw"]) > d["peak_kw"]
+    ):
         raise ConfigError(source, "demand.base_kw", "need min_kw <= base_kw and every level <= peak_kw")
     if h["low_fraction"] > h["high_fraction"]:
         raise ConfigError(source, "history.low_fraction", "must be at most history.high_fraction")
     if h["high_fraction"] > g["rolling_max_fraction"]:
-        raise ConfigError(source, "history.high_fraction", f"must be at most genset.rolling_max_fraction "
-                          f"({g['rolling_max_fraction']}): the history must itself obey the limit")
+        raise ConfigError(
+            source,
+            "history.high_fraction",
+            f"must be at most genset.rolling_max_fraction "
+            f"({g['rolling_max_fraction']}): the history must itself obey the limit",
+        )
     if g["count"] * g["rated_kw"] < d["peak_kw"]:
-        raise ConfigError(source, "demand.peak_kw", "exceeds the rated power of all gensets together; no shield "
-                          "can guarantee the demand is served")
+        raise ConfigError(
+            source,
+            "demand.peak_kw",
+            "exceeds the rated power of all gensets together; no shield can guarantee the demand is served",
+        )
     if cfg["bound"]["integer"] and cfg["bound"]["time_step"] != 1:
-        raise ConfigError(source, "bound.integer", "integer genset counts keep the bound valid only with "
-                          "bound.time_step = 1")
+        raise ConfigError(
+            source, "bound.integer", "integer genset counts keep the bound valid only with bound.time_step = 1"
+        )
     if cfg["data"]["source"] != "synthetic" and not cfg["data"]["path"]:
         raise ConfigError(source, "data.path", f"required for data.source = {cfg['data']['source']!r}")
     return cfg
@@ -238,18 +299,43 @@ def params_from(cfg: Mapping[str, Any]) -> Params:
     g, b, w, d, c, s = cfg["genset"], cfg["battery"], cfg["wind"], cfg["demand"], cfg["costs"], cfg["shield"]
     horizon = s["horizon_minutes"] or (g["cooldown_minutes"] + g["warmup_minutes"] + 1)
     return Params(
-        G=g["count"], rated=g["rated_kw"], fuel_a=g["fuel_slope"], fuel_b=g["fuel_intercept"],
-        min_run=g["min_run_minutes"], warmup=g["warmup_minutes"], warmup_kw=g["warmup_kw"],
-        cooldown=g["cooldown_minutes"], min_load=g["min_load_kw"], overload=g["overload_fraction"] * g["rated_kw"],
-        window=int(round(g["rolling_hours"] * 60)), avg_limit=g["rolling_max_fraction"] * g["rated_kw"],
+        G=g["count"],
+        rated=g["rated_kw"],
+        fuel_a=g["fuel_slope"],
+        fuel_b=g["fuel_intercept"],
+        min_run=g["min_run_minutes"],
+        warmup=g["warmup_minutes"],
+        warmup_kw=g["warmup_kw"],
+        cooldown=g["cooldown_minutes"],
+        min_load=g["min_load_kw"],
+        overload=g["overload_fraction"] * g["rated_kw"],
+        window=int(round(g["rolling_hours"] * 60)),
+        avg_limit=g["rolling_max_fraction"] * g["rated_kw"],
         avg_margin=g["rolling_margin_kw"],
-        b_power=b["power_kw"], b_cap=b["capacity_kwh"], soc_min=b["soc_min"], soc_max=b["soc_max"],
-        soc_rmin=b["soc_reserve_min"], soc_rmax=b["soc_reserve_max"], eta=b["charge_efficiency"],
-        repl_cost=b["replacement_cost"], cycle_life=b["cycle_life"], depth_exp=b["depth_exponent"],
-        degradation=b["degradation"], rf_stack=b["rainflow_stack"],
-        w_rated=w["rated_kw"], d_max=d["peak_kw"], ramp_d=d["ramp_kw_per_min"], ramp_w_down=w["ramp_down_kw_per_min"],
-        fuel_price=c["fuel_price"], unserved_cost=c["unserved_per_kwh"], surplus_cost=c["surplus_per_kwh"],
+        b_power=b["power_kw"],
+        b_cap=b["capacity_kwh"],
+        soc_min=b["soc_min"],
+        soc_max=b["soc_max"],
+        soc_rmin=b["soc_reserve_min"],
+        soc_rmax=b["soc_reserve_max"],
+        eta=b["charge_efficiency"],
+        repl_cost=b["replacement_cost"],
+        cycle_life=b["cycle_life"],
+        depth_exp=b["depth_exponent"],
+        degradation=b["degradation"],
+        rf_stack=b["rainflow_stack"],
+        w_rated=w["rated_kw"],
+        d_max=d["peak_kw"],
+        ramp_d=d["ramp_kw_per_min"],
+        ramp_w_down=w["ramp_down_kw_per_min"],
+        fuel_price=c["fuel_price"],
+        unserved_cost=c["unserved_per_kwh"],
+        surplus_cost=c["surplus_per_kwh"],
         terminal_value=c["terminal_kwh_value"],
-        horizon=horizon, plan_with_reserve=s["plan_with_reserve"], surrogate_kwh=s["surrogate_kwh"],
-        surrogate_gain=s["surrogate_gain"], proposal=s["proposal"], wear_weight=c["wear_weight"],
+        horizon=horizon,
+        plan_with_reserve=s["plan_with_reserve"],
+        surrogate_kwh=s["surrogate_kwh"],
+        surrogate_gain=s["surrogate_gain"],
+        proposal=s["proposal"],
+        wear_weight=c["wear_weight"],
     )

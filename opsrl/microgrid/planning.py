@@ -46,8 +46,17 @@ def terminal_value(p) -> float:
     return p.fuel_price * p.fuel_a / p.eta if p.terminal_value < 0 else p.terminal_value
 
 
-def plan(p, demand: np.ndarray, wind: np.ndarray, lengths: np.ndarray, soc0: float, *, bound: bool,
-         integer: bool = False, time_limit: float = 60.0) -> Plan:
+def plan(
+    p,
+    demand: np.ndarray,
+    wind: np.ndarray,
+    lengths: np.ndarray,
+    soc0: float,
+    *,
+    bound: bool,
+    integer: bool = False,
+    time_limit: float = 60.0,
+) -> Plan:
     """Solve the dispatch model (see the module docstring)."""
     solver = pywraplp.Solver.CreateSolver("SCIP" if integer else "GLOP")
     if solver is None:  # pragma: no cover
@@ -66,7 +75,7 @@ def plan(p, demand: np.ndarray, wind: np.ndarray, lengths: np.ndarray, soc0: flo
     for i in range(N):
         h = lengths[i] / 60.0
         pg = solver.NumVar(0, p.G * cap_kw, f"p{i}")
-        n = (solver.IntVar(0, p.G, f"n{i}") if integer else solver.NumVar(0, p.G, f"n{i}"))
+        n = solver.IntVar(0, p.G, f"n{i}") if integer else solver.NumVar(0, p.G, f"n{i}")
         c = solver.NumVar(0, p.b_power, f"c{i}")
         e = solver.NumVar(0, p.b_power, f"e{i}")
         wu = solver.NumVar(0, max(float(wind[i]), 0.0), f"w{i}")
@@ -94,13 +103,19 @@ def plan(p, demand: np.ndarray, wind: np.ndarray, lengths: np.ndarray, soc0: flo
         cost = solver.Objective().BestBound()
     else:
         cost = solver.Objective().Value()
-    return Plan(cost, np.array([v.solution_value() for v in ns]), np.array([v.solution_value() for v in ps]),
-                np.array([e.solution_value() - c.solution_value() for c, e in zip(cs, es)]),
-                np.array([v.solution_value() for v in E]), names[status])
+    return Plan(
+        cost,
+        np.array([v.solution_value() for v in ns]),
+        np.array([v.solution_value() for v in ps]),
+        np.array([e.solution_value() - c.solution_value() for c, e in zip(cs, es)]),
+        np.array([v.solution_value() for v in E]),
+        names[status],
+    )
 
 
-def day_bound(p, demand: np.ndarray, wind: np.ndarray, soc0: float, step: int, integer: bool = False,
-              time_limit: float = 60.0) -> Plan:
+def day_bound(
+    p, demand: np.ndarray, wind: np.ndarray, soc0: float, step: int, integer: bool = False, time_limit: float = 60.0
+) -> Plan:
     """Perfect-foresight lower bound on one episode's cost: ``demand``/``wind`` are the realised minutes."""
     T = len(demand)
     edges = list(range(0, T, step)) + [T]

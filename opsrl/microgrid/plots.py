@@ -7,15 +7,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from ..core import Scenarios, rollout
 
-SERIES = ("out_demand", "out_wind", "out_wind_used", "out_gen", "out_battery", "out_unserved", "out_dump",
-          "out_fuel", "out_mode")
+SERIES = (
+    "out_demand",
+    "out_wind",
+    "out_wind_used",
+    "out_gen",
+    "out_battery",
+    "out_unserved",
+    "out_dump",
+    "out_fuel",
+    "out_mode",
+)
 
 
 @torch.no_grad()

@@ -28,8 +28,12 @@ class OnlineRainflow:
         B = soc0.shape[0]
         stack = torch.zeros(B, self.K, dtype=soc0.dtype, device=soc0.device)
         stack[:, 0] = soc0
-        return {"rf_stack": stack, "rf_len": torch.ones(B, dtype=torch.long, device=soc0.device),
-                "rf_last": soc0.clone(), "rf_dir": torch.zeros_like(soc0)}
+        return {
+            "rf_stack": stack,
+            "rf_len": torch.ones(B, dtype=torch.long, device=soc0.device),
+            "rf_last": soc0.clone(),
+            "rf_dir": torch.zeros_like(soc0),
+        }
 
     def _damage(self, depth: torch.Tensor) -> torch.Tensor:
         return depth.clamp_min(0) ** self.k
@@ -69,8 +73,9 @@ class OnlineRainflow:
             length = torch.where(half, torch.full_like(length, 2), torch.where(fullc, length - 2, length))
         return stack, length, damage
 
-    def step(self, rf: dict[str, torch.Tensor], soc: torch.Tensor, final: bool = False
-             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def step(
+        self, rf: dict[str, torch.Tensor], soc: torch.Tensor, final: bool = False
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Feed the next state of charge; return the new counter state and the damage closed by it."""
         soc = soc.detach()
         stack, length, last, direction = rf["rf_stack"], rf["rf_len"], rf["rf_last"], rf["rf_dir"]
@@ -86,7 +91,7 @@ class OnlineRainflow:
             stack, length, d2 = self._push(stack, length, last, torch.ones_like(moving))
             damage = damage + d2
             idx = torch.arange(self.K, device=soc.device)
-            valid = (idx[None, 1:] < length[:, None])
+            valid = idx[None, 1:] < length[:, None]
             ranges = (stack[:, 1:] - stack[:, :-1]).abs()
             damage = damage + 0.5 * (self._damage(ranges) * valid).sum(dim=1)
         return {"rf_stack": stack, "rf_len": length, "rf_last": last, "rf_dir": direction}, damage
@@ -115,10 +120,10 @@ def rainflow_damage(series, exponent: float) -> float:
             if X < Y:
                 break
             if len(stack) == 3:
-                damage += 0.5 * Y ** exponent
+                damage += 0.5 * Y**exponent
                 stack.pop(0)
             else:
-                damage += Y ** exponent
+                damage += Y**exponent
                 last = stack.pop()
                 stack.pop()
                 stack.pop()

@@ -84,12 +84,19 @@ class GensetUnit(ShieldUnit):
         ok = self.feasible(state, want)
         if trace is not None:
             mode, run = state["mode"][:, self.i], state["run"][:, self.i]
-            self.note(trace, f"cmd[{self.i + 1}]", want.float(), ok.float(), [
-                (mode == WARM, "warming up: a warm-up runs to completion"),
-                (mode == COOL, "cooling down: cannot restart before the cool-down ends"),
-                ((mode == RUN) & (run < self.p.min_run), f"minimum run time {self.p.min_run} min not reached")])
+            self.note(
+                trace,
+                f"cmd[{self.i + 1}]",
+                want.float(),
+                ok.float(),
+                [
+                    (mode == WARM, "warming up: a warm-up runs to completion"),
+                    (mode == COOL, "cooling down: cannot restart before the cool-down ends"),
+                    ((mode == RUN) & (run < self.p.min_run), f"minimum run time {self.p.min_run} min not reached"),
+                ],
+            )
         col = straight_through(ok.to(cmd.dtype), cmd[:, self.i])
-        proposal["cmd"] = torch.cat([cmd[:, :self.i], col[:, None], cmd[:, self.i + 1:]], dim=1)
+        proposal["cmd"] = torch.cat([cmd[:, : self.i], col[:, None], cmd[:, self.i + 1 :]], dim=1)
         return proposal
 
 
@@ -136,12 +143,21 @@ class GensetGroupUnit(ShieldUnit):
             mode, run = state["mode"], state["run"]
             wanted_off = (want == 0) & on
             wanted_on = (want == 1) & ~on
-            self.note(trace, "cmd", want, on.float(), [
-                ((wanted_off & (mode == RUN) & (run < self.p.min_run)).any(1),
-                 f"minimum run time ({self.p.min_run} min) not reached"),
-                ((wanted_off & (mode == WARM)).any(1), "a warm-up runs to completion"),
-                ((wanted_on & (mode == COOL)).any(1), "cooling down: no restart before the cool-down ends"),
-                (torch.ones_like(m, dtype=torch.bool), "priority order (start 1, 2, ...; stop in reverse)")])
+            self.note(
+                trace,
+                "cmd",
+                want,
+                on.float(),
+                [
+                    (
+                        (wanted_off & (mode == RUN) & (run < self.p.min_run)).any(1),
+                        f"minimum run time ({self.p.min_run} min) not reached",
+                    ),
+                    ((wanted_off & (mode == WARM)).any(1), "a warm-up runs to completion"),
+                    ((wanted_on & (mode == COOL)).any(1), "cooling down: no restart before the cool-down ends"),
+                    (torch.ones_like(m, dtype=torch.bool), "priority order (start 1, 2, ...; stop in reverse)"),
+                ],
+            )
         proposal["cmd"] = straight_through(on.to(soft.dtype), relaxed)
         return proposal
 
@@ -169,8 +185,10 @@ class BatteryUnit(ShieldUnit):
         b2 = b1 if cap is None else torch.minimum(b1, torch.maximum(cap, lo))
         b3 = b2 if floor is None else torch.maximum(b2, torch.minimum(floor, hi))
         if trace is not None:
-            reasons = [((b > hi) & (b1 == hi), "discharge limited by power or the SoC floor of the normal band"),
-                       ((b < lo) & (b1 == lo), "charge limited by power or the SoC ceiling of the normal band")]
+            reasons = [
+                ((b > hi) & (b1 == hi), "discharge limited by power or the SoC floor of the normal band"),
+                ((b < lo) & (b1 == lo), "charge limited by power or the SoC ceiling of the normal band"),
+            ]
             if cap is not None:
                 reasons.append((b2 < b1, "energy kept for the worst case of the look-ahead"))
             if floor is not None:
@@ -207,8 +225,13 @@ class WindUnit(ShieldUnit):
         ref = state["soc"]
         cap = torch.full_like(ref, self.p.w_rated)
         if "wind_cap_kw" in proposal and trace is not None:
-            self.note(trace, "wind_cap_kw", proposal["wind_cap_kw"], cap,
-                      [(torch.ones_like(ref, dtype=torch.bool), "curtailment is left to the plant (surplus only)")])
+            self.note(
+                trace,
+                "wind_cap_kw",
+                proposal["wind_cap_kw"],
+                cap,
+                [(torch.ones_like(ref, dtype=torch.bool), "curtailment is left to the plant (surplus only)")],
+            )
         proposal["wind_cap_kw"] = cap
         return proposal
 
@@ -223,8 +246,13 @@ class DemandUnit(ShieldUnit):
         ref = state["soc"]
         zero = torch.zeros_like(ref)
         if "shed_kw" in proposal and trace is not None:
-            self.note(trace, "shed_kw", proposal["shed_kw"], zero,
-                      [(torch.ones_like(ref, dtype=torch.bool), "load shedding is not allowed")])
+            self.note(
+                trace,
+                "shed_kw",
+                proposal["shed_kw"],
+                zero,
+                [(torch.ones_like(ref, dtype=torch.bool), "load shedding is not allowed")],
+            )
         proposal["shed_kw"] = zero
         return proposal
 
@@ -264,14 +292,14 @@ class MicrogridUnit(ShieldUnit):
             start = torch.where(run_now & on[:, i], -BIG, torch.where(warm_now, timer[:, i] - p.warmup, 0.0))
             not_on = ~on[:, i]
             # not committed now: earliest start decision (next minute, or when the cool-down ends)
-            cool_left = torch.where(mode[:, i] == COOL, timer[:, i],
-                                    torch.where(run_now, float(p.cooldown), 0.0))  # stopped now: cools first
+            cool_left = torch.where(
+                mode[:, i] == COOL, timer[:, i], torch.where(run_now, float(p.cooldown), 0.0)
+            )  # stopped now: cools first
             s = torch.maximum(torch.maximum(cool_left, torch.ones_like(cool_left)), prev_start)
             start = torch.where(not_on, s, torch.where(starting, 0.0, start))
             full = torch.where(not_on, s + p.warmup, full)
             prev_start = torch.where(on[:, i], prev_start, start)
-            c = torch.where(h >= full[:, None], p.rated,
-                            torch.where(h >= start[:, None], p.warmup_kw, 0.0))
+            c = torch.where(h >= full[:, None], p.rated, torch.where(h >= start[:, None], p.warmup_kw, 0.0))
             caps.append(c)
         return torch.stack(caps, 0).sum(0)
 
@@ -304,10 +332,20 @@ class MicrogridUnit(ShieldUnit):
         m = (torch.where(allowed, ms, p.G + 1)).amin(1).to(soft.dtype)
         rest_m = rest_t.gather(1, m.long()[:, None])[:, 0]
         if trace is not None:
-            self.note(trace, "gensets", m_prop, m, [
-                (near, "a genset's 48 h average load is near its limit: all gensets share the load"),
-                (torch.ones_like(near), f"worst case (demand +{p.ramp_d:g} kW/min, wind -{p.ramp_w_down:g} kW/min) "
-                 f"over {p.horizon} min needs more gensets committed now")])
+            self.note(
+                trace,
+                "gensets",
+                m_prop,
+                m,
+                [
+                    (near, "a genset's 48 h average load is near its limit: all gensets share the load"),
+                    (
+                        torch.ones_like(near),
+                        f"worst case (demand +{p.ramp_d:g} kW/min, wind -{p.ramp_w_down:g} kW/min) "
+                        f"over {p.horizon} min needs more gensets committed now",
+                    ),
+                ],
+            )
         # straight-through: the agent's count keeps its gradient; a surrogate gradient says how the count
         # the shield forces falls as the battery holds more energy (a sigmoid of the energy margin at the
         # agent's own count), so that training sees the value of stored energy

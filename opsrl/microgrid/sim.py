@@ -30,8 +30,9 @@ for the constraint checker and the plots.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -43,8 +44,18 @@ from .planning import terminal_value
 from .rainflow import OnlineRainflow
 
 OFF, WARM, RUN, COOL = 0, 1, 2, 3
-OUT_KEYS = ("out_gen", "out_battery", "out_wind_used", "out_wind", "out_demand", "out_unserved", "out_dump",
-            "out_fuel", "out_degradation", "out_shed")
+OUT_KEYS = (
+    "out_gen",
+    "out_battery",
+    "out_wind_used",
+    "out_wind",
+    "out_demand",
+    "out_unserved",
+    "out_dump",
+    "out_fuel",
+    "out_degradation",
+    "out_shed",
+)
 
 
 class Microgrid(Problem):
@@ -53,8 +64,7 @@ class Microgrid(Problem):
     metric = "total"
     family = "microgrid"
 
-    def __init__(self, cfg: Mapping[str, Any], source: str = "<config>", base_dir: Path | None = None,
-                 shield=None):
+    def __init__(self, cfg: Mapping[str, Any], source: str = "<config>", base_dir: Path | None = None, shield=None):
         self.cfg = cfg
         self.config = cfg
         self.p: Params = params_from(cfg)
@@ -98,32 +108,51 @@ class Microgrid(Problem):
             else:
                 start = torch.randint(0, data_mod.DAY, (n,), generator=generator(seed, split, "start"))
             demand, wind = data_mod.synthetic_series(cfg, n, length, start, split, seed)
-        fc_d = data_mod.forecasts(cfg, demand, periods, cfg["forecast"]["demand_error"], 0.0, p.d_max * 1.2,
-                                  split, seed, "fc_demand")
-        fc_w = data_mod.forecasts(cfg, wind, periods, cfg["forecast"]["wind_error"], p.w_rated, p.w_rated,
-                                  split, seed, "fc_wind")
+        fc_d = data_mod.forecasts(
+            cfg, demand, periods, cfg["forecast"]["demand_error"], 0.0, p.d_max * 1.2, split, seed, "fc_demand"
+        )
+        fc_w = data_mod.forecasts(
+            cfg, wind, periods, cfg["forecast"]["wind_error"], p.w_rated, p.w_rated, split, seed, "fc_wind"
+        )
         g = generator(seed, split, "initial")
         h = cfg["history"]
-        hist = p.rated * (h["low_fraction"] + (h["high_fraction"] - h["low_fraction"])
-                          * torch.rand(n, p.G, int(math.ceil(p.window / 60)), generator=g, dtype=torch.float64))
+        hist = p.rated * (
+            h["low_fraction"]
+            + (h["high_fraction"] - h["low_fraction"])
+            * torch.rand(n, p.G, int(math.ceil(p.window / 60)), generator=g, dtype=torch.float64)
+        )
         b = cfg["battery"]
         soc0 = b["initial_soc_low"] + (b["initial_soc_high"] - b["initial_soc_low"]) * torch.rand(
-            n, generator=g, dtype=torch.float64)
+            n, generator=g, dtype=torch.float64
+        )
         # initial gensets: the first one running (free to stop), the others off
         mode0 = torch.full((n, p.G), float(OFF), dtype=torch.float64)
         mode0[:, 0] = RUN
         run0 = torch.zeros(n, p.G, dtype=torch.float64)
         run0[:, 0] = p.min_run
         dt = self.dtype
-        return {"demand": demand.to(dt), "wind": wind.to(dt), "fc_demand": fc_d.to(dt), "fc_wind": fc_w.to(dt),
-                "start_minute": start.to(dt), "history": hist.to(dt), "soc0": soc0.to(dt),
-                "mode0": mode0.to(dt), "timer0": torch.zeros(n, p.G, dtype=dt), "run0": run0.to(dt)}
+        return {
+            "demand": demand.to(dt),
+            "wind": wind.to(dt),
+            "fc_demand": fc_d.to(dt),
+            "fc_wind": fc_w.to(dt),
+            "start_minute": start.to(dt),
+            "history": hist.to(dt),
+            "soc0": soc0.to(dt),
+            "mode0": mode0.to(dt),
+            "timer0": torch.zeros(n, p.G, dtype=dt),
+            "run0": run0.to(dt),
+        }
 
     def sample(self, n, split, seed, periods=None, device="cpu") -> Scenarios:
         sc = super().sample(n, split, seed, periods, device)
-        sc.meta["ramp_violations"] = data_mod.ramp_violations(sc["demand"][:, :sc.periods + 1],
-                                                              sc["wind"][:, :sc.periods + 1],
-                                                              self.p.ramp_d, self.p.ramp_w_down, self.p.d_max)
+        sc.meta["ramp_violations"] = data_mod.ramp_violations(
+            sc["demand"][:, : sc.periods + 1],
+            sc["wind"][:, : sc.periods + 1],
+            self.p.ramp_d,
+            self.p.ramp_w_down,
+            self.p.d_max,
+        )
         return sc
 
     # --- dynamics ------------------------------------------------------------------------------
@@ -133,11 +162,17 @@ class Microgrid(Problem):
         z = torch.zeros(B, dtype=sc["soc0"].dtype, device=sc.device)
         hist = sc["history"]
         state = {
-            "soc": sc["soc0"], "mode": sc["mode0"], "timer": sc["timer0"], "run": sc["run0"],
+            "soc": sc["soc0"],
+            "mode": sc["mode0"],
+            "timer": sc["timer0"],
+            "run": sc["run0"],
             "avg_sum": hist.sum(dim=2) * 60.0 * (p.window / (60.0 * hist.shape[2])),
-            "d_prev": sc["demand"][:, 0], "w_prev": sc["wind"][:, 0],
-            "fc_d": sc["fc_demand"][:, 0], "fc_w": sc["fc_wind"][:, 0],
-            "step": z.clone(), "tod": sc["start_minute"] % data_mod.DAY,
+            "d_prev": sc["demand"][:, 0],
+            "w_prev": sc["wind"][:, 0],
+            "fc_d": sc["fc_demand"][:, 0],
+            "fc_w": sc["fc_wind"][:, 0],
+            "step": z.clone(),
+            "tod": sc["start_minute"] % data_mod.DAY,
             **self.rainflow.init(sc["soc0"]),
         }
         state["out_gen"] = torch.zeros_like(sc["mode0"])
@@ -157,14 +192,19 @@ class Microgrid(Problem):
             else:
                 proposal["battery_kw"] = (2 * a[:, 1] - 1) * p.b_power
             return self.shield(state, proposal, trace)
-        cmd = straight_through((a[:, :p.G] >= 0.5).to(a.dtype), a[:, :p.G])
-        return {"cmd": cmd, "battery_kw": (2 * a[:, p.G] - 1) * p.b_power, "wind_cap_kw": a[:, p.G + 1] * p.w_rated,
-                "shed_kw": a[:, p.G + 2] * p.d_max}
+        cmd = straight_through((a[:, : p.G] >= 0.5).to(a.dtype), a[:, : p.G])
+        return {
+            "cmd": cmd,
+            "battery_kw": (2 * a[:, p.G] - 1) * p.b_power,
+            "wind_cap_kw": a[:, p.G + 1] * p.w_rated,
+            "shed_kw": a[:, p.G + 2] * p.d_max,
+        }
 
     def post_decision(self, state: State, action: torch.Tensor) -> tuple[State, torch.Tensor]:
         full = self.full_action(state, action)
-        return self.apply_commands(state, full), torch.zeros(action.shape[0], dtype=state["soc"].dtype,
-                                                             device=action.device)
+        return self.apply_commands(state, full), torch.zeros(
+            action.shape[0], dtype=state["soc"].dtype, device=action.device
+        )
 
     def apply_commands(self, state: State, full: Mapping[str, torch.Tensor]) -> State:
         """Move the genset state machines by the commands (obediently: the rules are the shield's job)."""
@@ -194,20 +234,29 @@ class Microgrid(Problem):
         new_mode = torch.where(restart, float(RUN), new_mode)
         new_timer = torch.where(restart, 0.0, new_timer)
         post = dict(state)
-        post.update(mode=new_mode, timer=new_timer, run=new_run, cmd=full["cmd"], b_set=full["battery_kw"],
-                    w_cap=full.get("wind_cap_kw", torch.full_like(state["soc"], p.w_rated)),
-                    shed=full.get("shed_kw", torch.zeros_like(state["soc"])))
+        post.update(
+            mode=new_mode,
+            timer=new_timer,
+            run=new_run,
+            cmd=full["cmd"],
+            b_set=full["battery_kw"],
+            w_cap=full.get("wind_cap_kw", torch.full_like(state["soc"], p.w_rated)),
+            shed=full.get("shed_kw", torch.zeros_like(state["soc"])),
+        )
         return post
 
     def battery_limits(self, soc: torch.Tensor) -> dict[str, torch.Tensor]:
         """Discharge (``d_*``) and charge (``c_*``) power limits, kW, for one minute from ``soc``."""
         p = self.p
         e = p.b_cap * 60.0
-        return {"d_n": ((soc - p.soc_min) * e).clamp(0, p.b_power), "d_r": ((soc - p.soc_rmin) * e).clamp(0, p.b_power),
-                "d_phys": (soc * e).clamp(0, p.b_power),
-                "c_n": ((p.soc_max - soc) * e / p.eta).clamp(0, p.b_power),
-                "c_r": ((p.soc_rmax - soc) * e / p.eta).clamp(0, p.b_power),
-                "c_phys": ((1 - soc) * e / p.eta).clamp(0, p.b_power)}
+        return {
+            "d_n": ((soc - p.soc_min) * e).clamp(0, p.b_power),
+            "d_r": ((soc - p.soc_rmin) * e).clamp(0, p.b_power),
+            "d_phys": (soc * e).clamp(0, p.b_power),
+            "c_n": ((p.soc_max - soc) * e / p.eta).clamp(0, p.b_power),
+            "c_r": ((p.soc_rmax - soc) * e / p.eta).clamp(0, p.b_power),
+            "c_phys": ((1 - soc) * e / p.eta).clamp(0, p.b_power),
+        }
 
     def dispatch(self, post: State, demand: torch.Tensor, wind: torch.Tensor) -> dict[str, torch.Tensor]:
         """The plant's real-time balancing of minute ``t`` (see the module docstring for the order)."""
@@ -242,8 +291,15 @@ class Microgrid(Problem):
         battery = b0 + x1 + x3 - y1 - y3
         per = g + x2 / ks
         gen = running * per[:, None] + warming * p.warmup_kw
-        return {"gen": gen, "battery": battery, "wind_used": w - y2, "unserved": unserved + shed, "dump": dump,
-                "shed": shed, "b0": b0}
+        return {
+            "gen": gen,
+            "battery": battery,
+            "wind_used": w - y2,
+            "unserved": unserved + shed,
+            "dump": dump,
+            "shed": shed,
+            "b0": b0,
+        }
 
     def transition(self, post: State, sc: Scenarios, t: int) -> tuple[State, torch.Tensor]:
         p = self.p
@@ -270,8 +326,12 @@ class Microgrid(Problem):
             deg = scale * dmg
         else:
             deg = scale * 0.5 * (soc_next - soc).abs()
-        cost = (p.fuel_price * fuel + p.wear_weight * deg + p.unserved_cost * out["unserved"] / 60.0
-                + p.surplus_cost * out["dump"] / 60.0)
+        cost = (
+            p.fuel_price * fuel
+            + p.wear_weight * deg
+            + p.unserved_cost * out["unserved"] / 60.0
+            + p.surplus_cost * out["dump"] / 60.0
+        )
         if final:  # energy taken from (or left in) the battery over the episode, at its fuel value
             cost = cost + terminal_value(p) * (sc["soc0"] - soc_next) * p.b_cap
         # genset timers and rolling averages
@@ -290,12 +350,29 @@ class Microgrid(Problem):
         avg_sum = post["avg_sum"] + out["gen"] - drop
         nxt = min(t + 1, sc.periods - 1)
         state = {
-            "soc": soc_next, "mode": new_mode, "timer": timer, "run": run, "avg_sum": avg_sum,
-            "d_prev": d, "w_prev": wa, "fc_d": sc["fc_demand"][:, nxt], "fc_w": sc["fc_wind"][:, nxt],
-            "step": post["step"] + 1, "tod": (post["tod"] + 1) % data_mod.DAY, **rf,
-            "out_gen": out["gen"], "out_battery": b, "out_wind_used": out["wind_used"], "out_wind": wa,
-            "out_demand": d, "out_unserved": out["unserved"], "out_dump": out["dump"], "out_fuel": fuel,
-            "out_degradation": deg, "out_shed": out["shed"], "out_mode": mode,
+            "soc": soc_next,
+            "mode": new_mode,
+            "timer": timer,
+            "run": run,
+            "avg_sum": avg_sum,
+            "d_prev": d,
+            "w_prev": wa,
+            "fc_d": sc["fc_demand"][:, nxt],
+            "fc_w": sc["fc_wind"][:, nxt],
+            "step": post["step"] + 1,
+            "tod": (post["tod"] + 1) % data_mod.DAY,
+            **rf,
+            "out_gen": out["gen"],
+            "out_battery": b,
+            "out_wind_used": out["wind_used"],
+            "out_wind": wa,
+            "out_demand": d,
+            "out_unserved": out["unserved"],
+            "out_dump": out["dump"],
+            "out_fuel": fuel,
+            "out_degradation": deg,
+            "out_shed": out["shed"],
+            "out_mode": mode,
         }
         return state, cost
 
@@ -305,11 +382,22 @@ class Microgrid(Problem):
         mode = state["mode"]
         onehot = torch.stack([(mode == m).to(state["soc"].dtype) for m in (OFF, WARM, RUN, COOL)], dim=2).flatten(1)
         ang = 2 * math.pi * state["tod"] / data_mod.DAY
-        return torch.cat([
-            state["soc"][:, None], onehot, state["timer"] / 10.0, (state["run"] / max(p.min_run, 1)).clamp(max=2.0),
-            state["avg_sum"] / (p.window * p.avg_limit), (state["d_prev"] / p.d_max)[:, None],
-            (state["w_prev"] / p.w_rated)[:, None], state["fc_d"] / p.d_max, state["fc_w"] / p.w_rated,
-            torch.sin(ang)[:, None], torch.cos(ang)[:, None]], dim=1)
+        return torch.cat(
+            [
+                state["soc"][:, None],
+                onehot,
+                state["timer"] / 10.0,
+                (state["run"] / max(p.min_run, 1)).clamp(max=2.0),
+                state["avg_sum"] / (p.window * p.avg_limit),
+                (state["d_prev"] / p.d_max)[:, None],
+                (state["w_prev"] / p.w_rated)[:, None],
+                state["fc_d"] / p.d_max,
+                state["fc_w"] / p.w_rated,
+                torch.sin(ang)[:, None],
+                torch.cos(ang)[:, None],
+            ],
+            dim=1,
+        )
 
     def observe_post(self, post: State) -> torch.Tensor:
         """Post-decision features (for PDPPO's second critic): :meth:`observe` of the state after the commands
@@ -318,9 +406,11 @@ class Microgrid(Problem):
 
     def describe(self) -> str:
         p = self.p
-        return (f"remote microgrid: {p.G} x {p.rated:g} kW gensets, battery {p.b_power:g} kW / {p.b_cap:g} kWh, "
-                f"wind {p.w_rated:g} kW, demand up to {p.d_max:g} kW, {self.periods} one-minute steps"
-                + (", shielded" if self.shielded else ", unshielded"))
+        return (
+            f"remote microgrid: {p.G} x {p.rated:g} kW gensets, battery {p.b_power:g} kW / {p.b_cap:g} kWh, "
+            f"wind {p.w_rated:g} kW, demand up to {p.d_max:g} kW, {self.periods} one-minute steps"
+            + (", shielded" if self.shielded else ", unshielded")
+        )
 
     def explain(self, policy, scenarios: Scenarios, step: int, index: int = 0) -> list[str]:
         """Run ``policy`` to ``step`` and return which shield unit changed the proposal there, and why."""
@@ -332,7 +422,7 @@ class Microgrid(Problem):
                 action = policy(state, t)
                 if t == step:
                     trace = Trace()
-                    full = self.full_action(state, action, trace)
+                    self.full_action(state, action, trace)
                     return trace.explain(index) or ["no unit changed the proposal"]
                 post, _ = self.post_decision(state, action)
                 state, _ = self.transition(post, scenarios, t)

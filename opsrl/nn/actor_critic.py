@@ -27,7 +27,8 @@ log-probability is that of the sample itself, so the PPO ratio stays exact.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,20 +42,31 @@ __all__ = ["ActionHead", "ActionDistribution", "MLPActorCritic", "AC_SCHEMA", "t
 
 AC_SCHEMA = {
     "kind": Field(str, "mlp", choices=("mlp", "graph", "two_stage")),
-    "hidden": Field(list, [64, 64], item=int, allowed="a list of positive layer widths",
-                    check=lambda v: len(v) > 0 and all(w > 0 for w in v)),
+    "hidden": Field(
+        list,
+        [64, 64],
+        item=int,
+        allowed="a list of positive layer widths",
+        check=lambda v: len(v) > 0 and all(w > 0 for w in v),
+    ),
     "activation": Field(str, "tanh", choices=tuple(ACTIVATIONS)),
-    "continuous": Field(str, "beta", choices=("beta", "gaussian"),
-                        doc="distribution of continuous dimensions of a bounded box"),
-    "levels": Field(list, [], item=int, allowed="one integer per action dimension: 0 (continuous) or the number "
-                    "of evenly spaced values (>= 2) of a categorical dimension",
-                    check=lambda v: all(n == 0 or n >= 2 for n in v)),
-    "init_std": Field(float, 0.5, allowed="a positive initial standard deviation of Gaussian dimensions",
-                      check=lambda v: v > 0),
+    "continuous": Field(
+        str, "beta", choices=("beta", "gaussian"), doc="distribution of continuous dimensions of a bounded box"
+    ),
+    "levels": Field(
+        list,
+        [],
+        item=int,
+        allowed="one integer per action dimension: 0 (continuous) or the number "
+        "of evenly spaced values (>= 2) of a categorical dimension",
+        check=lambda v: all(n == 0 or n >= 2 for n in v),
+    ),
+    "init_std": Field(
+        float, 0.5, allowed="a positive initial standard deviation of Gaussian dimensions", check=lambda v: v > 0
+    ),
     # graph policies (kind = "graph", see opsrl.nn.gnn_dispatch)
     "width": Field(int, 64, allowed="a positive embedding width (graph policies)", check=lambda v: v > 0),
-    "layers": Field(int, 3, allowed="a number of message-passing layers >= 1 (graph policies)",
-                    check=lambda v: v >= 1),
+    "layers": Field(int, 3, allowed="a number of message-passing layers >= 1 (graph policies)", check=lambda v: v >= 1),
     "weights": Field(str, "", allowed="a path to saved weights to start from ('' : none)"),
 }
 
@@ -70,13 +82,14 @@ def time_to_go(t: int | torch.Tensor, horizon: int, n: int, like: torch.Tensor) 
 class ActionDistribution:
     """A product of per-dimension categorical and continuous distributions over a ``[B, D]`` sample."""
 
-    def __init__(self, head: "ActionHead", logits: torch.Tensor | None, cont: torch.distributions.Distribution | None):
+    def __init__(self, head: ActionHead, logits: torch.Tensor | None, cont: torch.distributions.Distribution | None):
         self.head, self.logits, self.cont = head, logits, cont
         self.cat = Categorical(logits=logits) if logits is not None else None
 
     def sample(self) -> torch.Tensor:
-        return self._join(self.cat.sample() if self.cat is not None else None,
-                          self.cont.sample() if self.cont is not None else None)
+        return self._join(
+            self.cat.sample() if self.cat is not None else None, self.cont.sample() if self.cont is not None else None
+        )
 
     def mode(self) -> torch.Tensor:
         c = None
@@ -117,8 +130,15 @@ class ActionDistribution:
 class ActionHead(nn.Module):
     """Turns raw network outputs into an :class:`ActionDistribution`, and samples into actions."""
 
-    def __init__(self, spec: ActionSpec, levels: Sequence[int] = (), continuous: str = "beta", scale: float = 1.0,
-                 init_std: float = 0.5, source: str = "<solver>"):
+    def __init__(
+        self,
+        spec: ActionSpec,
+        levels: Sequence[int] = (),
+        continuous: str = "beta",
+        scale: float = 1.0,
+        init_std: float = 0.5,
+        source: str = "<solver>",
+    ):
         super().__init__()
         self.spec, self.scale = spec, float(scale)
         if spec.kind == "discrete":
@@ -132,8 +152,9 @@ class ActionHead(nn.Module):
             D = math.prod(spec.shape)
             levels = list(levels) or [0] * D
             if len(levels) != D:
-                raise ConfigError(source, "policy.levels", f"needs {D} entries (one per action dimension), got "
-                                  f"{len(levels)}")
+                raise ConfigError(
+                    source, "policy.levels", f"needs {D} entries (one per action dimension), got {len(levels)}"
+                )
             bounded = math.isfinite(spec.low) and math.isfinite(spec.high)
             if any(levels) and not math.isfinite(spec.low):
                 raise ConfigError(source, "policy.levels", "categorical dimensions need a finite lower bound")
@@ -150,8 +171,9 @@ class ActionHead(nn.Module):
         for i, n in enumerate(self.n):
             pad[i, n:] = True
         self.register_buffer("pad", pad, persistent=False)
-        self.log_std = nn.Parameter(torch.full((len(self.cont),), math.log(init_std))) if self.mode_c == "gaussian" \
-            else None
+        self.log_std = (
+            nn.Parameter(torch.full((len(self.cont),), math.log(init_std))) if self.mode_c == "gaussian" else None
+        )
 
     def distribution(self, raw: torch.Tensor, mask: torch.Tensor | None = None) -> ActionDistribution:
         B = raw.shape[0]
@@ -216,13 +238,23 @@ class MLPActorCritic(nn.Module):
     """Separate MLP actor and critics on ``problem.observe`` (and ``observe_post`` for the post-decision
     critic), with the time to go ``(T - t) / T`` appended when ``horizon`` is given (finite horizons)."""
 
-    def __init__(self, problem: Problem, hidden: Sequence[int] = (64, 64), activation: str = "tanh",
-                 levels: Sequence[int] = (), continuous: str = "beta", init_std: float = 0.5,
-                 horizon: int = 0, post_critic: bool = False, source: str = "<solver>"):
+    def __init__(
+        self,
+        problem: Problem,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        levels: Sequence[int] = (),
+        continuous: str = "beta",
+        init_std: float = 0.5,
+        horizon: int = 0,
+        post_critic: bool = False,
+        source: str = "<solver>",
+    ):
         super().__init__()
         self.problem, self.horizon = problem, int(horizon)
-        self.head = ActionHead(problem.action_spec, levels, continuous, float(getattr(problem, "action_scale", 1.0)),
-                               init_std, source)
+        self.head = ActionHead(
+            problem.action_spec, levels, continuous, float(getattr(problem, "action_scale", 1.0)), init_std, source
+        )
         extra = 1 if self.horizon else 0
         d = problem.obs_dim + extra
         self.actor = MLP(d, list(hidden), self.head.n_params, activation)
@@ -231,8 +263,9 @@ class MLPActorCritic(nn.Module):
         if post_critic:
             sc = problem.sample(1, "dev", 0, periods=1)
             s0 = problem.initial_state(sc)
-            a0 = self.head.to_action(self.head.distribution(torch.zeros(1, self.head.n_params),
-                                                            problem.action_mask(s0)).mode())
+            a0 = self.head.to_action(
+                self.head.distribution(torch.zeros(1, self.head.n_params), problem.action_mask(s0)).mode()
+            )
             try:
                 dp = problem.observe_post(problem.post_decision(s0, a0)[0]).shape[-1]
             except NotImplementedError as e:
@@ -278,18 +311,35 @@ class MLPActorCritic(nn.Module):
         return self.to_action(d.sample() if self.sampling else d.mode())
 
 
-def build_actor_critic(problem: Problem, config: Mapping[str, Any], source: str = "<solver>", *, horizon: int = 0,
-                       post_critic: bool = False) -> nn.Module:
+def build_actor_critic(
+    problem: Problem,
+    config: Mapping[str, Any],
+    source: str = "<solver>",
+    *,
+    horizon: int = 0,
+    post_critic: bool = False,
+) -> nn.Module:
     """Build the actor-critic described by a solver's ``[policy]`` table (see :data:`AC_SCHEMA`)."""
     cfg = validate(config, AC_SCHEMA, source, prefix="policy.")
     if cfg["kind"] == "mlp":
-        net = MLPActorCritic(problem, cfg["hidden"], cfg["activation"], cfg["levels"], cfg["continuous"],
-                             cfg["init_std"], horizon, post_critic, source)
+        net = MLPActorCritic(
+            problem,
+            cfg["hidden"],
+            cfg["activation"],
+            cfg["levels"],
+            cfg["continuous"],
+            cfg["init_std"],
+            horizon,
+            post_critic,
+            source,
+        )
     elif cfg["kind"] == "two_stage":  # item then bin on a bipartite graph (opsrl.nn.two_stage)
         from .two_stage import TwoStageActorCritic
 
         if post_critic or not hasattr(problem, "bipartite"):
-            raise ConfigError(source, "policy.kind", "two_stage needs problem.bipartite and has no post-decision critic")
+            raise ConfigError(
+                source, "policy.kind", "two_stage needs problem.bipartite and has no post-decision critic"
+            )
         net = TwoStageActorCritic(problem, cfg["width"], cfg["layers"])
     else:
         from .gnn_dispatch import GraphActorCritic

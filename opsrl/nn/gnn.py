@@ -51,8 +51,15 @@ def _message_passing():
 class GNNPolicy(nn.Module):
     """Message passing on ``problem.graph(state)``; one non-negative action per ``action_edge``."""
 
-    def __init__(self, problem: Problem, hidden: int = 64, layers: int = 2, activation: str = "elu",
-                 output_scale: float = 0.0, integer: str = "straight_through"):
+    def __init__(
+        self,
+        problem: Problem,
+        hidden: int = 64,
+        layers: int = 2,
+        activation: str = "elu",
+        output_scale: float = 0.0,
+        integer: str = "straight_through",
+    ):
         super().__init__()
         self.problem = problem
         self.spec = problem.action_spec

@@ -20,7 +20,7 @@ no loop over graphs or nodes, and the same weights work for every graph size.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -70,17 +70,17 @@ class GraphDispatchNet(nn.Module):
         """``(node scores [N], graph values [n_graphs])``; ``open_col`` is the feature column that flags
         scheduled nodes (those leave the open-group mean)."""
         x = g.x
-        N = x.shape[0]
         group = g.machine_group
         uniq, group = torch.unique(group, return_inverse=True)
         n_groups = uniq.numel()
-        open_w = (1.0 - x[:, open_col:open_col + 1])
+        open_w = 1.0 - x[:, open_col : open_col + 1]
         h = self.embed(x)
         for layer in self.layers:
             h = layer(h, g.edge_index, g.machine_edge_index, group, open_w, n_groups)
         hg = _mean(h, g.batch, n_graphs)
         go = scatter(h * open_w, group, dim=0, dim_size=n_groups, reduce="sum") / scatter(
-            open_w, group, dim=0, dim_size=n_groups, reduce="sum").clamp_min(1.0)
+            open_w, group, dim=0, dim_size=n_groups, reduce="sum"
+        ).clamp_min(1.0)
         score = self.actor(torch.cat([h, hg[g.batch], go[group]], 1))[:, 0]
         vin = hg if extra is None else torch.cat([hg, extra], 1)
         return score, self.critic(vin)[:, 0]
@@ -104,8 +104,11 @@ class GraphActorCritic(nn.Module):
     def encode(self, state: State, t) -> dict[str, torch.Tensor]:
         B = state["mask"].shape[0] if "mask" in state else next(iter(state.values())).shape[0]
         feats = {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == B}
-        feats["_t"] = (t.reshape(B) if isinstance(t, torch.Tensor)
-                       else torch.full((B,), t, dtype=torch.long, device=feats["mask"].device))
+        feats["_t"] = (
+            t.reshape(B)
+            if isinstance(t, torch.Tensor)
+            else torch.full((B,), t, dtype=torch.long, device=feats["mask"].device)
+        )
         return feats
 
     def evaluate(self, feats: Mapping[str, torch.Tensor]) -> tuple[ActionDistribution, torch.Tensor]:

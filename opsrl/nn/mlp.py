@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,15 +15,25 @@ ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 POLICY_SCHEMA = {
     "kind": Field(str, "mlp", choices=("mlp", "gnn"), doc="mlp on observe(state), or gnn on graph(state)"),
-    "hidden": Field(list, [64, 64], item=int, allowed="a list of positive layer widths",
-                    check=lambda v: len(v) > 0 and all(w > 0 for w in v)),
+    "hidden": Field(
+        list,
+        [64, 64],
+        item=int,
+        allowed="a list of positive layer widths",
+        check=lambda v: len(v) > 0 and all(w > 0 for w in v),
+    ),
     "activation": Field(str, "elu", choices=tuple(ACTIVATIONS)),
-    "integer": Field(str, "straight_through", choices=("straight_through", "relaxed"),
-                     doc="integer actions in training: rounded with a straight-through gradient, or left "
-                         "continuous (relaxed); evaluation always rounds"),
+    "integer": Field(
+        str,
+        "straight_through",
+        choices=("straight_through", "relaxed"),
+        doc="integer actions in training: rounded with a straight-through gradient, or left "
+        "continuous (relaxed); evaluation always rounds",
+    ),
     "layers": Field(int, 2, allowed="a positive number of message-passing rounds (gnn)", check=lambda v: v > 0),
-    "output_scale": Field(float, 0.0, allowed="a number >= 0 (0: the problem's own action scale)",
-                          check=lambda v: v >= 0),
+    "output_scale": Field(
+        float, 0.0, allowed="a number >= 0 (0: the problem's own action scale)", check=lambda v: v >= 0
+    ),
 }
 
 
@@ -59,8 +70,14 @@ class MLPPolicy(nn.Module):
     masked arg-max in eval mode and masked logits in training mode.
     """
 
-    def __init__(self, problem: Problem, hidden: list[int] = (64, 64), activation: str = "elu",
-                 output_scale: float = 0.0, integer: str = "straight_through"):
+    def __init__(
+        self,
+        problem: Problem,
+        hidden: list[int] = (64, 64),
+        activation: str = "elu",
+        output_scale: float = 0.0,
+        integer: str = "straight_through",
+    ):
         super().__init__()
         self.problem = problem
         self.spec = problem.action_spec
@@ -110,8 +127,9 @@ def build_policy(problem: Problem, config: Mapping[str, Any], source: str = "<so
         if len(set(cfg["hidden"])) != 1:
             raise ConfigError(source, "policy.hidden", "a gnn has one width: give one number, e.g. [64]")
         try:
-            return GNNPolicy(problem, cfg["hidden"][0], cfg["layers"], cfg["activation"], cfg["output_scale"],
-                             cfg["integer"])
+            return GNNPolicy(
+                problem, cfg["hidden"][0], cfg["layers"], cfg["activation"], cfg["output_scale"], cfg["integer"]
+            )
         except NotImplementedError as e:
             raise ConfigError(source, "policy.kind", f"gnn needs a problem with a graph view: {e}") from None
     raise ConfigError(source, "policy.kind", f"unknown policy kind {cfg['kind']!r}")

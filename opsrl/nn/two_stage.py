@@ -23,7 +23,7 @@ of the two stages', its entropy the first stage's plus the second's at the chose
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -47,8 +47,9 @@ class _SplitMLP(nn.Module):
         self.graph = nn.Linear(graph_dim, w, bias=False) if graph_dim else None
         self.out = nn.Linear(w, o)
 
-    def forward(self, xs: list[torch.Tensor], c: torch.Tensor | None, B: int,
-                projected: list[torch.Tensor] = ()) -> torch.Tensor:
+    def forward(
+        self, xs: list[torch.Tensor], c: torch.Tensor | None, B: int, projected: list[torch.Tensor] = ()
+    ) -> torch.Tensor:
         """``projected`` are the first-layer terms of the last inputs, already through their linear layers."""
         h = self.parts[0](xs[0])  # in-place sums below: the same numbers as out-of-place, fewer buffers
         for lin, x in zip(self.parts[1:], xs[1:]):
@@ -70,8 +71,12 @@ class TwoStageDistribution:
     """The distribution of ``[item, bin]``: a categorical over items, then one over bins given the item
     (computed by ``stage2(item) -> (logits [B, S], mask [B, S])`` when an item is known)."""
 
-    def __init__(self, logits1: torch.Tensor, mask1: torch.Tensor,
-                 stage2: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(
+        self,
+        logits1: torch.Tensor,
+        mask1: torch.Tensor,
+        stage2: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    ):
         self.logits1 = _masked_logits(logits1, mask1)
         self.cat1 = Categorical(logits=self.logits1)
         self.stage2 = stage2
@@ -124,8 +129,9 @@ class _Layer(nn.Module):
         B = g["B"]
         # items -> bins: the mean of the items on each bin (an item on two bins sends half to each)
         src = hi * g["i_w"]
-        agg = scatter(src, g["i_bin0"], dim=0, dim_size=Nb, reduce="sum") + \
-            scatter(src, g["i_bin1"], dim=0, dim_size=Nb, reduce="sum")
+        agg = scatter(src, g["i_bin0"], dim=0, dim_size=Nb, reduce="sum") + scatter(
+            src, g["i_bin1"], dim=0, dim_size=Nb, reduce="sum"
+        )
         agg = agg / g["b_deg"]
         grp = scatter(hb, g["group"], dim=0, dim_size=g["n_groups"], reduce="mean").index_select(0, g["group"])
         hb = self.nb(self.bins([hb, agg, grp], _dense_mean(hb, g["bin_mask"]), B).add_(hb))
@@ -140,8 +146,9 @@ class _Layer(nn.Module):
 
 
 class TwoStageNet(nn.Module):
-    def __init__(self, item_dim: int, bin_dim: int, global_dim: int, pair_dim: int = 0, width: int = 32,
-                 layers: int = 2):
+    def __init__(
+        self, item_dim: int, bin_dim: int, global_dim: int, pair_dim: int = 0, width: int = 32, layers: int = 2
+    ):
         super().__init__()
         w = width
         self.embed_i, self.embed_b = _mlp(item_dim, w, w), _mlp(bin_dim, w, w)
@@ -161,18 +168,29 @@ class TwoStageNet(nn.Module):
         dev = view["item_x"].device
         ib = view["item_bins"] + (torch.arange(B, device=dev) * S)[:, None, None]
         i_w = (view["item_mask"].to(view["item_x"].dtype) * 0.5).reshape(-1, 1)
-        deg = scatter(i_w, ib[..., 0].reshape(-1), dim=0, dim_size=B * S, reduce="sum") + \
-            scatter(i_w, ib[..., 1].reshape(-1), dim=0, dim_size=B * S, reduce="sum")
+        deg = scatter(i_w, ib[..., 0].reshape(-1), dim=0, dim_size=B * S, reduce="sum") + scatter(
+            i_w, ib[..., 1].reshape(-1), dim=0, dim_size=B * S, reduce="sum"
+        )
         i0, i1 = ib[..., 0].reshape(-1), ib[..., 1].reshape(-1)
         two = i0 != i1  # rows of the table of own-bin means (see _Layer): bins first, then two-bin items
         own_row = torch.where(two, B * S + two.long().cumsum(0) - 1, i0)
         grp = view["bin_group"]
         G = int(grp.max()) + 1 if grp.numel() else 1
-        return {"B": B, "V": V, "S": S, "i_w": i_w, "b_deg": deg.clamp_min(1e-6),
-                "group": (grp + torch.arange(B, device=dev)[:, None] * G).reshape(-1), "n_groups": B * G,
-                "bin_mask": view["bin_mask"], "item_mask": view["item_mask"],
-                "i_bin0": ib[..., 0].reshape(-1), "i_bin1": ib[..., 1].reshape(-1),
-                "two_bins": two.nonzero()[:, 0], "own_row": own_row}
+        return {
+            "B": B,
+            "V": V,
+            "S": S,
+            "i_w": i_w,
+            "b_deg": deg.clamp_min(1e-6),
+            "group": (grp + torch.arange(B, device=dev)[:, None] * G).reshape(-1),
+            "n_groups": B * G,
+            "bin_mask": view["bin_mask"],
+            "item_mask": view["item_mask"],
+            "i_bin0": ib[..., 0].reshape(-1),
+            "i_bin1": ib[..., 1].reshape(-1),
+            "two_bins": two.nonzero()[:, 0],
+            "own_row": own_row,
+        }
 
     def forward(self, view: Mapping[str, torch.Tensor], g: dict | None = None, critic: bool = True):
         """``(item logits [B, V], value [B], context)``; the context feeds :meth:`bin_logits`. ``g`` is
@@ -225,11 +243,17 @@ class TwoStageActorCritic(nn.Module):
         view = problem.bipartite(s0)
         self.has_pair = hasattr(problem, "pair_features")
         pd = int(problem.pair_features(s0, torch.zeros(1, dtype=torch.long)).shape[-1]) if self.has_pair else 0
-        self.config = {"width": width, "layers": layers, "item_dim": int(view["item_x"].shape[-1]),
-                       "bin_dim": int(view["bin_x"].shape[-1]), "global_dim": int(view["global_x"].shape[-1]),
-                       "pair_dim": pd}
-        self.net = TwoStageNet(self.config["item_dim"], self.config["bin_dim"], self.config["global_dim"], pd,
-                               width, layers)
+        self.config = {
+            "width": width,
+            "layers": layers,
+            "item_dim": int(view["item_x"].shape[-1]),
+            "bin_dim": int(view["bin_x"].shape[-1]),
+            "global_dim": int(view["global_x"].shape[-1]),
+            "pair_dim": pd,
+        }
+        self.net = TwoStageNet(
+            self.config["item_dim"], self.config["bin_dim"], self.config["global_dim"], pd, width, layers
+        )
         self.head = _Head()
         self.post_critic = None
         self.sampling = False

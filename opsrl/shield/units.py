@@ -17,8 +17,8 @@ after and a per-scenario reason. :meth:`Trace.explain` prints them for one scena
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
 
 import torch
 
@@ -66,10 +66,19 @@ class Trace:
 
     changes: list[Change] = field(default_factory=list)
 
-    def note(self, unit: "ShieldUnit", name: str, before: torch.Tensor, after: torch.Tensor,
-             reasons: Sequence[tuple[torch.Tensor, str]]) -> None:
-        self.changes.append(Change(unit.name, name, before.detach().clone(), after.detach().clone(),
-                                   [(m.detach(), r) for m, r in reasons]))
+    def note(
+        self,
+        unit: ShieldUnit,
+        name: str,
+        before: torch.Tensor,
+        after: torch.Tensor,
+        reasons: Sequence[tuple[torch.Tensor, str]],
+    ) -> None:
+        self.changes.append(
+            Change(
+                unit.name, name, before.detach().clone(), after.detach().clone(), [(m.detach(), r) for m, r in reasons]
+            )
+        )
 
     def explain(self, i: int = 0, atol: float = 1e-6) -> list[str]:
         """Lines ``unit: field before -> after (reason)`` for every change that affected scenario ``i``."""
@@ -77,8 +86,11 @@ class Trace:
         for c in self.changes:
             if bool(c.changed(atol)[i]):
                 b, a = c.before[i], c.after[i]
-                fmt = (lambda v: f"{float(v):.4g}") if b.dim() == 0 else (lambda v: "[" + ", ".join(
-                    f"{float(x):.4g}" for x in v.flatten()) + "]")
+                fmt = (
+                    (lambda v: f"{float(v):.4g}")
+                    if b.dim() == 0
+                    else (lambda v: "[" + ", ".join(f"{float(x):.4g}" for x in v.flatten()) + "]")
+                )
                 out.append(f"{c.unit}: {c.field} {fmt(b)} -> {fmt(a)} ({c.reason(i)})")
         return out
 
@@ -100,7 +112,7 @@ class ShieldUnit:
     name: str = "unit"
     guarantees: tuple[str, ...] = ()
 
-    def __init__(self, children: Sequence["ShieldUnit"] = ()):
+    def __init__(self, children: Sequence[ShieldUnit] = ()):
         self.children: tuple[ShieldUnit, ...] = tuple(children)
         names = [u.name for u in self.walk()]
         dup = {n for n in names if names.count(n) > 1}
@@ -117,7 +129,7 @@ class ShieldUnit:
             safe = child(state, safe, trace)
         return safe
 
-    def walk(self) -> Iterator["ShieldUnit"]:
+    def walk(self) -> Iterator[ShieldUnit]:
         """This unit and all its descendants, depth first."""
         yield self
         for c in self.children:
@@ -138,8 +150,14 @@ class ShieldUnit:
         line = "  " * indent + self.name + (f"  [{', '.join(self.guarantees)}]" if self.guarantees else "")
         return "\n".join([line] + [c.tree(indent + 1) for c in self.children])
 
-    def note(self, trace: Trace | None, name: str, before: torch.Tensor, after: torch.Tensor,
-             reasons: Sequence[tuple[torch.Tensor, str]]) -> None:
+    def note(
+        self,
+        trace: Trace | None,
+        name: str,
+        before: torch.Tensor,
+        after: torch.Tensor,
+        reasons: Sequence[tuple[torch.Tensor, str]],
+    ) -> None:
         if trace is not None:
             trace.note(self, name, before, after, reasons)
 

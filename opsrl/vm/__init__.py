@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -25,11 +26,24 @@ from tqdm.auto import tqdm
 from ..core import ConfigError, Family, Field, Method, Scenarios, SolveOutcome, rollout, summarize
 from ..core.config import non_negative, positive
 from . import baselines, simulator
-from .problem import SCHEMA, VMRescheduling, build
+from .problem import VMRescheduling, build
 from .snapshots import Snapshot, check_snapshot, generate, stack
 
-__all__ = ["FAMILY", "METHODS", "VMRescheduling", "build", "record", "picture", "plan_metrics", "Snapshot",
-           "generate", "stack", "check_snapshot", "simulator", "baselines"]
+__all__ = [
+    "FAMILY",
+    "METHODS",
+    "VMRescheduling",
+    "build",
+    "record",
+    "picture",
+    "plan_metrics",
+    "Snapshot",
+    "generate",
+    "stack",
+    "check_snapshot",
+    "simulator",
+    "baselines",
+]
 
 
 def _check_problem(problem, ctx) -> None:
@@ -37,19 +51,28 @@ def _check_problem(problem, ctx) -> None:
         raise ConfigError(ctx.source, "method", "this method applies to VM-rescheduling problems")
 
 
-def plan_metrics(problem: VMRescheduling, initial: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor],
-                 seconds: torch.Tensor | float) -> dict[str, Any]:
+def plan_metrics(
+    problem: VMRescheduling,
+    initial: Mapping[str, torch.Tensor],
+    final: Mapping[str, torch.Tensor],
+    seconds: torch.Tensor | float,
+) -> dict[str, Any]:
     """The record fields of a batch of plans: means over the snapshots, and the first snapshot's nodes."""
     fr0, fr1 = problem.fr(initial), problem.fr(final)
     b0, b1 = simulator.blocks(initial, problem.block), simulator.blocks(final, problem.block)
     secs = torch.as_tensor(seconds, dtype=torch.float64).expand(fr0.shape[0])
     real = initial["pm_mask"][0]
-    return {"initial_fr": float(fr0.double().mean()), "final_fr": float(fr1.double().mean()),
-            "migrations": float(simulator.migrations(final).double().mean()),
-            "blocks_gained": float((b1 - b0).double().mean()), "plan_seconds": float(secs.mean()),
-            "per_snapshot": {"initial_fr": fr0.tolist(), "final_fr": fr1.tolist(), "plan_seconds": secs.tolist()},
-            "nodes_before": initial["free_cpu"][0][real].reshape(-1).tolist(),
-            "nodes_after": final["free_cpu"][0][real].reshape(-1).tolist(), "block": problem.block}
+    return {
+        "initial_fr": float(fr0.double().mean()),
+        "final_fr": float(fr1.double().mean()),
+        "migrations": float(simulator.migrations(final).double().mean()),
+        "blocks_gained": float((b1 - b0).double().mean()),
+        "plan_seconds": float(secs.mean()),
+        "per_snapshot": {"initial_fr": fr0.tolist(), "final_fr": fr1.tolist(), "plan_seconds": secs.tolist()},
+        "nodes_before": initial["free_cpu"][0][real].reshape(-1).tolist(),
+        "nodes_after": final["free_cpu"][0][real].reshape(-1).tolist(),
+        "block": problem.block,
+    }
 
 
 @torch.no_grad()
@@ -82,11 +105,20 @@ def picture(problem: VMRescheduling, record: Mapping[str, Any]):
     before, after = np.asarray(v["nodes_before"]), np.asarray(v["nodes_after"])
     fig, axes = plt.subplots(4, 1, figsize=(11, 4.2), sharex=True, gridspec_kw={"hspace": 0.5})
     vmax = max(before.max(), after.max(), 1)
-    for ax, x, title in ((axes[0], before, "free CPU before"), (axes[1], after, "free CPU after"),
-                         (axes[2], np.mod(before, blk), f"fragments (free mod {blk:g}) before"),
-                         (axes[3], np.mod(after, blk), f"fragments (free mod {blk:g}) after")):
-        im = ax.imshow(x[None, :], aspect="auto", cmap="viridis", vmin=0, vmax=vmax if "fragments" not in title else blk,
-                       interpolation="nearest")
+    for ax, x, title in (
+        (axes[0], before, "free CPU before"),
+        (axes[1], after, "free CPU after"),
+        (axes[2], np.mod(before, blk), f"fragments (free mod {blk:g}) before"),
+        (axes[3], np.mod(after, blk), f"fragments (free mod {blk:g}) after"),
+    ):
+        im = ax.imshow(
+            x[None, :],
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            vmax=vmax if "fragments" not in title else blk,
+            interpolation="nearest",
+        )
         ax.set_yticks([])
         ax.set_title(title, fontsize=9, loc="left")
         if len(x) <= 48:  # small clusters: the numbers too
@@ -94,8 +126,11 @@ def picture(problem: VMRescheduling, record: Mapping[str, Any]):
                 ax.text(i, 0, f"{val:g}", ha="center", va="center", fontsize=7, color="w")
         fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
     axes[-1].set_xlabel("NUMA node (PM-major)")
-    fig.suptitle(f"{record.get('solver', '')}: FR {v.get('initial_fr', math.nan):.3f} -> {v.get('final_fr', math.nan):.3f} "
-                 f"(mean over test snapshots), {v.get('migrations', 0):.1f} migrations", fontsize=10)
+    fig.suptitle(
+        f"{record.get('solver', '')}: FR {v.get('initial_fr', math.nan):.3f} -> {v.get('final_fr', math.nan):.3f} "
+        f"(mean over test snapshots), {v.get('migrations', 0):.1f} migrations",
+        fontsize=10,
+    )
     return fig
 
 
@@ -113,10 +148,16 @@ CPSAT_OPTIONS = {
     "workers": Field(int, 2, allowed="a positive number of CP-SAT workers", check=positive),
     "seed": Field(int, 0, allowed="an integer >= 0 (CP-SAT random seed)", check=non_negative),
     "warm_start": Field(bool, True, doc="hint the greedy plan's final placement"),
-    "candidates": Field(int, 100, allowed="VMs that may move: that many with the best single-move FR change, plus "
-                        "the hinted ones (0: all; the full model)", check=non_negative),
-    "destinations": Field(int, 32, allowed="destinations per VM: its that many best at the snapshot (0: all)",
-                          check=non_negative),
+    "candidates": Field(
+        int,
+        100,
+        allowed="VMs that may move: that many with the best single-move FR change, plus "
+        "the hinted ones (0: all; the full model)",
+        check=non_negative,
+    ),
+    "destinations": Field(
+        int, 32, allowed="destinations per VM: its that many best at the snapshot (0: all)", check=non_negative
+    ),
     "log": Field(bool, False, doc="print CP-SAT's search log"),
 }
 
@@ -125,8 +166,9 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
     from . import cpsat
 
     _check_problem(problem, ctx)
-    if abs(problem.block - round(problem.block)) > 1e-9 or (problem.objective == "multi"
-                                                            and abs(problem.mem_block * cpsat.MEM_SCALE % 1) > 1e-9):
+    if abs(problem.block - round(problem.block)) > 1e-9 or (
+        problem.objective == "multi" and abs(problem.mem_block * cpsat.MEM_SCALE % 1) > 1e-9
+    ):
         raise ConfigError(ctx.source, "method", "CP-SAT needs an integer block size")
     info: dict[str, Any] = dict(o)
 
@@ -144,22 +186,46 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
         rows, secs = [], torch.zeros(B, dtype=torch.float64)
         bar = tqdm(range(B), desc=f"cpsat {problem.name}", disable=not ctx.progress or B < 2)
         for b in bar:
-            r = cpsat.solve(s0, b, problem.mnl, problem.block, problem.objective, problem.mem_block, o["time_limit"],
-                            o["workers"], hints[b], o["seed"] + ctx.seed, o["log"], o["candidates"],
-                            o["destinations"])
+            r = cpsat.solve(
+                s0,
+                b,
+                problem.mnl,
+                problem.block,
+                problem.objective,
+                problem.mem_block,
+                o["time_limit"],
+                o["workers"],
+                hints[b],
+                o["seed"] + ctx.seed,
+                o["log"],
+                o["candidates"],
+                o["destinations"],
+            )
             secs[b] = r.seconds
             for t, (v, s) in enumerate(r.plan[:T]):
                 plan_vm[b, t], plan_slot[b, t] = v, s
-            rows.append({"status": r.status, "model_fr": r.model_fr, "bound_fr": r.bound_fr, "seconds": r.seconds,
-                         "moves": len(r.plan), "unordered": r.unordered, **r.info})
+            rows.append(
+                {
+                    "status": r.status,
+                    "model_fr": r.model_fr,
+                    "bound_fr": r.bound_fr,
+                    "seconds": r.seconds,
+                    "moves": len(r.plan),
+                    "unordered": r.unordered,
+                    **r.info,
+                }
+            )
             bar.set_postfix(fr=f"{r.model_fr:.4f}", status=r.status)
         dev = s0["free_cpu"].device
         planned, _ = simulator.apply_plan(s0, plan_vm.to(dev), plan_slot.to(dev))
         planned.update(plan_vm=plan_vm.to(dev), plan_slot=plan_slot.to(dev))
         final = planned
         if problem.drift_on():
-            lat = secs.to(dev, s0["free_cpu"].dtype) if problem.drift["measured_latency"] else \
-                torch.full((B,), problem.drift["latency"], dtype=s0["free_cpu"].dtype, device=dev)
+            lat = (
+                secs.to(dev, s0["free_cpu"].dtype)
+                if problem.drift["measured_latency"]
+                else torch.full((B,), problem.drift["latency"], dtype=s0["free_cpu"].dtype, device=dev)
+            )
             final = problem.under_drift(planned, scenarios, lat)
         per = (problem.fr(final) - problem.fr(s0)).double().cpu()
         metrics = plan_metrics(problem, s0, final, secs)
@@ -174,8 +240,13 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
 
 GNN_OPTIONS = {
     "weights": Field(str, "", allowed="a path to two-stage policy weights ('': the shipped ones)"),
-    "samples": Field(int, 1, allowed="plans per snapshot: 1 (greedy decoding) or more (the best of that many in "
-                     "one batch: the first greedy, the others sampled)", check=positive),
+    "samples": Field(
+        int,
+        1,
+        allowed="plans per snapshot: 1 (greedy decoding) or more (the best of that many in "
+        "one batch: the first greedy, the others sampled)",
+        check=positive,
+    ),
     "seed": Field(int, 0, allowed="an integer >= 0 (sampling seed)", check=non_negative),
 }
 
@@ -195,8 +266,12 @@ def _fit_gnn(problem, o, config, ctx) -> SolveOutcome:
         final = pol.best_of(problem, ac, scenarios, o["samples"], o["seed"] + ctx.seed)
         secs = (time.perf_counter() - t0) / scenarios.n
         if problem.drift_on():
-            lat = torch.full((scenarios.n,), secs if problem.drift["measured_latency"] else problem.drift["latency"],
-                             dtype=s0["free_cpu"].dtype, device=s0["free_cpu"].device)
+            lat = torch.full(
+                (scenarios.n,),
+                secs if problem.drift["measured_latency"] else problem.drift["latency"],
+                dtype=s0["free_cpu"].dtype,
+                device=s0["free_cpu"].device,
+            )
             final = problem.under_drift(final, scenarios, lat)
         per = (problem.fr(final) - problem.fr(s0)).double().cpu()
         info["vm"] = plan_metrics(problem, s0, final, secs)
@@ -206,16 +281,31 @@ def _fit_gnn(problem, o, config, ctx) -> SolveOutcome:
 
 
 METHODS: dict[str, Method] = {
-    "greedy": _policy_method("greedy", lambda p, ctx: baselines.Greedy(p),
-                             "the allowed migration that lowers FR most, each step (all candidates at once)"),
-    "ffd": _policy_method("ffd", lambda p, ctx: baselines.FFD(p),
-                          "first-fit-decreasing repacking (drain the least-loaded nodes into the most-loaded)"),
-    "random_feasible": _policy_method("random_feasible", lambda p, ctx: baselines.RandomFeasible(p, ctx.seed),
-                                      "a random allowed migration each step"),
-    "cpsat": Method("cpsat", _fit_cpsat, CPSAT_OPTIONS,
-                    description="OR-Tools CP-SAT per snapshot with the MNL, warm-started from greedy"),
-    "gnn": Method("gnn", _fit_gnn, GNN_OPTIONS,
-                  description="the shipped two-stage graph policy (PPO on synthetic Medium): greedy or best of K"),
+    "greedy": _policy_method(
+        "greedy",
+        lambda p, ctx: baselines.Greedy(p),
+        "the allowed migration that lowers FR most, each step (all candidates at once)",
+    ),
+    "ffd": _policy_method(
+        "ffd",
+        lambda p, ctx: baselines.FFD(p),
+        "first-fit-decreasing repacking (drain the least-loaded nodes into the most-loaded)",
+    ),
+    "random_feasible": _policy_method(
+        "random_feasible", lambda p, ctx: baselines.RandomFeasible(p, ctx.seed), "a random allowed migration each step"
+    ),
+    "cpsat": Method(
+        "cpsat",
+        _fit_cpsat,
+        CPSAT_OPTIONS,
+        description="OR-Tools CP-SAT per snapshot with the MNL, warm-started from greedy",
+    ),
+    "gnn": Method(
+        "gnn",
+        _fit_gnn,
+        GNN_OPTIONS,
+        description="the shipped two-stage graph policy (PPO on synthetic Medium): greedy or best of K",
+    ),
 }
 
 FAMILY = Family("vm", build, METHODS, lambda problem: None, record, picture)

@@ -45,19 +45,40 @@ def _arrays(state, b: int) -> dict:
     g = lambda k: state[k][b].detach().cpu().numpy()
     pm_mask = g("pm_mask")
     vm_mask = g("vm_mask")
-    return {"cap_cpu": g("cap_cpu"), "cap_mem": g("cap_mem"), "pm_mask": pm_mask,
-            "cpu": g("vm_cpu")[vm_mask], "mem": g("vm_mem")[vm_mask], "double": g("vm_double")[vm_mask],
-            "pm": g("vm_pm")[vm_mask], "node": g("vm_node")[vm_mask], "movable": g("vm_movable")[vm_mask],
-            "group": g("vm_group")[vm_mask], "index": np.flatnonzero(vm_mask)}
+    return {
+        "cap_cpu": g("cap_cpu"),
+        "cap_mem": g("cap_mem"),
+        "pm_mask": pm_mask,
+        "cpu": g("vm_cpu")[vm_mask],
+        "mem": g("vm_mem")[vm_mask],
+        "double": g("vm_double")[vm_mask],
+        "pm": g("vm_pm")[vm_mask],
+        "node": g("vm_node")[vm_mask],
+        "movable": g("vm_movable")[vm_mask],
+        "group": g("vm_group")[vm_mask],
+        "index": np.flatnonzero(vm_mask),
+    }
 
 
 def own_slots(a) -> np.ndarray:
     return 2 * a["pm"] + np.where(a["double"], 0, np.minimum(a["node"], 1))
 
 
-def solve(state, b: int, mnl: int, block: float = 16.0, objective: str = "cpu", mem_block: float = 64.0,
-          time_limit: float = 60.0, workers: int = 2, hint: dict[int, int] | None = None, seed: int = 0,
-          log: bool = False, candidates: int = 0, destinations: int = 0) -> CpSatResult:
+def solve(
+    state,
+    b: int,
+    mnl: int,
+    block: float = 16.0,
+    objective: str = "cpu",
+    mem_block: float = 64.0,
+    time_limit: float = 60.0,
+    workers: int = 2,
+    hint: dict[int, int] | None = None,
+    seed: int = 0,
+    log: bool = False,
+    candidates: int = 0,
+    destinations: int = 0,
+) -> CpSatResult:
     """Solve scenario ``b`` of ``state`` (the snapshot). ``hint``: final slot of some VMs (by VM index).
 
     ``candidates`` > 0 restricts the VMs that may move to that many with the best single-move FR change
@@ -91,7 +112,9 @@ def solve(state, b: int, mnl: int, block: float = 16.0, objective: str = "cpu", 
         if not a["movable"][i]:
             slots = [int(own[i])]
         elif a["double"][i]:
-            pm_ok = (np.minimum(cap_c[0::2], cap_c[1::2]) >= half_c[i]) & (np.minimum(cap_m[0::2], cap_m[1::2]) >= half_m[i])
+            pm_ok = (np.minimum(cap_c[0::2], cap_c[1::2]) >= half_c[i]) & (
+                np.minimum(cap_m[0::2], cap_m[1::2]) >= half_m[i]
+            )
             slots = [2 * p for p in np.flatnonzero(pm_ok & a["pm_mask"])]
         else:
             slots = list(np.flatnonzero(slot_ok_s & (cap_c >= cpu[i]) & (cap_m >= mem[i])))
@@ -164,8 +187,12 @@ def solve(state, b: int, mnl: int, block: float = 16.0, objective: str = "cpu", 
     solver.parameters.random_seed = int(seed)
     solver.parameters.log_search_progress = bool(log)
     st = solver.Solve(m)
-    name = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible", cp_model.INFEASIBLE: "infeasible",
-            cp_model.MODEL_INVALID: "invalid"}.get(st, "unknown")
+    name = {
+        cp_model.OPTIMAL: "optimal",
+        cp_model.FEASIBLE: "feasible",
+        cp_model.INFEASIBLE: "infeasible",
+        cp_model.MODEL_INVALID: "invalid",
+    }.get(st, "unknown")
     seconds = time.perf_counter() - t0
     if name not in ("optimal", "feasible"):
         return CpSatResult(name, [], math.nan, math.nan, seconds)
@@ -175,9 +202,16 @@ def solve(state, b: int, mnl: int, block: float = 16.0, objective: str = "cpu", 
             final[i] = s
     moves = [(int(a["index"][i]), int(final[i])) for i in range(n) if final[i] != own[i]]
     plan, unordered = order_moves(a, moves, cap_c, cap_m, P)
-    return CpSatResult(name, plan, float(to_fr(solver.ObjectiveValue())), float(to_fr(solver.BestObjectiveBound())),
-                       time.perf_counter() - t0, unordered, hint_fr,
-                       {"variables": len(x), "wall": seconds})
+    return CpSatResult(
+        name,
+        plan,
+        float(to_fr(solver.ObjectiveValue())),
+        float(to_fr(solver.BestObjectiveBound())),
+        time.perf_counter() - t0,
+        unordered,
+        hint_fr,
+        {"variables": len(x), "wall": seconds},
+    )
 
 
 def _restriction(state, b, a, block, objective, mem_block, candidates, destinations, hint):
@@ -188,7 +222,7 @@ def _restriction(state, b, a, block, objective, mem_block, candidates, destinati
 
     from . import simulator as sim
 
-    one = {k: v[b:b + 1] for k, v in state.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
+    one = {k: v[b : b + 1] for k, v in state.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
     best, _ = sim.vm_best_moves(one, block, objective, mem_block)
     best = best[0].cpu().numpy()[a["index"]]
     n = len(a["index"])
@@ -198,8 +232,15 @@ def _restriction(state, b, a, block, objective, mem_block, candidates, destinati
     hinted = {pos[int(v)]: int(s) for v, s in (hint or {}).items() if int(v) in pos}
     movers |= set(hinted)
     fit = sim.kind_fit(one)
-    val = torch.where(fit, sim.kind_dest_delta(one, block, objective, mem_block), torch.full_like(fit, float("inf"),
-                      dtype=one["free_cpu"].dtype))[0].cpu().numpy()
+    val = (
+        torch.where(
+            fit,
+            sim.kind_dest_delta(one, block, objective, mem_block),
+            torch.full_like(fit, float("inf"), dtype=one["free_cpu"].dtype),
+        )[0]
+        .cpu()
+        .numpy()
+    )
     kind = one["vm_kind"][0].cpu().numpy()[a["index"]]
     S = val.shape[1]
     out = {}
@@ -207,7 +248,7 @@ def _restriction(state, b, a, block, objective, mem_block, candidates, destinati
         row = val[kind[i]]
         order = np.argsort(row, kind="stable")
         order = order[np.isfinite(row[order])]
-        slots = set(int(s) for s in order[:destinations + 1]) if destinations else set(range(S))
+        slots = set(int(s) for s in order[: destinations + 1]) if destinations else set(range(S))
         if i in hinted:
             slots.add(hinted[i])
         out[i] = slots

@@ -23,8 +23,9 @@ import csv
 import json
 import math
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -36,10 +37,12 @@ TRACE_SCHEMA = {
     "time": Field(float, -1.0, allowed="the snapshot time in the trace's unit (-1: the last event)"),
     "pms": Field(int, 0, allowed="machines to place the trace on (0: as many as needed)", check=non_negative),
     "machine_id": Field(int, -1, allowed="the Azure machine type (-1: the most common)"),
-    "machine_cpu": Field(float, 0.0, allowed="CPU cores of a machine (0: 88 for Azure, 40 for Huawei)",
-                         check=non_negative),
-    "machine_mem": Field(float, 0.0, allowed="memory of a machine in GiB (0: 360 for Azure, 90 for Huawei)",
-                         check=non_negative),
+    "machine_cpu": Field(
+        float, 0.0, allowed="CPU cores of a machine (0: 88 for Azure, 40 for Huawei)", check=non_negative
+    ),
+    "machine_mem": Field(
+        float, 0.0, allowed="memory of a machine in GiB (0: 360 for Azure, 90 for Huawei)", check=non_negative
+    ),
 }
 
 
@@ -95,14 +98,19 @@ def load_vmr2l(path: Path) -> Snapshot:
                 raise ConfigError(src, f"{key}.numa", "a host needs exactly two NUMA nodes")
             host_ix[h.get("node_id")] = len(cap_c)
             cap_c.append([_num(n.get("total_cpu"), src, f"{key}.numa.total_cpu") for n in numa])
-            cap_m.append([_num(n.get("memory_huge_total_mb"), src, f"{key}.numa.memory_huge_total_mb") / 1024
-                          for n in numa])
+            cap_m.append(
+                [_num(n.get("memory_huge_total_mb"), src, f"{key}.numa.memory_huge_total_mb") / 1024 for n in numa]
+            )
         for vi, v in enumerate(cl.get("vm_instance", [])):
             key = f"cluster_list[{ci}].vm_instance[{vi}]"
             t = v.get("instance_type")
             if known and t not in known:
-                raise ConfigError(src, f"{key}.instance_type", f"unknown flavour {t!r}; allowed: the vm_type_list "
-                                  f"names ({', '.join(sorted(map(str, known))[:8])}{' ...' if len(known) > 8 else ''})")
+                raise ConfigError(
+                    src,
+                    f"{key}.instance_type",
+                    f"unknown flavour {t!r}; allowed: the vm_type_list "
+                    f"names ({', '.join(sorted(map(str, known))[:8])}{' ...' if len(known) > 8 else ''})",
+                )
             if not known and t not in flavours:
                 flavours.append(t)
             numa = v.get("numa", [])
@@ -110,8 +118,18 @@ def load_vmr2l(path: Path) -> Snapshot:
                 raise ConfigError(src, f"{key}.numa", "one entry (single-NUMA VM) or two (double-NUMA) are allowed")
             cpu = sum(_num(n.get("cpu"), src, f"{key}.numa.cpu") for n in numa)
             mem = sum(_num(n.get("mem_mb"), src, f"{key}.numa.mem_mb") for n in numa) / 1024
-            vms.append((v.get("host_id"), len(numa) == 2, int(numa[0].get("node", 0)), cpu, mem,
-                        bool(v.get("allow_migration", True)), flavours.index(t), key))
+            vms.append(
+                (
+                    v.get("host_id"),
+                    len(numa) == 2,
+                    int(numa[0].get("node", 0)),
+                    cpu,
+                    mem,
+                    bool(v.get("allow_migration", True)),
+                    flavours.index(t),
+                    key,
+                )
+            )
     pm, node, cpu, mem, dbl, mov, fl = [], [], [], [], [], [], []
     for host, d, n, c, m, a, f, key in vms:
         if host not in host_ix:
@@ -121,15 +139,30 @@ def load_vmr2l(path: Path) -> Snapshot:
         pm.append(host_ix[host])
         node.append(2 if d else n)
         cpu.append(c), mem.append(m), dbl.append(d), mov.append(a), fl.append(f)
-    return Snapshot(np.asarray(cap_c, dtype=float).reshape(-1, 2), np.asarray(cap_m, dtype=float).reshape(-1, 2),
-                    np.asarray(cpu, dtype=float), np.asarray(mem, dtype=float), np.asarray(dbl, dtype=bool),
-                    np.asarray(pm, dtype=np.int64), np.asarray(node, dtype=np.int64), np.asarray(mov, dtype=bool),
-                    vm_flavour=np.asarray(fl, dtype=np.int64), flavours=[str(f) for f in flavours], name=path.stem)
+    return Snapshot(
+        np.asarray(cap_c, dtype=float).reshape(-1, 2),
+        np.asarray(cap_m, dtype=float).reshape(-1, 2),
+        np.asarray(cpu, dtype=float),
+        np.asarray(mem, dtype=float),
+        np.asarray(dbl, dtype=bool),
+        np.asarray(pm, dtype=np.int64),
+        np.asarray(node, dtype=np.int64),
+        np.asarray(mov, dtype=bool),
+        vm_flavour=np.asarray(fl, dtype=np.int64),
+        flavours=[str(f) for f in flavours],
+        name=path.stem,
+    )
 
 
 # --- replaying a trace with a best-fit scheduler ----------------------------------------------------
-def replay(events: list[tuple[float, int, int, float, float]], node_cpu: float, node_mem: float, pms: int,
-           name: str, flavour_of: dict[int, int] | None = None) -> Snapshot:
+def replay(
+    events: list[tuple[float, int, int, float, float]],
+    node_cpu: float,
+    node_mem: float,
+    pms: int,
+    name: str,
+    flavour_of: dict[int, int] | None = None,
+) -> Snapshot:
     """Place a trace's VMs by replaying ``events`` ``(time, kind, vm, cpu, mem)`` in time order (kind 0:
     arrival, 1: departure; departures first at equal times) with best fit: a single-NUMA VM goes to the
     feasible node with the least free CPU, a double-NUMA VM (larger than a node) to the feasible PM whose
@@ -182,8 +215,17 @@ def replay(events: list[tuple[float, int, int, float, float]], node_cpu: float, 
     P = len(free)
     arr = lambda i, dt: np.asarray([where[v][i] for v in alive], dtype=dt)
     fl = np.asarray([flavour_of.get(v, 0) for v in alive], dtype=np.int64) if flavour_of else None
-    return Snapshot(np.full((P, 2), node_cpu), np.full((P, 2), node_mem), arr(2, float), arr(3, float), arr(4, bool),
-                    arr(0, np.int64), arr(1, np.int64), vm_flavour=fl, name=name)
+    return Snapshot(
+        np.full((P, 2), node_cpu),
+        np.full((P, 2), node_mem),
+        arr(2, float),
+        arr(3, float),
+        arr(4, bool),
+        arr(0, np.int64),
+        arr(1, np.int64),
+        vm_flavour=fl,
+        name=name,
+    )
 
 
 # --- Azure Packing Trace 2020 -----------------------------------------------------------------------
@@ -191,7 +233,9 @@ def _read_table(path: Path, table: str) -> list[dict[str, Any]]:
     if path.is_dir():
         f = path / f"{table}.csv"
         if not f.is_file():
-            raise ConfigError(str(path), "file", f"no {table}.csv in the folder; the Azure trace needs vm.csv and vmType.csv")
+            raise ConfigError(
+                str(path), "file", f"no {table}.csv in the folder; the Azure trace needs vm.csv and vmType.csv"
+            )
         with f.open(newline="") as h:
             return list(csv.DictReader(h))
     try:
@@ -215,15 +259,17 @@ def load_azure(path: Path, o: Mapping[str, Any]) -> Snapshot:
     size = {}
     for t in types:
         if int(float(t["machineId"])) == mid:
-            size[int(float(t["vmTypeId"]))] = (_num(t.get("core"), src, "vmType.core"),
-                                               _num(t.get("memory"), src, "vmType.memory"))
+            size[int(float(t["vmTypeId"]))] = (
+                _num(t.get("core"), src, "vmType.core"),
+                _num(t.get("memory"), src, "vmType.memory"),
+            )
     if not size:
         raise ConfigError(src, "trace.machine_id", f"machine type {mid} has no VM types in the trace")
     mc = o["machine_cpu"] or 88.0
     mm = o["machine_mem"] or 360.0
     events, flav = [], {}
     last = 0.0
-    for i, r in enumerate(vms):
+    for r in vms:
         tid = int(_num(r.get("vmTypeId"), src, "vm.vmTypeId"))
         if tid not in size:
             continue
@@ -262,8 +308,15 @@ def load_huawei(path: Path, o: Mapping[str, Any]) -> Snapshot:
         if kind not in (0, 1):
             raise ConfigError(src, f"{line}.type", f"{kind}; 0 (creation) or 1 (deletion) is allowed")
         tm = _num(r["time"], src, f"{line}.time")
-        events.append((tm, kind, int(_num(r["vmid"], src, f"{line}.vmid")), _num(r["cpu"], src, f"{line}.cpu"),
-                       _num(r["memory"], src, f"{line}.memory")))
+        events.append(
+            (
+                tm,
+                kind,
+                int(_num(r["vmid"], src, f"{line}.vmid")),
+                _num(r["cpu"], src, f"{line}.cpu"),
+                _num(r["memory"], src, f"{line}.memory"),
+            )
+        )
         last = max(last, tm)
     t = o["time"] if o["time"] >= 0 else last
     return replay([e for e in events if e[0] <= t], mc / 2, mm / 2, o["pms"], path.stem)

@@ -10,11 +10,10 @@ import json
 from pathlib import Path
 
 import torch
+from torch.distributions import Categorical
 
 from ..core import Scenarios
 from ..core.config import load_weights
-from torch.distributions import Categorical
-
 from ..nn.two_stage import TwoStageActorCritic, _masked_logits
 from . import simulator as sim
 
@@ -64,8 +63,10 @@ def best_of_reference(problem, ac: TwoStageActorCritic, scenarios: Scenarios, k:
 def _pick(problem, final: dict, n: int, k: int) -> dict:
     fr = problem.fr(final).reshape(n, k)
     pick = torch.arange(n, device=fr.device) * k + fr.argmin(1)
-    return {key: v[pick] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n * k else v
-            for key, v in final.items()}
+    return {
+        key: v[pick] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n * k else v
+        for key, v in final.items()
+    }
 
 
 def _step(problem, net, state: dict, sample_rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,12 +96,16 @@ def _step(problem, net, state: dict, sample_rows: torch.Tensor | None) -> tuple[
 
 
 @torch.no_grad()
-def fast_plan(problem, ac: TwoStageActorCritic, scenarios: Scenarios, sample_rows: torch.Tensor | None = None,
-              ) -> dict:
+def fast_plan(
+    problem,
+    ac: TwoStageActorCritic,
+    scenarios: Scenarios,
+    sample_rows: torch.Tensor | None = None,
+) -> dict:
     """:func:`plan` for the two-stage policy on this family through :func:`_step` (the same moves: greedy
     decoding without ``sample_rows``, sampling on those rows as ``ac.sampling`` does)."""
     state = problem.initial_state(scenarios)
-    for t in range(problem.periods):
+    for _ in range(problem.periods):
         action, allowed = _step(problem, ac.net, state, sample_rows)
         state, _ = problem.post_decision(state, action, allowed)
     return state

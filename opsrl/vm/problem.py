@@ -12,7 +12,8 @@ drifted final FR minus the initial FR.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,11 +27,19 @@ DRIFT_SCHEMA = {
     "arrival_rate": Field(float, 0.0, allowed="VM arrivals per second (>= 0; 0: none)", check=non_negative),
     "departure_rate": Field(float, 0.0, allowed="departures per VM per second (>= 0)", check=non_negative),
     "horizon": Field(float, 600.0, allowed="seconds of drift drawn with the scenarios (> 0)", check=positive),
-    "latency": Field(float, 0.0, allowed="seconds between the snapshot and the plan's application in rollouts "
-                     "(>= 0; solvers that time themselves use their own time when measured_latency is true)",
-                     check=non_negative),
-    "measured_latency": Field(bool, False, doc="solvers with their own evaluation (CP-SAT, best of K) apply their "
-                              "plan at their measured time instead of drift.latency"),
+    "latency": Field(
+        float,
+        0.0,
+        allowed="seconds between the snapshot and the plan's application in rollouts "
+        "(>= 0; solvers that time themselves use their own time when measured_latency is true)",
+        check=non_negative,
+    ),
+    "measured_latency": Field(
+        bool,
+        False,
+        doc="solvers with their own evaluation (CP-SAT, best of K) apply their "
+        "plan at their measured time instead of drift.latency",
+    ),
 }
 
 SCHEMA = {
@@ -42,16 +51,26 @@ SCHEMA = {
     "mem_block": Field(float, 64.0, allowed="a positive memory block size in GiB", check=positive),
     "objective": Field(str, "cpu", choices=("cpu", "multi")),
     "immovable": Field(float, 0.0, allowed="a fraction of VMs that may not move, in [0, 1]", check=probability),
-    "anti_affinity": Field(dict, {}, schema={
-        "groups": Field(int, 0, allowed="a number of groups >= 0", check=non_negative),
-        "size": Field(int, 3, allowed="VMs per group >= 2", check=lambda v: v >= 2)}),
+    "anti_affinity": Field(
+        dict,
+        {},
+        schema={
+            "groups": Field(int, 0, allowed="a number of groups >= 0", check=non_negative),
+            "size": Field(int, 3, allowed="VMs per group >= 2", check=lambda v: v >= 2),
+        },
+    ),
     "file": Field(str, "", allowed="a trace or snapshot file (generator = 'file')"),
     "format": Field(str, "vmr2l", choices=("vmr2l", "azure", "huawei")),
     "trace": Field(dict, {}, doc="options of the trace loaders (see opsrl.vm.loaders)"),
     "drift": Field(dict, {}, schema=DRIFT_SCHEMA),
-    "test": Field(dict, {}, schema={
-        "scenarios": Field(int, 8, allowed="a positive number of test snapshots", check=positive),
-        "seed": Field(int, 0, allowed="an integer >= 0", check=non_negative)}),
+    "test": Field(
+        dict,
+        {},
+        schema={
+            "scenarios": Field(int, 8, allowed="a positive number of test snapshots", check=positive),
+            "seed": Field(int, 0, allowed="an integer >= 0", check=non_negative),
+        },
+    ),
 }
 
 
@@ -84,8 +103,16 @@ class VMRescheduling(Problem):
         out = []
         for i in range(n):
             rng = numpy_rng(seed, split, f"vm_snapshot_{i}")
-            s = generate(self.generator, rng, c["pms"], c["vms"], c["immovable"], aa["groups"], aa["size"],
-                         name=f"{self.generator}_{split}_{seed}_{i}")
+            s = generate(
+                self.generator,
+                rng,
+                c["pms"],
+                c["vms"],
+                c["immovable"],
+                aa["groups"],
+                aa["size"],
+                name=f"{self.generator}_{split}_{seed}_{i}",
+            )
             out.append(s)
         return out
 
@@ -121,31 +148,62 @@ class VMRescheduling(Problem):
         mem = cpu * rng.choice(g["mem_per_cpu"], size=(n, A), p=g["mem_probs"])
         dbl = cpu > node_cap / 2
         t = lambda a, dt=self.dtype: torch.as_tensor(a, dtype=dt)
-        return {"dep_time": t(dep), "arr_time": t(at), "arr_cpu": t(cpu), "arr_mem": t(mem),
-                "arr_double": torch.as_tensor(dbl, dtype=torch.bool)}
+        return {
+            "dep_time": t(dep),
+            "arr_time": t(at),
+            "arr_cpu": t(cpu),
+            "arr_mem": t(mem),
+            "arr_double": torch.as_tensor(dbl, dtype=torch.bool),
+        }
 
     # --- dynamics --------------------------------------------------------------------------------
     def initial_state(self, scenarios: Scenarios) -> State:
         d = scenarios.data
         P = d["cap_cpu"].shape[1]
-        keys = ("cap_cpu", "cap_mem", "pm_mask", "vm_cpu", "vm_mem", "vm_double", "vm_mask", "vm_movable",
-                "vm_group", "vm_flavour", "vm_pm0", "vm_node0", "vm_kind", "kind_cpu", "kind_mem", "kind_double",
-                "kind_vm", "n_groups")
+        keys = (
+            "cap_cpu",
+            "cap_mem",
+            "pm_mask",
+            "vm_cpu",
+            "vm_mem",
+            "vm_double",
+            "vm_mask",
+            "vm_movable",
+            "vm_group",
+            "vm_flavour",
+            "vm_pm0",
+            "vm_node0",
+            "vm_kind",
+            "kind_cpu",
+            "kind_mem",
+            "kind_double",
+            "kind_vm",
+            "n_groups",
+        )
         state = {k: d[k] for k in keys}
         uc, um = sim.node_usage(d["vm_pm0"], d["vm_node0"], d["vm_cpu"], d["vm_mem"], d["vm_double"], d["vm_mask"], P)
         B = uc.shape[0]
         T = self.periods
-        state.update(free_cpu=d["cap_cpu"] - uc, free_mem=d["cap_mem"] - um, vm_pm=d["vm_pm0"].clone(),
-                     vm_node=d["vm_node0"].clone(), t=torch.zeros(B, dtype=torch.long, device=uc.device),
-                     plan_vm=-torch.ones(B, T, dtype=torch.long, device=uc.device),
-                     plan_slot=-torch.ones(B, T, dtype=torch.long, device=uc.device))
+        state.update(
+            free_cpu=d["cap_cpu"] - uc,
+            free_mem=d["cap_mem"] - um,
+            vm_pm=d["vm_pm0"].clone(),
+            vm_node=d["vm_node0"].clone(),
+            t=torch.zeros(B, dtype=torch.long, device=uc.device),
+            plan_vm=-torch.ones(B, T, dtype=torch.long, device=uc.device),
+            plan_slot=-torch.ones(B, T, dtype=torch.long, device=uc.device),
+        )
         return state
 
     def fr(self, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return sim.fragment_rate(state, self.block, self.objective, self.mem_block)
 
-    def post_decision(self, state: State, action: torch.Tensor, allowed: torch.Tensor | None = None,
-                      ) -> tuple[State, torch.Tensor]:
+    def post_decision(
+        self,
+        state: State,
+        action: torch.Tensor,
+        allowed: torch.Tensor | None = None,
+    ) -> tuple[State, torch.Tensor]:
         """Apply the move ``action`` ``[B, 2]``; ``allowed`` ``[B]`` (optional) is :func:`.simulator.move_allowed`
         of it, when the caller has it already (the fast best-of-K planner)."""
         a = action.reshape(action.shape[0], -1).long()
@@ -164,8 +222,9 @@ class VMRescheduling(Problem):
         return self.drift["arrival_rate"] > 0 or self.drift["departure_rate"] > 0
 
     def transition(self, post_state: State, scenarios: Scenarios, t: int) -> tuple[State, torch.Tensor]:
-        zero = torch.zeros(post_state["t"].shape[0], dtype=post_state["free_cpu"].dtype,
-                           device=post_state["free_cpu"].device)
+        zero = torch.zeros(
+            post_state["t"].shape[0], dtype=post_state["free_cpu"].dtype, device=post_state["free_cpu"].device
+        )
         if t != self.periods - 1 or not self.drift_on():
             return post_state, zero
         lat = torch.full_like(zero, self.drift["latency"])
@@ -194,14 +253,14 @@ class VMRescheduling(Problem):
     def observe(self, state: State) -> torch.Tensor:
         fr = self.fr(state)
         T = self.periods
-        return torch.stack([fr, state["t"].to(fr.dtype) / T,
-                            sim.migrations(state).to(fr.dtype) / T], 1)
+        return torch.stack([fr, state["t"].to(fr.dtype) / T, sim.migrations(state).to(fr.dtype) / T], 1)
 
     def observe_post(self, post_state: State) -> torch.Tensor:
         return self.observe(post_state)
 
-    def bipartite(self, state: State, src: torch.Tensor | None = None,
-                  best: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def bipartite(
+        self, state: State, src: torch.Tensor | None = None, best: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The item/bin view for two-stage graph policies (:mod:`opsrl.nn.two_stage`): items are the VMs,
         bins the NUMA nodes (slots); ``item_bins`` ``[B, V, 2]`` are the slots a VM occupies (a single-NUMA
         VM repeats its one slot), ``bin_group`` ``[B, S]`` the PM of a slot. ``src``
@@ -215,9 +274,18 @@ class VMRescheduling(Problem):
         f = fc.reshape(B, 2 * P)
         g = fm.reshape(B, 2 * P)
         rem = torch.remainder(f, blk)
-        bin_x = torch.stack([f / cap_c, g / cap_m, rem / blk, torch.div(f, blk, rounding_mode="floor") * blk / cap_c,
-                             (rem > 0).to(f.dtype), torch.remainder(g, self.mem_block) / self.mem_block,
-                             (torch.arange(2 * P, device=f.device) % 2).to(f.dtype).expand(B, -1)], -1)
+        bin_x = torch.stack(
+            [
+                f / cap_c,
+                g / cap_m,
+                rem / blk,
+                torch.div(f, blk, rounding_mode="floor") * blk / cap_c,
+                (rem > 0).to(f.dtype),
+                torch.remainder(g, self.mem_block) / self.mem_block,
+                (torch.arange(2 * P, device=f.device) % 2).to(f.dtype).expand(B, -1),
+            ],
+            -1,
+        )
         own = sim.own_slot(state)
         second = torch.where(state["vm_double"], own + 1, own)
         src = sim.source_delta(state, blk, self.objective, self.mem_block) if src is None else src
@@ -226,14 +294,31 @@ class VMRescheduling(Problem):
         if best is None:
             best, _ = sim.vm_best_moves(state, blk, self.objective, self.mem_block)
         best = torch.where(torch.isfinite(best), best * total / blk, torch.ones_like(best))
-        item_x = torch.stack([c / cap_c, m / cap_m, state["vm_double"].to(f.dtype), torch.remainder(c, blk) / blk,
-                              -src * total / blk, best.clamp(-2, 2), torch.isfinite(best).to(f.dtype), f.gather(1, own) / cap_c, rem.gather(1, own) / blk,
-                              ((state["vm_pm"] != state["vm_pm0"]) | (state["vm_node"] != state["vm_node0"])).to(f.dtype),
-                              (state["vm_group"] >= 0).to(f.dtype)], -1)
-        return {"item_x": item_x, "bin_x": bin_x, "item_bins": torch.stack([own, second], -1),
-                "item_mask": state["vm_mask"], "bin_mask": state["pm_mask"].repeat_interleave(2, 1),
-                "bin_group": torch.arange(2 * P, device=f.device).expand(B, -1) // 2,
-                "global_x": torch.stack([self.fr(state), state["t"].to(f.dtype) / self.periods], -1)}
+        item_x = torch.stack(
+            [
+                c / cap_c,
+                m / cap_m,
+                state["vm_double"].to(f.dtype),
+                torch.remainder(c, blk) / blk,
+                -src * total / blk,
+                best.clamp(-2, 2),
+                torch.isfinite(best).to(f.dtype),
+                f.gather(1, own) / cap_c,
+                rem.gather(1, own) / blk,
+                ((state["vm_pm"] != state["vm_pm0"]) | (state["vm_node"] != state["vm_node0"])).to(f.dtype),
+                (state["vm_group"] >= 0).to(f.dtype),
+            ],
+            -1,
+        )
+        return {
+            "item_x": item_x,
+            "bin_x": bin_x,
+            "item_bins": torch.stack([own, second], -1),
+            "item_mask": state["vm_mask"],
+            "bin_mask": state["pm_mask"].repeat_interleave(2, 1),
+            "bin_group": torch.arange(2 * P, device=f.device).expand(B, -1) // 2,
+            "global_x": torch.stack([self.fr(state), state["t"].to(f.dtype) / self.periods], -1),
+        }
 
     def pair_features(self, state: State, vm: torch.Tensor) -> torch.Tensor:
         """``[B, S, 4]`` each slot seen from the chosen VM ``vm[b]``: the FR change at the slot and of the whole
@@ -247,8 +332,9 @@ class VMRescheduling(Problem):
         scale = f.sum(1, keepdim=True).clamp_min(1.0) / self.block
         ok = sim.destination_mask(state, vm)
         same = (torch.arange(2 * P, device=f.device) // 2)[None] == state["vm_pm"].gather(1, vm.clamp_min(0)[:, None])
-        return torch.stack([(d * scale).clamp(-2, 2), ((d + src) * scale).clamp(-2, 2), ok.to(f.dtype),
-                            same.to(f.dtype)], -1)
+        return torch.stack(
+            [(d * scale).clamp(-2, 2), ((d + src) * scale).clamp(-2, 2), ok.to(f.dtype), same.to(f.dtype)], -1
+        )
 
     def pair_features_of(self, state: State, vm: torch.Tensor, src: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
         """:meth:`pair_features` (the same numbers) with the state's :func:`.simulator.source_delta` ``src`` and
@@ -256,14 +342,16 @@ class VMRescheduling(Problem):
         chosen VMs' kinds (``[B, 1, S]`` instead of every kind's ``[B, K, S]``)."""
         B, P, _ = state["free_cpu"].shape
         v = vm.clamp_min(0)[:, None]
-        d = sim.kind_dest_delta(state, self.block, self.objective, self.mem_block,
-                                kinds=state["vm_kind"].gather(1, v))[:, 0]
+        d = sim.kind_dest_delta(state, self.block, self.objective, self.mem_block, kinds=state["vm_kind"].gather(1, v))[
+            :, 0
+        ]
         f = state["free_cpu"].reshape(B, 2 * P) * state["pm_mask"].repeat_interleave(2, 1)
         scale = f.sum(1, keepdim=True).clamp_min(1.0) / self.block
         s = src.gather(1, v)
         same = (torch.arange(2 * P, device=f.device) // 2)[None] == state["vm_pm"].gather(1, v)
-        return torch.stack([(d * scale).clamp(-2, 2), ((d + s) * scale).clamp(-2, 2), ok.to(f.dtype),
-                            same.to(f.dtype)], -1)
+        return torch.stack(
+            [(d * scale).clamp(-2, 2), ((d + s) * scale).clamp(-2, 2), ok.to(f.dtype), same.to(f.dtype)], -1
+        )
 
     def describe(self) -> str:
         return f"VM rescheduling ({self.generator}, MNL {self.mnl}, objective {self.objective})"

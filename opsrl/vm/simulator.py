@@ -32,7 +32,7 @@ candidate migrations is evaluated exactly, in ``O(B (K S + V))``.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -42,15 +42,18 @@ INF = float("inf")
 
 
 # --- fragment rate ----------------------------------------------------------------------------------
-def fragment_parts(free: torch.Tensor, block: float, pm_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def fragment_parts(
+    free: torch.Tensor, block: float, pm_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum of free mod block, sum of free)`` per scenario of ``free`` ``[B, P, 2]``."""
     if pm_mask is not None:
         free = free * pm_mask[..., None].to(free.dtype)
     return torch.remainder(free, block).sum((1, 2)), free.sum((1, 2))
 
 
-def fragment_rate(state: Mapping[str, torch.Tensor], block: float = 16.0, objective: str = "cpu",
-                  mem_block: float = 64.0) -> torch.Tensor:
+def fragment_rate(
+    state: Mapping[str, torch.Tensor], block: float = 16.0, objective: str = "cpu", mem_block: float = 64.0
+) -> torch.Tensor:
     """``[B]`` fragment rate of each scenario (0 where nothing is free)."""
     num, den = fragment_parts(state["free_cpu"], block, state["pm_mask"])
     fr = torch.where(den > 0, num / den.clamp_min(1e-12), torch.zeros_like(num))
@@ -150,8 +153,13 @@ def _weights(state, block, objective, mem_block):
     return 0.5 * wc, 0.5 * wm
 
 
-def kind_dest_delta(state, block=16.0, objective="cpu", mem_block=64.0, kinds: torch.Tensor | None = None,
-                    ) -> torch.Tensor:
+def kind_dest_delta(
+    state,
+    block=16.0,
+    objective="cpu",
+    mem_block=64.0,
+    kinds: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``[B, K, S]``: change of FR at the destination when a VM of kind ``k`` arrives at slot ``s``; with
     ``kinds`` ``[B, n]`` only those kinds (``[B, n, S]``, the same numbers as gathering the full tensor)."""
     fc, fm = state["free_cpu"], state["free_mem"]
@@ -271,9 +279,15 @@ def apply_move(state: State, vm: torch.Tensor, slot: torch.Tensor, valid: torch.
     return out
 
 
-def vm_best_moves(state: Mapping[str, torch.Tensor], block=16.0, objective="cpu", mem_block=64.0,
-                  fit: torch.Tensor | None = None, dest: torch.Tensor | None = None,
-                  src: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def vm_best_moves(
+    state: Mapping[str, torch.Tensor],
+    block=16.0,
+    objective="cpu",
+    mem_block=64.0,
+    fit: torch.Tensor | None = None,
+    dest: torch.Tensor | None = None,
+    src: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For every VM the allowed destination that lowers FR most: ``(delta [B, V], slot [B, V])`` (``delta``
     is ``inf`` where the VM has no allowed destination). FR changes add up over nodes, so the change of a
     move is the source's change plus the destination's, and only the VM's own slot must be left out of its
@@ -295,8 +309,12 @@ def vm_best_moves(state: Mapping[str, torch.Tensor], block=16.0, objective="cpu"
     return torch.where(ok, cand, torch.full_like(cand, INF)), ds
 
 
-def greedy_moves(state: Mapping[str, torch.Tensor], block=16.0, objective="cpu", mem_block=64.0,
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def greedy_moves(
+    state: Mapping[str, torch.Tensor],
+    block=16.0,
+    objective="cpu",
+    mem_block=64.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The allowed migration that lowers FR most in each scenario, over all (VM, slot) pairs at once.
 
     Returns ``(vm, slot, delta)`` ``[B]``; ``delta`` is ``inf`` where no migration is allowed."""
@@ -328,15 +346,16 @@ def drifted_state(state0: State, data: Mapping[str, torch.Tensor], latency: torc
     placed = torch.zeros(B, dtype=torch.long, device=dep.device)
     rejected = torch.zeros(B, dtype=torch.long, device=dep.device)
     for j in range(arr_t.shape[1]):
-        tj = arr_t[:, j:j + 1]
+        tj = arr_t[:, j : j + 1]
         now = (tj <= lat)[:, 0] & torch.isfinite(tj[:, 0])
         if not bool(now.any()):
             continue
         alive = base_alive & ~(dep <= tj)
-        uc, um = node_usage(state0["vm_pm"], state0["vm_node"], state0["vm_cpu"], state0["vm_mem"],
-                            state0["vm_double"], alive, P)
+        uc, um = node_usage(
+            state0["vm_pm"], state0["vm_node"], state0["vm_cpu"], state0["vm_mem"], state0["vm_double"], alive, P
+        )
         fc, fm = cap_c - uc - use_c, cap_m - um - use_m
-        c, m, d = data["arr_cpu"][:, j:j + 1], data["arr_mem"][:, j:j + 1], data["arr_double"][:, j:j + 1]
+        c, m, d = data["arr_cpu"][:, j : j + 1], data["arr_mem"][:, j : j + 1], data["arr_double"][:, j : j + 1]
         single = (fc >= c[..., None]) & (fm >= m[..., None]) & state0["pm_mask"][..., None]
         dbl = (fc.amin(-1) >= c / 2) & (fm.amin(-1) >= m / 2) & state0["pm_mask"]
         score_s = torch.where(single, fc, INF).reshape(B, 2 * P)
@@ -354,8 +373,9 @@ def drifted_state(state0: State, data: Mapping[str, torch.Tensor], latency: torc
         placed += ok.long()
         rejected += (now & ~ok).long()
     alive = base_alive & ~(dep <= lat)
-    uc, um = node_usage(state0["vm_pm"], state0["vm_node"], state0["vm_cpu"], state0["vm_mem"],
-                        state0["vm_double"], alive, P)
+    uc, um = node_usage(
+        state0["vm_pm"], state0["vm_node"], state0["vm_cpu"], state0["vm_mem"], state0["vm_double"], alive, P
+    )
     out = dict(state0)
     out["free_cpu"], out["free_mem"] = cap_c - uc - use_c, cap_m - um - use_m
     out["vm_mask"] = alive

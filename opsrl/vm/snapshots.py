@@ -87,15 +87,23 @@ def check_snapshot(s: Snapshot, source: str, key: str = "file") -> Snapshot:
     big_m = np.where(s.vm_double, s.vm_mem / 2 > s.cap_mem.min(1).max(initial=0), s.vm_mem > s.cap_mem.max(initial=0))
     if (big_c | big_m).any():
         i = int(np.flatnonzero(big_c | big_m)[0])
-        raise ConfigError(source, key, f"{s.name}: VM {i} ({s.vm_cpu[i]:g} CPU, {s.vm_mem[i]:g} GiB) is larger than "
-                          "every NUMA node; a VM must fit a node (half of it, for double-NUMA VMs)")
+        raise ConfigError(
+            source,
+            key,
+            f"{s.name}: VM {i} ({s.vm_cpu[i]:g} CPU, {s.vm_mem[i]:g} GiB) is larger than "
+            "every NUMA node; a VM must fit a node (half of it, for double-NUMA VMs)",
+        )
     uc, um = s.usage()
     over = (uc > s.cap_cpu + 1e-9) | (um > s.cap_mem + 1e-9)
     if over.any():
         p, n = map(int, np.argwhere(over)[0])
-        raise ConfigError(source, key, f"{s.name}: initial placement over capacity on PM {p} node {n} "
-                          f"(CPU {uc[p, n]:g} of {s.cap_cpu[p, n]:g}, memory {um[p, n]:g} of {s.cap_mem[p, n]:g}); "
-                          "the VMs on a node must fit its capacity")
+        raise ConfigError(
+            source,
+            key,
+            f"{s.name}: initial placement over capacity on PM {p} node {n} "
+            f"(CPU {uc[p, n]:g} of {s.cap_cpu[p, n]:g}, memory {um[p, n]:g} of {s.cap_mem[p, n]:g}); "
+            "the VMs on a node must fit its capacity",
+        )
     g = s.vm_group
     if (g >= 0).any():
         pairs = np.stack([g[g >= 0], s.vm_pm[g >= 0]], 1)
@@ -106,35 +114,88 @@ def check_snapshot(s: Snapshot, source: str, key: str = "file") -> Snapshot:
 
 # --- generators ------------------------------------------------------------------------------------
 FLAVOUR_CPU = [2, 4, 8, 16, 32, 64, 88]
-FLAVOUR_NAMES = ["ecs.c1.large", "ecs.c1.xlarge", "ecs.c1.2xlarge", "ecs.c1.4xlarge", "ecs.c1.8xlarge",
-                 "ecs.c1.16xlarge", "ecs.c1.22xlarge"]
+FLAVOUR_NAMES = [
+    "ecs.c1.large",
+    "ecs.c1.xlarge",
+    "ecs.c1.2xlarge",
+    "ecs.c1.4xlarge",
+    "ecs.c1.8xlarge",
+    "ecs.c1.16xlarge",
+    "ecs.c1.22xlarge",
+]
 
 GENERATORS = {
     # Medium: 279 PMs and 2,089 VMs (VMR2L dataset_meta_info 'M')
-    "medium": dict(pms=279, vms=2089, node_cpu=44, node_mem=180,
-                   cpu_probs=[0.24, 0.30, 0.22, 0.1227, 0.085, 0.025, 0.0073],
-                   mem_per_cpu=[2, 4], mem_probs=[0.5, 0.5], double_32=0.5, high=0.81, util=(13.0, 1.9),
-                   low=(0.15, 0.8)),
+    "medium": dict(
+        pms=279,
+        vms=2089,
+        node_cpu=44,
+        node_mem=180,
+        cpu_probs=[0.24, 0.30, 0.22, 0.1227, 0.085, 0.025, 0.0073],
+        mem_per_cpu=[2, 4],
+        mem_probs=[0.5, 0.5],
+        double_32=0.5,
+        high=0.81,
+        util=(13.0, 1.9),
+        low=(0.15, 0.8),
+    ),
     # Large: 1,176 PMs and 4,546 VMs (dataset_meta_info 'L'), the same flavour mix (so a lower allocation)
-    "large": dict(pms=1176, vms=4546, node_cpu=44, node_mem=180,
-                  cpu_probs=[0.24, 0.30, 0.22, 0.1227, 0.085, 0.025, 0.0073],
-                  mem_per_cpu=[2, 4], mem_probs=[0.5, 0.5], double_32=0.5, high=0.81, util=(13.0, 1.9),
-                  low=(0.15, 0.8)),
+    "large": dict(
+        pms=1176,
+        vms=4546,
+        node_cpu=44,
+        node_mem=180,
+        cpu_probs=[0.24, 0.30, 0.22, 0.1227, 0.085, 0.025, 0.0073],
+        mem_per_cpu=[2, 4],
+        mem_probs=[0.5, 0.5],
+        double_32=0.5,
+        high=0.81,
+        util=(13.0, 1.9),
+        low=(0.15, 0.8),
+    ),
     # multi-resource: 280 PMs and 1,200 VMs (dataset_meta_info 'multi'); larger, memory-heavier VMs so that
     # memory binds too (the VMR2L code marks its multi-resource statistics as placeholders)
-    "multi_resource": dict(pms=280, vms=1200, node_cpu=44, node_mem=180,
-                           cpu_probs=[0.08, 0.14, 0.26, 0.4027, 0.08, 0.03, 0.0073],
-                           mem_per_cpu=[2, 4, 8], mem_probs=[0.3, 0.4, 0.3], double_32=0.5, high=0.81,
-                           util=(13.0, 1.9), low=(0.15, 0.8)),
+    "multi_resource": dict(
+        pms=280,
+        vms=1200,
+        node_cpu=44,
+        node_mem=180,
+        cpu_probs=[0.08, 0.14, 0.26, 0.4027, 0.08, 0.03, 0.0073],
+        mem_per_cpu=[2, 4, 8],
+        mem_probs=[0.3, 0.4, 0.3],
+        double_32=0.5,
+        high=0.81,
+        util=(13.0, 1.9),
+        low=(0.15, 0.8),
+    ),
     # tiny: a handful of small VMs on three PMs of two 16-core nodes, for exact checks by enumeration
-    "tiny": dict(pms=3, vms=8, node_cpu=16, node_mem=64, cpu_probs=[0.4, 0.4, 0.2, 0, 0, 0, 0],
-                 mem_per_cpu=[2, 4], mem_probs=[0.5, 0.5], double_32=0.5, high=0.5, util=(6.0, 2.0),
-                 low=(0.3, 0.7), double_share=0.25),
+    "tiny": dict(
+        pms=3,
+        vms=8,
+        node_cpu=16,
+        node_mem=64,
+        cpu_probs=[0.4, 0.4, 0.2, 0, 0, 0, 0],
+        mem_per_cpu=[2, 4],
+        mem_probs=[0.5, 0.5],
+        double_32=0.5,
+        high=0.5,
+        util=(6.0, 2.0),
+        low=(0.3, 0.7),
+        double_share=0.25,
+    ),
 }
 
 
-def generate(kind: str, rng: np.random.Generator, pms: int = 0, vms: int = 0, immovable: float = 0.0,
-             groups: int = 0, group_size: int = 0, name: str = "") -> Snapshot:
+def generate(
+    kind: str,
+    rng: np.random.Generator,
+    pms: int = 0,
+    vms: int = 0,
+    immovable: float = 0.0,
+    groups: int = 0,
+    group_size: int = 0,
+    name: str = "",
+) -> Snapshot:
     """One synthetic snapshot of generator ``kind``: ``vms`` VMs drawn from the flavour mix are placed,
     largest first, each on a random PM where it fits under that PM's target CPU allocation (a fraction
     ``high`` of PMs draw it from Beta(util), the others uniformly from ``low``), else on a random PM
@@ -181,8 +242,18 @@ def generate(kind: str, rng: np.random.Generator, pms: int = 0, vms: int = 0, im
             node_of[v] = n
         pm_of[v] = p
     keep = rng.permutation(np.flatnonzero(pm_of >= 0))
-    s = Snapshot(np.full((P, 2), C), np.full((P, 2), M), c[keep], mem[keep], d[keep], pm_of[keep], node_of[keep],
-                 vm_flavour=f[keep].astype(np.int64), flavours=list(FLAVOUR_NAMES), name=name or kind)
+    s = Snapshot(
+        np.full((P, 2), C),
+        np.full((P, 2), M),
+        c[keep],
+        mem[keep],
+        d[keep],
+        pm_of[keep],
+        node_of[keep],
+        vm_flavour=f[keep].astype(np.int64),
+        flavours=list(FLAVOUR_NAMES),
+        name=name or kind,
+    )
     n = s.V
     if immovable > 0:
         s.vm_movable = rng.random(n) >= immovable
@@ -216,18 +287,23 @@ def stack(snaps: list[Snapshot], dtype=torch.float32) -> dict[str, torch.Tensor]
     P = max(s.P for s in snaps)
     V = max(max(s.V for s in snaps), 1)
     out = {
-        "cap_cpu": torch.zeros(n, P, 2, dtype=dtype), "cap_mem": torch.zeros(n, P, 2, dtype=dtype),
+        "cap_cpu": torch.zeros(n, P, 2, dtype=dtype),
+        "cap_mem": torch.zeros(n, P, 2, dtype=dtype),
         "pm_mask": torch.zeros(n, P, dtype=torch.bool),
-        "vm_cpu": torch.zeros(n, V, dtype=dtype), "vm_mem": torch.zeros(n, V, dtype=dtype),
-        "vm_double": torch.zeros(n, V, dtype=torch.bool), "vm_mask": torch.zeros(n, V, dtype=torch.bool),
-        "vm_movable": torch.zeros(n, V, dtype=torch.bool), "vm_group": -torch.ones(n, V, dtype=torch.long),
+        "vm_cpu": torch.zeros(n, V, dtype=dtype),
+        "vm_mem": torch.zeros(n, V, dtype=dtype),
+        "vm_double": torch.zeros(n, V, dtype=torch.bool),
+        "vm_mask": torch.zeros(n, V, dtype=torch.bool),
+        "vm_movable": torch.zeros(n, V, dtype=torch.bool),
+        "vm_group": -torch.ones(n, V, dtype=torch.long),
         "vm_flavour": torch.zeros(n, V, dtype=torch.long),
-        "vm_pm0": torch.zeros(n, V, dtype=torch.long), "vm_node0": torch.zeros(n, V, dtype=torch.long),
+        "vm_pm0": torch.zeros(n, V, dtype=torch.long),
+        "vm_node0": torch.zeros(n, V, dtype=torch.long),
     }
     for i, s in enumerate(snaps):
-        out["cap_cpu"][i, :s.P] = torch.as_tensor(s.cap_cpu, dtype=dtype)
-        out["cap_mem"][i, :s.P] = torch.as_tensor(s.cap_mem, dtype=dtype)
-        out["pm_mask"][i, :s.P] = True
+        out["cap_cpu"][i, : s.P] = torch.as_tensor(s.cap_cpu, dtype=dtype)
+        out["cap_mem"][i, : s.P] = torch.as_tensor(s.cap_mem, dtype=dtype)
+        out["pm_mask"][i, : s.P] = True
         V_i = s.V
         for k, a in (("vm_cpu", s.vm_cpu), ("vm_mem", s.vm_mem)):
             out[k][i, :V_i] = torch.as_tensor(a, dtype=dtype)
@@ -267,6 +343,11 @@ def kinds(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         ext_c[b, r], ext_m[b, r], ext_d[b, r] = d["vm_cpu"][b, v], d["vm_mem"][b, v], d["vm_double"][b, v]
         kv[b, base + r] = v
     n_groups = (d["vm_group"].amax(1) + 1).clamp_min(0)
-    return {"vm_kind": kind, "kind_cpu": torch.cat([kc, ext_c], 1).contiguous(),
-            "kind_mem": torch.cat([km, ext_m], 1).contiguous(), "kind_double": torch.cat([kd, ext_d], 1).contiguous(),
-            "kind_vm": kv, "n_groups": n_groups}
+    return {
+        "vm_kind": kind,
+        "kind_cpu": torch.cat([kc, ext_c], 1).contiguous(),
+        "kind_mem": torch.cat([km, ext_m], 1).contiguous(),
+        "kind_double": torch.cat([kd, ext_d], 1).contiguous(),
+        "kind_vm": kv,
+        "n_groups": n_groups,
+    }

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from toy_reservoir import ToyReservoir  # noqa: E402
 
 from opsrl.algos import lagrangian as L  # noqa: E402
-from opsrl.core import ConfigError, Scenarios, SolveContext, evaluate  # noqa: E402
+from opsrl.core import ConfigError, SolveContext, evaluate  # noqa: E402
 from opsrl.core.lp import solve  # noqa: E402
 from opsrl.registry import family, load_problem, load_solver  # noqa: E402
 
@@ -134,8 +134,15 @@ def test_tsddr_reaches_the_dp_optimum_of_the_toy():
     dp = problem.dp()
     assert dp == pytest.approx(13.75)  # by hand: see ToyReservoir.dp
     opts = {k: f.default for k, f in L.OPTIONS.items()}
-    opts.update(lr=1e-2, batch_size=32, train_scenarios=1024, dev_scenarios=64, max_steps=TOY_STEPS, eval_every=25,
-                backend="torch")
+    opts.update(
+        lr=1e-2,
+        batch_size=32,
+        train_scenarios=1024,
+        dev_scenarios=64,
+        max_steps=TOY_STEPS,
+        eval_every=25,
+        backend="torch",
+    )
     torch.manual_seed(0)
     pol = L.build_target_policy(problem, TOY_POLICY, "test")
     pol, curve, info = L.train(problem, pol, opts, SolveContext(progress=False))
@@ -152,7 +159,7 @@ TOY_MARGIN = 0.05
 def test_penalty_annealing_schedule():
     o = {"penalty_start": 0.1, "anneal_steps": 100, "max_steps": 1000}
     assert L.penalty_at(0, o, 50.0) == pytest.approx(5.0)
-    assert L.penalty_at(50, o, 50.0) == pytest.approx(50.0 * 0.1 ** 0.5)
+    assert L.penalty_at(50, o, 50.0) == pytest.approx(50.0 * 0.1**0.5)
     assert L.penalty_at(100, o, 50.0) == pytest.approx(50.0)
     assert L.penalty_at(400, o, 50.0) == pytest.approx(50.0)
     assert L.penalty_at(3, {**o, "penalty_start": 1.0}, 50.0) == 50.0

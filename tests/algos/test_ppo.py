@@ -18,12 +18,12 @@ def test_gae_matches_a_hand_computation():
     # gamma = 0.9, lambda = 0.8, rewards 1, 2, 3, values 0.5, 1, 1.5, bootstrap V(s_3) = 2 (truncated)
     r = torch.tensor([[1.0, 2.0, 3.0]])
     v = torch.tensor([[0.5, 1.0, 1.5]])
-    d2 = 3 + 0.9 * 2.0 - 1.5          # 3.3
-    d1 = 2 + 0.9 * 1.5 - 1.0          # 2.35
-    d0 = 1 + 0.9 * 1.0 - 0.5          # 1.4
+    d2 = 3 + 0.9 * 2.0 - 1.5  # 3.3
+    d1 = 2 + 0.9 * 1.5 - 1.0  # 2.35
+    d0 = 1 + 0.9 * 1.0 - 0.5  # 1.4
     a2 = d2
-    a1 = d1 + 0.72 * a2               # 4.726
-    a0 = d0 + 0.72 * a1               # 4.80272
+    a1 = d1 + 0.72 * a2  # 4.726
+    a0 = d0 + 0.72 * a1  # 4.80272
     got = ppo.gae(r, v, torch.tensor([2.0]), 0.9, 0.8)
     assert got[0].tolist() == pytest.approx([a0, a1, a2], abs=1e-6)
     # a terminal end bootstraps nothing; lambda = 1 gives the discounted return minus the value
@@ -97,8 +97,12 @@ def test_bad_options_name_the_key():
         METHODS["ppo"].fit(problem, o, {}, SolveContext(source="solver.toml", progress=False))
     js = JobShop(generator_cfg={"kind": "taillard", "jobs": 3, "machines": 3, "low": 1, "high": 9})
     with pytest.raises(ConfigError, match="post-decision"):
-        METHODS["pdppo"].fit(js, validate({}, ppo.OPTIONS, "s"), {"policy": {"kind": "graph"}},
-                             SolveContext(source="s.toml", progress=False))
+        METHODS["pdppo"].fit(
+            js,
+            validate({}, ppo.OPTIONS, "s"),
+            {"policy": {"kind": "graph"}},
+            SolveContext(source="s.toml", progress=False),
+        )
 
 
 @pytest.mark.slow
@@ -107,8 +111,19 @@ def test_ppo_on_lost_sales_nears_the_dp_optimum(method):
     torch.set_num_threads(1)
     problem = load_problem("inventory/lost_sales_p4_L1")
     opt = dp_optimum(problem.mean, problem.L, problem.p, problem.h)
-    o = validate({"iterations": 30, "batch_size": 128, "train_periods": 60, "dev_scenarios": 256,
-                  "dev_periods": 200, "eval_every": 10, "lr": 1e-3}, ppo.OPTIONS, "s")
+    o = validate(
+        {
+            "iterations": 30,
+            "batch_size": 128,
+            "train_periods": 60,
+            "dev_scenarios": 256,
+            "dev_periods": 200,
+            "eval_every": 10,
+            "lr": 1e-3,
+        },
+        ppo.OPTIONS,
+        "s",
+    )
     out = METHODS[method].fit(problem, o, {"policy": {}}, SolveContext(seed=0, progress=False))
     test = problem.sample(1024, "test", 0, periods=300)
     cost = evaluate(problem, out.policy, test, warmup=50).mean
@@ -122,8 +137,19 @@ def test_ppo_on_lost_sales_nears_the_dp_optimum(method):
 def test_ppo_drives_the_microgrid_with_a_genset_count_and_battery_power():
     problem = load_problem("microgrid/remote", {"periods": 20})
     G = problem.p.G
-    o = validate({"iterations": 1, "batch_size": 4, "train_scenarios": 8, "dev_scenarios": 4, "eval_every": 1,
-                  "minibatches": 1, "epochs": 1}, ppo.OPTIONS, "s")
+    o = validate(
+        {
+            "iterations": 1,
+            "batch_size": 4,
+            "train_scenarios": 8,
+            "dev_scenarios": 4,
+            "eval_every": 1,
+            "minibatches": 1,
+            "epochs": 1,
+        },
+        ppo.OPTIONS,
+        "s",
+    )
     out = METHODS["ppo"].fit(problem, o, {"policy": {"levels": [G + 1, 0]}}, SolveContext(progress=False))
     sc = problem.sample(4, "test", 0, periods=20)
     ac = out.policy
@@ -149,21 +175,40 @@ def test_imitation_clones_a_base_stock_policy_before_ppo():
 
     torch.set_num_threads(1)
     problem = load_problem("inventory/lost_sales_p4_L1")
-    o = validate({"iterations": 1, "critic_warmup": 1, "batch_size": 64, "train_periods": 100,
-                  "dev_scenarios": 256, "dev_periods": 200, "imitate": "base_stock", "imitate_steps": 1500,
-                  "lr": 1e-3}, ppo.OPTIONS, "s")
+    o = validate(
+        {
+            "iterations": 1,
+            "critic_warmup": 1,
+            "batch_size": 64,
+            "train_periods": 100,
+            "dev_scenarios": 256,
+            "dev_periods": 200,
+            "imitate": "base_stock",
+            "imitate_steps": 1500,
+            "lr": 1e-3,
+        },
+        ppo.OPTIONS,
+        "s",
+    )
     ctx = SolveContext(seed=0, progress=False, fit_solver=fit_solver)
     out = METHODS["ppo"].fit(problem, o, {"policy": {"levels": [20]}}, ctx)
     assert out.info["imitation_agreement"] > 0.98
     assert out.curve[0]["iteration"] == 0 and out.curve[-1]["dev_cost"] == out.curve[0]["dev_cost"]
-    teacher = METHODS_INV["base_stock"].fit(problem, validate({}, METHODS_INV["base_stock"].options, "s"), {},
-                                            SolveContext(seed=0, progress=False)).policy
+    teacher = (
+        METHODS_INV["base_stock"]
+        .fit(problem, validate({}, METHODS_INV["base_stock"].options, "s"), {}, SolveContext(seed=0, progress=False))
+        .policy
+    )
     test = problem.sample(1024, "test", 0, periods=300)
     ref = evaluate(problem, teacher, test, warmup=50).mean
     assert isinstance(teacher, BaseStock)
     assert abs(evaluate(problem, out.policy, test, warmup=50).mean - ref) < 0.01 * ref
     with pytest.raises(ConfigError, match=r"s.toml: key 'options.imitate'.*no_such_solver"):
-        METHODS["ppo"].fit(problem, {**o, "imitate": "no_such_solver"}, {"policy": {"levels": [20]}},
-                           SolveContext(seed=0, progress=False, source="s.toml", fit_solver=fit_solver))
+        METHODS["ppo"].fit(
+            problem,
+            {**o, "imitate": "no_such_solver"},
+            {"policy": {"levels": [20]}},
+            SolveContext(seed=0, progress=False, source="s.toml", fit_solver=fit_solver),
+        )
     with pytest.raises(ConfigError, match="fit_solver"):  # a context that cannot fit other solvers
         METHODS["ppo"].fit(problem, o, {"policy": {"levels": [20]}}, SolveContext(progress=False))

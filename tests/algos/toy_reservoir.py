@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from opsrl.core import ActionSpec, Problem, Scenarios, numpy_rng
+from opsrl.core import ActionSpec, Problem, numpy_rng
 from opsrl.core.lp import LP, StageLP, solve
 
 D = torch.float64
@@ -23,8 +23,19 @@ class ToyReservoir(Problem):
     metric = "total"
     dtype = D
 
-    def __init__(self, periods=6, vmax=10.0, qmax=5.0, gmax=3.0, demand=4.0, thermal=(1.0, 2.0, 3.0, 1.0, 3.0, 2.0),
-                 deficit=10.0, inflows=(0.0, 1.0, 3.0), v0=2.0, penalty=20.0):
+    def __init__(
+        self,
+        periods=6,
+        vmax=10.0,
+        qmax=5.0,
+        gmax=3.0,
+        demand=4.0,
+        thermal=(1.0, 2.0, 3.0, 1.0, 3.0, 2.0),
+        deficit=10.0,
+        inflows=(0.0, 1.0, 3.0),
+        v0=2.0,
+        penalty=20.0,
+    ):
         self.periods, self.vmax, self.qmax, self.gmax, self.demand = periods, vmax, qmax, gmax, demand
         self.thermal, self.deficit, self.inflows, self.v0 = thermal, deficit, inflows, v0
         self.target_penalty = penalty

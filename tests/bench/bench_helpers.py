@@ -7,8 +7,18 @@ from pathlib import Path
 
 # every problem's test set in these tests: 64 scenarios of 80 periods, 10 of them warm-up
 PROBLEM_SET = {"test.scenarios": 64, "test.periods": 80, "test.warmup": 10}
-HDPO_TINY = {"max_steps": 6, "eval_every": 3, "patience": 0, "batch_size": 16, "train_scenarios": 64,
-             "dev_scenarios": 32, "dev_periods": 40, "train_periods": 30, "threads": 1, "policy.hidden": [8]}
+HDPO_TINY = {
+    "max_steps": 6,
+    "eval_every": 3,
+    "patience": 0,
+    "batch_size": 16,
+    "train_scenarios": 64,
+    "dev_scenarios": 32,
+    "dev_periods": 40,
+    "train_periods": 30,
+    "threads": 1,
+    "policy.hidden": [8],
+}
 
 # a level of 6 on Poisson(5) demand with lead time 1: no search, so the cell is instant and exact to check
 BASE_STOCK_FIXED = {"level": 6.0}

@@ -1,5 +1,4 @@
 import pytest
-
 from bench_helpers import write_sweep
 
 
@@ -16,8 +15,9 @@ def swept(tmp_path_factory):
         sweep = load_sweep(write_sweep(tmp))
         store = ResultsStore(tmp / "store.sqlite")
         messages = []
-        result = run_sweep(sweep, store, progress=False, cell_progress=False,
-                           on_message=lambda cell, m: messages.append((cell.key, m)))
+        result = run_sweep(
+            sweep, store, progress=False, cell_progress=False, on_message=lambda cell, m: messages.append((cell.key, m))
+        )
     finally:
         mp.undo()
     return store.path, sweep, result, messages

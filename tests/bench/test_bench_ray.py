@@ -14,12 +14,23 @@ ray = pytest.importorskip("ray", reason="the Ray executor needs Ray (pip install
 psutil = pytest.importorskip("psutil", reason="killing a Ray worker needs psutil (installed with ray[default])")
 
 from bench_helpers import PROBLEM_SET, raw_rows, toml_inline, write_sweep  # noqa: E402
+
 from opsrl.bench.store import ResultsStore  # noqa: E402
 from opsrl.bench.sweep import RayExecutor, load_sweep, run_cell, run_sweep  # noqa: E402
 
-TRAIN_2S = {"max_steps": 100000, "time_limit": 2.0, "eval_every": 20, "patience": 0, "batch_size": 16,
-            "train_scenarios": 64, "dev_scenarios": 32, "dev_periods": 40, "train_periods": 30, "threads": 1,
-            "policy.hidden": [8]}
+TRAIN_2S = {
+    "max_steps": 100000,
+    "time_limit": 2.0,
+    "eval_every": 20,
+    "patience": 0,
+    "batch_size": 16,
+    "train_scenarios": 64,
+    "dev_scenarios": 32,
+    "dev_periods": 40,
+    "train_periods": 30,
+    "threads": 1,
+    "policy.hidden": [8],
+}
 
 
 class WorkerKiller(threading.Thread):
@@ -62,8 +73,13 @@ problem_set = {toml_inline(PROBLEM_SET)}
     try:
         killer.start()
         messages = []
-        result = run_sweep(sweep, store, RayExecutor(retries=3), progress=False,
-                           on_message=lambda cell, m: messages.append((cell.id.solver, m)))
+        result = run_sweep(
+            sweep,
+            store,
+            RayExecutor(retries=3),
+            progress=False,
+            on_message=lambda cell, m: messages.append((cell.id.solver, m)),
+        )
     finally:
         killer.stop.set()
         ray.shutdown()
@@ -82,5 +98,6 @@ problem_set = {toml_inline(PROBLEM_SET)}
             assert recs[cell.key]["test"]["scenarios_hash"] == local["test"]["scenarios_hash"]
     # training progress came back from the workers while the cells ran
     assert {s for s, _ in messages} == {"hdpo_2s"} and all(m.startswith("step ") for _, m in messages)
-    assert all(recs[k]["host"] for k in recs) and all(len(recs[c.key]["curve"]) >= 1
-                                                       for c in sweep.cells if c.id.solver == "hdpo_2s")
+    assert all(recs[k]["host"] for k in recs) and all(
+        len(recs[c.key]["curve"]) >= 1 for c in sweep.cells if c.id.solver == "hdpo_2s"
+    )

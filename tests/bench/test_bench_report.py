@@ -12,9 +12,9 @@ import shutil
 from collections import defaultdict
 
 import pytest
+from bench_helpers import PROBLEM_SET, raw_rows
 from scipy import stats
 
-from bench_helpers import PROBLEM_SET, raw_rows
 from opsrl import cli
 from opsrl.bench.store import ResultsStore
 
@@ -28,14 +28,31 @@ def report_store(swept, tmp_path_factory):
     shutil.copy(path, store_path)
     store = ResultsStore(store_path)
     # `opsrl run` of a cell that the sweep already holds: the report must count the latest run only
-    rec = next(r for r in store.records() if r["solver"] == "base_stock_6" and r["seed"] == 1
-               and r["problem"] == "inventory/lost_sales_p4_L1")
+    rec = next(
+        r
+        for r in store.records()
+        if r["solver"] == "base_stock_6" and r["seed"] == 1 and r["problem"] == "inventory/lost_sales_p4_L1"
+    )
     rec = {k: v for k, v in rec.items() if k != "id"}
     rec["test_cost"] += 0.5
     store.append(rec)
     # with an ordering cost the family knows no optimum: gaps are to the best solver in the report
-    args = ["bench", "--problem", "inventory/lost_sales_p4_L1", "--solver", "base_stock", "--set", "level=6",
-            "--seeds", "0,1", "--store", str(store_path), "-q", "--problem-set", "ordering_cost=1.0"]
+    args = [
+        "bench",
+        "--problem",
+        "inventory/lost_sales_p4_L1",
+        "--solver",
+        "base_stock",
+        "--set",
+        "level=6",
+        "--seeds",
+        "0,1",
+        "--store",
+        str(store_path),
+        "-q",
+        "--problem-set",
+        "ordering_cost=1.0",
+    ]
     for k, v in PROBLEM_SET.items():
         args += ["--problem-set", f"{k}={v}"]
     assert cli.main(args) == 0
@@ -45,7 +62,7 @@ def report_store(swept, tmp_path_factory):
 def _by_hand(store_path):
     """Sections recomputed from raw rows: latest row per cell, grouped by problem configuration and solver."""
     latest = {}
-    for rid, problem, solver, seed, key, rec in raw_rows(store_path):
+    for _rid, _problem, _solver, _seed, key, rec in raw_rows(store_path):
         latest[key] = json.loads(rec)
     groups = defaultdict(lambda: defaultdict(list))
     for rec in latest.values():
@@ -64,8 +81,7 @@ def _by_hand(store_path):
             else:
                 sd = math.sqrt(sum((v - m) ** 2 for v in x) / (k - 1))
                 half = math.sqrt((stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)) ** 2 + (z * se_test) ** 2)
-            rows[solver] = {"mean": m, "half": half, "recs": recs,
-                            "train": sum(r["train_seconds"] for r in recs) / k}
+            rows[solver] = {"mean": m, "half": half, "recs": recs, "train": sum(r["train_seconds"] for r in recs) / k}
         refs = {json.dumps(r["reference"], sort_keys=True) for recs in solvers.values() for r in recs}
         assert len(refs) == 1
         ref = json.loads(refs.pop())
@@ -87,8 +103,11 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
     titles = [p["title"] for p in rep["problems"]]
     assert sum(t.startswith("inventory/lost_sales_p4_L1 (configuration ") for t in titles) == 2
     for section in rep["problems"]:
-        matches = [h for (p, ph), h in hand.items() if p == section["problem"]
-                   and (section["title"] == p or ph[:8] in section["title"])]
+        matches = [
+            h
+            for (p, ph), h in hand.items()
+            if p == section["problem"] and (section["title"] == p or ph[:8] in section["title"])
+        ]
         assert len(matches) == 1
         h = matches[0]
         if h["ref"]:
@@ -112,8 +131,11 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
     # the rerun counted, not the sweep's run of that cell
     p4 = next(h for (p, ph), h in hand.items() if p == "inventory/lost_sales_p4_L1" and h["ref"])
     rerun = [r for r in p4["rows"]["base_stock_6"]["recs"] if r["seed"] == 1][0]
-    swept_cost = [json.loads(rec)["test_cost"] for _, p, s, seed, _, rec in raw_rows(report_store)
-                  if p == "inventory/lost_sales_p4_L1" and s == "base_stock_6" and seed == 1]
+    swept_cost = [
+        json.loads(rec)["test_cost"]
+        for _, p, s, seed, _, rec in raw_rows(report_store)
+        if p == "inventory/lost_sales_p4_L1" and s == "base_stock_6" and seed == 1
+    ]
     assert rerun["test_cost"] == max(swept_cost) == pytest.approx(min(swept_cost) + 0.5)
 
     md = (out / "report.md").read_text()
@@ -121,7 +143,9 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
     for (problem, _), h in hand.items():
         assert f"## {problem}" in md
         for solver, r in h["rows"].items():
-            row = next(line for line in md.splitlines() if line.startswith(f"| {solver} |") and f"{r['mean']:.4f}" in line)
+            row = next(
+                line for line in md.splitlines() if line.startswith(f"| {solver} |") and f"{r['mean']:.4f}" in line
+            )
             assert f"[{max(0.0, r['mean'] - r['half']):.4f}, {r['mean'] + r['half']:.4f}]" in row  # cut at 0
             assert f"{r['gap']:.2f} ± {r['gap_half']:.2f}" in row
             assert re.search(rf"<td>{re.escape(html.escape(solver))}</td>.*?<td class=\"n\">{r['mean']:.4f}</td>", page)
@@ -183,13 +207,28 @@ def test_report_of_a_missing_or_empty_store_is_one_clear_error(tmp_path, capsys)
 
 def test_report_filters_by_sweep_and_problem(report_store, tmp_path, capsys):
     out = tmp_path / "filtered"
-    assert cli.main(["report", "--store", str(report_store), "--out", str(out), "--no-pictures",
-                     "--sweep", "test_sweep"]) == 0
+    assert (
+        cli.main(["report", "--store", str(report_store), "--out", str(out), "--no-pictures", "--sweep", "test_sweep"])
+        == 0
+    )
     rep = json.loads((out / "report.json").read_text())
     assert [p["title"] for p in rep["problems"]] == ["inventory/lost_sales_p4_L1", "inventory/lost_sales_p9_L2"]
     assert rep["runs"] == 12
-    assert cli.main(["report", "--store", str(report_store), "--out", str(out), "--no-pictures",
-                     "--problem", "inventory/lost_sales_p9_L2"]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "--store",
+                str(report_store),
+                "--out",
+                str(out),
+                "--no-pictures",
+                "--problem",
+                "inventory/lost_sales_p9_L2",
+            ]
+        )
+        == 0
+    )
     rep = json.loads((out / "report.json").read_text())
     assert [p["title"] for p in rep["problems"]] == ["inventory/lost_sales_p9_L2"] and rep["runs"] == 6
     assert cli.main(["report", "--store", str(report_store), "--out", str(out), "--sweep", "nope"]) == 2
@@ -203,10 +242,22 @@ def test_interval_of_few_runs_respects_non_negative_costs(tmp_path):
     from opsrl.bench.report import summarize as build_sections
 
     def rec(seed, cost):
-        return {"id": seed + 1, "problem": "p", "solver": "s", "seed": seed, "method": "m", "family": "inventory",
-                "test_cost": cost, "test_stderr": 0.1, "test": {"n": 100, "scenarios_hash": "h"},
-                "reference": {"kind": "optimum", "value": 4.0}, "train_seconds": 1.0, "eval_seconds": 1.0,
-                "cell": {"key": f"p|s|{seed}|c", "problem_hash": "ph", "solver_hash": "sh"}, "curve": []}
+        return {
+            "id": seed + 1,
+            "problem": "p",
+            "solver": "s",
+            "seed": seed,
+            "method": "m",
+            "family": "inventory",
+            "test_cost": cost,
+            "test_stderr": 0.1,
+            "test": {"n": 100, "scenarios_hash": "h"},
+            "reference": {"kind": "optimum", "value": 4.0},
+            "train_seconds": 1.0,
+            "eval_seconds": 1.0,
+            "cell": {"key": f"p|s|{seed}|c", "problem_hash": "ph", "solver_hash": "sh"},
+            "curve": [],
+        }
 
     half = math.hypot(stats.t.ppf(0.975, 1) * math.sqrt(32.0) / math.sqrt(2), stats.norm.ppf(0.975) * 0.1)
     assert 8.0 - half < 0

@@ -22,8 +22,16 @@ V1_DDL = """CREATE TABLE runs (
 
 
 def _record(key: str | None, cost: float = 1.0, seed: int = 0) -> dict:
-    rec = {"created": "2026-01-01T00:00:00+00:00", "problem": "p", "solver": "s", "seed": seed, "test_cost": cost,
-           "gap_pct": None, "train_seconds": 0.0, "eval_seconds": 0.0}
+    rec = {
+        "created": "2026-01-01T00:00:00+00:00",
+        "problem": "p",
+        "solver": "s",
+        "seed": seed,
+        "test_cost": cost,
+        "gap_pct": None,
+        "train_seconds": 0.0,
+        "eval_seconds": 0.0,
+    }
     if key:
         rec["cell"] = {"key": key, "config_hash": key[-4:]}
     return rec
@@ -34,9 +42,17 @@ def test_v1_store_is_migrated_once_and_keeps_its_rows(tmp_path):
     con = sqlite3.connect(path)
     con.execute(V1_DDL)
     con.execute("CREATE INDEX runs_cell ON runs(problem, solver, seed)")
-    con.execute("INSERT INTO runs (created, problem, solver, seed, test_cost, record) VALUES (?, ?, ?, ?, ?, ?)",
-                ("2025", "old", "solver", 3, 2.5, json.dumps({"problem": "old", "solver": "solver", "seed": 3,
-                                                              "test_cost": 2.5})))
+    con.execute(
+        "INSERT INTO runs (created, problem, solver, seed, test_cost, record) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            "2025",
+            "old",
+            "solver",
+            3,
+            2.5,
+            json.dumps({"problem": "old", "solver": "solver", "seed": 3, "test_cost": 2.5}),
+        ),
+    )
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()
@@ -112,8 +128,21 @@ def test_newer_and_foreign_stores_are_refused_unchanged(tmp_path, capsys):
     con.commit()
     con.close()
     before = foreign.read_bytes()
-    assert cli.main(["bench", "--problem", "inventory/lost_sales_p4_L1", "--solver", "optimal_dp", "-q",
-                     "--store", str(foreign)]) == 2
+    assert (
+        cli.main(
+            [
+                "bench",
+                "--problem",
+                "inventory/lost_sales_p4_L1",
+                "--solver",
+                "optimal_dp",
+                "-q",
+                "--store",
+                str(foreign),
+            ]
+        )
+        == 2
+    )
     assert "not an opsrl results store" in capsys.readouterr().err
     assert foreign.read_bytes() == before
 
@@ -133,12 +162,30 @@ def test_locked_store_gives_one_clear_error_and_stays_unchanged(tmp_path, capsys
     path = tmp_path / "s.sqlite"
     ResultsStore(path).append(_record("p|s|0|abcd"))
     before = path.read_bytes()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK.format(mode=mode), str(path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK.format(mode=mode), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code = cli.main(["bench", "--problem", "inventory/lost_sales_p4_L1", "--solver", "optimal_dp", "-q",
-                         "--store", str(path), "--lock-timeout", "0.3", "--problem-set", "test.scenarios=16"])
+        code = cli.main(
+            [
+                "bench",
+                "--problem",
+                "inventory/lost_sales_p4_L1",
+                "--solver",
+                "optimal_dp",
+                "-q",
+                "--store",
+                str(path),
+                "--lock-timeout",
+                "0.3",
+                "--problem-set",
+                "test.scenarios=16",
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2
         assert err.count("\n") == 1 and "locked by another process" in err and str(path) in err

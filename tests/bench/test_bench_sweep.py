@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
-
 from bench_helpers import BASE_STOCK_FIXED, PROBLEM_SET, raw_rows, toml_inline, write_sweep
+
 from opsrl import cli
 from opsrl.bench.store import ResultsStore
 from opsrl.bench.sweep import load_sweep, run_sweep
@@ -30,7 +30,8 @@ def test_sweep_records_every_cell_once_with_what_it_did(swept):
     rows = raw_rows(path)
     assert len(rows) == len(sweep.cells) == 2 * 3 * 2
     assert sorted((p, s, seed) for _, p, s, seed, _, _ in rows) == sorted(
-        (p, s, seed) for p in PROBLEMS for s in SOLVERS for seed in (0, 1))
+        (p, s, seed) for p in PROBLEMS for s in SOLVERS for seed in (0, 1)
+    )
     assert len({r[4] for r in rows}) == len(rows)  # one row per cell key
     for _, p, s, seed, key, rec in rows:
         rec = json.loads(rec)
@@ -80,9 +81,9 @@ def test_cells_are_measured_on_the_problem_test_set(swept):
     recs = {(p, s, seed): json.loads(r) for _, p, s, seed, _, r in raw_rows(path)}
     prob = load_problem("inventory/lost_sales_p4_L1", PROBLEM_SET)
     sc = prob.sample(64, "test", 0, 80)
-    costs, orders, stock = _lost_sales_base_stock_by_hand(sc["demand"].double().numpy(),
-                                                          sc["initial"][:, 0].double().numpy(),
-                                                          BASE_STOCK_FIXED["level"], 1.0, 4.0)
+    costs, orders, stock = _lost_sales_base_stock_by_hand(
+        sc["demand"].double().numpy(), sc["initial"][:, 0].double().numpy(), BASE_STOCK_FIXED["level"], 1.0, 4.0
+    )
     by_hand = float(costs[:, 10:].mean(1).mean())
     for seed in (0, 1):
         rec = recs[("inventory/lost_sales_p4_L1", "base_stock_6", seed)]
@@ -93,8 +94,10 @@ def test_cells_are_measured_on_the_problem_test_set(swept):
         np.testing.assert_allclose(np.array(tr["cost"])[:, :, 0], costs[:3], rtol=1e-4)
         np.testing.assert_allclose(np.array(tr["action"])[:, :, 0], orders[:3], rtol=1e-4)
         np.testing.assert_allclose(np.array(tr["state"]["x"])[:, :, 0], stock[:3], rtol=1e-4)
-    for name, (mean, L, p) in {"inventory/lost_sales_p4_L1": (5.0, 1, 4.0),
-                               "inventory/lost_sales_p9_L2": (5.0, 2, 9.0)}.items():
+    for name, (mean, L, p) in {
+        "inventory/lost_sales_p4_L1": (5.0, 1, 4.0),
+        "inventory/lost_sales_p9_L2": (5.0, 2, 9.0),
+    }.items():
         opt = dp.lost_sales_dp(mean, L, p, 1.0).cost
         for seed in (0, 1):
             rec = recs[(name, "optimal_dp", seed)]
@@ -114,8 +117,19 @@ def test_running_again_skips_finished_cells(swept):
 
 def test_cli_sweep_named_on_the_command_line_with_progress(tmp_path, capsys):
     store = tmp_path / "s.sqlite"
-    args = ["bench", "--problem", "inventory/lost_sales_p4_L1", "--problem", "inventory/backlog_poisson_L3",
-            "--solver", "optimal_dp", "--seeds", "0,3", "--store", str(store)]
+    args = [
+        "bench",
+        "--problem",
+        "inventory/lost_sales_p4_L1",
+        "--problem",
+        "inventory/backlog_poisson_L3",
+        "--solver",
+        "optimal_dp",
+        "--seeds",
+        "0,3",
+        "--store",
+        str(store),
+    ]
     for k, v in PROBLEM_SET.items():
         args += ["--problem-set", f"{k}={v}"]
     assert cli.main(args + ["--progress"]) == 0
@@ -125,7 +139,9 @@ def test_cli_sweep_named_on_the_command_line_with_progress(tmp_path, capsys):
     assert "2 cells not applicable" in cap.out and "inventory/backlog_poisson_L3|optimal_dp|0" in cap.out
     assert "sweep" in cap.err and "4/4" in cap.err  # the progress bar over cells
     assert sorted((p, s, seed) for _, p, s, seed, _, _ in raw_rows(store)) == [
-        ("inventory/lost_sales_p4_L1", "optimal_dp", 0), ("inventory/lost_sales_p4_L1", "optimal_dp", 3)]
+        ("inventory/lost_sales_p4_L1", "optimal_dp", 0),
+        ("inventory/lost_sales_p4_L1", "optimal_dp", 3),
+    ]
     assert cli.main(args + ["-q"]) == 0
     assert "4 cells, 2 already recorded, 0 run and recorded" in capsys.readouterr().out
     assert cli.main(args + ["--dry-run"]) == 0
@@ -143,9 +159,19 @@ def test_bundled_sweep_names_resolve(capsys):
     assert "inventory_smoke" in capsys.readouterr().out
 
 
-SLOW = {"max_steps": 100000, "time_limit": 3.0, "eval_every": 20, "patience": 0, "batch_size": 16,
-        "train_scenarios": 64, "dev_scenarios": 32, "dev_periods": 40, "train_periods": 30, "threads": 1,
-        "policy.hidden": [8]}
+SLOW = {
+    "max_steps": 100000,
+    "time_limit": 3.0,
+    "eval_every": 20,
+    "patience": 0,
+    "batch_size": 16,
+    "train_scenarios": 64,
+    "dev_scenarios": 32,
+    "dev_periods": 40,
+    "train_periods": 30,
+    "threads": 1,
+    "policy.hidden": [8],
+}
 
 
 def _count(store) -> int:
@@ -192,22 +218,37 @@ problem_set = {toml_inline(PROBLEM_SET)}
 BAD_SWEEPS = {
     "not_toml": ("problems = [", "not valid TOML"),
     "unknown_key": ('problem = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dp"]', "key 'problem': unknown key"),
-    "negative_seed": ('problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dp"]\nseeds = [-1]', "key 'seeds'"),
+    "negative_seed": (
+        'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dp"]\nseeds = [-1]',
+        "key 'seeds'",
+    ),
     "seeds_text": ('problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dp"]\nseeds = "all"', "key 'seeds'"),
     "entry_type": ('problems = [3]\nsolvers = ["optimal_dp"]', "key 'problems[0]'"),
-    "unknown_problem": ('problems = ["inventory/lost_sales_p4_L9"]\nsolvers = ["optimal_dp"]',
-                        "key 'problems[0]': 'inventory/lost_sales_p4_L9': no such problem"),
-    "unknown_solver": ('problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dpp"]',
-                       "did you mean optimal_dp"),
-    "duplicate_solver": ('problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dp", "optimal_dp"]',
-                         "key 'solvers[1]': solver 'optimal_dp' is already in the sweep"),
-    "bad_option": ('problems = ["inventory/lost_sales_p4_L1"]\nsolvers = [{name = "hdpo_mlp", set = {lr = -1}}]',
-                   "key 'options.lr'"),
-    "entry_key": ('problems = ["inventory/lost_sales_p4_L1"]\nsolvers = [{name = "optimal_dp", cpus = 2}]',
-                  "key 'solvers[0].cpus': unknown key"),
+    "unknown_problem": (
+        'problems = ["inventory/lost_sales_p4_L9"]\nsolvers = ["optimal_dp"]',
+        "key 'problems[0]': 'inventory/lost_sales_p4_L9': no such problem",
+    ),
+    "unknown_solver": (
+        'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dpp"]',
+        "did you mean optimal_dp",
+    ),
+    "duplicate_solver": (
+        'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dp", "optimal_dp"]',
+        "key 'solvers[1]': solver 'optimal_dp' is already in the sweep",
+    ),
+    "bad_option": (
+        'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = [{name = "hdpo_mlp", set = {lr = -1}}]',
+        "key 'options.lr'",
+    ),
+    "entry_key": (
+        'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = [{name = "optimal_dp", cpus = 2}]',
+        "key 'solvers[0].cpus': unknown key",
+    ),
     "no_problems": ('problems = []\nsolvers = ["optimal_dp"]', "key 'problems': missing or empty"),
-    "bad_problem_set": ('problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dp"]\n'
-                        '[problem_set]\nlead_time = -1', "key 'lead_time'"),
+    "bad_problem_set": (
+        'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = ["optimal_dp"]\n[problem_set]\nlead_time = -1',
+        "key 'lead_time'",
+    ),
 }
 
 
@@ -231,14 +272,17 @@ def test_malformed_sweep_file_gives_one_clear_error(case, tmp_path, capsys, kept
     assert kept_store.read_bytes() == before
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["no_such_sweep"], "no such sweep file or bundled sweep"),
-    (["inventory_smok"], "did you mean inventory_smoke"),
-    (["--problem", "inventory/nope", "--solver", "optimal_dp"], "--problem"),
-    (["--problem", "inventory/lost_sales_p4_L1", "--solver", "nope"], "no such solver"),
-    (["--problem", "inventory/lost_sales_p4_L1", "--solver", "optimal_dp", "--seeds", "x"], "--seeds"),
-    (["--problem", "inventory/lost_sales_p4_L1"], "give --problem and --solver"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["no_such_sweep"], "no such sweep file or bundled sweep"),
+        (["inventory_smok"], "did you mean inventory_smoke"),
+        (["--problem", "inventory/nope", "--solver", "optimal_dp"], "--problem"),
+        (["--problem", "inventory/lost_sales_p4_L1", "--solver", "nope"], "no such solver"),
+        (["--problem", "inventory/lost_sales_p4_L1", "--solver", "optimal_dp", "--seeds", "x"], "--seeds"),
+        (["--problem", "inventory/lost_sales_p4_L1"], "give --problem and --solver"),
+    ],
+)
 def test_bad_command_line_gives_one_clear_error(args, expected, tmp_path, capsys, kept_store):
     before = kept_store.read_bytes()
     fresh = tmp_path / "never.sqlite"
@@ -252,8 +296,23 @@ def test_bad_command_line_gives_one_clear_error(args, expected, tmp_path, capsys
 def test_ray_executor_without_ray_is_one_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     store = tmp_path / "s.sqlite"
-    assert cli.main(["bench", "--problem", "inventory/lost_sales_p4_L1", "--solver", "optimal_dp", "-q",
-                     "--store", str(store), "--executor", "ray"]) == 2
+    assert (
+        cli.main(
+            [
+                "bench",
+                "--problem",
+                "inventory/lost_sales_p4_L1",
+                "--solver",
+                "optimal_dp",
+                "-q",
+                "--store",
+                str(store),
+                "--executor",
+                "ray",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs Ray" in err and "opsrl[ray]" in err and not store.exists()
 
@@ -261,14 +320,18 @@ def test_ray_executor_without_ray_is_one_clear_error(tmp_path, capsys, monkeypat
 def test_a_cell_whose_configuration_changed_after_loading_is_not_recorded(tmp_path):
     solver = tmp_path / "bs.toml"
     solver.write_text('method = "base_stock"\n[options]\nlevel = 6.0\n')
-    sweep = load_sweep(problems=["inventory/lost_sales_p4_L1"], solvers=[str(solver)], seeds=[0],
-                       problem_set=PROBLEM_SET)
+    sweep = load_sweep(
+        problems=["inventory/lost_sales_p4_L1"], solvers=[str(solver)], seeds=[0], problem_set=PROBLEM_SET
+    )
     solver.write_text('method = "base_stock"\n[options]\nlevel = 7.0\n')  # edited while the sweep waits
     store = ResultsStore(tmp_path / "s.sqlite")
     res = run_sweep(sweep, store, progress=False, log=lambda m: None)
     assert len(res.failed) == 1 and "changed since the sweep started" in res.failed[0][1]
     assert raw_rows(store.path) == []
     # loaded again, the sweep is the new experiment and runs
-    res = run_sweep(load_sweep(problems=["inventory/lost_sales_p4_L1"], solvers=[str(solver)], seeds=[0],
-                               problem_set=PROBLEM_SET), store, progress=False)
+    res = run_sweep(
+        load_sweep(problems=["inventory/lost_sales_p4_L1"], solvers=[str(solver)], seeds=[0], problem_set=PROBLEM_SET),
+        store,
+        progress=False,
+    )
     assert res.complete and [json.loads(r[5])["info"]["level"] for r in raw_rows(store.path)] == [7.0]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from opsrl.bench.runner import execute, prepare
@@ -12,8 +10,16 @@ from opsrl.inventory import dp
 P4 = "inventory/lost_sales_p4_L1"
 PSET = {"test.scenarios": 64, "test.periods": 80, "test.warmup": 10}
 # the smoke sweep's hdpo_mlp_short (sweeps/inventory_smoke.toml)
-SHORT = {"eval_every": 10, "patience": 0, "batch_size": 128, "train_scenarios": 2048, "dev_scenarios": 256,
-         "dev_periods": 150, "threads": 1, "policy.hidden": [32, 32]}
+SHORT = {
+    "eval_every": 10,
+    "patience": 0,
+    "batch_size": 128,
+    "train_scenarios": 2048,
+    "dev_scenarios": 256,
+    "dev_periods": 150,
+    "threads": 1,
+    "policy.hidden": [32, 32],
+}
 
 
 def test_short_run_that_diverged_restarts_from_its_best(monkeypatch):
@@ -25,8 +31,9 @@ def test_short_run_that_diverged_restarts_from_its_best(monkeypatch):
     assert opt == pytest.approx(4.0407, abs=1e-4)  # Zipkin (2008), Table 1
 
     def best_dev(extra):
-        prep = prepare(P4, "hdpo_mlp", seed=1, solver_overrides={**SHORT, "max_steps": 60, **extra},
-                       problem_overrides=PSET)
+        prep = prepare(
+            P4, "hdpo_mlp", seed=1, solver_overrides={**SHORT, "max_steps": 60, **extra}, problem_overrides=PSET
+        )
         rec = execute(prep, progress=False, trace=False)
         return rec["info"], [c["dev_cost"] for c in rec["curve"]]
 
@@ -64,8 +71,13 @@ def test_time_limit_holds_evaluations_included_and_is_recorded(monkeypatch):
 
     FakeClock(hdpo, monkeypatch, SHORT["dev_periods"])
     limit = 40.0
-    prep = prepare(P4, "hdpo_mlp", seed=0, problem_overrides=PSET,
-                   solver_overrides={**SHORT, "max_steps": 1000, "eval_every": 5, "time_limit": limit})
+    prep = prepare(
+        P4,
+        "hdpo_mlp",
+        seed=0,
+        problem_overrides=PSET,
+        solver_overrides={**SHORT, "max_steps": 1000, "eval_every": 5, "time_limit": limit},
+    )
     rec = execute(prep, progress=False, trace=False)
     curve = rec["curve"]
     assert rec["info"]["time_limited"] is True
@@ -76,8 +88,13 @@ def test_time_limit_holds_evaluations_included_and_is_recorded(monkeypatch):
     assert curve[-1]["seconds"] + 1.0 + 1.5 * 3.0 > limit
     assert rec["reproducible"] is False and "time limit" in rec["reproducible_note"]
     # a step cap that comes first: reproducible, and said so
-    prep = prepare(P4, "hdpo_mlp", seed=0, problem_overrides=PSET,
-                   solver_overrides={**SHORT, "max_steps": 3, "eval_every": 5, "time_limit": 1e6})
+    prep = prepare(
+        P4,
+        "hdpo_mlp",
+        seed=0,
+        problem_overrides=PSET,
+        solver_overrides={**SHORT, "max_steps": 3, "eval_every": 5, "time_limit": 1e6},
+    )
     rec = execute(prep, progress=False, trace=False)
     assert rec["info"]["time_limited"] is False and rec["reproducible"] is True
     assert rec["info"]["steps"] == 3
@@ -91,8 +108,9 @@ def test_time_limit_shorter_than_one_evaluation_evaluates_what_fits(monkeypatch)
     import opsrl.algos.hdpo as hdpo
 
     FakeClock(hdpo, monkeypatch, SHORT["dev_periods"])
-    prep = prepare(P4, "hdpo_mlp", seed=0, problem_overrides=PSET,
-                   solver_overrides={**SHORT, "max_steps": 1000, "time_limit": 3.2})
+    prep = prepare(
+        P4, "hdpo_mlp", seed=0, problem_overrides=PSET, solver_overrides={**SHORT, "max_steps": 1000, "time_limit": 3.2}
+    )
     rec = execute(prep, progress=False, trace=False)
     (entry,) = rec["curve"]
     assert entry["step"] == 1 and entry["dev_scenarios"] == 113

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from hydro_tiny import tiny_case
 
 torch.set_num_threads(1)

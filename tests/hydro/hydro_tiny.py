@@ -11,11 +11,28 @@ def tiny_case(folder, *, reservoirs=1, pd=0.8, inflow_rows=None, prob_rows=None,
     hydro = []
     for i in range(reservoirs):
         gens[str(i + 2)] = {"index": i + 2, "gen_bus": 1, "pmin": 0, "pmax": 1.0, "cost": [], "gen_status": 1}
-        hydro.append({"index": i + 1, "index_grid": i + 2, "max_volume": 1.0, "min_volume": 0.0, "max_turn": 60,
-                      "initial_volume": 0.5, "production_factor": 1.0, "spill_cost": 0,
-                      "downstream_turn": [], "downstream_spill": []})
-    pm = {"baseMVA": 100, "cost_deficit": 50, "bus": {"1": {"bus_i": 1, "index": 1, "bus_type": 3}},
-          "gen": gens, "branch": {}, "load": {"1": {"index": 1, "load_bus": 1, "pd": pd, "status": 1}}}
+        hydro.append(
+            {
+                "index": i + 1,
+                "index_grid": i + 2,
+                "max_volume": 1.0,
+                "min_volume": 0.0,
+                "max_turn": 60,
+                "initial_volume": 0.5,
+                "production_factor": 1.0,
+                "spill_cost": 0,
+                "downstream_turn": [],
+                "downstream_spill": [],
+            }
+        )
+    pm = {
+        "baseMVA": 100,
+        "cost_deficit": 50,
+        "bus": {"1": {"bus_i": 1, "index": 1, "bus_type": 3}},
+        "gen": gens,
+        "branch": {},
+        "load": {"1": {"index": 1, "load_bus": 1, "pd": pd, "status": 1}},
+    }
     for k, v in (pm_mods or {}).items():
         pm[k] = v
     for i, mods in (hydro_mods or {}).items():
@@ -34,4 +51,3 @@ def problem_file(folder, case_folder, **keys):
     path = folder / "problem.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-

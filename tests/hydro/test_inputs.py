@@ -9,11 +9,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hydro_tiny import problem_file, tiny_case
 
 from opsrl.core import ConfigError
 from opsrl.registry import load_problem
-
-from hydro_tiny import problem_file, tiny_case
 
 
 def load(tmp_path, case, **keys):
@@ -55,8 +54,11 @@ def test_cascade_naming_a_missing_reservoir(tmp_path):
 
 
 def test_cascade_forming_a_cycle(tmp_path):
-    case = tiny_case(tmp_path / "c", reservoirs=3, hydro_mods={0: {"downstream_turn": [2]}, 1: {"downstream_spill": [3]},
-                                                          2: {"downstream_turn": [1]}})
+    case = tiny_case(
+        tmp_path / "c",
+        reservoirs=3,
+        hydro_mods={0: {"downstream_turn": [2]}, 1: {"downstream_spill": [3]}, 2: {"downstream_turn": [1]}},
+    )
     expect(tmp_path, case, "hydro.json", "Hydrogenerators", "cycle (1 -> 2 -> 3 -> 1)")
 
 
@@ -73,7 +75,9 @@ def test_nan_anywhere(tmp_path):
 
 
 def test_other_bad_values(tmp_path):
-    expect(tmp_path, tiny_case(tmp_path / "a", prob_rows=["0.5,0.6"] * 3), "scenarioprobability.csv", "row 1", "sum to 1")
+    expect(
+        tmp_path, tiny_case(tmp_path / "a", prob_rows=["0.5,0.6"] * 3), "scenarioprobability.csv", "row 1", "sum to 1"
+    )
     expect(tmp_path, tiny_case(tmp_path / "b", inflow_rows=["-1,2"] * 3), "inflows.csv", "row 1, column 1", "negative")
     expect(tmp_path, tiny_case(tmp_path / "c"), "problem.toml", "initial_volume[0]", "outside", initial_volume=[3.0])
     expect(tmp_path, tiny_case(tmp_path / "d"), "problem.toml", "inflow_model", "choose one of", inflow_model="arma")
@@ -84,8 +88,12 @@ def test_command_line_exits_2_and_records_nothing(tmp_path):
     case = tiny_case(tmp_path / "c", hydro_mods={0: {"min_volume": 2.0}})
     prob = problem_file(tmp_path, case)
     store = tmp_path / "runs.sqlite"
-    r = subprocess.run([sys.executable, "-m", "opsrl.cli", "run", str(prob), "myopic", "--store", str(store), "-q"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "opsrl.cli", "run", str(prob), "myopic", "--store", str(store), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert "min_volume" in r.stderr and "hydro.json" in r.stderr
     if store.exists():

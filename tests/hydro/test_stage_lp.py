@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import scipy.optimize as so
 import torch
+from hydro_tiny import problem_file
 
 from opsrl.core.lp import solve
 from opsrl.registry import load_problem
-
-from hydro_tiny import problem_file
 
 D = torch.float64
 DATA = Path(__file__).parent / "data"
@@ -20,8 +19,11 @@ DATA = Path(__file__).parent / "data"
 
 def state(problem, v, w, t=0):
     v = torch.as_tensor(v, dtype=D).reshape(-1, problem.H)
-    return {"volume": v, "inflow": torch.as_tensor(w, dtype=D).reshape(-1, problem.H),
-            "t": torch.full((v.shape[0],), float(t), dtype=D)}
+    return {
+        "volume": v,
+        "inflow": torch.as_tensor(w, dtype=D).reshape(-1, problem.H),
+        "t": torch.full((v.shape[0],), float(t), dtype=D),
+    }
 
 
 def test_stage_lp_by_hand(tiny, tmp_path):
@@ -64,8 +66,11 @@ def test_stage_lp_by_hand(tiny, tmp_path):
 def test_duals_match_finite_differences(name):
     p = load_problem(f"hydro/{name}")
     sc = p.sample(3, "dev", 1)
-    st = {"volume": torch.as_tensor(p.case.vmax * 0.4, dtype=D).expand(3, -1).clone(), "inflow": sc["inflow"][:, 5],
-          "t": torch.full((3,), 5.0, dtype=D)}
+    st = {
+        "volume": torch.as_tensor(p.case.vmax * 0.4, dtype=D).expand(3, -1).clone(),
+        "inflow": sc["inflow"][:, 5],
+        "t": torch.full((3,), 5.0, dtype=D),
+    }
     target = torch.as_tensor(p.case.vmax * 0.5, dtype=D).expand(3, -1).clone()
     base_stage = p.stage_lp(st)
     tlp, rows = base_stage.with_target(target, p.target_penalty)
@@ -112,8 +117,12 @@ def read_mof(path):
         for t in f["terms"]:
             a[idx[t["variable"]]] += t["coefficient"]
         k = f.get("constant", 0.0)
-        l, u = {"EqualTo": (s.get("value"), s.get("value")), "GreaterThan": (s.get("lower"), np.inf),
-                "LessThan": (-np.inf, s.get("upper")), "Interval": (s.get("lower"), s.get("upper"))}[s["type"]]
+        l, u = {
+            "EqualTo": (s.get("value"), s.get("value")),
+            "GreaterThan": (s.get("lower"), np.inf),
+            "LessThan": (-np.inf, s.get("upper")),
+            "Interval": (s.get("lower"), s.get("upper")),
+        }[s["type"]]
         rows.append(a)
         lo.append(l - k)
         hi.append(u - k)

@@ -12,8 +12,20 @@ from opsrl.registry import load_problem
 def train(problem, seed=0, **opts):
     from opsrl.registry import fit_solver
 
-    o = validate({"max_steps": 200, "eval_every": 20, "patience": 0, "train_scenarios": 4096,
-                  "batch_size": 256, "dev_scenarios": 512, "dev_periods": 300, **opts}, hdpo.OPTIONS, "test")
+    o = validate(
+        {
+            "max_steps": 200,
+            "eval_every": 20,
+            "patience": 0,
+            "train_scenarios": 4096,
+            "batch_size": 256,
+            "dev_scenarios": 512,
+            "dev_periods": 300,
+            **opts,
+        },
+        hdpo.OPTIONS,
+        "test",
+    )
     torch.manual_seed(seed)
     policy = MLPPolicy(problem, [32, 32])
     return hdpo.train(problem, policy, o, SolveContext(seed=seed, progress=False, fit_solver=fit_solver))
@@ -25,7 +37,7 @@ def test_short_hdpo_run_reaches_two_percent_of_optimum():
     policy, curve = train(prob)
     ev = evaluate(prob, policy, prob.sample(4096, "test", 0, 400), warmup=50)
     assert (ev.mean - opt) / opt < 0.02, (ev.mean, opt)
-    assert ev.mean > opt - 3 * ev.stderr          # no policy beats the optimum
+    assert ev.mean > opt - 3 * ev.stderr  # no policy beats the optimum
     # the untrained network is far worse: training did the work
     torch.manual_seed(0)
     untrained = evaluate(prob, MLPPolicy(prob, [32, 32]), prob.sample(1024, "test", 0, 400), warmup=50)
@@ -74,8 +86,11 @@ def test_imitation_start_clones_base_stock():
     torch.set_num_threads(1)
     prob = load_problem("inventory/lost_sales_p4_L1", {"periods": 60, "warmup": 10})
     policy, curve = train(prob, max_steps=1, imitate="base_stock", imitate_steps=1500)
-    teacher = METHODS["base_stock"].fit(prob, validate({}, METHODS["base_stock"].options, "s"), {},
-                                        SolveContext(seed=0, progress=False)).policy
+    teacher = (
+        METHODS["base_stock"]
+        .fit(prob, validate({}, METHODS["base_stock"].options, "s"), {}, SolveContext(seed=0, progress=False))
+        .policy
+    )
     assert isinstance(teacher, BaseStock)
     dev = prob.sample(512, "dev", 0, 300)
     ref = evaluate(prob, teacher, dev).mean

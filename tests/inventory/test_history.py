@@ -25,8 +25,9 @@ def write_long(path, demand, start="2022-01-03", items=None, fmt="csv"):
     S, T = demand.shape
     items = items or [f"s{i}" for i in range(S)]
     dates = np.datetime64(start) + np.arange(T) * DAY
-    frame = pd.DataFrame({"date": np.repeat(dates.astype(str), S), "item": np.tile(items, T),
-                          "demand": demand.T.reshape(-1)})
+    frame = pd.DataFrame(
+        {"date": np.repeat(dates.astype(str), S), "item": np.tile(items, T), "demand": demand.T.reshape(-1)}
+    )
     if fmt == "csv":
         frame.to_csv(path, index=False)
     else:
@@ -36,9 +37,16 @@ def write_long(path, demand, start="2022-01-03", items=None, fmt="csv"):
 
 def problem_file(tmp_path, data_name, **keys):
     """A problem TOML next to the data file (relative path), with ``keys`` as extra top-level lines."""
-    lines = ['family = "inventory"', 'model = "data_driven"', f'lead_time = {keys.pop("lead_time", 0)}',
-             'holding_cost = 1.0', 'shortage_cost = 9.0', f'unmet = "{keys.pop("unmet", "backlog")}"',
-             f'periods = {keys.pop("periods", 28)}', f'warmup = {keys.pop("warmup", 7)}']
+    lines = [
+        'family = "inventory"',
+        'model = "data_driven"',
+        f"lead_time = {keys.pop('lead_time', 0)}",
+        "holding_cost = 1.0",
+        "shortage_cost = 9.0",
+        f'unmet = "{keys.pop("unmet", "backlog")}"',
+        f"periods = {keys.pop('periods', 28)}",
+        f"warmup = {keys.pop('warmup', 7)}",
+    ]
     tables = {"data": {"path": data_name, **keys.pop("data", {})}}
     for k in ("features", "test"):
         if k in keys:
@@ -58,6 +66,7 @@ def iid_normal(S, T, mean=100.0, std=15.0, seed=0):
 
 
 # --- loader ------------------------------------------------------------------------------------
+
 
 def test_long_wide_csv_and_parquet_load_the_same_history(tmp_path):
     d = np.random.default_rng(1).poisson(5.0, size=(3, 40)).astype(float)
@@ -83,24 +92,31 @@ def _bad(tmp_path, text, name="bad.csv", **kw):
 GOOD = "date,item,demand\n2022-01-01,a,1\n2022-01-01,b,2\n2022-01-02,a,3\n2022-01-02,b,4\n"
 
 
-@pytest.mark.parametrize("text,kw,key,words", [
-    ("day,item,demand\n2022-01-01,a,1\n", {}, "data.date_column", ["no column 'date'", "day, item, demand"]),
-    ("date,item,qty\n2022-01-01,a,1\n", {}, "data.demand_column", ["no column 'demand'"]),
-    (GOOD.replace(",a,3", ",a,lots"), {}, "data.path", ["'demand'", "'lots'", "data row 3", "number >= 0"]),
-    (GOOD.replace(",a,3", ",a,-3"), {}, "data.path", ["negative demand -3", "data row 3"]),
-    (GOOD.replace(",a,3", ",a,"), {}, "data.path", ["missing or NaN", "data row 3"]),
-    (GOOD.replace(",a,3", ",a,NaN"), {}, "data.path", ["missing or NaN", "data row 3"]),
-    (GOOD.replace("2022-01-02,b", "2022-01-01,b"), {}, "data.path", ["duplicate (date, item) = (2022-01-01, b)",
-                                                                     "rows 2 and 4"]),
-    (GOOD + "2022-01-04,a,1\n2022-01-04,b,1\n", {}, "data.path", ["series 'a' has no row for 2022-01-03", "gap"]),
-    (GOOD.replace("2022-01-02,b,4\n", ""), {}, "data.path", ["series 'b' has no row for 2022-01-02"]),
-    (GOOD.replace("2022-01-02,a", "Jan the second,a"), {}, "data.path", ["not a date", "data row 3"]),
-    (GOOD, {"items": ["a", "zz"]}, "data.items", ["no series 'zz'", "a, b"]),
-    (GOOD, {"freq": "week"}, "data.freq", ["not a whole number of weeks"]),
-    ("date,a,b\n2022-01-01,1,2\n2022-01-03,1,2\n", {"layout": "wide"}, "data.path", ["no row for 2022-01-02"]),
-    ("date,a,b\n2022-01-01,1,2\n2022-01-01,1,2\n", {"layout": "wide"}, "data.path", ["duplicate date 2022-01-01"]),
-    ("date,a\n2022-01-01,1\n2022-01-02,x\n", {"layout": "wide"}, "data.path", ["column 'a'", "'x'", "data row 2"]),
-])
+@pytest.mark.parametrize(
+    "text,kw,key,words",
+    [
+        ("day,item,demand\n2022-01-01,a,1\n", {}, "data.date_column", ["no column 'date'", "day, item, demand"]),
+        ("date,item,qty\n2022-01-01,a,1\n", {}, "data.demand_column", ["no column 'demand'"]),
+        (GOOD.replace(",a,3", ",a,lots"), {}, "data.path", ["'demand'", "'lots'", "data row 3", "number >= 0"]),
+        (GOOD.replace(",a,3", ",a,-3"), {}, "data.path", ["negative demand -3", "data row 3"]),
+        (GOOD.replace(",a,3", ",a,"), {}, "data.path", ["missing or NaN", "data row 3"]),
+        (GOOD.replace(",a,3", ",a,NaN"), {}, "data.path", ["missing or NaN", "data row 3"]),
+        (
+            GOOD.replace("2022-01-02,b", "2022-01-01,b"),
+            {},
+            "data.path",
+            ["duplicate (date, item) = (2022-01-01, b)", "rows 2 and 4"],
+        ),
+        (GOOD + "2022-01-04,a,1\n2022-01-04,b,1\n", {}, "data.path", ["series 'a' has no row for 2022-01-03", "gap"]),
+        (GOOD.replace("2022-01-02,b,4\n", ""), {}, "data.path", ["series 'b' has no row for 2022-01-02"]),
+        (GOOD.replace("2022-01-02,a", "Jan the second,a"), {}, "data.path", ["not a date", "data row 3"]),
+        (GOOD, {"items": ["a", "zz"]}, "data.items", ["no series 'zz'", "a, b"]),
+        (GOOD, {"freq": "week"}, "data.freq", ["not a whole number of weeks"]),
+        ("date,a,b\n2022-01-01,1,2\n2022-01-03,1,2\n", {"layout": "wide"}, "data.path", ["no row for 2022-01-02"]),
+        ("date,a,b\n2022-01-01,1,2\n2022-01-01,1,2\n", {"layout": "wide"}, "data.path", ["duplicate date 2022-01-01"]),
+        ("date,a\n2022-01-01,1\n2022-01-02,x\n", {"layout": "wide"}, "data.path", ["column 'a'", "'x'", "data row 2"]),
+    ],
+)
 def test_each_bad_input_gives_one_error_naming_file_key_and_rule(tmp_path, text, kw, key, words):
     err = _bad(tmp_path, text, **kw)
     msg = str(err)
@@ -118,8 +134,9 @@ def test_missing_file_and_problem_level_errors(tmp_path):
         load_problem(problem_file(tmp_path, "h.csv"))
     assert e.value.key == "periods" and "18 train periods of h.csv" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        load_problem(problem_file(tmp_path, "h.csv", periods=5, warmup=1,
-                                  data={"dev_fraction": 0.5, "test_fraction": 0.5}))
+        load_problem(
+            problem_file(tmp_path, "h.csv", periods=5, warmup=1, data={"dev_fraction": 0.5, "test_fraction": 0.5})
+        )
     assert e.value.key == "data.dev_fraction" and "each needs at least one" in str(e.value)
     with pytest.raises(ConfigError) as e:
         load_problem(problem_file(tmp_path, "h.csv", periods=5, warmup=1, data={"test_start": "2021-01-01"}))
@@ -131,11 +148,21 @@ def test_missing_file_and_problem_level_errors(tmp_path):
 
 # --- split, windows, no peeking ------------------------------------------------------------------
 
+
 def test_split_is_chronological_and_windows_stay_in_their_split(tmp_path):
     d = np.arange(3 * 100, dtype=float).reshape(3, 100)  # demand = a unique id of (series, period)
     write_long(tmp_path / "h.csv", d)
-    p = load_problem(problem_file(tmp_path, "h.csv", periods=10, warmup=2, lead_time=1,
-                                  data={"dev_start": "2022-03-14", "test_fraction": 0.25}, features={"lags": 3}))
+    p = load_problem(
+        problem_file(
+            tmp_path,
+            "h.csv",
+            periods=10,
+            warmup=2,
+            lead_time=1,
+            data={"dev_start": "2022-03-14", "test_fraction": 0.25},
+            features={"lags": 3},
+        )
+    )
     assert p.bounds == {"train": (0, 70), "dev": (70, 75), "test": (75, 100)}
     assert p.history.dates[70] == np.datetime64("2022-03-14")
     for split in ("train", "dev", "test"):
@@ -151,12 +178,13 @@ def test_split_is_chronological_and_windows_stay_in_their_split(tmp_path):
     # no peeking: at every period the observed lags are the demands just before it, never the current one
     traj = rollout(p, lambda s, t: torch.zeros(s["x"].shape[0], 1), test, record=True)
     for t, st in enumerate(traj.states):
-        assert torch.equal(st["lags"], torch.as_tensor(np.stack([d[i, 75 + t - 3: 75 + t] for i in range(3)]),
-                                                       dtype=st["lags"].dtype))
+        assert torch.equal(
+            st["lags"], torch.as_tensor(np.stack([d[i, 75 + t - 3 : 75 + t] for i in range(3)]), dtype=st["lags"].dtype)
+        )
         assert (st["period"] == 75 + t).all()
     # calendar features: day of week one-hot of the period; 2022-01-03 was a Monday
     obs = p.observe(traj.states[0])
-    dow = obs[:, 2 + 3: 2 + 3 + 7]
+    dow = obs[:, 2 + 3 : 2 + 3 + 7]
     assert torch.equal(dow.argmax(dim=1), torch.full((3,), (75 % 7)))
 
 
@@ -179,6 +207,7 @@ def test_dynamics_are_the_single_store_on_the_actual_demand(tmp_path):
 
 # --- newsvendor baselines against independent references ----------------------------------------
 
+
 def test_saa_level_is_the_empirical_critical_fractile_and_minimises_the_sample_cost(tmp_path):
     d = np.random.default_rng(7).gamma(4.0, 5.0, size=(3, 400)).round(3)  # exact in the CSV
     write_long(tmp_path / "h.csv", d)
@@ -188,9 +217,9 @@ def test_saa_level_is_the_empirical_critical_fractile_and_minimises_the_sample_c
     levels = history.saa_levels(p)
     for i in range(3):
         x = np.sort(d[i, a:b])
-        assert levels[i] == x[math.ceil(q * len(x)) - 1]                      # the order statistic
+        assert levels[i] == x[math.ceil(q * len(x)) - 1]  # the order statistic
         cost = lambda S: np.mean(1.0 * np.maximum(S - x, 0) + 9.0 * np.maximum(x - S, 0))
-        assert cost(levels[i]) <= min(cost(s) for s in x) + 1e-9              # SAA minimiser over the sample
+        assert cost(levels[i]) <= min(cost(s) for s in x) + 1e-9  # SAA minimiser over the sample
     z = stats.norm.ppf(q)
     assert np.allclose(history.normal_levels(p), d[:, a:b].mean(1) + z * d[:, a:b].std(1, ddof=1))
 
@@ -212,8 +241,10 @@ def test_saa_test_cost_matches_the_normal_newsvendor_closed_form(tmp_path):
 def test_seasonal_newsvendor_runs_through_the_runner_on_the_bundled_example():
     from opsrl.bench.runner import run
 
-    recs = {s: run("inventory/history_example", s, progress=False, trace=False)
-            for s in ("newsvendor_saa", "newsvendor_seasonal")}
+    recs = {
+        s: run("inventory/history_example", s, progress=False, trace=False)
+        for s in ("newsvendor_saa", "newsvendor_seasonal")
+    }
     assert recs["newsvendor_saa"]["test"]["scenarios_hash"] == recs["newsvendor_seasonal"]["test"]["scenarios_hash"]
     assert recs["newsvendor_seasonal"]["test_cost"] < recs["newsvendor_saa"]["test_cost"]
     assert recs["newsvendor_saa"]["reference"] is None
@@ -222,6 +253,7 @@ def test_seasonal_newsvendor_runs_through_the_runner_on_the_bundled_example():
 
 
 # --- HDPO learns what only the calendar can tell ---------------------------------------------------
+
 
 def test_hdpo_with_calendar_features_beats_the_stationary_newsvendor_on_weekly_seasonal_data(tmp_path):
     rng = np.random.default_rng(5)
@@ -235,8 +267,21 @@ def test_hdpo_with_calendar_features_beats_the_stationary_newsvendor_on_weekly_s
     test = p.test_set()
     saa = evaluate(p, history.OrderUpTo(history.saa_levels(p)), test, warmup=p.test_warmup).mean
     seasonal = evaluate(p, history.OrderUpTo(*_seasonal(p)), test, warmup=p.test_warmup).mean
-    o = validate({"max_steps": 150, "eval_every": 50, "patience": 0, "train_scenarios": 1024, "batch_size": 64,
-                  "dev_scenarios": 8, "lr": 2e-2, "lr_warmup": 10, "threads": 1}, hdpo.OPTIONS, "test")
+    o = validate(
+        {
+            "max_steps": 150,
+            "eval_every": 50,
+            "patience": 0,
+            "train_scenarios": 1024,
+            "batch_size": 64,
+            "dev_scenarios": 8,
+            "lr": 2e-2,
+            "lr_warmup": 10,
+            "threads": 1,
+        },
+        hdpo.OPTIONS,
+        "test",
+    )
     torch.manual_seed(0)
     policy, curve = hdpo.train(p, MLPPolicy(p, [32]), o, SolveContext(seed=0, progress=False))
     learned = evaluate(p, policy, test, warmup=p.test_warmup).mean

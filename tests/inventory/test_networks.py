@@ -49,8 +49,15 @@ def test_no_location_ships_more_than_it_holds(name):
 
 def test_one_store_network_is_the_single_store():
     """The network simulator with one store fed by the supplier reproduces SingleStore period by period."""
-    cfg = {"model": "identical", "stores": 1, "lead_time": 3, "holding_cost": 1.0, "shortage_cost": 9.0,
-           "demand_mean": 5.0, "distribution": "poisson"}
+    cfg = {
+        "model": "identical",
+        "stores": 1,
+        "lead_time": 3,
+        "holding_cost": 1.0,
+        "shortage_cost": 9.0,
+        "demand_mean": 5.0,
+        "distribution": "poisson",
+    }
     net = build_network(cfg, "t")
     single = SingleStore(3, 1.0, 9.0, 5.0)
     sc_n = net.sample(64, "test", 3, 80)
@@ -104,8 +111,15 @@ def test_clark_scarf_levels_simulate_to_the_recursion_cost_and_beat_their_neighb
 def test_hindsight_lp_matches_a_hand_computed_case():
     """One backlog store, L = 1, 8 on hand, demand 5 then 6: 3 units are held for one period, then the
     perfect-information orders match demand; mean cost over 4 periods: 3 h / 4."""
-    cfg = {"model": "serial", "stages": 1, "lead_times": [1], "echelon_holding": [2.0], "shortage_cost": 19.0,
-           "demand_mean": 5.0, "distribution": "poisson"}
+    cfg = {
+        "model": "serial",
+        "stages": 1,
+        "lead_times": [1],
+        "echelon_holding": [2.0],
+        "shortage_cost": 19.0,
+        "demand_mean": 5.0,
+        "distribution": "poisson",
+    }
     prob = build_network(cfg, "t")
     lp = HindsightLP(prob, 4, 0)
     d = np.array([[5.0], [6.0], [4.0], [8.0]])
@@ -122,10 +136,13 @@ def test_hindsight_bound_is_below_every_policy_on_every_scenario(name):
     bound = hindsight_bounds(prob, sc, warmup=0)
     assert (bound > 0).any()  # the initial stock makes the bound non-trivial on a short horizon
     torch.manual_seed(0)
-    policies = [EchelonStock(prob, np.full(prob.topo.n, 0.0)),
-                EchelonStock(prob, 3 * prob._np["node_scale"]),
-                EchelonStock(prob, 2 * prob._np["node_scale"], echelon=False),
-                GNNPolicy(prob, 16, 1), MLPPolicy(prob, [16])]
+    policies = [
+        EchelonStock(prob, np.full(prob.topo.n, 0.0)),
+        EchelonStock(prob, 3 * prob._np["node_scale"]),
+        EchelonStock(prob, 2 * prob._np["node_scale"], echelon=False),
+        GNNPolicy(prob, 16, 1),
+        MLPPolicy(prob, [16]),
+    ]
     for pol in policies:
         cost = evaluate(prob, pol, sc, warmup=0).per_scenario.numpy()
         assert (bound <= cost + 1e-6).all(), (type(pol).__name__, bound, cost)
@@ -168,8 +185,20 @@ def test_short_gnn_hdpo_run_improves_on_the_untrained_policy():
     pol = GNNPolicy(prob, 16, 1)
     dev = prob.sample(128, "dev", 0, 100)
     before = evaluate(prob, pol, dev, warmup=20).mean
-    o = validate({"max_steps": 40, "eval_every": 10, "patience": 0, "train_scenarios": 512, "batch_size": 64,
-                  "dev_scenarios": 64, "dev_periods": 60, "lr": 1e-2}, hdpo.OPTIONS, "t")
+    o = validate(
+        {
+            "max_steps": 40,
+            "eval_every": 10,
+            "patience": 0,
+            "train_scenarios": 512,
+            "batch_size": 64,
+            "dev_scenarios": 64,
+            "dev_periods": 60,
+            "lr": 1e-2,
+        },
+        hdpo.OPTIONS,
+        "t",
+    )
     pol, curve = hdpo.train(prob, pol, o, SolveContext(seed=0, progress=False))
     after = evaluate(prob, pol, dev, warmup=20).mean
     assert after < 0.9 * before, (before, after)
@@ -186,9 +215,22 @@ def test_short_gnn_hdpo_run_reaches_the_identical_stores_optimum():
     optimum = dp.lost_sales_dp(5.0, 1, 9.0, 1.0).cost
     torch.manual_seed(0)
     pol = GNNPolicy(prob, 16, 1)
-    o = validate({"max_steps": 50, "eval_every": 25, "patience": 0, "train_scenarios": 1024, "batch_size": 16,
-                  "dev_scenarios": 64, "dev_periods": 80, "lr": 1e-2, "lr_warmup": 10, "grad_clip": 10.0},
-                 hdpo.OPTIONS, "t")
+    o = validate(
+        {
+            "max_steps": 50,
+            "eval_every": 25,
+            "patience": 0,
+            "train_scenarios": 1024,
+            "batch_size": 16,
+            "dev_scenarios": 64,
+            "dev_periods": 80,
+            "lr": 1e-2,
+            "lr_warmup": 10,
+            "grad_clip": 10.0,
+        },
+        hdpo.OPTIONS,
+        "t",
+    )
     pol, _ = hdpo.train(prob, pol, o, SolveContext(seed=0, progress=False))
     ev = evaluate(prob, pol, prob.sample(256, "test", 0, 200), warmup=50)
     assert ev.mean > optimum - 3 * ev.stderr  # nothing beats the optimum
@@ -197,8 +239,15 @@ def test_short_gnn_hdpo_run_reaches_the_identical_stores_optimum():
 
 def test_bad_network_config_names_the_key():
     with pytest.raises(ConfigError, match="lanes\\[0\\].warehouse"):
-        build_network({"model": "multi_warehouse", "warehouses": 1, "stores": 1,
-                       "lanes": [{"warehouse": 3, "store": 0, "lead_time": 1}]}, "f.toml")
+        build_network(
+            {
+                "model": "multi_warehouse",
+                "warehouses": 1,
+                "stores": 1,
+                "lanes": [{"warehouse": 3, "store": 0, "lead_time": 1}],
+            },
+            "f.toml",
+        )
     with pytest.raises(ConfigError, match="store.lead_time"):
         build_network({"model": "warehouse", "stores": 2, "store": {"lead_time": [0]}}, "f.toml")
     with pytest.raises(ConfigError, match="'model'"):
@@ -208,13 +257,23 @@ def test_bad_network_config_names_the_key():
 def test_run_record_has_reference_and_gap():
     from opsrl.bench.runner import run
 
-    rec = run("inventory/serial_K2", "echelon_stock", progress=False, trace=False,
-              problem_overrides={"test": {"scenarios": 256, "periods": 300, "warmup": 100}})
+    rec = run(
+        "inventory/serial_K2",
+        "echelon_stock",
+        progress=False,
+        trace=False,
+        problem_overrides={"test": {"scenarios": 256, "periods": 300, "warmup": 100}},
+    )
     assert rec["reference"]["kind"] == "optimum"
     assert abs(rec["gap_pct"]) < 3 * rec["gap_stderr_pct"] + 1e-9
-    rec = run("inventory/transshipment_n5", "echelon_stock", progress=False, trace=False,
-              solver_overrides={"dev_scenarios": 32, "dev_periods": 100},
-              problem_overrides={"test": {"scenarios": 32, "periods": 100, "warmup": 20}})
+    rec = run(
+        "inventory/transshipment_n5",
+        "echelon_stock",
+        progress=False,
+        trace=False,
+        solver_overrides={"dev_scenarios": 32, "dev_periods": 100},
+        problem_overrides={"test": {"scenarios": 32, "periods": 100, "warmup": 20}},
+    )
     assert rec["reference"]["kind"] == "lower_bound" and rec["gap_pct"] > 0
 
 

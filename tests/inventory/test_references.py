@@ -13,8 +13,12 @@ from opsrl.inventory.single_store import SingleStore
 
 # Zipkin (2008), "Old and new methods for lost-sales inventory systems", Operations Research 56(5),
 # Table 1: optimal average cost, Poisson(5) demand, h = 1. Rows p, columns L = 1..4.
-ZIPKIN = {4: [4.04, 4.40, 4.60, 4.73], 9: [5.44, 6.09, 6.53, 6.84],
-          19: [6.68, 7.66, 8.36, 8.89], 39: [7.84, 9.11, 10.04, 10.79]}
+ZIPKIN = {
+    4: [4.04, 4.40, 4.60, 4.73],
+    9: [5.44, 6.09, 6.53, 6.84],
+    19: [6.68, 7.66, 8.36, 8.89],
+    39: [7.84, 9.11, 10.04, 10.79],
+}
 
 
 @pytest.mark.parametrize("p", [4, 9, 19, 39])
@@ -94,4 +98,4 @@ def test_capped_base_stock_beats_base_stock_on_lost_sales():
     S, r, cbs = heuristics.search_capped_base_stock(prob, dev)
     opt = dp.lost_sales_dp(5.0, 4, 9.0, 1.0).cost
     assert opt < cbs < bs
-    assert (cbs - opt) / opt < 0.03   # Xin (2021): capped base stock is within a few percent here
+    assert (cbs - opt) / opt < 0.03  # Xin (2021): capped base stock is within a few percent here

@@ -1,6 +1,5 @@
 """The simulator against trajectories computed by hand."""
 
-
 import pytest
 import torch
 

@@ -35,10 +35,24 @@ def _assert_valid(problem, policy, scenarios):
 def test_ppo_on_6x6_beats_random_dispatching():
     torch.set_num_threads(1)
     problem = JobShop(generator_cfg={"kind": "taillard", "jobs": 6, "machines": 6, "low": 1, "high": 99})
-    o = validate({"iterations": 12, "batch_size": 16, "train_scenarios": 512, "dev_scenarios": 32,
-                  "eval_every": 4, "lr": 2e-3, "epochs": 2, "minibatches": 2, "lr_decay": False}, ppo.OPTIONS, "s")
-    out = GENERIC["ppo"].fit(problem, o, {"policy": {"kind": "graph", "width": 32, "layers": 2}},
-                             SolveContext(seed=0, progress=False))
+    o = validate(
+        {
+            "iterations": 12,
+            "batch_size": 16,
+            "train_scenarios": 512,
+            "dev_scenarios": 32,
+            "eval_every": 4,
+            "lr": 2e-3,
+            "epochs": 2,
+            "minibatches": 2,
+            "lr_decay": False,
+        },
+        ppo.OPTIONS,
+        "s",
+    )
+    out = GENERIC["ppo"].fit(
+        problem, o, {"policy": {"kind": "graph", "width": 32, "layers": 2}}, SolveContext(seed=0, progress=False)
+    )
     test = problem.sample(64, "test", 0)
     torch.manual_seed(0)
     random = evaluate(problem, RandomDispatch(), test).mean
@@ -63,8 +77,9 @@ def test_best_of_k_is_no_worse_than_greedy_and_valid():
     if not dispatcher.WEIGHTS.is_file():
         pytest.skip("no shipped weights")
     problem = JobShop([instances.load(n) for n in ("ft06", "la01")])
-    greedy = METHODS["gnn_greedy"].fit(problem, validate({}, METHODS["gnn_greedy"].options, "s"), {},
-                                       SolveContext(progress=False))
+    greedy = METHODS["gnn_greedy"].fit(
+        problem, validate({}, METHODS["gnn_greedy"].options, "s"), {}, SolveContext(progress=False)
+    )
     g = evaluate(problem, greedy.policy, problem.test_set()).per_scenario
     o = validate({"samples": 8}, METHODS["gnn_sample128"].options, "s")
     best = METHODS["gnn_sample128"].fit(problem, o, {}, SolveContext(progress=False))

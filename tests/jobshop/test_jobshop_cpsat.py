@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from opsrl.core import ConfigError
-from opsrl.jobshop import FAMILY, check, cpsat, instances as I, simulator as S
+from opsrl.jobshop import FAMILY, check, cpsat
+from opsrl.jobshop import instances as I
+from opsrl.jobshop import simulator as S
 
 
 @pytest.mark.parametrize("name,optimum", [("ft06", 55), ("la01", 666)])
@@ -47,7 +49,8 @@ def test_runner_cpsat_and_rule_records():
     assert rec["reference"]["value"] == pytest.approx(sum(bks) / 5)
     assert rec["test_cost"] == pytest.approx(sum(r["makespan"] for r in rows) / 5)
     assert rec["jobshop"]["mean_gap_pct"] == pytest.approx(
-        sum(100 * (r["makespan"] - b) / b for r, b in zip(rows, bks)) / 5)
+        sum(100 * (r["makespan"] - b) / b for r, b in zip(rows, bks)) / 5
+    )
     assert all(r["makespan"] >= b for r, b in zip(rows, bks))
     _check_gantt(rec, "la01", rows[0]["makespan"])
 
@@ -67,8 +70,9 @@ def _check_gantt(rec, name, makespan):
 
 def test_cpsat_on_noisy_problem_executes_the_plan():
     p = S.JobShop([I.load("ft06")], noise="lognormal", noise_level=0.2, test_scenarios=32)
-    outcome = FAMILY.methods["cpsat"].fit(p, {"time_limit": 20.0, "workers": 2, "seed": 0, "warm_start": True,
-                                              "log": False}, {}, _ctx())
+    outcome = FAMILY.methods["cpsat"].fit(
+        p, {"time_limit": 20.0, "workers": 2, "seed": 0, "warm_start": True, "log": False}, {}, _ctx()
+    )
     sc = p.test_set()
     ev, info = outcome.evaluate(sc)
     assert info["per_instance"][0]["makespan"] == 55

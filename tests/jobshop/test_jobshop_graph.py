@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from opsrl.jobshop import instances as I, simulator as S
+from opsrl.jobshop import instances as I
+from opsrl.jobshop import simulator as S
 from opsrl.jobshop.rules import DispatchRule
 
 pytest.importorskip("torch_geometric")
@@ -32,7 +33,7 @@ def test_graph_counts_and_edges():
     g = p.graph(st)
     # complete schedules: only machine sequences remain, one edge less than operations per machine
     assert g.machine_edge_index.shape[1] == sum(i.operations - i.machines for i in insts)
-    start = torch.cat([st["start"][b, :i.jobs, :len(i.machine[0])].reshape(-1) for b, i in enumerate(insts)])
+    start = torch.cat([st["start"][b, : i.jobs, : len(i.machine[0])].reshape(-1) for b, i in enumerate(insts)])
     mach = torch.cat([torch.tensor(i.machine).reshape(-1) for i in insts])
     u, v = g.machine_edge_index
     assert (mach[u] == mach[v]).all() and (start[u] < start[v]).all()

@@ -43,7 +43,10 @@ def test_packaged_bounds_match_bks():
     for n in I.names():
         b = I.bounds(n)
         assert (b["lower_bound"], b["upper_bound"], b["status"]) == (
-            by_name[n]["lower_bound"], by_name[n]["upper_bound"], by_name[n]["status"]), n
+            by_name[n]["lower_bound"],
+            by_name[n]["upper_bound"],
+            by_name[n]["status"],
+        ), n
         assert b["lower_bound"] <= b["upper_bound"]
     # published optima
     assert [I.best_known(n) for n in ("ft06", "ft10", "ft20", "la01", "ta01")] == [55, 930, 1165, 666, 1231]

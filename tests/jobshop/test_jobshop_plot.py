@@ -2,8 +2,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from opsrl.jobshop import instances as I, plot  # noqa: E402
 from jobshop_helpers import run_rules  # noqa: E402
+
+from opsrl.jobshop import instances as I  # noqa: E402
+from opsrl.jobshop import plot
 
 
 def test_gantt_draws_one_bar_per_operation_on_its_machine_row(tmp_path):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from opsrl.jobshop import FAMILY, instances as I, reference
+from opsrl.jobshop import FAMILY, reference
+from opsrl.jobshop import instances as I
 
 registry = pytest.importorskip("opsrl.registry")
 

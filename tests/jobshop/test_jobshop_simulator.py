@@ -4,12 +4,13 @@ import math
 
 import pytest
 import torch
+from jobshop_helpers import is_active, is_non_delay, run_rules
 
 from opsrl.core import ConfigError, rollout
-from opsrl.jobshop import check, instances as I, run_policy, schedules, simulator as S
+from opsrl.jobshop import check, run_policy, schedules
+from opsrl.jobshop import instances as I
+from opsrl.jobshop import simulator as S
 from opsrl.jobshop.rules import RULES, DispatchRule
-
-from jobshop_helpers import is_active, is_non_delay, run_rules
 
 
 @pytest.mark.parametrize("schedule", ["non_delay", "active"])
@@ -34,7 +35,7 @@ def gt_reference(inst, rule):
         j_star = min(cand, key=lambda j: (ect[j], j))
         m_star = inst.machine[j_star][nxt[j_star]]
         conflict = [j for j in cand if inst.machine[j][nxt[j]] == m_star and est[j] < ect[j_star]] or [j_star]
-        rem = {j: sum(inst.duration[j][nxt[j]:]) for j in conflict}
+        rem = {j: sum(inst.duration[j][nxt[j] :]) for j in conflict}
         key = {"spt": lambda j: inst.duration[j][nxt[j]], "mwkr": lambda j: -rem[j], "fifo": lambda j: jr[j]}[rule]
         j = min(conflict, key=lambda j: (key(j), j))
         start[j][nxt[j]] = est[j]
@@ -75,13 +76,15 @@ def test_costs_sum_to_makespan_and_padding_is_free():
     ms = traj.final_state["makespan"]
     assert torch.equal(traj.costs.sum(1), ms)
     assert (traj.costs[0, 36:] == 0).all() and (traj.costs[1, 50:] == 0).all()  # finished: zero-cost no-ops
-    alone = [rollout(S.JobShop([i]), DispatchRule("mwkr"), S.JobShop([i]).test_set()).costs.sum().item()
-             for i in p.instances]
+    alone = [
+        rollout(S.JobShop([i]), DispatchRule("mwkr"), S.JobShop([i]).test_set()).costs.sum().item() for i in p.instances
+    ]
     assert ms.tolist() == alone  # mixed sizes in one batch change nothing
     assert (traj.costs >= 0).all()
     m = S.metrics(traj.final_state)
     assert math.isnan(m["tardiness"][0]) and m["flow_time"][0] == sum(
-        max(e) for e in schedules(traj.final_state)[0]["end"])
+        max(e) for e in schedules(traj.final_state)[0]["end"]
+    )
 
 
 def test_mask_is_enforced():
@@ -156,8 +159,10 @@ def test_observation_hides_running_operations():
 
 
 def test_generator_problem():
-    p = S.build({"generator": {"kind": "uniform", "jobs": 6, "machines": 4, "low": 1, "high": 9},
-                 "test": {"scenarios": 16}}, "gen.toml")
+    p = S.build(
+        {"generator": {"kind": "uniform", "jobs": 6, "machines": 4, "low": 1, "high": 9}, "test": {"scenarios": 16}},
+        "gen.toml",
+    )
     sc = p.test_set()
     assert sc.n == 16 and p.periods == 24
     st, m = run_policy(p, DispatchRule("lwkr"), sc)
@@ -169,17 +174,20 @@ def test_generator_problem():
     assert t["duration"].shape == (2, 15, 15)
 
 
-@pytest.mark.parametrize("cfg,key", [
-    ({"instances": ["ft06"], "bogus": 1}, "bogus"),
-    ({"instances": "ft06"}, "instances"),
-    ({"instances": ["ft07"]}, "instances[0]"),
-    ({"instances": ["ft06"], "noise": {"distribution": "lognormal", "level": -0.1}}, "noise.level"),
-    ({"instances": ["ft06"], "noise": {"distribution": "gamma", "level": 0.1}}, "noise.distribution"),
-    ({"instances": ["ft06"], "schedule": "semi_active"}, "schedule"),
-    ({"instances": ["ft06"], "schedule": "active", "noise": {"distribution": "uniform", "level": 0.1}}, "schedule"),
-    ({}, "instances"),
-    ({"generator": {"jobs": 3, "machines": 2, "low": 5, "high": 2}}, "generator.high"),
-])
+@pytest.mark.parametrize(
+    "cfg,key",
+    [
+        ({"instances": ["ft06"], "bogus": 1}, "bogus"),
+        ({"instances": "ft06"}, "instances"),
+        ({"instances": ["ft07"]}, "instances[0]"),
+        ({"instances": ["ft06"], "noise": {"distribution": "lognormal", "level": -0.1}}, "noise.level"),
+        ({"instances": ["ft06"], "noise": {"distribution": "gamma", "level": 0.1}}, "noise.distribution"),
+        ({"instances": ["ft06"], "schedule": "semi_active"}, "schedule"),
+        ({"instances": ["ft06"], "schedule": "active", "noise": {"distribution": "uniform", "level": 0.1}}, "schedule"),
+        ({}, "instances"),
+        ({"generator": {"jobs": 3, "machines": 2, "low": 5, "high": 2}}, "generator.high"),
+    ],
+)
 def test_bad_config_names_file_and_key(cfg, key):
     with pytest.raises(ConfigError) as e:
         S.build(cfg, "problems/jobshop/x.toml")

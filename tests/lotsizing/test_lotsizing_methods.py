@@ -8,13 +8,25 @@ from opsrl.lotsizing import picture
 SMALL = {"test.scenarios": 6, "periods": 12}
 
 
-@pytest.mark.parametrize("solver,over", [
-    ("ppo_lotsizing_small", {}),
-    ("pdppo_lotsizing_small", {"train_periods": 12}),
-    ("hdpo_lotsizing", {"max_steps": 3, "batch_size": 4, "train_scenarios": 8, "dev_scenarios": 4, "eval_every": 1,
-                        "hidden": [16]}),
-    ("lotsizing_cover_rule", {"dev_scenarios": 8}),
-])
+@pytest.mark.parametrize(
+    "solver,over",
+    [
+        ("ppo_lotsizing_small", {}),
+        ("pdppo_lotsizing_small", {"train_periods": 12}),
+        (
+            "hdpo_lotsizing",
+            {
+                "max_steps": 3,
+                "batch_size": 4,
+                "train_scenarios": 8,
+                "dev_scenarios": 4,
+                "eval_every": 1,
+                "hidden": [16],
+            },
+        ),
+        ("lotsizing_cover_rule", {"dev_scenarios": 8}),
+    ],
+)
 def test_solvers_run_end_to_end_and_record_cost_parts(solver, over):
     over = dict(over)
     if solver.endswith("_small"):
@@ -30,7 +42,9 @@ def test_solvers_run_end_to_end_and_record_cost_parts(solver, over):
 
 def test_hindsight_bound_and_rolling_mip_through_the_runner():
     common = dict(problem_overrides={**SMALL, "items": 4, "machines": 2, "seed": 42}, progress=False)
-    hind = run("lotsizing/i15_m5", "lotsizing_hindsight", solver_overrides={"scenarios": 2, "time_limit": 3.0}, **common)
+    hind = run(
+        "lotsizing/i15_m5", "lotsizing_hindsight", solver_overrides={"scenarios": 2, "time_limit": 3.0}, **common
+    )
     mpc = run("lotsizing/i15_m5", "lotsizing_mpc", solver_overrides={"scenarios": 2, "horizon": 3}, **common)
     assert hind["test"]["n"] == 2 and mpc["test"]["n"] == 2
     assert hind["info"]["kind"] == "lower_bound" and math.isfinite(hind["test_cost"])

@@ -21,8 +21,16 @@ def _brute_force(p, demand, inv0, setup0):
     seqs = torch.tensor(list(itertools.product(range(len(joint)), repeat=len(demand))))
     acts = torch.tensor(joint)[seqs]  # [S, T, M]
     S = acts.shape[0]
-    sc = Scenarios({"demand": torch.tensor(demand).expand(S, -1, -1), "inventory0": torch.tensor(inv0).expand(S, -1),
-                    "setup0": torch.tensor(setup0).expand(S, -1)}, "test", 0, len(demand))
+    sc = Scenarios(
+        {
+            "demand": torch.tensor(demand).expand(S, -1, -1),
+            "inventory0": torch.tensor(inv0).expand(S, -1),
+            "setup0": torch.tensor(setup0).expand(S, -1),
+        },
+        "test",
+        0,
+        len(demand),
+    )
     traj = rollout(p, lambda s, t: acts[:, t], sc)
     return traj.costs.sum(1).min().item()
 
@@ -31,14 +39,27 @@ def _brute_force(p, demand, inv0, setup0):
 def test_perfect_information_mip_equals_brute_force(inv0, setup0):
     p = hand_problem(periods=4)
     best = _brute_force(p, DEMAND, inv0, setup0)
-    kw = dict(cap=p.inst.capacity, sc=p.inst.setup_cost, sl=p.inst.setup_loss, h=p.inst.holding_cost,
-              ls=p.inst.lost_sales_cost, max_inv=p.inst.max_inventory, inv0=np.array(inv0), setup0=np.array(setup0),
-              demand=np.array(DEMAND), time_limit=20)
+    kw = dict(
+        cap=p.inst.capacity,
+        sc=p.inst.setup_cost,
+        sl=p.inst.setup_loss,
+        h=p.inst.holding_cost,
+        ls=p.inst.lost_sales_cost,
+        max_inv=p.inst.max_inventory,
+        inv0=np.array(inv0),
+        setup0=np.array(setup0),
+        demand=np.array(DEMAND),
+        time_limit=20,
+    )
     exact = mip.plan(**kw, exact_cap=True)
     assert exact.status == "optimal" and exact.objective == pytest.approx(best, abs=1e-6)
     # the plan it returns costs that much in the simulator
-    sc = Scenarios({"demand": torch.tensor([DEMAND]), "inventory0": torch.tensor([inv0]),
-                    "setup0": torch.tensor([setup0])}, "test", 0, 4)
+    sc = Scenarios(
+        {"demand": torch.tensor([DEMAND]), "inventory0": torch.tensor([inv0]), "setup0": torch.tensor([setup0])},
+        "test",
+        0,
+        4,
+    )
     acts = torch.as_tensor(exact.actions)
     assert rollout(p, lambda s, t: acts[t].unsqueeze(0), sc).costs.sum().item() == pytest.approx(best, abs=1e-5)
     relaxed = mip.plan(**kw, exact_cap=False)  # free disposal: a relaxation
@@ -57,9 +78,13 @@ def test_bound_below_every_policy_on_the_same_scenarios():
         a = torch.randint(0, p.K, (s["inventory"].shape[0], p.M), generator=g)
         return torch.where(p.action_mask(s).gather(2, a.unsqueeze(-1)).squeeze(-1), a, torch.zeros_like(a))
 
-    policies = {"idle": lambda s, t: torch.zeros(s["inventory"].shape[0], p.M, dtype=torch.long),
-                "keep": lambda s, t: s["setup"].argmax(-1), "random": random_policy,
-                "cover": CoverRule(p, 2.0, 6.0), "mpc": mip.RollingMIP(p, horizon=4, time_limit=0.5)}
+    policies = {
+        "idle": lambda s, t: torch.zeros(s["inventory"].shape[0], p.M, dtype=torch.long),
+        "keep": lambda s, t: s["setup"].argmax(-1),
+        "random": random_policy,
+        "cover": CoverRule(p, 2.0, 6.0),
+        "mpc": mip.RollingMIP(p, horizon=4, time_limit=0.5),
+    }
     for name, pol in policies.items():
         cost = rollout(p, pol, sc).costs.sum(1)
         assert bool((bounds <= cost + 1e-4).all()), name
@@ -71,8 +96,10 @@ def test_cover_rule_on_a_hand_state():
     """Item 1 is short (cover 0.5 period) and item 2 full; machine 1 is set up for nothing, machine 2 for item 2."""
     p = hand_problem()
     mean = p.mean_demand  # 8
-    state = {"inventory": torch.tensor([[4.0, 96.0]]), "setup": torch.nn.functional.one_hot(torch.tensor([[0, 2]]),
-                                                                                             3).float()}
+    state = {
+        "inventory": torch.tensor([[4.0, 96.0]]),
+        "setup": torch.nn.functional.one_hot(torch.tensor([[0, 2]]), 3).float(),
+    }
     a = CoverRule(p, low=2.0, high=6.0)(state, 0)
     # machine 1 (can make item 1 only) switches to item 1; machine 2 keeps item 2 (cover 12 >= high, but item 1,
     # the only item below low, is taken by machine 1 with the larger capacity, so nothing is left to switch to)

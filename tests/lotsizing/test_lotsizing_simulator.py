@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opsrl.core import Scenarios
 from opsrl.lotsizing import instances
@@ -14,8 +15,9 @@ from .helpers import hand_problem
 
 def _hand_scenario(p):
     demand = torch.tensor([[[0.0, 4.0], [6.0, 2.0], [2.0, 9.0]]])
-    return Scenarios({"demand": demand, "inventory0": torch.tensor([[3.0, 1.0]]),
-                      "setup0": torch.tensor([[1, 0]])}, "test", 0, 3)
+    return Scenarios(
+        {"demand": demand, "inventory0": torch.tensor([[3.0, 1.0]]), "setup0": torch.tensor([[1, 0]])}, "test", 0, 3
+    )
 
 
 def test_trajectory_by_hand():
@@ -129,11 +131,14 @@ def test_generator_follows_the_published_distributions():
     assert np.array_equal(again.capacity, cap) and (cap.sum(0) > 0).all()
 
 
-@pytest.mark.parametrize("demand,mean,var", [
-    ({}, 8.0, 4.8),
-    ({"distribution": "poisson", "mean": 3.5}, 3.5, 3.5),
-    ({"distribution": "pmf", "values": [0, 5, 10], "probs": [0.5, 0.25, 0.25]}, 3.75, 17.1875),
-])
+@pytest.mark.parametrize(
+    "demand,mean,var",
+    [
+        ({}, 8.0, 4.8),
+        ({"distribution": "poisson", "mean": 3.5}, 3.5, 3.5),
+        ({"distribution": "pmf", "values": [0, 5, 10], "probs": [0.5, 0.25, 0.25]}, 3.75, 17.1875),
+    ],
+)
 def test_demand_distributions(demand, mean, var):
     p = build({"items": 5, "machines": 2, "seed": 3, "demand": demand}, "x.toml")
     d = p.sample(400, "train", 0)["demand"].double()
@@ -158,7 +163,9 @@ def test_random_initial_state_is_the_authors_reset():
 
 def test_index_observation_is_the_authors_state_normalised():
     p = build({"items": 3, "machines": 2, "seed": 5, "observation": "index"}, "x.toml")
-    state = {"inventory": torch.tensor([[50.0, 0.0, 100.0]]),
-             "setup": torch.nn.functional.one_hot(torch.tensor([[3, 0]]), 4).float()}
+    state = {
+        "inventory": torch.tensor([[50.0, 0.0, 100.0]]),
+        "setup": torch.nn.functional.one_hot(torch.tensor([[3, 0]]), 4).float(),
+    }
     assert p.observe(state).tolist() == [[0.5, 0.0, 1.0, 1.0, 0.0]]
     assert build({"items": 3, "machines": 2, "seed": 5}, "x.toml").observe(state).shape == (1, 3 + 2 * 4)

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from opsrl.microgrid import bounds, run_test
+from opsrl.microgrid.adversarial import adversarial_policy
 from opsrl.microgrid.controllers import MPC, OperatorRules
 from opsrl.microgrid.planning import day_bound
 
 from .conftest import make_problem
-from opsrl.microgrid.adversarial import adversarial_policy
 
 
 def test_bound_below_every_controller_on_the_same_days():
@@ -17,8 +17,11 @@ def test_bound_below_every_controller_on_the_same_days():
     sc = prob.sample(4, "test", 0, periods=360)
     lb = bounds(prob, sc)
     costs = {}
-    for name, pol in [("operator", OperatorRules(prob)), ("mpc", MPC(prob, replan_minutes=30)),
-                      ("random", adversarial_policy(prob, 0, 7))]:
+    for name, pol in [
+        ("operator", OperatorRules(prob)),
+        ("mpc", MPC(prob, replan_minutes=30)),
+        ("random", adversarial_policy(prob, 0, 7)),
+    ]:
         ev, metrics = run_test(prob, pol, sc)
         assert metrics["violations_total"] == 0
         costs[name] = ev.per_scenario.numpy()
@@ -65,8 +68,9 @@ def test_bound_by_hand_for_a_flat_day():
 def test_opsrl_run_records_microgrid_metrics(tmp_path):
     from opsrl.bench.runner import run
 
-    rec = run("microgrid/remote", "operator_rules", progress=False,
-              problem_overrides={"periods": 120, "test.scenarios": 3})
+    rec = run(
+        "microgrid/remote", "operator_rules", progress=False, problem_overrides={"periods": 120, "test.scenarios": 3}
+    )
     assert rec["violations"] == {} and rec["unserved_kwh"] == 0.0
     assert rec["fuel_litres"] > 0 and rec["degradation"] >= 0
     # the record keeps test day 0's dispatch for the report's picture; it is the evaluated day
@@ -76,14 +80,16 @@ def test_opsrl_run_records_microgrid_metrics(tmp_path):
     day = rec["day"]
     assert len(day["out_demand"]) == 120 and len(day["soc"]) == 121
     served = torch.tensor(day["out_demand"]) - torch.tensor(day["out_unserved"])
-    supplied = (torch.tensor(day["out_wind_used"]) + torch.tensor(day["out_gen"]).sum(1)
-                + torch.tensor(day["out_battery"]))
+    supplied = (
+        torch.tensor(day["out_wind_used"]) + torch.tensor(day["out_gen"]).sum(1) + torch.tensor(day["out_battery"])
+    )
     assert torch.all(supplied >= served - 0.3)  # kW rounded to 0.1; any surplus is dumped
     fig = picture_hook("microgrid")(load_problem("microgrid/remote", {"periods": 120}), rec)
     assert len(fig.axes) == 3 and len(fig.axes[1].lines) == 2 + 1 + 3  # two gensets, battery, three guides
     assert rec["reference"]["kind"] == "lower_bound" and rec["reference"]["value"] <= rec["test_cost"]
-    rec = run("microgrid/remote", "perfect_foresight", progress=False,
-              problem_overrides={"periods": 120, "test.scenarios": 3})
+    rec = run(
+        "microgrid/remote", "perfect_foresight", progress=False, problem_overrides={"periods": 120, "test.scenarios": 3}
+    )
     assert rec["test_cost"] == pytest.approx(rec["reference"]["value"])
 
 
@@ -109,8 +115,14 @@ def test_soc_hysteresis_rule_and_its_batched_search():
     prob = make_problem(periods=120, shield={"proposal": "genset_load"})
     # the rule: below start_soc start one genset; between the thresholds keep what is committed; above, release
     rule = SocHysteresis(prob, 0.2, 0.6)
-    cases = [(0.15, [OFF, OFF], 0.5), (0.15, [RUN, OFF], 0.5), (0.4, [RUN, OFF], 0.5), (0.4, [OFF, OFF], 0.0),
-             (0.4, [RUN, RUN], 1.0), (0.7, [RUN, OFF], 0.0)]
+    cases = [
+        (0.15, [OFF, OFF], 0.5),
+        (0.15, [RUN, OFF], 0.5),
+        (0.4, [RUN, OFF], 0.5),
+        (0.4, [OFF, OFF], 0.0),
+        (0.4, [RUN, RUN], 1.0),
+        (0.7, [RUN, OFF], 0.0),
+    ]
     for soc, mode, fraction in cases:
         sc = fixed_scenario(prob, [300.0] * 3, [100.0] * 3, soc0=soc, mode0=[mode])
         assert rule(prob.initial_state(sc))[0].tolist() == pytest.approx([fraction, 1.0]), (soc, mode)
@@ -121,8 +133,12 @@ def test_soc_hysteresis_rule_and_its_batched_search():
 
     m = METHODS["soc_hysteresis"]
     with pytest.raises(ConfigError, match=r"s.toml: key 'options.start_soc'.*below options.stop_soc"):
-        m.fit(prob, validate({"search": False, "start_soc": 0.6, "stop_soc": 0.4}, m.options, "s.toml"), {},
-              SolveContext(progress=False, source="s.toml"))
+        m.fit(
+            prob,
+            validate({"search": False, "start_soc": 0.6, "stop_soc": 0.4}, m.options, "s.toml"),
+            {},
+            SolveContext(progress=False, source="s.toml"),
+        )
     # the search evaluates every candidate in one batch: its best cost is what the chosen rule costs alone
     dev = prob.sample(4, "dev", 0, periods=120)
     start, stop, cost, costs = search_hysteresis(prob, dev, starts=(0.15, 0.3), stops=(0.4, 0.8))

@@ -48,20 +48,27 @@ def _min_run_ok(n, on0):
     return all(n[i] >= starts[i] + starts[i - 1] for i in range(1, len(n)))
 
 
-@pytest.mark.parametrize("case", [
-    dict(D=[300, 320, 350, 380], W=[50, 40, 30, 20], soc0=0.3, on0=1, wear=1.0),
-    dict(D=[250, 250, 500, 550], W=[200, 150, 0, 0], soc0=0.6, on0=0, wear=0.0),
-    dict(D=[400, 300, 200, 450], W=[0, 100, 300, 0], soc0=0.15, on0=2, wear=10.0),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(D=[300, 320, 350, 380], W=[50, 40, 30, 20], soc0=0.3, on0=1, wear=1.0),
+        dict(D=[250, 250, 500, 550], W=[200, 150, 0, 0], soc0=0.6, on0=0, wear=0.0),
+        dict(D=[400, 300, 200, 450], W=[0, 100, 300, 0], soc0=0.15, on0=2, wear=10.0),
+    ],
+)
 def test_commit_plan_matches_brute_force(case):
     p = make_problem().p
     D, W = np.array(case["D"], float), np.array(case["W"], float)
     L = np.full(4, 15.0)
     # the shield's worst case by hand: demand +10 kW/min, wind -15 kW/min, for the 10 minutes it needs
-    margin = np.array([sum(max(0.0, d + 10 * k - max(0.0, w - 15 * k)) for k in range(1, 11)) / 60
-                       for d, w in zip(D, W)])
-    best = min(_lp_fixed(p, n, D, W, L, case["soc0"], case["on0"], case["wear"], margin)
-               for n in itertools.product(range(p.G + 1), repeat=4) if _min_run_ok(n, case["on0"]))
+    margin = np.array(
+        [sum(max(0.0, d + 10 * k - max(0.0, w - 15 * k)) for k in range(1, 11)) / 60 for d, w in zip(D, W)]
+    )
+    best = min(
+        _lp_fixed(p, n, D, W, L, case["soc0"], case["on0"], case["wear"], margin)
+        for n in itertools.product(range(p.G + 1), repeat=4)
+        if _min_run_ok(n, case["on0"])
+    )
     plan = commit_plan(p, D, W, L, case["soc0"], case["on0"], None, case["wear"], gap=1e-9)
     assert plan.cost == pytest.approx(best, rel=1e-6, abs=1e-4)
 
@@ -69,8 +76,9 @@ def test_commit_plan_matches_brute_force(case):
 def test_oracle_mpc_against_the_rules_on_calm_days():
     # calm days (daily mean wind 3-6 m/s), four-hour windows (from 01:45 and 18:38, the morning and the
     # evening peaks); every controller behind the same shields, costs with the exact rainflow degradation
-    prob = make_problem(periods=240, shield={"proposal": "genset_load"}, wind={"mean_speed_low": 3.0,
-                                                                               "mean_speed_high": 6.0})
+    prob = make_problem(
+        periods=240, shield={"proposal": "genset_load"}, wind={"mean_speed_low": 3.0, "mean_speed_high": 6.0}
+    )
     base = make_problem(periods=240, wind={"mean_speed_low": 3.0, "mean_speed_high": 6.0})
     sc = prob.sample(2, "test", 3, periods=240)
     ev_m, m = run_test(prob, CommitMPC(prob, 1.0, "perfect", sc, gap=1e-4), sc)

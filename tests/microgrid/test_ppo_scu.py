@@ -4,10 +4,21 @@ from opsrl.bench.runner import run
 
 
 def test_ppo_scu_trains_through_the_shields_and_violates_nothing():
-    rec = run("microgrid/remote", "ppo_scu", progress=False,
-              problem_overrides={"periods": 90, "test.scenarios": 3},
-              solver_overrides={"iterations": 2, "batch_size": 8, "train_periods": 30, "dev_scenarios": 2,
-                                "eval_every": 1, "imitate_steps": 50, "critic_warmup": 1})
+    rec = run(
+        "microgrid/remote",
+        "ppo_scu",
+        progress=False,
+        problem_overrides={"periods": 90, "test.scenarios": 3},
+        solver_overrides={
+            "iterations": 2,
+            "batch_size": 8,
+            "train_periods": 30,
+            "dev_scenarios": 2,
+            "eval_every": 1,
+            "imitate_steps": 50,
+            "critic_warmup": 1,
+        },
+    )
     # the independent checker saw every minute of the test days: no violation, all demand served
     assert rec["violations"] == {} and rec["unserved_kwh"] == 0.0
     assert rec["info"]["iterations"] == 2 and rec["info"]["horizon"] == "truncated"
@@ -53,7 +64,17 @@ def test_pdppo_runs_on_the_microgrid_with_a_post_decision_critic():
     post, _ = prob.post_decision(state, torch.tensor([[0.0, 1.0]] * 4))
     x = prob.observe_post(post)
     assert x.shape == (4, prob.obs_dim + 1) and torch.isfinite(x).all()
-    o = validate({"iterations": 2, "batch_size": 8, "train_periods": 30, "dev_scenarios": 2, "eval_every": 1,
-                  "horizon": "truncated"}, OPTIONS, "s")
+    o = validate(
+        {
+            "iterations": 2,
+            "batch_size": 8,
+            "train_periods": 30,
+            "dev_scenarios": 2,
+            "eval_every": 1,
+            "horizon": "truncated",
+        },
+        OPTIONS,
+        "s",
+    )
     out = METHODS["pdppo"].fit(prob, o, {"policy": {"levels": [3, 0]}}, SolveContext(progress=False))
     assert out.info["post_critic"] and math.isfinite(out.curve[-1]["post_value_loss"])

@@ -7,12 +7,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opsrl.core import rollout
+from opsrl.microgrid.adversarial import adversarial_exogenous, adversarial_policy, random_initial_states
 from opsrl.microgrid.constraints import check_rollout
 from opsrl.shield import Trace
 
-from opsrl.microgrid.adversarial import adversarial_exogenous, adversarial_policy, random_initial_states
-
 from .conftest import COOL, OFF, RUN, fixed_scenario, make_problem
+
 
 def test_ten_thousand_days_of_random_and_adversarial_proposals_violate_nothing():
     """10,000 scenarios (each a different day, random start time, random initial state; a third with
@@ -30,11 +30,19 @@ def test_ten_thousand_days_of_random_and_adversarial_proposals_violate_nothing()
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), switch=st.integers(1, 40), periods=st.integers(30, 200),
-       small_battery=st.booleans(), reserve=st.booleans(), genset_load=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    switch=st.integers(1, 40),
+    periods=st.integers(30, 200),
+    small_battery=st.booleans(),
+    reserve=st.booleans(),
+    genset_load=st.booleans(),
+)
 def test_property_zero_violations(seed, switch, periods, small_battery, reserve, genset_load):
-    cfg = {"periods": periods, "shield": {"plan_with_reserve": reserve,
-                                          "proposal": "genset_load" if genset_load else "battery_kw"}}
+    cfg = {
+        "periods": periods,
+        "shield": {"plan_with_reserve": reserve, "proposal": "genset_load" if genset_load else "battery_kw"},
+    }
     if small_battery:
         cfg["battery"] = {"capacity_kwh": 250.0}
     prob = make_problem(**cfg)
@@ -76,8 +84,9 @@ def test_lookahead_starts_a_genset_in_time_for_the_worst_case():
 def test_genset_units_and_explanations():
     prob = make_problem(periods=5)
     # genset 1 ran 10 of its 30 minutes: a proposal of 0 gensets cannot stop it
-    sc = fixed_scenario(prob, [300.0] * 6, [0.0] * 6, soc0=0.8, mode0=[[RUN, COOL]], run0=[[10.0, 0.0]],
-                        timer0=[[0.0, 4.0]])
+    sc = fixed_scenario(
+        prob, [300.0] * 6, [0.0] * 6, soc0=0.8, mode0=[[RUN, COOL]], run0=[[10.0, 0.0]], timer0=[[0.0, 4.0]]
+    )
     trace = Trace()
     full = prob.full_action(prob.initial_state(sc), torch.tensor([[0.0, 0.5]]), trace)
     assert full["cmd"][0].tolist() == [1.0, 0.0]
@@ -87,8 +96,13 @@ def test_genset_units_and_explanations():
     full = prob.full_action(prob.initial_state(sc), torch.tensor([[1.0, 0.5]]), trace)
     assert full["cmd"][0].tolist() == [1.0, 0.0]
     assert prob.shield.all_guarantees()["genset.priority"] == "genset_group"
-    assert set(prob.shield.all_guarantees()) >= {"demand.served", "battery.soc_band", "genset2.cooldown",
-                                                 "wind.curtail_only_surplus", "demand.no_shedding"}
+    assert set(prob.shield.all_guarantees()) >= {
+        "demand.served",
+        "battery.soc_band",
+        "genset2.cooldown",
+        "wind.curtail_only_surplus",
+        "demand.no_shedding",
+    }
     lines = prob.explain(lambda s, t: torch.tensor([[0.0, 1.0]]).expand(s["soc"].shape[0], 2), sc, 0)
     assert lines and all(":" in line for line in lines)
 

@@ -17,9 +17,17 @@ def raw(problem, cmds, battery_kw=0.0, wind_cap=1.0, shed=0.0):
 
     def policy(state, t):
         B = state["soc"].shape[0]
-        a = torch.cat([c.expand(B, p.G), torch.full((B, 1), (battery_kw / p.b_power + 1) / 2),
-                       torch.full((B, 1), wind_cap), torch.full((B, 1), shed)], 1)
+        a = torch.cat(
+            [
+                c.expand(B, p.G),
+                torch.full((B, 1), (battery_kw / p.b_power + 1) / 2),
+                torch.full((B, 1), wind_cap),
+                torch.full((B, 1), shed),
+            ],
+            1,
+        )
         return a
+
     return policy
 
 

@@ -1,7 +1,6 @@
 """A price on wear (``costs.wear_weight``): it enters the cost only, and a policy trained under a high price
 wears the battery less than one trained under a low price, on the same days."""
 
-import pytest
 import torch
 
 from opsrl.core import SolveContext
@@ -26,10 +25,19 @@ def test_wear_weight_scales_the_degradation_in_the_cost_only():
 
 def _train(weight: float):
     # HDPO through the shields with the battery set-point proposal: the wear's pathwise gradient reaches it
-    _, method, cfg = load_solver("hdpo_scu", family("microgrid"),
-                                 {"options.max_steps": 10, "options.batch_size": 16, "options.train_scenarios": 64,
-                                  "options.train_periods": 30, "options.dev_scenarios": 2, "options.dev_periods": 30,
-                                  "options.eval_every": 10})
+    _, method, cfg = load_solver(
+        "hdpo_scu",
+        family("microgrid"),
+        {
+            "options.max_steps": 10,
+            "options.batch_size": 16,
+            "options.train_scenarios": 64,
+            "options.train_periods": 30,
+            "options.dev_scenarios": 2,
+            "options.dev_periods": 30,
+            "options.eval_every": 10,
+        },
+    )
     prob = load_for_solver("microgrid/remote", cfg, {"periods": 60, "costs.wear_weight": weight})
     out = method.fit(prob, cfg["options"], cfg, SolveContext(seed=0, progress=False))
     return prob, out.policy

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from opsrl.core import Scenarios
-from opsrl.vm import cpsat, simulator as sim
+from opsrl.vm import cpsat
+from opsrl.vm import simulator as sim
 from opsrl.vm.problem import build
 from opsrl.vm.snapshots import generate, stack
 
@@ -47,8 +48,9 @@ def brute_force(a, cap_c, cap_m, P, mnl, block):
     movable = [i for i in range(n) if a["movable"][i]]
     for k in range(mnl + 1):
         for who in itertools.combinations(movable, k):
-            options = [[s for s in range(2 * P) if real[s] and s != own[i] and (not a["double"][i] or s % 2 == 0)]
-                       for i in who]
+            options = [
+                [s for s in range(2 * P) if real[s] and s != own[i] and (not a["double"][i] or s % 2 == 0)] for i in who
+            ]
             for dest in itertools.product(*options):
                 slots = own.copy()
                 slots[list(who)] = dest
@@ -65,8 +67,9 @@ def brute_force(a, cap_c, cap_m, P, mnl, block):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_cpsat_equals_brute_force(mnl, seed):
     rng = np.random.default_rng(100 + seed)
-    snap = generate("tiny", rng, pms=3, vms=6, groups=1 if seed == 2 else 0, group_size=2,
-                    immovable=0.2 if seed == 1 else 0.0)
+    snap = generate(
+        "tiny", rng, pms=3, vms=6, groups=1 if seed == 2 else 0, group_size=2, immovable=0.2 if seed == 1 else 0.0
+    )
     p = build({"generator": "tiny", "mnl": mnl, "block": 4.0}, "<test>")
     sc = Scenarios(stack([snap]), "test", 0, mnl)
     s0 = p.initial_state(sc)
@@ -92,7 +95,7 @@ def test_cpsat_plan_order_is_feasible_step_by_step(seed):
     s0 = p.initial_state(sc)
     for b in range(2):
         r = cpsat.solve(s0, b, mnl, 4.0, time_limit=10, workers=1)
-        state = {k: v[b:b + 1] for k, v in s0.items()}
+        state = {k: v[b : b + 1] for k, v in s0.items()}
         for i, (v, s) in enumerate(r.plan):
             ok = sim.move_allowed(state, torch.tensor([v]), torch.tensor([s]))
             assert bool(ok) == (i < len(r.plan) - r.unordered)
@@ -103,13 +106,19 @@ def test_cpsat_plan_order_is_feasible_step_by_step(seed):
 
 
 def test_cpsat_solver_through_the_method():
-    from opsrl.core import SolveContext
+    from opsrl.core import SolveContext, rollout
     from opsrl.vm import METHODS, baselines
-    from opsrl.core import rollout
 
     p = build({"generator": "tiny", "mnl": 2, "block": 4.0, "test": {"scenarios": 4}}, "<test>")
-    o = {"time_limit": 10.0, "workers": 1, "seed": 0, "warm_start": True, "log": False, "candidates": 0,
-         "destinations": 0}
+    o = {
+        "time_limit": 10.0,
+        "workers": 1,
+        "seed": 0,
+        "warm_start": True,
+        "log": False,
+        "candidates": 0,
+        "destinations": 0,
+    }
     out = METHODS["cpsat"].fit(p, o, {}, SolveContext(progress=False))
     sc = p.test_set()
     ev, info = out.evaluate(sc)
@@ -132,8 +141,9 @@ def test_cpsat_multi_resource_equals_enumeration():
         P = a["cap_cpu"].shape[0]
         own = cpsat.own_slots(a)
         best = p.fr(s0).item()
-        moves = [(i, s) for i in range(len(own)) for s in range(2 * P) if s != own[i]
-                 and (not a["double"][i] or s % 2 == 0)]
+        moves = [
+            (i, s) for i in range(len(own)) for s in range(2 * P) if s != own[i] and (not a["double"][i] or s % 2 == 0)
+        ]
         for combo in itertools.chain(((m,) for m in moves), itertools.combinations(moves, 2) if mnl == 2 else ()):
             if len({i for i, _ in combo}) < len(combo):
                 continue

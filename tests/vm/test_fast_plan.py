@@ -4,9 +4,9 @@ generic contract methods: the same logits, the same random draws and so the same
 import pytest
 import torch
 
-from opsrl.core import Scenarios
 from opsrl.nn.actor_critic import build_actor_critic
-from opsrl.vm import policy as pol, simulator as sim
+from opsrl.vm import policy as pol
+from opsrl.vm import simulator as sim
 from opsrl.vm.problem import build
 
 torch.set_num_threads(1)
@@ -41,15 +41,24 @@ def test_fast_step_has_the_reference_logits(extra):
         ref2 = d._second(item).logits
         fit = sim.kind_fit(s)
         src = sim.source_delta(s, p.block, p.objective, p.mem_block)
-        best, _ = sim.vm_best_moves(s, p.block, p.objective, p.mem_block, fit=fit,
-                                    dest=sim.kind_dest_delta(s, p.block, p.objective, p.mem_block), src=src)
+        best, _ = sim.vm_best_moves(
+            s,
+            p.block,
+            p.objective,
+            p.mem_block,
+            fit=fit,
+            dest=sim.kind_dest_delta(s, p.block, p.objective, p.mem_block),
+            src=src,
+        )
         view = p.bipartite(s, src=src, best=best)
         l1, _, ctx = ac.net(view, critic=False)
         ok = sim.destination_mask(s, item)
         pair = p.pair_features_of(s, item, src, ok)
         assert torch.equal(pair, p.pair_features(s, item))
         fast1 = pol._masked_logits(l1, sim.first_stage_mask(s, fit))
-        fast2 = torch.distributions.Categorical(logits=pol._masked_logits(ac.net.bin_logits(ctx, item, pair), ok)).logits
+        fast2 = torch.distributions.Categorical(
+            logits=pol._masked_logits(ac.net.bin_logits(ctx, item, pair), ok)
+        ).logits
     assert torch.equal(fast1, d.logits1)
     assert torch.equal(fast2, ref2)
     assert torch.isfinite(fast1).sum() > 5  # a real choice, not one allowed item

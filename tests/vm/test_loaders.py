@@ -4,34 +4,68 @@ clear errors for bad input."""
 import json
 import sqlite3
 
-import numpy as np
 import pytest
 
 from opsrl.core import ConfigError
-from opsrl.registry import load_problem
 from opsrl.vm.loaders import load
 from opsrl.vm.problem import build
 
 
 def vmr2l_doc(vm_type="ecs.c1.xlarge", cpu0=4, host_cpu=44):
-    host = lambda i: {"node_id": f"h{i}", "status": "ACTIVE", "rack_id": 0, "node_cpu": 2 * host_cpu,
-                      "node_mem_mb": 2 * 184320,
-                      "numa": [{"node": k, "total_cpu": host_cpu, "free_cpu": host_cpu, "memory_huge_total_mb": 184320,
-                                "memory_huge_free_mb": 184320} for k in (0, 1)]}
-    return {"cluster_list": [{"cluster_name": "c", "host_info": [host(0), host(1),
-                                                                {**host(2), "status": "DISABLED"}],
-                              "vm_type_info": [],
-                              "vm_instance": [
-                                  {"instance_id": "a", "instance_type": vm_type, "host_id": "h0", "allow_migration": True,
-                                   "numa": [{"node": 1, "cpu": cpu0, "mem_mb": 8192}]},
-                                  {"instance_id": "b", "instance_type": "ecs.c1.8xlarge", "host_id": "h1",
-                                   "allow_migration": False,
-                                   "numa": [{"node": 0, "cpu": 16, "mem_mb": 32768}, {"node": 1, "cpu": 16, "mem_mb": 32768}]},
-                                  {"instance_id": "c", "instance_type": "ecs.c1.xlarge", "host_id": "h2",
-                                   "allow_migration": True, "numa": [{"node": 0, "cpu": 4, "mem_mb": 8192}]}]}],
-            "vm_type_list": [{"vm_type": "ecs.c1.xlarge", "request_cpu": 4, "request_mem_mb": 8192, "numa": 1},
-                             {"vm_type": "ecs.c1.8xlarge", "request_cpu": 32, "request_mem_mb": 65536, "numa": 2}],
-            "general_requirement": {}}
+    host = lambda i: {
+        "node_id": f"h{i}",
+        "status": "ACTIVE",
+        "rack_id": 0,
+        "node_cpu": 2 * host_cpu,
+        "node_mem_mb": 2 * 184320,
+        "numa": [
+            {
+                "node": k,
+                "total_cpu": host_cpu,
+                "free_cpu": host_cpu,
+                "memory_huge_total_mb": 184320,
+                "memory_huge_free_mb": 184320,
+            }
+            for k in (0, 1)
+        ],
+    }
+    return {
+        "cluster_list": [
+            {
+                "cluster_name": "c",
+                "host_info": [host(0), host(1), {**host(2), "status": "DISABLED"}],
+                "vm_type_info": [],
+                "vm_instance": [
+                    {
+                        "instance_id": "a",
+                        "instance_type": vm_type,
+                        "host_id": "h0",
+                        "allow_migration": True,
+                        "numa": [{"node": 1, "cpu": cpu0, "mem_mb": 8192}],
+                    },
+                    {
+                        "instance_id": "b",
+                        "instance_type": "ecs.c1.8xlarge",
+                        "host_id": "h1",
+                        "allow_migration": False,
+                        "numa": [{"node": 0, "cpu": 16, "mem_mb": 32768}, {"node": 1, "cpu": 16, "mem_mb": 32768}],
+                    },
+                    {
+                        "instance_id": "c",
+                        "instance_type": "ecs.c1.xlarge",
+                        "host_id": "h2",
+                        "allow_migration": True,
+                        "numa": [{"node": 0, "cpu": 4, "mem_mb": 8192}],
+                    },
+                ],
+            }
+        ],
+        "vm_type_list": [
+            {"vm_type": "ecs.c1.xlarge", "request_cpu": 4, "request_mem_mb": 8192, "numa": 1},
+            {"vm_type": "ecs.c1.8xlarge", "request_cpu": 32, "request_mem_mb": 65536, "numa": 2},
+        ],
+        "general_requirement": {},
+    }
 
 
 def test_vmr2l_json(tmp_path):
@@ -50,11 +84,14 @@ def test_vmr2l_json(tmp_path):
     assert p.fr(st)[0].item() == pytest.approx(44 / 140)
 
 
-@pytest.mark.parametrize("doc, key, words", [
-    (vmr2l_doc(vm_type="ecs.mystery"), "instance_type", "unknown flavour"),
-    (vmr2l_doc(cpu0=60), "file", "larger than every NUMA node"),
-    (vmr2l_doc(cpu0=44, host_cpu=44), None, None),
-])
+@pytest.mark.parametrize(
+    "doc, key, words",
+    [
+        (vmr2l_doc(vm_type="ecs.mystery"), "instance_type", "unknown flavour"),
+        (vmr2l_doc(cpu0=60), "file", "larger than every NUMA node"),
+        (vmr2l_doc(cpu0=44, host_cpu=44), None, None),
+    ],
+)
 def test_vmr2l_bad_input(tmp_path, doc, key, words):
     f = tmp_path / "bad.json"
     if words is None:  # 44 cores fit a 44-core node exactly; two of them on node 1 do not
@@ -69,16 +106,23 @@ def test_vmr2l_bad_input(tmp_path, doc, key, words):
 def test_azure_packing_trace(tmp_path):
     db = tmp_path / "packing_trace_zone_a_v1.sqlite"
     con = sqlite3.connect(db)
-    con.execute("CREATE TABLE vmType (id INTEGER, vmTypeId INTEGER, machineId INTEGER, core REAL, memory REAL, "
-                "hdd REAL, ssd REAL, nic REAL)")
-    con.execute("CREATE TABLE vm (vmId INTEGER, tenantId INTEGER, vmTypeId INTEGER, priority INTEGER, starttime REAL, "
-                "endtime REAL)")
+    con.execute(
+        "CREATE TABLE vmType (id INTEGER, vmTypeId INTEGER, machineId INTEGER, core REAL, memory REAL, "
+        "hdd REAL, ssd REAL, nic REAL)"
+    )
+    con.execute(
+        "CREATE TABLE vm (vmId INTEGER, tenantId INTEGER, vmTypeId INTEGER, priority INTEGER, starttime REAL, "
+        "endtime REAL)"
+    )
     # machine 7: 88 cores, 360 GiB; type 1: a quarter of the cores (22) and 0.1 of the memory (36 GiB);
     # type 2: 0.75 of the cores (66: double-NUMA, 33 per node)
-    con.executemany("INSERT INTO vmType VALUES (?,?,?,?,?,0,0,0)", [(1, 1, 7, 0.25, 0.1), (2, 2, 7, 0.75, 0.2),
-                                                                    (3, 1, 9, 0.5, 0.5)])
-    con.executemany("INSERT INTO vm VALUES (?,0,?,0,?,?)", [(10, 1, 0.0, 5.0), (11, 1, 0.5, None), (12, 2, 1.0, None),
-                                                             (13, 1, 6.0, None)])
+    con.executemany(
+        "INSERT INTO vmType VALUES (?,?,?,?,?,0,0,0)", [(1, 1, 7, 0.25, 0.1), (2, 2, 7, 0.75, 0.2), (3, 1, 9, 0.5, 0.5)]
+    )
+    con.executemany(
+        "INSERT INTO vm VALUES (?,0,?,0,?,?)",
+        [(10, 1, 0.0, 5.0), (11, 1, 0.5, None), (12, 2, 1.0, None), (13, 1, 6.0, None)],
+    )
     con.commit()
     con.close()
     s = load(db, "azure", {"time": 2.0, "machine_id": 7})

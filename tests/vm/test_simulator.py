@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opsrl.core import Scenarios, rollout
-from opsrl.vm import baselines, simulator as sim
+from opsrl.vm import baselines
+from opsrl.vm import simulator as sim
 from opsrl.vm.problem import build
 from opsrl.vm.snapshots import Snapshot, generate, stack
 
@@ -21,8 +22,15 @@ torch.set_num_threads(1)
 def hand_snapshot():
     """PM 0 and PM 1, two 16-core / 64 GiB nodes each; v0: 4 cores on PM 0 node 0, v1: 8 cores double-NUMA
     on PM 0 (4 per node), v2: 2 cores on PM 1 node 1. Free CPU: 8, 12 | 16, 14."""
-    return Snapshot(np.full((2, 2), 16.0), np.full((2, 2), 64.0), np.array([4.0, 8.0, 2.0]), np.array([8.0, 16.0, 4.0]),
-                    np.array([False, True, False]), np.array([0, 0, 1]), np.array([0, 2, 1]))
+    return Snapshot(
+        np.full((2, 2), 16.0),
+        np.full((2, 2), 64.0),
+        np.array([4.0, 8.0, 2.0]),
+        np.array([8.0, 16.0, 4.0]),
+        np.array([False, True, False]),
+        np.array([0, 0, 1]),
+        np.array([0, 2, 1]),
+    )
 
 
 def problem_for(snap, block=16.0, mnl=2, **drift):
@@ -88,8 +96,18 @@ def fr_ref(s, b, block):
 
 def random_state(seed, groups=0, immovable=0.0, steps=3):
     rng = np.random.default_rng(seed)
-    snaps = [generate("tiny", rng, pms=int(rng.integers(2, 5)), vms=int(rng.integers(3, 10)), immovable=immovable,
-                      groups=groups, group_size=2) for _ in range(3)]
+    snaps = [
+        generate(
+            "tiny",
+            rng,
+            pms=int(rng.integers(2, 5)),
+            vms=int(rng.integers(3, 10)),
+            immovable=immovable,
+            groups=groups,
+            group_size=2,
+        )
+        for _ in range(3)
+    ]
     p = build({"generator": "tiny", "mnl": steps, "block": 4.0}, "<test>")
     sc = Scenarios(stack(snaps), "test", seed, steps)
     s = p.initial_state(sc)
@@ -119,8 +137,11 @@ def test_masks_never_allow_an_infeasible_move(seed, groups, immovable):
                 assert int(post["vm_pm"][b, v]) == int(k) // 2
                 gid = int(s["vm_group"][b, v])
                 if gid >= 0:
-                    on = [(int(post["vm_pm"][b, u])) for u in range(V) if int(s["vm_group"][b, u]) == gid
-                          and bool(s["vm_mask"][b, u])]
+                    on = [
+                        (int(post["vm_pm"][b, u]))
+                        for u in range(V)
+                        if int(s["vm_group"][b, u]) == gid and bool(s["vm_mask"][b, u])
+                    ]
                     assert len(on) == len(set(on))
 
 

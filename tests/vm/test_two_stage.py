@@ -1,14 +1,14 @@
 """The two-stage policy: its distribution against a hand computation, the generic PPO builds and trains it from a
 solver table, and the shipped policy's plans are valid."""
 
-import numpy as np
 import pytest
 import torch
 
 from opsrl.algos import ppo
-from opsrl.core import Scenarios, SolveContext, evaluate, rollout, validate
+from opsrl.core import SolveContext, evaluate, rollout, validate
 from opsrl.nn.actor_critic import build_actor_critic
-from opsrl.vm import baselines, simulator as sim
+from opsrl.vm import baselines
+from opsrl.vm import simulator as sim
 from opsrl.vm.problem import build
 
 torch.set_num_threads(1)
@@ -54,9 +54,23 @@ def test_generic_ppo_trains_the_two_stage_policy_on_tiny():
     dev = p.sample(64, "dev", 0)
     before = evaluate(p, ac, dev).mean
     rand = evaluate(p, baselines.RandomFeasible(p, 0), dev).mean
-    o = validate({"lr": 3e-3, "batch_size": 8, "group_size": 4, "baseline": "group", "train_scenarios": 64,
-                  "iterations": 12, "epochs": 2, "minibatches": 1, "dev_scenarios": 32, "eval_every": 6,
-                  "lr_decay": False}, ppo.OPTIONS, "<test>")
+    o = validate(
+        {
+            "lr": 3e-3,
+            "batch_size": 8,
+            "group_size": 4,
+            "baseline": "group",
+            "train_scenarios": 64,
+            "iterations": 12,
+            "epochs": 2,
+            "minibatches": 1,
+            "dev_scenarios": 32,
+            "eval_every": 6,
+            "lr_decay": False,
+        },
+        ppo.OPTIONS,
+        "<test>",
+    )
     ac, curve = ppo.train(p, ac, o, SolveContext(progress=False))
     after = evaluate(p, ac, dev).mean
     assert after < rand  # the trained policy lowers FR more than random feasible moves
@@ -91,8 +105,9 @@ def test_ppo_solver_file_builds_the_two_stage_policy():
     from opsrl.registry import family, load_solver
 
     p = tiny()
-    name, method, cfg = load_solver("vm_ppo_two_stage", family("vm"), {"iterations": 2, "dev_scenarios": 8,
-                                                                       "train_scenarios": 16})
+    name, method, cfg = load_solver(
+        "vm_ppo_two_stage", family("vm"), {"iterations": 2, "dev_scenarios": 8, "train_scenarios": 16}
+    )
     assert method.name == "ppo" and cfg["policy"]["kind"] == "two_stage"
     out = method.fit(p, cfg["options"], cfg, SolveContext(progress=False, source=cfg["source"]))
     assert isinstance(out.policy, TwoStageActorCritic) and len(out.curve) >= 1
