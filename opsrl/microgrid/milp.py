@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.lp import silence_banner
 from .planning import terminal_value
 from .sim import RUN, WARM
 
@@ -55,33 +56,6 @@ class CommitPlan:
     battery_kw: np.ndarray  # discharge - charge
     energy: np.ndarray  # kWh at period boundaries
     status: str
-
-
-_QUIET = False
-
-
-def _highs():
-    """A HiGHS instance; the first one of a process is made with stdout closed, since HiGHS prints its banner
-    there before any option can be set (``opsrl run --json`` prints only JSON)."""
-    import os
-    import sys
-
-    import highspy
-
-    global _QUIET
-    if _QUIET:
-        return highspy.Highs()
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            h = highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-    _QUIET = True
-    return h
 
 
 def start_litres(p) -> float:
@@ -192,7 +166,8 @@ def commit_plan(
     for i in range(N if integer_periods is None else min(N, integer_periods)):
         integ[V * i + NV] = highspy.HighsVarType.kInteger
     model.integrality_ = integ
-    hs = _highs()
+    silence_banner()
+    hs = highspy.Highs()
     hs.setOptionValue("output_flag", False)
     hs.setOptionValue("threads", 1)
     hs.setOptionValue("time_limit", float(time_limit))
