@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from scipy import stats
 
-from ..core import Problem, Scenarios, State, evaluate
+from ..core import Scenarios, State
+from ..core.search import grid_search
 from .dp import period_cost
 from .single_store import SingleStore
 
@@ -41,29 +41,6 @@ class BaseStock(torch.nn.Module):
         if self.integer:
             order = order.round()
         return order[:, None]
-
-
-def grid_search(
-    problem: Problem,
-    scenarios: Scenarios,
-    candidates: np.ndarray,
-    make: Callable[[torch.Tensor], torch.nn.Module],
-    chunk: int = 200_000,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate each row of ``candidates`` ``[K, d]`` on all ``scenarios`` (``make`` builds one policy for
-    a batch holding each candidate's parameters once per scenario); return (best row, costs [K])."""
-    K, n = len(candidates), scenarios.n
-    per_block = max(1, chunk // n)
-    costs = []
-    for start in range(0, K, per_block):
-        block = torch.as_tensor(candidates[start : start + per_block], dtype=torch.float32, device=scenarios.device)
-        k = block.shape[0]
-        rep = scenarios.select(torch.arange(n, device=scenarios.device).repeat(k))  # k copies, candidate-major
-        params = block.repeat_interleave(n, dim=0)
-        ev = evaluate(problem, make(params), rep)
-        costs.append(ev.per_scenario.reshape(k, n).mean(dim=1).numpy())
-    costs = np.concatenate(costs)
-    return candidates[int(np.argmin(costs))], costs
 
 
 def level_grid(problem: SingleStore, points: int = 0) -> np.ndarray:

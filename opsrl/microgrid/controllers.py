@@ -156,7 +156,7 @@ def search_hysteresis(
 ):
     """Grid search of ``(start_soc, stop_soc)``, ``start < stop``, on ``scenarios`` (every candidate on the
     same days, all in one batch); returns ``(start, stop, dev cost, every candidate's cost)``."""
-    from ..inventory.heuristics import grid_search
+    from ..core.search import grid_search
 
     grid = np.array([(a, b) for a in starts for b in stops if a < b])
     best, costs = grid_search(
