@@ -142,8 +142,8 @@ class StageLP:
     x_in`` with ``S = state_in`` ``[m, k]`` (zero rows where a row does not depend on the state), so the
     gradient of the stage's optimal value with respect to ``x_in`` is ``S^T y``. The columns
     ``state_out`` ``[k]`` hold the outgoing state (end-of-stage values). ``blocks`` names column ranges for
-    reporting (``{"thermal": slice(...), ...}``); ``stage_cost`` the columns whose cost is the stage's cost
-    proper (default: all).
+    reporting (``{"thermal": slice(...), ...}``); the problem's ``stage_cost`` reads the true stage cost from
+    them (see docs/architecture.md).
     """
 
     lp: LP

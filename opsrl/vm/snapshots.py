@@ -124,35 +124,25 @@ FLAVOUR_NAMES = [
     "ecs.c1.22xlarge",
 ]
 
+# Medium: 279 PMs and 2,089 VMs (VMR2L dataset_meta_info 'M')
+_MEDIUM = dict(
+    pms=279,
+    vms=2089,
+    node_cpu=44,
+    node_mem=180,
+    cpu_probs=[0.24, 0.30, 0.22, 0.1227, 0.085, 0.025, 0.0073],
+    mem_per_cpu=[2, 4],
+    mem_probs=[0.5, 0.5],
+    double_32=0.5,
+    high=0.81,
+    util=(13.0, 1.9),
+    low=(0.15, 0.8),
+)
+
 GENERATORS = {
-    # Medium: 279 PMs and 2,089 VMs (VMR2L dataset_meta_info 'M')
-    "medium": dict(
-        pms=279,
-        vms=2089,
-        node_cpu=44,
-        node_mem=180,
-        cpu_probs=[0.24, 0.30, 0.22, 0.1227, 0.085, 0.025, 0.0073],
-        mem_per_cpu=[2, 4],
-        mem_probs=[0.5, 0.5],
-        double_32=0.5,
-        high=0.81,
-        util=(13.0, 1.9),
-        low=(0.15, 0.8),
-    ),
+    "medium": _MEDIUM,
     # Large: 1,176 PMs and 4,546 VMs (dataset_meta_info 'L'), the same flavour mix (so a lower allocation)
-    "large": dict(
-        pms=1176,
-        vms=4546,
-        node_cpu=44,
-        node_mem=180,
-        cpu_probs=[0.24, 0.30, 0.22, 0.1227, 0.085, 0.025, 0.0073],
-        mem_per_cpu=[2, 4],
-        mem_probs=[0.5, 0.5],
-        double_32=0.5,
-        high=0.81,
-        util=(13.0, 1.9),
-        low=(0.15, 0.8),
-    ),
+    "large": {**_MEDIUM, "pms": 1176, "vms": 4546},
     # multi-resource: 280 PMs and 1,200 VMs (dataset_meta_info 'multi'); larger, memory-heavier VMs so that
     # memory binds too (the VMR2L code marks its multi-resource statistics as placeholders)
     "multi_resource": dict(
