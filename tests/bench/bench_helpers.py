@@ -20,6 +20,13 @@ HDPO_TINY = {
     "policy.hidden": [8],
 }
 
+
+def hdpo_timed(seconds: float) -> dict:
+    """HDPO_TINY stopped by a training time limit of ``seconds`` instead of a step count (a cell that takes a
+    while, for interrupting and killing)."""
+    return {**HDPO_TINY, "max_steps": 100000, "eval_every": 20, "time_limit": seconds}
+
+
 # a level of 6 on Poisson(5) demand with lead time 1: no search, so the cell is instant and exact to check
 BASE_STOCK_FIXED = {"level": 6.0}
 

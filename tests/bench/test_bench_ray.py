@@ -13,24 +13,12 @@ import pytest
 ray = pytest.importorskip("ray", reason="the Ray executor needs Ray (pip install 'opsrl[ray]')")
 psutil = pytest.importorskip("psutil", reason="killing a Ray worker needs psutil (installed with ray[default])")
 
-from bench_helpers import PROBLEM_SET, raw_rows, toml_inline, write_sweep  # noqa: E402
+from bench_helpers import PROBLEM_SET, hdpo_timed, raw_rows, toml_inline, write_sweep  # noqa: E402
 
 from opsrl.bench.store import ResultsStore  # noqa: E402
 from opsrl.bench.sweep import RayExecutor, load_sweep, run_cell, run_sweep  # noqa: E402
 
-TRAIN_2S = {
-    "max_steps": 100000,
-    "time_limit": 2.0,
-    "eval_every": 20,
-    "patience": 0,
-    "batch_size": 16,
-    "train_scenarios": 64,
-    "dev_scenarios": 32,
-    "dev_periods": 40,
-    "train_periods": 30,
-    "threads": 1,
-    "policy.hidden": [8],
-}
+TRAIN_2S = hdpo_timed(2.0)
 
 
 class WorkerKiller(threading.Thread):

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from bench_helpers import BASE_STOCK_FIXED, PROBLEM_SET, raw_rows, toml_inline, write_sweep
+from bench_helpers import BASE_STOCK_FIXED, PROBLEM_SET, hdpo_timed, raw_rows, toml_inline, write_sweep
 
 from opsrl import cli
 from opsrl.bench.store import ResultsStore
@@ -159,19 +159,7 @@ def test_bundled_sweep_names_resolve(capsys):
     assert "inventory_smoke" in capsys.readouterr().out
 
 
-SLOW = {
-    "max_steps": 100000,
-    "time_limit": 3.0,
-    "eval_every": 20,
-    "patience": 0,
-    "batch_size": 16,
-    "train_scenarios": 64,
-    "dev_scenarios": 32,
-    "dev_periods": 40,
-    "train_periods": 30,
-    "threads": 1,
-    "policy.hidden": [8],
-}
+SLOW = hdpo_timed(3.0)
 
 
 def _count(store) -> int:
