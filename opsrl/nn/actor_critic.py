@@ -84,7 +84,7 @@ class ActionDistribution:
 
     def __init__(self, head: ActionHead, logits: torch.Tensor | None, cont: torch.distributions.Distribution | None):
         self.head, self.logits, self.cont = head, logits, cont
-        self.cat = Categorical(logits=logits) if logits is not None else None
+        self.cat = Categorical(logits=logits, validate_args=False) if logits is not None else None
 
     def sample(self) -> torch.Tensor:
         return self._join(
@@ -191,9 +191,9 @@ class ActionHead(nn.Module):
             r = raw[:, nd:]
             if self.mode_c == "beta":
                 a, b = r.reshape(B, len(self.cont), 2).unbind(-1)
-                cont = Beta(1 + nn.functional.softplus(a), 1 + nn.functional.softplus(b))
+                cont = Beta(1 + nn.functional.softplus(a), 1 + nn.functional.softplus(b), validate_args=False)
             else:
-                cont = Normal(r, self.log_std.exp().expand_as(r))
+                cont = Normal(r, self.log_std.exp().expand_as(r), validate_args=False)
         return ActionDistribution(self, logits, cont)
 
     def sample_of(self, action: torch.Tensor) -> torch.Tensor:
