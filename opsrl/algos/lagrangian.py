@@ -218,8 +218,9 @@ POLICY_SCHEMA = {
     "time": Field(
         str,
         "onehot",
-        choices=("onehot", "scalar"),
-        doc="the stage as a feature: t / periods and a one-hot of t, or t / periods only",
+        choices=("onehot", "scalar", "none"),
+        doc="the stage as a feature: t / periods and a one-hot of t, or t / periods only, or none (stationary "
+        "problems evaluated over more periods than they are trained on)",
     ),
     "output": Field(
         str,
@@ -308,7 +309,7 @@ class TargetPolicy(nn.Module):
     ) -> torch.Tensor:
         span = hi - lo
         if self.output == "residual":
-            return x_in + span * raw.to(lo.dtype)
+            return x_in[:, : span.shape[1]] + span * raw.to(lo.dtype)  # (the first k entries of x_in)
         squash = torch.sigmoid(raw) if self.output == "sigmoid" else 0.5 + raw
         return lo + span * squash.to(lo.dtype)
 
@@ -317,6 +318,8 @@ def features(problem: Problem, state: State, t: int, time: str = "onehot") -> to
     """``observe(state)`` and the stage: ``t / periods`` (``time = "scalar"``), or also a one-hot of ``t``
     (``"onehot"``, for episodes of a fixed length; stages beyond ``periods`` read as the last)."""
     obs = problem.observe(state)
+    if time == "none":
+        return obs
     T = max(problem.periods, 1)
     tt = torch.full((obs.shape[0], 1), t / T, dtype=obs.dtype, device=obs.device)
     if time == "scalar":
@@ -416,13 +419,14 @@ def evaluate(
             r = rollout(problem, policy, sc, penalty, backend, "none")
             seconds += time.perf_counter() - t0
             solve_s += r["solve_seconds"]
-            parts.append(
-                scenario_costs(problem, r["cost"], problem.test_warmup if problem.test_warmup is not None else None)
-            )
+            w = problem.test_warmup
+            if w is not None and w >= scenarios.periods:  # a dev set shorter than the test warm-up
+                w = None
+            parts.append(scenario_costs(problem, r["cost"], w))
             pen += float(r["penalty_cost"].sum())
             obj += float(r["loss"].sum())
     policy.train(was)
-    ev = summarize(problem, torch.cat(parts), scenarios.periods, problem.test_warmup)
+    ev = summarize(problem, torch.cat(parts), scenarios.periods, w)
     stages = scenarios.periods * math.ceil(scenarios.n / chunk)
     info = {
         "target_violation_share": pen / obj if obj else 0.0,
@@ -458,6 +462,9 @@ class TargetRule:
             lo, hi = self.problem.target_bounds(state)
             x_in = self.problem.stage_lp(state, None, t).x_in if self.policy.output == "residual" else None
             target = self.policy.target(raw, lo, hi, x_in)
+            to_action = getattr(self.problem, "target_action", None)
+            if to_action is not None:  # a problem whose own actions are not targets (inventory networks)
+                return to_action(state, target, t)
             span = hi - lo
             return torch.where(span > 0, (target - lo) / span.clamp_min(1e-300), torch.zeros_like(target))
 
@@ -503,6 +510,8 @@ OPTIONS = {
     ),
     "anneal_steps": Field(int, 0, allowed="steps of the penalty annealing (0: half of max_steps)", check=non_negative),
     "eval_chunk": Field(int, 0, allowed="scenarios per evaluation batch (0: all at once)", check=non_negative),
+    "train_periods": Field(int, 0, allowed="periods of a training scenario (0: the problem's)", check=non_negative),
+    "dev_periods": Field(int, 0, allowed="periods of a dev scenario (0: the problem's)", check=non_negative),
     "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
 }
 
@@ -525,8 +534,8 @@ def train(
     dev = ctx.device
     policy.to(dev)
     P = o["penalty"] or float(problem.target_penalty)
-    pool = problem.sample(o["train_scenarios"], "train", ctx.seed, None, dev)
-    dev_set = problem.sample(o["dev_scenarios"], "dev", ctx.seed, None, dev)
+    pool = problem.sample(o["train_scenarios"], "train", ctx.seed, o.get("train_periods") or None, dev)
+    dev_set = problem.sample(o["dev_scenarios"], "dev", ctx.seed, o.get("dev_periods") or None, dev)
     g = generator(ctx.seed, "train", "minibatch")
     opt = torch.optim.Adam(policy.parameters(), lr=o["lr"])
     t0 = time.perf_counter()

@@ -438,6 +438,12 @@ COMMON = {
     "distribution": Field(str, "normal", choices=("normal", "poisson")),
     "initial": Field(dict, {}, schema=INITIAL_SCHEMA),
     "test": Field(dict, {}, schema=TEST_SCHEMA),
+    "target_penalty": Field(
+        float,
+        0.0,
+        allowed="a number >= 0: the TS-DDR target penalty (0: automatic; docs/lagrangian.md)",
+        check=non_negative,
+    ),
 }
 
 STORE_KEYS = {
@@ -644,7 +650,9 @@ def build_network(cfg: Mapping[str, Any], source: str) -> Network:
         )
         rho = cfg["correlation"]
     unmet = cfg["unmet"]
-    problem = Network(
+    from .stage_lp import network_class  # tree networks also offer the stage LP (TS-DDR)
+
+    problem = network_class(topo)(
         topo,
         unmet,
         dist,
