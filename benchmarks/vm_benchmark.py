@@ -124,19 +124,35 @@ def cmd_fr(a):
             f, secs = _timed_plan(p, baselines.FFD(p), sc)
             res["ffd"] = _row(p, s0, f, secs)
         if "gnn" in a.methods or "best" in a.methods:
-            ac = ac or pol.load(p)
+            ac = ac or pol.load(p, a.weights or None)
             ac.problem = p
             if "gnn" in a.methods:
-                f, secs = _timed_plan(p, ac, sc)
-                res["gnn_greedy"] = _row(p, s0, f, secs)
+                t0 = time.perf_counter()
+                f = pol.fast_plan(p, ac, sc)
+                res[f"{a.tag}_greedy"] = _row(p, s0, f, (time.perf_counter() - t0) / sc.n)
             if "best" in a.methods:
                 t0 = time.perf_counter()
                 f = pol.best_of(p, ac, sc, a.samples)
-                res[f"gnn_best{a.samples}"] = _row(p, s0, f, (time.perf_counter() - t0) / sc.n)
+                res[f"{a.tag}_best{a.samples}"] = _row(p, s0, f, (time.perf_counter() - t0) / sc.n)
         if "cpsat" in a.methods:
-            f, secs, rows = _cpsat_plans(p, sc, a.cpsat_seconds, a.workers, a.candidates, a.destinations, g)
-            res[f"cpsat_{a.cpsat_seconds:g}s"] = _row(
-                p, s0, f, secs, snapshots=rows, bound=float(np.mean([r["bound_fr"] for r in rows]))
+            hint, name = g, f"cpsat_{a.cpsat_seconds:g}s"
+            if a.hint == "best":  # warm start from the learned best of K (its moves join the restricted model)
+                ac = ac or pol.load(p, a.weights or None)
+                hint = pol.best_of(p, ac, sc, a.samples)
+                name += f"_hint_best{a.samples}"
+            if (a.candidates, a.destinations) != (100, 32):
+                name += f"_c{a.candidates}_d{a.destinations}"
+            sub = sc.select(torch.arange(min(a.cpsat_snapshots or sc.n, sc.n)))
+            hint = {k: v[: sub.n] if isinstance(v, torch.Tensor) and v.dim() > 0 else v for k, v in hint.items()}
+            f, secs, rows = _cpsat_plans(p, sub, a.cpsat_seconds, a.workers, a.candidates, a.destinations, hint)
+            res[name] = _row(
+                p,
+                p.initial_state(sub),
+                f,
+                secs,
+                snapshots=rows,
+                bound=float(np.mean([r["bound_fr"] for r in rows])),
+                n_snapshots=sub.n,
             )
         for k, v in res.items():
             if isinstance(v, dict) and "fr" in v:
@@ -404,7 +420,7 @@ def cmd_bestspeed(a):
 
     p = _problem(a.generator, a.mnl)
     sc = p.sample(a.snapshots, "test", 0, periods=p.periods)
-    ac = pol.load(p)
+    ac = pol.load(p, a.weights or None)
     out, finals = {}, {}
     for name, fn in (("reference", pol.best_of_reference), ("fast", pol.best_of)):
         prof = cProfile.Profile() if a.profile else None
@@ -437,6 +453,9 @@ def cmd_bestspeed(a):
         seed=a.seed,
         threads=1,
         original_rev=a.original,
+        weights=a.weights or str(pol.WEIGHTS.relative_to(ROOT)),
+        layers=len(ac.net.layers),
+        width=ac.config["width"],
     )
     if a.original:
         out["speedup_over_original"] = out["original"]["seconds_per_snapshot"] / out["fast"]["seconds_per_snapshot"]
@@ -444,7 +463,7 @@ def cmd_bestspeed(a):
         f"same best plans: {same}; speed-up {out['speedup']:.2f}x over the reference path"
         + (f", {out['speedup_over_original']:.2f}x over the original code" if a.original else "")
     )
-    _merge("vm_bestspeed.json", f"{a.generator}_mnl{a.mnl}_k{a.samples}", out)
+    _merge("vm_bestspeed.json", f"{a.generator}_mnl{a.mnl}_k{a.samples}" + (f"_{a.tag}" if a.tag else ""), out)
 
 
 def main(argv=None):
@@ -457,6 +476,10 @@ def main(argv=None):
     common.add_argument("--workers", type=int, default=2)
     common.add_argument("--candidates", type=int, default=100)
     common.add_argument("--destinations", type=int, default=32)
+    common.add_argument("--weights", default="", help="two-stage weights ('': the shipped ones)")
+    common.add_argument("--tag", default="gnn", help="result key prefix of the learned policy's rows")
+    common.add_argument("--hint", default="greedy", choices=("greedy", "best"), help="CP-SAT warm start")
+    common.add_argument("--cpsat-snapshots", type=int, default=0, help="CP-SAT on the first that many (0: all)")
     f = sub.add_parser("fr", parents=[common])
     f.add_argument("--mnl", type=int, nargs="+", default=[5, 10, 25, 50])
     f.add_argument("--generator", default="medium")
@@ -481,6 +504,8 @@ def main(argv=None):
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--profile", action="store_true")
     bs.add_argument("--original", default="", help="also time best_of of the package at this git revision")
+    bs.add_argument("--weights", default="", help="two-stage weights ('': the shipped ones)")
+    bs.add_argument("--tag", default="", help="suffix of the result key")
     tb = sub.add_parser("table")
     tb.add_argument("--file", default="vm_fr_medium.json")
     a = ap.parse_args(argv)

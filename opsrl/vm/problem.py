@@ -336,15 +336,17 @@ class VMRescheduling(Problem):
             [(d * scale).clamp(-2, 2), ((d + src) * scale).clamp(-2, 2), ok.to(f.dtype), same.to(f.dtype)], -1
         )
 
-    def pair_features_of(self, state: State, vm: torch.Tensor, src: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    def pair_features_of(
+        self, state: State, vm: torch.Tensor, src: torch.Tensor, ok: torch.Tensor, weights: tuple | None = None
+    ) -> torch.Tensor:
         """:meth:`pair_features` (the same numbers) with the state's :func:`.simulator.source_delta` ``src`` and
         the chosen VMs' :meth:`destination_mask` ``ok`` given, computing the destination change only for the
-        chosen VMs' kinds (``[B, 1, S]`` instead of every kind's ``[B, K, S]``)."""
+        chosen VMs' kinds (``[B, 1, S]`` instead of every kind's ``[B, K, S]``); ``weights``: the state's FR
+        weights (:func:`.simulator._weights`, constant under migration) when the caller has them."""
         B, P, _ = state["free_cpu"].shape
         v = vm.clamp_min(0)[:, None]
-        d = sim.kind_dest_delta(state, self.block, self.objective, self.mem_block, kinds=state["vm_kind"].gather(1, v))[
-            :, 0
-        ]
+        kinds = state["vm_kind"].gather(1, v)
+        d = sim.kind_dest_delta(state, self.block, self.objective, self.mem_block, kinds=kinds, weights=weights)[:, 0]
         f = state["free_cpu"].reshape(B, 2 * P) * state["pm_mask"].repeat_interleave(2, 1)
         scale = f.sum(1, keepdim=True).clamp_min(1.0) / self.block
         s = src.gather(1, v)

@@ -112,17 +112,25 @@ def _slot_free(state) -> tuple[torch.Tensor, torch.Tensor]:
     return state["free_cpu"].reshape(B, 2 * P), state["free_mem"].reshape(B, 2 * P)
 
 
-def kind_fit(state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def kind_fit(state: Mapping[str, torch.Tensor], pms: torch.Tensor | None = None) -> torch.Tensor:
     """``[B, K, S]``: slot ``s`` can take a VM of kind ``k`` now (capacity, real PM, anti-affinity for the
-    kinds of grouped VMs; the VM's own place is *not* excluded here)."""
+    kinds of grouped VMs; the VM's own place is *not* excluded here). With ``pms`` ``[B, n]`` only the slots
+    of those PMs (``[B, K, 2 n]``, the same numbers as the full tensor's slots ``2 pms`` and ``2 pms + 1``):
+    after a move only the two PMs it touched change."""
     fc, fm = state["free_cpu"], state["free_mem"]  # [B, P, 2]
     B, P, _ = fc.shape
+    pm_mask = state["pm_mask"]
+    if pms is not None:
+        fc = fc.gather(1, pms[..., None].expand(-1, -1, 2))
+        fm = fm.gather(1, pms[..., None].expand(-1, -1, 2))
+        pm_mask = pm_mask.gather(1, pms)
+    n = fc.shape[1]
     kc, km, kd = state["kind_cpu"], state["kind_mem"], state["kind_double"]  # [B, K]
-    single = (fc[:, None] >= kc[..., None, None]) & (fm[:, None] >= km[..., None, None])  # [B, K, P, 2]
+    single = (fc[:, None] >= kc[..., None, None]) & (fm[:, None] >= km[..., None, None])  # [B, K, n, 2]
     hc, hm = (kc / 2)[..., None], (km / 2)[..., None]
-    dbl = (fc.amin(-1)[:, None] >= hc) & (fm.amin(-1)[:, None] >= hm)  # [B, K, P]
+    dbl = (fc.amin(-1)[:, None] >= hc) & (fm.amin(-1)[:, None] >= hm)  # [B, K, n]
     dbl = torch.stack([dbl, torch.zeros_like(dbl)], -1)
-    fit = torch.where(kd[..., None, None], dbl, single) & state["pm_mask"][:, None, :, None]
+    fit = torch.where(kd[..., None, None], dbl, single) & pm_mask[:, None, :, None]
     fit = fit & (kc > 0)[..., None, None]
     kv = state["kind_vm"]  # [B, K] the VM of a grouped kind, -1 otherwise
     gc = group_counts(state)
@@ -131,10 +139,13 @@ def kind_fit(state: Mapping[str, torch.Tensor]) -> torch.Tensor:
         g = state["vm_group"].gather(1, v)  # [B, K]
         pm_v = state["vm_pm"].gather(1, v)
         others = gc.gather(1, g.clamp_min(0)[..., None].expand(-1, -1, P))  # [B, K, P]
-        others = others - (torch.arange(P, device=v.device) == pm_v[..., None]).long()
+        ids = torch.arange(P, device=v.device).expand(B, P)
+        if pms is not None:
+            others, ids = others.gather(2, pms[:, None].expand(-1, others.shape[1], -1)), pms
+        others = others - (ids[:, None] == pm_v[..., None]).long()
         bad = (kv >= 0)[..., None] & (g >= 0)[..., None] & (others > 0)
         fit = fit & ~bad[..., None]
-    return fit.reshape(B, -1, 2 * P)
+    return fit.reshape(B, -1, 2 * n)
 
 
 def _rem_delta(free, demand, block):
@@ -142,8 +153,9 @@ def _rem_delta(free, demand, block):
     return torch.remainder(free - demand, block) - torch.remainder(free, block)
 
 
-def _weights(state, block, objective, mem_block):
-    """Per-scenario scale of the CPU and memory numerators in the FR (``1 / total free``)."""
+def fr_weights(state, block=16.0, objective="cpu", mem_block=64.0):
+    """Per-scenario scale of the CPU and memory numerators in the FR (``1 / total free``; migration leaves
+    them unchanged): ``(cpu [B], memory [B] or None)``."""
     _, den = fragment_parts(state["free_cpu"], block, state["pm_mask"])
     wc = torch.where(den > 0, 1.0 / den.clamp_min(1e-12), torch.zeros_like(den))
     if objective != "multi":
@@ -153,21 +165,32 @@ def _weights(state, block, objective, mem_block):
     return 0.5 * wc, 0.5 * wm
 
 
+_weights = fr_weights
+
+
 def kind_dest_delta(
     state,
     block=16.0,
     objective="cpu",
     mem_block=64.0,
     kinds: torch.Tensor | None = None,
+    pms: torch.Tensor | None = None,
+    weights: tuple | None = None,
 ) -> torch.Tensor:
     """``[B, K, S]``: change of FR at the destination when a VM of kind ``k`` arrives at slot ``s``; with
-    ``kinds`` ``[B, n]`` only those kinds (``[B, n, S]``, the same numbers as gathering the full tensor)."""
+    ``kinds`` ``[B, n]`` only those kinds (``[B, n, S]``, the same numbers as gathering the full tensor), with
+    ``pms`` ``[B, m]`` only the slots of those PMs (``[B, K, 2 m]``, as in :func:`kind_fit`). ``weights``:
+    ``_weights`` of the state (constant under migration) when the caller has them."""
     fc, fm = state["free_cpu"], state["free_mem"]
-    B, P, _ = fc.shape
+    B = fc.shape[0]
+    wc, wm = _weights(state, block, objective, mem_block) if weights is None else weights
+    if pms is not None:
+        fc = fc.gather(1, pms[..., None].expand(-1, -1, 2))
+        fm = fm.gather(1, pms[..., None].expand(-1, -1, 2))
+    P = fc.shape[1]
     kc, km, kd = state["kind_cpu"], state["kind_mem"], state["kind_double"]
     if kinds is not None:
         kc, km, kd = kc.gather(1, kinds), km.gather(1, kinds), kd.gather(1, kinds)
-    wc, wm = _weights(state, block, objective, mem_block)
 
     def part(free, k, w, blk):
         single = _rem_delta(free[:, None], k[..., None, None], blk)  # [B, K, P, 2]
@@ -181,20 +204,27 @@ def kind_dest_delta(
     return d.reshape(B, -1, 2 * P)
 
 
-def source_delta(state, block=16.0, objective="cpu", mem_block=64.0) -> torch.Tensor:
-    """``[B, V]``: change of FR at each VM's current node(s) when it leaves."""
+def source_delta(state, block=16.0, objective="cpu", mem_block=64.0, rows=None, weights=None) -> torch.Tensor:
+    """``[B, V]``: change of FR at each VM's current node(s) when it leaves; with ``rows`` (a pair of index
+    tensors ``(b, v)``) only those VMs (``[n]``, the same numbers); ``weights`` as in :func:`kind_dest_delta`."""
     B, P, _ = state["free_cpu"].shape
     pm, node, dbl_v = state["vm_pm"], state["vm_node"], state["vm_double"]
-    wc, wm = _weights(state, block, objective, mem_block)
+    wc, wm = _weights(state, block, objective, mem_block) if weights is None else weights
+    if rows is not None:
+        bi, vi = rows
+        pm, node, dbl_v = pm[bi, vi], node[bi, vi], dbl_v[bi, vi]
 
     def part(free, x, w, blk):
         f = free.reshape(B, 2 * P)
-        f0 = f.gather(1, 2 * pm)
-        f1 = f.gather(1, 2 * pm + 1)
+        if rows is None:
+            f0, f1 = f.gather(1, 2 * pm), f.gather(1, 2 * pm + 1)
+            w = w[:, None]
+        else:
+            f0, f1, x, w = f[bi, 2 * pm], f[bi, 2 * pm + 1], x[bi, vi], w[bi]
         fn = torch.where(node == 1, f1, f0)
         single = _rem_delta(fn, -x, blk)
         dbl = _rem_delta(f0, -x / 2, blk) + _rem_delta(f1, -x / 2, blk)
-        return torch.where(dbl_v, dbl, single) * w[:, None]
+        return torch.where(dbl_v, dbl, single) * w
 
     d = part(state["free_cpu"], state["vm_cpu"], wc, block)
     if wm is not None:
@@ -208,13 +238,20 @@ def _gather_kind(x: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
     return x.gather(1, idx)
 
 
-def first_stage_mask(state: Mapping[str, torch.Tensor], fit: torch.Tensor | None = None) -> torch.Tensor:
-    """``[B, V]``: movable, real VMs that have at least one allowed destination other than their place."""
+def first_stage_mask(
+    state: Mapping[str, torch.Tensor],
+    fit: torch.Tensor | None = None,
+    own: torch.Tensor | None = None,
+    n_fit: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[B, V]``: movable, real VMs that have at least one allowed destination other than their place.
+    ``fit`` (:func:`kind_fit`), ``own`` (:func:`own_slot`) and ``n_fit`` (``fit.sum(-1)``) of this state may be
+    passed in when the caller has them already."""
     fit = kind_fit(state) if fit is None else fit
-    n_fit = fit.sum(-1)  # [B, K]
+    n_fit = fit.sum(-1) if n_fit is None else n_fit  # [B, K]
     kind = state["vm_kind"]
     S = fit.shape[2]
-    own = fit.reshape(fit.shape[0], -1).gather(1, kind * S + own_slot(state))
+    own = fit.reshape(fit.shape[0], -1).gather(1, kind * S + (own_slot(state) if own is None else own))
     n_v = n_fit.gather(1, kind) - own.long()
     return state["vm_mask"] & state["vm_movable"] & (n_v > 0)
 
@@ -234,7 +271,8 @@ def destination_mask(state: Mapping[str, torch.Tensor], vm: torch.Tensor) -> tor
     dbl = ((fcp >= c / 2) & (fmp >= m / 2)).repeat_interleave(2, 1)
     dbl = dbl & (torch.arange(S, device=fc.device) % 2 == 0)
     ok = torch.where(d, dbl, single) & state["pm_mask"].repeat_interleave(2, 1)
-    ok = ok & (torch.arange(S, device=fc.device) != own_slot(state).gather(1, v))
+    own = 2 * state["vm_pm"].gather(1, v) + torch.where(d, 0, state["vm_node"].gather(1, v).clamp(max=1))
+    ok = ok & (torch.arange(S, device=fc.device) != own)
     g = state["vm_group"].gather(1, v)  # [B, 1]
     same = (state["vm_group"] == g) & (g >= 0) & state["vm_mask"]
     same = same & (torch.arange(state["vm_pm"].shape[1], device=fc.device) != v)
@@ -307,6 +345,31 @@ def vm_best_moves(
     cand = (source_delta(state, block, objective, mem_block) if src is None else src) + dv
     ok = state["vm_mask"] & state["vm_movable"] & torch.isfinite(dv)
     return torch.where(ok, cand, torch.full_like(cand, INF)), ds
+
+
+def vm_best_values(
+    state: Mapping[str, torch.Tensor],
+    fit: torch.Tensor,
+    dest: torch.Tensor,
+    src: torch.Tensor,
+    own: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The first output of :func:`vm_best_moves` (the FR change of every VM's best allowed move), bit for bit,
+    from two minima per kind instead of a top-2 sort: the value does not depend on how ties between
+    destinations are broken (if the VM's own slot ties for the kind's best, the best value elsewhere is the
+    same value), so only the slot choice, which this does not return, could differ."""
+    inf = torch.full_like(dest, INF)
+    val = torch.where(fit, dest, inf)
+    v1, i1 = val.min(-1)  # [B, K]
+    v2 = val.scatter(-1, i1[..., None], inf[..., :1]).amin(-1)
+    kind = state["vm_kind"]
+    first_is_own = i1.gather(1, kind) == (own_slot(state) if own is None else own)
+    dv = torch.where(first_is_own, v2.gather(1, kind), v1.gather(1, kind))
+    if val.shape[2] < 2:  # one slot only: topk's second value is the first
+        dv = v1.gather(1, kind)
+    ok = state["vm_mask"] & state["vm_movable"] & torch.isfinite(dv)
+    cand = src + dv
+    return torch.where(ok, cand, torch.full_like(cand, INF))
 
 
 def greedy_moves(
