@@ -106,9 +106,23 @@ def main() -> None:
             cells.append(f"{row[f][0]:.1f}% ({row[f][1]})" if cand else "none")
         table.append(row)
         print(f"| {cap:g} | {'none' if best_rule is None else f'{best_rule:.1f}%'} | " + " | ".join(cells) + " |")
+    # soc_hysteresis (the bundled rule, thresholds 0.15 / 0.30) among the rules: who dominates it?
+    hyst = [i for i, c in enumerate(rules["candidates"]) if c == ["hysteresis, genset load 1", [0.15, 0.3]]]
+    dominating = []
+    if hyst:
+        h_deg, h_saved = float(r_deg[hyst[0]]), float(r_saved[hyst[0]])
+        dominating = [p for p in points if p[3] >= h_saved and p[2] <= h_deg and p[4] == 0 and p[5] == 0]
+        print(f"\nsoc_hysteresis 0.15 / 0.30: {h_saved:.2f}% at {h_deg:.2f}; dominated by:")
+        for p in sorted(dominating, key=lambda p: -p[3]):
+            print(f"  {p[0]}: {p[1]}, {p[3]:.2f}% at {p[2]:.2f}")
+        if not dominating:
+            print("  none")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(
-        json.dumps({"args": vars(args), "operator": ref, "points": points, "caps": table}, indent=1)
+        json.dumps(
+            {"args": vars(args), "operator": ref, "points": points, "caps": table, "dominate_hysteresis": dominating},
+            indent=1,
+        )
     )
     import matplotlib
 
@@ -118,6 +132,8 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.scatter(r_deg, r_saved, s=12, c="0.6", alpha=0.6, label="153 rules (hysteresis, constant proposals)")
     ax.scatter([ref["degradation"]], [0.0], c="k", marker="*", s=140, label="operator_rules")
+    if hyst:
+        ax.scatter([h_deg], [h_saved], marker="o", facecolors="none", edgecolors="k", s=70, label="soc_hysteresis")
     ax.axhline(args.bound_saved, color="k", ls="--", lw=1, label=f"perfect-foresight bound ({args.bound_saved:.1f}%)")
     marks = {"MPC, perfect forecasts": ("tab:red", "s"), "MPC, real forecasts": ("tab:blue", "D")}
     others = iter([("tab:green", "^"), ("tab:purple", "v"), ("tab:orange", "P"), ("tab:brown", "X")])

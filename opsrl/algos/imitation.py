@@ -83,3 +83,29 @@ def fit_steps(
         loss.backward()
         opt.step()
     return float(loss.detach())
+
+
+def labelled_rollout(
+    problem: Problem,
+    actor,
+    label: Callable[[dict, int], torch.Tensor],
+    scenarios: Scenarios,
+    periods: int,
+    at: Callable[[int], bool],
+) -> tuple[list[dict], list[torch.Tensor], list[int]]:
+    """DAgger's data: roll ``actor`` (the learner, or the teacher itself) out and, at every step ``t`` with
+    ``at(t)``, ask ``label(state, t)`` for the teacher's action in the state the actor reached. Returns the
+    labelled states (each a dict of ``[B, ...]`` tensors), their labels ``[B, ...]`` and their steps."""
+    if getattr(actor, "training", False):
+        actor.eval()
+    state = problem.initial_state(scenarios)
+    states, labels, steps = [], [], []
+    with torch.no_grad():
+        for t in range(periods):
+            if at(t):
+                states.append({k: v.clone() for k, v in state.items()})
+                labels.append(label(state, t))
+                steps.append(t)
+            post, _ = problem.post_decision(state, actor(state, t))
+            state, _ = problem.transition(post, scenarios, t)
+    return states, labels, steps

@@ -14,7 +14,9 @@ problem applies them inside ``post_decision``):
   battery) until a high one; two thresholds searched on dev days (genset-load proposals);
 * ``mpc_commit``: rolling-horizon MILP with genset commitment and a price on wear (:mod:`.milp`), on the
   real forecasts or, ``forecast = "perfect"``, on the realised days (an oracle);
-* ``perfect_foresight``: the perfect-foresight lower bound of each test day (not a policy).
+* ``perfect_foresight``: the perfect-foresight lower bound of each test day (not a policy);
+* ``shipped_policy``: a trained network shipped in ``data/`` (e.g. ``mpc_clone_wear16``, the commitment MPC
+  distilled into the PPO actor by DAgger), run greedily behind the shields.
 
 Every run record adds ``violations`` (count by constraint, from the independent checker),
 ``fuel_litres``, ``degradation`` (exact rainflow cost) and ``unserved_kwh`` (means per test day), and
@@ -23,6 +25,7 @@ for a policy ``day``: the first test day's dispatch, which the report draws (:fu
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -299,6 +302,47 @@ def _fit_bound(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     return out
 
 
+DATA = Path(__file__).resolve().parent / "data"
+
+SHIPPED_OPTIONS = {
+    "weights": Field(
+        str,
+        "mpc_clone_wear16",
+        allowed="the name of a network shipped in opsrl/microgrid/data (NAME.pt with NAME.json), or a path to "
+        "a .pt file with its .json beside it",
+    ),
+    "sampling": Field(bool, False, doc="sample from the policy's distribution instead of taking its mode"),
+}
+
+
+def _fit_shipped(problem, o, config, ctx: SolveContext) -> SolveOutcome:
+    """Load a shipped actor-critic (``NAME.json``: its ``policy`` table and the ``proposal`` it was trained on)."""
+    import json
+
+    from ..core import ConfigError
+    from ..core.config import load_weights
+    from ..nn.actor_critic import build_actor_critic
+
+    _check(problem, ctx)
+    name = o["weights"]
+    path = Path(name) if name.endswith(".pt") else DATA / f"{name}.pt"
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        raise ConfigError(ctx.source, "options.weights", f"no {path} with {meta_path.name} beside it")
+    meta = json.loads(meta_path.read_text())
+    want = meta.get("proposal", "battery_kw")
+    if problem.p.proposal != want:
+        raise ConfigError(
+            ctx.source, "problem.shield.proposal", f"the network {name} proposes {want}: set shield.proposal = {want!r}"
+        )
+    ac = build_actor_critic(problem, meta["policy"], ctx.source)
+    load_weights(ac, path, ctx.source, "options.weights")
+    ac.eval()
+    ac.sampling = o["sampling"]
+    info = {"weights": str(path.name), **{k: v for k, v in meta.items() if isinstance(v, (int, float, str))}}
+    return _policy_outcome(problem, ac, info)
+
+
 def record(problem, outcome: SolveOutcome) -> dict[str, Any]:
     """Extra fields of a run record: violations, fuel, degradation, unserved energy (test-day means)."""
     metrics = outcome.info.pop("_metrics", None)
@@ -340,6 +384,13 @@ METHODS = {
             COMMIT_OPTIONS,
             description="rolling-horizon commitment MILP with a price on battery wear (HiGHS); forecast = "
             "perfect makes it an oracle",
+        ),
+        Method(
+            "shipped_policy",
+            _fit_shipped,
+            SHIPPED_OPTIONS,
+            description="a trained network shipped with the package (e.g. the commitment MPC distilled by DAgger), "
+            "greedy behind the shields",
         ),
         Method(
             "perfect_foresight",
