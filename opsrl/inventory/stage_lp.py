@@ -168,7 +168,7 @@ class TreeNetwork(Network):
         from .network_heuristics import protection
 
         tau = protection(self, True)
-        self._target_hi = 2.0 * (m * tau + 3.0 * s * np.sqrt(tau))
+        self._target_hi = 2.0 * (m * tau + s * np.sqrt(tau))
 
     # --- the stage-LP contract -----------------------------------------------------------------
     @property
@@ -269,8 +269,9 @@ class TreeNetwork(Network):
         }
 
     def target_bounds(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
-        """Echelon positions from 0 to twice (echelon mean demand over the protection period plus three
-        standard deviations): the middle of the range is an echelon base stock with a safety factor of 3."""
+        """Echelon positions from 0 to twice (echelon mean demand over the protection period plus one standard
+        deviation): the middle of the range, where an untrained rule starts, is an echelon base stock with a
+        safety factor of 1."""
         oh = state["on_hand"]
         hi = torch.as_tensor(self._target_hi, dtype=self.lp_dtype, device=oh.device).expand(oh.shape[0], -1)
         return torch.zeros_like(hi), hi
