@@ -264,13 +264,21 @@ def test_tsddr_is_not_below_the_optimum_of_identical_backlog_stores():
     ref = reference(prob)
     assert ref.kind == "optimum" and ref.value == pytest.approx(3.1024, abs=1e-4)
     over = {"max_steps": 15, "batch_size": 8, "train_periods": 20, "dev_scenarios": 8, "dev_periods": 40}
-    over.update({"eval_every": 5, "time_limit": 0.0, "lr": 1e-2})
-    _, method, scfg = load_solver("tsldr_inventory", FAMILY, over)
-    out = method.fit(prob, scfg["options"], scfg, SolveContext(progress=False, source=scfg["source"]))
-    ev, info = out.evaluate(prob.test_set())
+    over.update({"eval_every": 5, "time_limit": 0.0, "lr": 2e-2})
+    _, _, scfg = load_solver("tsldr_inventory", FAMILY, over)
+    # a linear rule started far from the optimum: every target at 0.35 of its range (short, a large backlog)
+    start = (
+        np.full(prob.topo.n, 0.35) * prob.target_bounds(prob.initial_state(prob.sample(1, "dev", 0, 1)))[1][0].numpy()
+    )
+    torch.manual_seed(0)
+    policy = constant_target_rule(prob, start)
+    test = prob.test_set()
+    before, _ = L.evaluate(prob, policy, test, prob.target_penalty)
+    ctx = SolveContext(progress=False, source=scfg["source"])
+    policy, curve, _ = L.train(prob, policy, scfg["options"], ctx, "tsldr")
+    ev, info = L.evaluate(prob, policy, test, prob.target_penalty)
     assert ev.mean >= ref.value - 3 * ev.stderr
-    assert ev.mean <= 1.15 * ref.value  # (3.21 +- 0.06 when written; the untrained rule's dev cost is 70% higher)
-    assert min(c["dev_cost"] for c in out.curve[1:]) < 0.7 * out.curve[0]["dev_cost"]
+    assert ev.mean <= 1.15 * ref.value and ev.mean < 0.7 * before.mean
     assert math.isfinite(info["decision_seconds_per_stage"])
 
 
