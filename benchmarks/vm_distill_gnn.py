@@ -55,11 +55,12 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=4, help="roll-outs between dev evaluations")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/vm_student.pt"))
+    ap.add_argument("--teacher", type=Path, default=pol.DATA / "two_stage_l1.pt", help="the teacher's weights")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     problem = build({"generator": "medium", "mnl": a.mnl}, "benchmarks/vm_distill_gnn.py")
-    teacher = pol.load(problem)
+    teacher = pol.load(problem, a.teacher)
     student = TwoStageActorCritic(problem, a.width, 0)
     opt = torch.optim.Adam(student.parameters(), lr=a.lr)
     pool = problem.sample(64, "train", a.seed + 1)
@@ -94,7 +95,7 @@ def main(argv=None):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             state, _ = problem.post_decision(state, action)
         if r % a.eval_every == 0:
             score = dev_score(problem, student, dev, a.dev_samples)
@@ -113,14 +114,15 @@ def main(argv=None):
                 f"{a.dev_samples} {score:.4f} (teacher {teacher_dev:.4f})",
                 flush=True,
             )
-    student.load_state_dict(best[2])
     a.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(student.state_dict(), a.out.with_name(a.out.stem + "_last.pt"))  # the last parameters too
+    student.load_state_dict(best[2])
     torch.save(student.state_dict(), a.out)
     meta = {
         "width": a.width,
         "layers": 0,
         "trained_on": f"synthetic Medium, MNL {a.mnl}",
-        "distilled_from": "the width-16, one-layer policy trained by benchmarks/vm_train_gnn.py (two_stage_l1.pt)",
+        "distilled_from": str(a.teacher.name),
         "distill": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "teacher_dev": teacher_dev,
         "best_dev": best[0],

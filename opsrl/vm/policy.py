@@ -14,7 +14,7 @@ from torch.distributions import Categorical
 
 from ..core import Scenarios
 from ..core.config import load_weights
-from ..nn.two_stage import TwoStageActorCritic, _dense_mean, _masked_logits
+from ..nn.two_stage import TwoStageActorCritic, _dense_mean, _masked_logits, sample_logits
 from . import simulator as sim
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -82,6 +82,7 @@ class _Kinds:
             state, problem.block, problem.objective, problem.mem_block, weights=self.weights
         )
         self.n_fit = self.fit.sum(-1)
+        self.val = torch.where(self.fit, self.dest, torch.full_like(self.dest, sim.INF))
 
     def moved(self, state: dict, pms: torch.Tensor) -> None:
         """``state`` after a move that touched PMs ``pms`` ``[B, 2]`` (its source and destination)."""
@@ -94,8 +95,10 @@ class _Kinds:
         dest = sim.kind_dest_delta(state, p.block, p.objective, p.mem_block, pms=pms, weights=self.weights)
         once = torch.stack([torch.ones_like(same), ~same], 1)[:, None, :, None]
         self.n_fit += ((fit & once).sum((2, 3)) - (old & once).sum((2, 3))).to(self.n_fit.dtype)
+        dest = dest.reshape(B, K, 2, 2)
         self.fit.view(B, K, S // 2, 2).scatter_(2, idx, fit)
-        self.dest.view(B, K, S // 2, 2).scatter_(2, idx, dest.reshape(B, K, 2, 2))
+        self.dest.view(B, K, S // 2, 2).scatter_(2, idx, dest)
+        self.val.view(B, K, S // 2, 2).scatter_(2, idx, torch.where(fit, dest, torch.full_like(dest, sim.INF)))
 
 
 def _step(problem, net, state: dict, sample_rows: torch.Tensor | None, kinds: _Kinds | None = None):
@@ -123,16 +126,21 @@ def _decide(problem, net, state, l1, ctx, fit, src, sample_rows, bin_logits=None
     ``kinds``: the :class:`_Kinds` of the state, when the caller has them)."""
     n_fit = None if kinds is None else kinds.n_fit
     logits1 = _masked_logits(l1, sim.first_stage_mask(state, fit, own, n_fit))
-    item = logits1.argmax(-1)
-    if sample_rows is not None:
-        item = torch.where(sample_rows, Categorical(logits=logits1).sample(), item)
+    greedy = None if sample_rows is None else (~sample_rows).nonzero()[:, 0]
+    if greedy is None:
+        item = logits1.argmax(-1)
+    else:  # the draws of every row (as the contract path draws them), the mode on the greedy rows only
+        item = sample_logits(logits1)
+        item[greedy] = logits1[greedy].argmax(-1)
     ok = sim.destination_mask(state, item)
     pair = problem.pair_features_of(state, item, src, ok, None if kinds is None else kinds.weights)
     l2 = net.bin_logits(ctx, item, pair) if bin_logits is None else bin_logits(item, pair)
-    cat2 = Categorical(logits=_masked_logits(l2, ok))
-    slot = cat2.logits.argmax(-1)
-    if sample_rows is not None:
-        slot = torch.where(sample_rows, cat2.sample(), slot)
+    l2 = Categorical(logits=_masked_logits(l2, ok)).logits
+    if greedy is None:
+        slot = l2.argmax(-1)
+    else:
+        slot = sample_logits(l2)
+        slot[greedy] = l2[greedy].argmax(-1)
     return torch.stack([item, slot], 1), ok.gather(1, slot[:, None])[:, 0]
 
 
@@ -160,8 +168,14 @@ class _Flat:
         self.bin_mask = state["pm_mask"].repeat_interleave(2, 1)
         self.total = (fc.reshape(B, 2 * P) * self.bin_mask).sum(1, keepdim=True).clamp_min(1.0)
         self.weights = kinds.weights
+        self.own = sim.own_slot(state)
         self.src = self._src(state)
-        view = problem.bipartite(state, src=self.src, best=self._best(state, kinds, self.src))
+        self.top = sim.kind_top2(kinds.fit, kinds.dest, kinds.val)
+        self.kind_flat = (state["vm_kind"] + torch.arange(B, device=fc.device)[:, None] * kinds.fit.shape[1]).reshape(
+            -1
+        )
+        best = sim.best_of_kinds(state, self.top, self.src, self.own)
+        view = problem.bipartite(state, src=self.src, best=best)
         self.item_x = view["item_x"].reshape(B * V, -1).clone()
         self.bin_x = view["bin_x"].reshape(B * self.S, -1).clone()
         self.best_col = self.item_x[:, 5].clone()
@@ -178,6 +192,8 @@ class _Flat:
         self.a1 = once(self.hi, V, net.actor1.parts[0])
         self.hb = once(self.bin_x, self.S, net.embed_b)
         self.hbw = once(self.hb, self.S, self._bin_part)
+        self.h_buf = torch.empty(B, V, w, dtype=fc.dtype, device=fc.device)
+        self.l1_buf = torch.empty(B * V, 1, dtype=fc.dtype, device=fc.device)
         self.changed = [0, 0]
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None  # (touched PMs [B, 2], moved VM [B])
 
@@ -188,9 +204,6 @@ class _Flat:
         p = self.p
         return sim.source_delta(state, p.block, p.objective, p.mem_block, rows, self.weights)
 
-    def _best(self, state, kinds, src, own=None):
-        return sim.vm_best_values(state, kinds.fit, kinds.dest, src, own)
-
     @staticmethod
     def _embed(rows: torch.Tensor, x: torch.Tensor, outs) -> None:
         """Recompute the rows ``rows`` of each ``(out, fn)`` in turn (each ``fn`` reads the previous output)."""
@@ -199,9 +212,11 @@ class _Flat:
             h = fn(h)
             out.index_copy_(0, rows, h)
 
-    def moved(self, pms: torch.Tensor, vm: torch.Tensor) -> None:
-        """The last move touched PMs ``pms`` ``[B, 2]`` and moved VM ``vm`` ``[B]`` (-1: none)."""
+    def moved(self, pms: torch.Tensor, vm: torch.Tensor, slot: torch.Tensor) -> None:
+        """The last move touched PMs ``pms`` ``[B, 2]`` and moved VM ``vm`` ``[B]`` (-1: none) to ``slot``."""
         self.last = (pms, vm)
+        v = vm.clamp_min(0)[:, None]
+        self.own.scatter_(1, v, torch.where(vm[:, None] >= 0, slot[:, None], self.own.gather(1, v)))
 
     def _update_features(self, state: dict, kinds: _Kinds, own: torch.Tensor) -> None:
         p, net = self.p, self.net
@@ -238,21 +253,26 @@ class _Flat:
         on[(ar * V + vm.clamp_min(0))[vm >= 0]] = True
         rows = on.nonzero()[:, 0]
         rb, rv = rows // V, rows % V
-        src = self._src(state, (rb, rv))
-        self.src.view(-1)[rows] = src
-        best = self._best(state, kinds, self.src, own)
-        best = torch.where(torch.isfinite(best), best * self.total / blk, torch.ones_like(best)).reshape(-1)
+        self.src.view(-1)[rows] = self._src(state, (rb, rv))
+        # a VM's best move changes only if its source change or place did (``on``) or its kind's best two did
+        top = sim.kind_top2(kinds.fit, kinds.dest, kinds.val)
+        kch = (top[0] != self.top[0]) | (top[1] != self.top[1]) | (top[2] != self.top[2])
+        self.top = top
+        cand = (on | kch.view(-1).index_select(0, self.kind_flat)).nonzero()[:, 0]
+        cb, cv = cand // V, cand % V
+        best = sim.best_of_kinds(state, top, self.src[cb, cv], own[cb, cv], (cb, cv))
+        best = torch.where(torch.isfinite(best), best * self.total[cb, 0] / blk, torch.ones_like(best))
         col = best.clamp(-2, 2)
-        changed = on | (col != self.best_col)
-        self.best_col = col
-        rows = changed.nonzero()[:, 0]
+        keep = on[cand] | (col != self.best_col[cand])
+        self.best_col[cand] = col
+        rows, col, best = cand[keep], col[keep], best[keep]
         rb, rv = rows // V, rows % V
         fo = f[rb, own[rb, rv]]
         self.item_x[rows, 4:10] = torch.stack(
             [
                 -self.src.view(-1)[rows] * self.total[rb, 0] / blk,
-                col[rows],
-                torch.isfinite(best[rows]).to(f.dtype),
+                col,
+                torch.isfinite(best).to(f.dtype),
                 fo / self.cap_c[rb, 0],
                 torch.remainder(fo, blk) / blk,
                 (
@@ -268,7 +288,7 @@ class _Flat:
     def step(self, state: dict, kinds: _Kinds, sample_rows: torch.Tensor | None):
         p, net = self.p, self.net
         B, V, S = self.B, self.V, self.S
-        own = sim.own_slot(state)
+        own = self.own
         if self.last is not None:
             self._update_features(state, kinds, own)
         dt = state["free_cpu"].dtype
@@ -277,8 +297,9 @@ class _Flat:
         mb = _dense_mean(self.hb, self.bin_mask)
         gx = torch.stack([p.fr(state), state["t"].to(dt) / p.periods], -1)
         a = net.actor1
-        h = self.a1.view(B, V, -1) + a.graph(torch.cat([mi, mb, gx], 1))[:, None]
-        l1 = a.out(h.relu_()).reshape(B, V)
+        # into kept buffers (a fresh 64 x 2,089 x width tensor per step costs its page faults); addmm is linear's
+        h = torch.add(self.a1.view(B, V, -1), a.graph(torch.cat([mi, mb, gx], 1))[:, None], out=self.h_buf)
+        l1 = torch.addmm(a.out.bias, h.view(B * V, -1).relu_(), a.out.weight.t(), out=self.l1_buf).view(B, V)
         second = torch.where(state["vm_double"], own + 1, own)
         hi, hb, hbw = self.hi.view(B, V, -1), self.hb.view(B, S, -1), self.hbw.view(B, S, -1)
         w = hi.shape[-1]
@@ -296,7 +317,7 @@ class _Flat:
                 pre = pre + F.linear(pair.to(dt), self.w2[4])
             return out2(pre.relu_())[..., 0]
 
-        ctx = {"hi": hi, "hb": hb, "mb": mb, "item_bins": torch.stack([own, second], -1)}
+        ctx = {"hi": hi, "hb": hb, "mb": mb}  # (bin_logits above reads the VM's nodes from own and second)
         return _decide(p, net, state, l1, ctx, kinds.fit, self.src, sample_rows, bin_logits, own, kinds)
 
 
@@ -338,7 +359,7 @@ def fast_plan(
         state = _advance(state, action, allowed)
         kinds.moved(state, pms)
         if flat is not None:
-            flat.moved(pms, torch.where(allowed, action[:, 0], -1))
+            flat.moved(pms, torch.where(allowed, action[:, 0], -1), action[:, 1])
     if stats is not None and flat is not None:
         stats.update(items=flat.changed[0], bins=flat.changed[1], B=flat.B, V=flat.V, S=flat.S)
     return state

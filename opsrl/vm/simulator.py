@@ -274,11 +274,12 @@ def destination_mask(state: Mapping[str, torch.Tensor], vm: torch.Tensor) -> tor
     own = 2 * state["vm_pm"].gather(1, v) + torch.where(d, 0, state["vm_node"].gather(1, v).clamp(max=1))
     ok = ok & (torch.arange(S, device=fc.device) != own)
     g = state["vm_group"].gather(1, v)  # [B, 1]
-    same = (state["vm_group"] == g) & (g >= 0) & state["vm_mask"]
-    same = same & (torch.arange(state["vm_pm"].shape[1], device=fc.device) != v)
-    conflict = torch.zeros(B, P, dtype=torch.long, device=fc.device)
-    conflict.scatter_add_(1, state["vm_pm"], same.long())
-    ok = ok & (conflict == 0).repeat_interleave(2, 1)
+    if "n_groups" not in state or bool((state["n_groups"] > 0).any()):  # anti-affinity (no groups: no conflict)
+        same = (state["vm_group"] == g) & (g >= 0) & state["vm_mask"]
+        same = same & (torch.arange(state["vm_pm"].shape[1], device=fc.device) != v)
+        conflict = torch.zeros(B, P, dtype=torch.long, device=fc.device)
+        conflict.scatter_add_(1, state["vm_pm"], same.long())
+        ok = ok & (conflict == 0).repeat_interleave(2, 1)
     alive = (state["vm_mask"] & state["vm_movable"]).gather(1, v) & (vm >= 0)[:, None]
     return ok & alive
 
@@ -347,29 +348,56 @@ def vm_best_moves(
     return torch.where(ok, cand, torch.full_like(cand, INF)), ds
 
 
+def kind_top2(fit: torch.Tensor, dest: torch.Tensor, val: torch.Tensor | None = None):
+    """Per kind the smallest FR change over the destinations that fit, an entry attaining it and the second
+    smallest (``(v1, i1, v2)``, each ``[B, K]``; ``inf`` where nothing fits). ``val``: ``where(fit, dest, inf)``
+    when the caller has it (changed during the call and restored)."""
+    if val is None:
+        val = torch.where(fit, dest, torch.full_like(dest, INF))
+    v1, i1 = val.min(-1)  # [B, K]
+    if val.shape[2] < 2:  # one slot only: topk's second value is the first
+        return v1, i1, v1
+    val.scatter_(-1, i1[..., None], INF)  # the second smallest: the smallest without the first's entry
+    v2 = val.amin(-1)
+    val.scatter_(-1, i1[..., None], v1[..., None])
+    return v1, i1, v2
+
+
+def best_of_kinds(state: Mapping[str, torch.Tensor], top, src: torch.Tensor, own: torch.Tensor, rows=None):
+    """:func:`vm_best_values` from the kinds' :func:`kind_top2` ``top``, the VMs' source change ``src`` and own
+    slots ``own`` (``[B, V]``); with ``rows`` (a pair of index tensors ``(b, v)``) only those VMs (``[n]``, the
+    same numbers; ``src`` and ``own`` are then the rows' values)."""
+    v1, i1, v2 = top
+    kind = state["vm_kind"]
+    if rows is None:
+        g = lambda x: x.gather(1, kind)
+        ok = state["vm_mask"] & state["vm_movable"]
+    else:
+        bi, vi = rows
+        k = kind[bi, vi]
+        g = lambda x: x[bi, k]
+        ok = state["vm_mask"][bi, vi] & state["vm_movable"][bi, vi]
+    dv = torch.where(g(i1) == own, g(v2), g(v1))
+    ok = ok & torch.isfinite(dv)
+    cand = src + dv
+    return torch.where(ok, cand, torch.full_like(cand, INF))
+
+
 def vm_best_values(
     state: Mapping[str, torch.Tensor],
     fit: torch.Tensor,
     dest: torch.Tensor,
     src: torch.Tensor,
     own: torch.Tensor | None = None,
+    val: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The first output of :func:`vm_best_moves` (the FR change of every VM's best allowed move), bit for bit,
-    from two minima per kind instead of a top-2 sort: the value does not depend on how ties between
-    destinations are broken (if the VM's own slot ties for the kind's best, the best value elsewhere is the
-    same value), so only the slot choice, which this does not return, could differ."""
-    inf = torch.full_like(dest, INF)
-    val = torch.where(fit, dest, inf)
-    v1, i1 = val.min(-1)  # [B, K]
-    v2 = val.scatter(-1, i1[..., None], inf[..., :1]).amin(-1)
-    kind = state["vm_kind"]
-    first_is_own = i1.gather(1, kind) == (own_slot(state) if own is None else own)
-    dv = torch.where(first_is_own, v2.gather(1, kind), v1.gather(1, kind))
-    if val.shape[2] < 2:  # one slot only: topk's second value is the first
-        dv = v1.gather(1, kind)
-    ok = state["vm_mask"] & state["vm_movable"] & torch.isfinite(dv)
-    cand = src + dv
-    return torch.where(ok, cand, torch.full_like(cand, INF))
+    from two minima per kind (:func:`kind_top2`) instead of a top-2 sort: the value does not depend on how
+    ties between destinations are broken (if the VM's own slot ties for the kind's best, the best value
+    elsewhere is the same value), so only the slot choice, which this does not return, could differ. ``own``
+    (:func:`own_slot`) and ``val`` (see :func:`kind_top2`) may be passed in when the caller has them."""
+    own = own_slot(state) if own is None else own
+    return best_of_kinds(state, kind_top2(fit, dest, val), src, own)
 
 
 def greedy_moves(

@@ -47,6 +47,27 @@ def test_distribution_matches_hand_computation():
         assert torch.allclose(d.entropy(), h, atol=1e-5)
 
 
+def test_sample_logits_draws_the_categorical_distribution():
+    """The one-uniform-per-row sampler of the two-stage distribution: frequencies of 40,000 draws within 4.5
+    standard errors of the softmax probabilities (a hand-set row with masked entries, a row with one allowed
+    entry, a near-uniform wide row), never an entry of probability zero."""
+    from opsrl.nn.two_stage import sample_logits
+
+    inf = torch.inf
+    rows = torch.tensor(
+        [[0.0, -inf, 1.0, -2.0, -inf, 0.5], [-inf, -inf, 3.0, -inf, -inf, -inf], [0.1, 0.0, -0.1, 0.2, 0.0, 0.05]]
+    )
+    n = 40_000
+    torch.manual_seed(0)
+    draws = sample_logits(rows.repeat(n, 1)).reshape(n, 3)
+    p = torch.softmax(rows, 1)
+    for r in range(3):
+        freq = torch.bincount(draws[:, r], minlength=6).double() / n
+        se = (p[r].double() * (1 - p[r].double()) / n).sqrt()
+        assert bool(((freq - p[r].double()).abs() <= 4.5 * se + 1e-12).all()), (r, freq, p[r])
+        assert bool((freq[p[r] == 0] == 0).all())
+
+
 def test_generic_ppo_trains_the_two_stage_policy_on_tiny():
     p = build({"generator": "tiny", "mnl": 2, "block": 4.0, "pms": 3, "vms": 8}, "<test>")
     torch.manual_seed(0)
