@@ -19,6 +19,7 @@ since the frontier benchmark chooses on dev days; the learners and MPCs are not 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -136,7 +137,18 @@ def main() -> None:
         ax.scatter([h_deg], [h_saved], marker="o", facecolors="none", edgecolors="k", s=70, label="soc_hysteresis")
     ax.axhline(args.bound_saved, color="k", ls="--", lw=1, label=f"perfect-foresight bound ({args.bound_saved:.1f}%)")
     marks = {"MPC, perfect forecasts": ("tab:red", "s"), "MPC, real forecasts": ("tab:blue", "D")}
-    others = iter([("tab:green", "^"), ("tab:purple", "v"), ("tab:orange", "P"), ("tab:brown", "X")])
+    others = itertools.cycle(
+        [
+            ("tab:green", "^"),
+            ("tab:purple", "v"),
+            ("tab:orange", "P"),
+            ("tab:brown", "X"),
+            ("tab:olive", "h"),
+            ("tab:cyan", "o"),
+            ("tab:pink", "<"),
+            ("magenta", ">"),
+        ]
+    )
     for f in fams:
         col, mk = marks.get(f) or next(others)
         pts = sorted([p for p in points if p[0] == f], key=lambda p: p[2])

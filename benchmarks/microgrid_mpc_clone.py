@@ -259,7 +259,7 @@ def cmd_mpc(args) -> None:
     m = day_metrics(prob, CommitMPC(prob, args.wear, "real"), test)
     secs = time.perf_counter() - t0
     r = {
-        "name": f"mpc_commit real wear {args.wear:g} battery_kw",
+        "name": f"mpc_commit real wear {args.wear:g}, battery set-point",
         "forecast": "real",
         "proposal": "battery_kw",
         "wear_price": args.wear,
