@@ -13,7 +13,7 @@ It acts every minute behind the shields. Steps (each one process; the MILP label
     python benchmarks/microgrid_mpc_clone.py dagger --wear 16 --days 24 --round 1  # the clone's days, MPC labels
     python benchmarks/microgrid_mpc_clone.py fit    --wear 16
     python benchmarks/microgrid_mpc_clone.py ppo    --wear 16 --iterations 12      # PPO from the clone
-    python benchmarks/microgrid_mpc_clone.py mpc    --wear 4                       # the teacher on the test days
+    python benchmarks/microgrid_mpc_clone.py mpc    --wear 2 --days 32 --json F    # the teacher on the test days
 
 Round 0 labels the states of the MPC's own rollouts at its replanning minutes (every 15 minutes, fresh
 solves); round ``r >= 1`` rolls the current clone out on new training days and labels the states it
@@ -38,8 +38,9 @@ import torch
 from opsrl.algos.imitation import fit_steps, labelled_rollout
 from opsrl.core import SolveContext, validate
 from opsrl.microgrid import run_test
-from opsrl.microgrid.controllers import OperatorRules
+from opsrl.microgrid.controllers import OperatorRules, SocHysteresis
 from opsrl.microgrid.milp import CommitMPC
+from opsrl.microgrid.planning import terminal_value
 from opsrl.nn.actor_critic import build_actor_critic
 from opsrl.registry import load_problem
 
@@ -256,18 +257,31 @@ def cmd_mpc(args) -> None:
     test = prob.test_set().select(slice(args.first, args.first + args.days))
     ref = day_metrics(prob, OperatorRules(prob), test)
     t0 = time.perf_counter()
-    m = day_metrics(prob, CommitMPC(prob, args.wear, "real"), test)
+    tv = None if args.terminal == 1.0 else args.terminal * terminal_value(prob.p)
+    m = day_metrics(prob, CommitMPC(prob, args.wear, "real", terminal_kwh=tv), test)
     secs = time.perf_counter() - t0
     r = {
         "name": f"mpc_commit real wear {args.wear:g}, battery set-point",
         "forecast": "real",
         "proposal": "battery_kw",
         "wear_price": args.wear,
+        "terminal_factor": args.terminal,
         **m,
         "saved": 100 * (1 - m["fuel_eq_litres"] / ref["fuel_eq_litres"]),
         "seconds": secs,
     }
     print(json.dumps(r), flush=True)
+    hp = load_problem("microgrid/remote", {"test.scenarios": 32, "shield.proposal": "genset_load"})
+    h = day_metrics(
+        hp, SocHysteresis(hp, 0.15, 0.30, 1.0), hp.test_set().select(slice(args.first, args.first + args.days))
+    )
+    print(
+        f"# soc_hysteresis 0.15 / 0.30 on these days: {100 * (1 - h['fuel_eq_litres'] / ref['fuel_eq_litres']):.2f}% "
+        f"at {h['degradation']:.2f}; operator {ref['degradation']:.2f}",
+        flush=True,
+    )
+    if not args.json:
+        return
     out = Path(args.json)
     out.write_text(json.dumps({"args": {"first": args.first, "days": args.days}, "rows": [r]}, indent=1))
 
@@ -298,6 +312,9 @@ def main() -> None:
     ap.add_argument("--critic-warmup", type=int, default=4)
     ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--family", default="MPC clone (learned)")
+    ap.add_argument(
+        "--terminal", type=float, default=1.0, help="mpc: terminal value of stored energy, x its fuel value"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default="/tmp/mgclone")
     ap.add_argument("--json", default="")
