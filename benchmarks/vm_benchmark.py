@@ -426,16 +426,17 @@ def cmd_bestspeed(a):
         prof = cProfile.Profile() if a.profile else None
         if prof:
             prof.enable()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         finals[name] = fn(p, ac, sc, a.samples, a.seed)
         sec = (time.perf_counter() - t0) / sc.n
+        cpu = (time.process_time() - c0) / sc.n
         if prof:
             prof.disable()
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)
             print(f"--- {name} ---\n" + "\n".join(buf.getvalue().splitlines()[6:]))
-        out[name] = {"seconds_per_snapshot": sec, "fr": p.fr(finals[name]).tolist()}
-        print(f"{name:9s} {sec:7.2f} s per snapshot  FR {out[name]['fr']}", flush=True)
+        out[name] = {"seconds_per_snapshot": sec, "cpu_seconds_per_snapshot": cpu, "fr": p.fr(finals[name]).tolist()}
+        print(f"{name:9s} {sec:7.2f} s per snapshot ({cpu:.2f} s CPU)  FR {out[name]['fr']}", flush=True)
     if a.original:
         out["original"], finals["original"] = _original_best_of(a)
         print(
@@ -453,6 +454,7 @@ def cmd_bestspeed(a):
         seed=a.seed,
         threads=1,
         original_rev=a.original,
+        load_average=__import__("os").getloadavg(),
         weights=a.weights or str(pol.WEIGHTS.relative_to(ROOT)),
         layers=len(ac.net.layers),
         width=ac.config["width"],
