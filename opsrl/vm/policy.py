@@ -24,9 +24,12 @@ META = DATA / "two_stage.json"
 
 def load(problem, weights: str | Path | None = None, source: str = "<solver>") -> TwoStageActorCritic:
     """The policy with the shipped weights (or ``weights``), in eval mode; its width and layers come from the
-    JSON next to the weights when there is one. A file that is not such weights is a ConfigError against
+    JSON next to the weights when there is one; a name that is not a file is looked up among the bundled
+    weights (``data/``). A file that is not such weights is a ConfigError against
     ``source``'s ``options.weights``."""
     path = Path(weights) if weights else WEIGHTS
+    if weights and not path.exists() and (DATA / path).is_file():  # a bare name: one of the bundled files
+        path = DATA / path
     meta = path.with_suffix(".json")
     cfg = json.loads(meta.read_text()) if meta.is_file() else {}
     ac = TwoStageActorCritic(problem, int(cfg.get("width", 32)), int(cfg.get("layers", 2)))
