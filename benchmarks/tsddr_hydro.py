@@ -18,14 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from opsrl.algos.lagrangian import anchored, build_target_policy, features
 from opsrl.core import SolveContext
-from opsrl.hydro.sddp import CutPolicy, solve_sdp
+from opsrl.core.lp import solve
+from opsrl.hydro.sddp import CutPolicy, Cuts, solve_sdp, train_sddp, with_future
 from opsrl.hydro.simulate import run_test
 from opsrl.registry import family, load_problem, load_solver
 
@@ -49,7 +52,8 @@ def fit(problem, solver: str, seconds: float, seed: int, overrides: dict | None 
 
 
 def entry(problem, scenarios, outcome, train_s, cfg, ref_cost=None) -> dict:
-    ev, m = run_test(problem, scenarios, policy=outcome.policy, per_scenario=True)
+    # the stage LPs of the test use the penalty the rule was trained and evaluated with (the problem's by default)
+    ev, m = run_test(problem, scenarios, policy=outcome.policy, per_scenario=True, penalty=outcome.info["penalty"])
     cost = m["by_scenario"]["cost"].numpy()
     out = {
         "test": stats(cost),
@@ -63,6 +67,7 @@ def entry(problem, scenarios, outcome, train_s, cfg, ref_cost=None) -> dict:
         "deficit_mwh": m["deficit_mwh"],
         "spill": m["spill"],
         "target_violation_share": m["target_violation_share"],
+        "target_penalty": outcome.info["penalty"],
         "decision_seconds_per_stage_batch": m["decision_seconds_per_stage"],
         "decision_seconds_per_scenario_stage": m["decision_seconds_per_scenario_stage"],
         "curve": [
@@ -122,16 +127,25 @@ def bolivia(args) -> dict:
         "sddp_source": "benchmarks/results/hydro_references.json (benchmarks/hydro_references.py), same test "
         "scenarios (problem test seed 0)",
     }
-    over = {
-        "batch_size": args.batch,
-        "dev_scenarios": args.dev,
-        "eval_every": args.eval_every,
-        "train_scenarios": 1024,
-        **({"lr": args.lr} if args.lr else {}),
-        **({"policy.output": args.output} if args.output else {}),
-    }
+    over = (
+        {}
+        if args.solver_file_settings
+        else {
+            "batch_size": args.batch,
+            "dev_scenarios": args.dev,
+            "eval_every": args.eval_every,
+            "train_scenarios": 1024,
+        }
+    )
+    over.update({"lr": args.lr} if args.lr else {})
+    over.update({"policy.output": args.output} if args.output else {})
     for solver in args.solvers:
         outcome, train_s, cfg = fit(p, solver, args.seconds, args.seed, over)
+        # the trained rule, for the decision-time part (--only decide)
+        torch.save(
+            {"policy": cfg.get("policy", {}), "state": outcome.policy.policy.state_dict(), "info": outcome.info},
+            ROOT / "results" / f"tsddr_bolivia_{solver}.pt",
+        )
         e = entry(p, sc, outcome, train_s, cfg)
         sddp = (refs.get("sddp_policy") or {}).get("mean")
         if sddp:
@@ -144,9 +158,154 @@ def bolivia(args) -> dict:
     return out
 
 
+def _sddp_cuts(p):
+    """SDDP cuts of the reference configuration (29 iterations of 4 forward paths, seed 0: the bound 295558 and
+    the policy cost 298227 of benchmarks/results/hydro_references.json), stored in results/ after the first run."""
+    path = ROOT / "results" / "hydro_bolivia_sddp_cuts.npz"
+    if path.is_file():
+        z = np.load(path)
+        return [Cuts(z[f"alpha{t}"], z[f"beta{t}"]) for t in range(p.periods)], {"source": str(path.name)}
+    t0 = time.perf_counter()
+    res = train_sddp(p, 29, 4, 0)
+    arrays = {f"alpha{t}": c.alpha for t, c in enumerate(res.cuts)} | {
+        f"beta{t}": c.beta for t, c in enumerate(res.cuts)
+    }
+    np.savez_compressed(path, **arrays)
+    return res.cuts, {"source": "trained now", "seconds": time.perf_counter() - t0, "bound": res.bounds[-1]}
+
+
+def _clock():
+    return time.perf_counter()
+
+
+@torch.no_grad()
+def tsddr_pass(p, policy, sc, P: float, backend: str) -> dict:
+    """One closed-loop pass of the target rule on ``sc`` (all scenarios at once), timing each part of a decision."""
+    state = p.initial_state(sc)
+    memory = policy.reset(sc.n, state["volume"])
+    part = dict.fromkeys(("policy", "lp_build", "anchor_lp", "target_lp"), 0.0)
+    cost = torch.zeros(sc.n, dtype=torch.float64)
+    for t in range(sc.periods):
+        t0 = _clock()
+        raw, memory = policy.step(features(p, state, t, policy.time), memory)
+        lo, hi = p.target_bounds(state)
+        t1 = _clock()
+        stage = p.stage_lp(state, sc, t)
+        t2 = _clock()
+        base = anchored(p, policy, stage, hi, backend, "none")
+        t3 = _clock()
+        target = policy.target(raw, lo, hi, base)
+        tlp, _ = stage.with_target(target, P)
+        t4 = _clock()
+        sol = solve(tlp.lp, backend)
+        t5 = _clock()
+        assert sol.optimal
+        part["policy"] += t1 - t0
+        part["lp_build"] += (t2 - t1) + (t4 - t3)
+        part["anchor_lp"] += t3 - t2
+        part["target_lp"] += t5 - t4
+        cost += p.stage_cost(tlp, sol)
+        post = p.stage_post(state, tlp, sol, t)
+        state, _ = p.transition(post, sc, t)
+    return {"cost": cost, "parts": part}
+
+
+@torch.no_grad()
+def sddp_pass(p, cuts, sc, backend: str) -> dict:
+    """One closed-loop pass of the SDDP policy (stage LP with the stage's cuts) on ``sc``, timed the same way."""
+    state = p.initial_state(sc)
+    part = dict.fromkeys(("lp_build", "lp"), 0.0)
+    cost = torch.zeros(sc.n, dtype=torch.float64)
+    for t in range(sc.periods):
+        t0 = _clock()
+        stage = with_future(p, p.stage_lp(state, t=t), cuts[t] if t < p.periods - 1 else None)
+        t1 = _clock()
+        sol = solve(stage.lp, backend)
+        t2 = _clock()
+        assert sol.optimal
+        part["lp_build"] += t1 - t0
+        part["lp"] += t2 - t1
+        cost += p.stage_cost(stage, sol)
+        post = p.stage_post(state, stage, sol, t)
+        state, _ = p.transition(post, sc, t)
+    return {"cost": cost, "parts": part}
+
+
+def decide(args) -> dict:
+    """Decision time per scenario-stage of the trained TS-DDR rule and of SDDP's policy on the same test
+    scenarios, both batched over all of them (wall time of policy, LP build and LP solve, summed over the stages,
+    divided by stages x scenarios), with HiGHS and with the basis-cache back end (warmed first by one pass over
+    as many training scenarios, as training leaves it); the costs of both back ends side by side."""
+    from opsrl.core.lp_cache import DEFAULT_CACHE
+
+    p = load_problem("hydro/bolivia")
+    sc = p.test_set()
+    sc = sc.select(slice(0, args.decide_scenarios)) if args.decide_scenarios else sc
+    warm = p.sample(sc.n, "train", 1)
+    cuts, cut_info = _sddp_cuts(p)
+    saved = torch.load(ROOT / "results" / f"tsddr_bolivia_{args.solvers[0]}.pt", weights_only=False)
+    policy = build_target_policy(p, saved["policy"], "<benchmark>")
+    policy.load_state_dict(saved["state"])
+    policy.eval()
+    P = float(saved["info"]["penalty"])
+    out = {
+        "scenarios": sc.n,
+        "stages": sc.periods,
+        "rule": args.solvers[0],
+        "penalty": P,
+        "sddp_cuts": {**cut_info, "per_stage": len(cuts[0])},
+        "load_average_at_start": os.getloadavg(),
+        "timing": "wall time of each part summed over the 96 stages of one pass over all test scenarios at once, "
+        "divided by stages x scenarios; one thread",
+    }
+    runs = {}
+    for backend in ("highs", "basis_cache"):
+        if backend == "basis_cache":
+            DEFAULT_CACHE.clear()
+            tsddr_pass(p, policy, warm, P, backend)
+            sddp_pass(p, cuts, warm, backend)
+        for name, fn in (
+            ("tsddr", lambda b: tsddr_pass(p, policy, sc, P, b)),
+            ("sddp", lambda b: sddp_pass(p, cuts, sc, b)),
+        ):
+            before = dict(DEFAULT_CACHE.stats)
+            t0 = _clock()
+            r = fn(backend)
+            wall = _clock() - t0
+            per = sc.periods * sc.n
+            e = {
+                "test": stats(r["cost"].numpy()),
+                "ms_per_scenario_stage": 1e3 * sum(r["parts"].values()) / per,
+                "parts_ms_per_scenario_stage": {k: 1e3 * v / per for k, v in r["parts"].items()},
+                "pass_wall_seconds": wall,
+            }
+            if backend == "basis_cache":
+                hits = DEFAULT_CACHE.stats["hits"] - before["hits"]
+                miss = DEFAULT_CACHE.stats["misses"] - before["misses"]
+                e["hit_rate"] = hits / max(hits + miss, 1)
+                e["bases_held"] = DEFAULT_CACHE.bases
+            runs[(name, backend)] = r
+            out[f"{name}_{backend}"] = e
+            print(f"{name} {backend}: {e['ms_per_scenario_stage']:.3f} ms per scenario-stage {e}", flush=True)
+    gap = (runs[("tsddr", "highs")]["cost"] - runs[("sddp", "highs")]["cost"]).numpy()
+    out["paired_tsddr_minus_sddp_highs"] = {
+        **stats(gap),
+        "pct": 100 * float(gap.mean()) / out["sddp_highs"]["test"]["mean"],
+    }
+    for name in ("tsddr", "sddp"):
+        d = (runs[(name, "basis_cache")]["cost"] - runs[(name, "highs")]["cost"]).numpy()
+        out[f"{name}_cost_difference_cache_minus_highs"] = {**stats(d), "max_abs": float(np.abs(d).max())}
+    f = lambda a, b: out[a]["ms_per_scenario_stage"] / out[b]["ms_per_scenario_stage"]  # noqa: E731
+    out["ratio_tsddr_cache_to_sddp_highs"] = f("tsddr_basis_cache", "sddp_highs")
+    out["ratio_tsddr_cache_to_sddp_cache"] = f("tsddr_basis_cache", "sddp_basis_cache")
+    out["ratio_tsddr_highs_to_sddp_highs"] = f("tsddr_highs", "sddp_highs")
+    out["load_average_at_end"] = os.getloadavg()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("case3", "bolivia"), required=True)
+    ap.add_argument("--only", choices=("case3", "bolivia", "decide"), required=True)
     ap.add_argument("--seconds", type=float, default=240.0, help="training seconds per rule")
     ap.add_argument("--solvers", nargs="+", default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -156,13 +315,26 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=10, help="bolivia: steps between dev evaluations")
     ap.add_argument("--lr", type=float, default=0.0, help="bolivia: learning rate (0: the solver file's)")
     ap.add_argument("--output", default="", help="bolivia: the rule's policy.output (e.g. residual)")
+    ap.add_argument(
+        "--solver-file-settings",
+        action="store_true",
+        help="bolivia: keep the solver file's batch, dev set and evaluation period (for tsddr_lstm_bolivia)",
+    )
+    ap.add_argument("--decide-scenarios", type=int, default=0, help="decide: test scenarios (0: all 200)")
     ap.add_argument("--out", default=str(ROOT / "results" / "tsddr_hydro.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.batch = args.batch or (64 if args.only == "case3" else 8)
-    args.solvers = args.solvers or (["tsddr", "tsddr_lstm", "tsldr"] if args.only == "case3" else ["tsddr"])
+    args.solvers = (
+        args.solvers
+        or {
+            "case3": ["tsddr", "tsddr_lstm", "tsldr"],
+            "bolivia": ["tsddr"],
+            "decide": ["tsddr_lstm_bolivia"],
+        }[args.only]
+    )
     t0 = time.perf_counter()
-    res = case3(args) if args.only == "case3" else bolivia(args)
+    res = {"case3": case3, "bolivia": bolivia, "decide": decide}[args.only](args)
     res["wall_seconds"] = time.perf_counter() - t0
     path = Path(args.out)
     data = json.loads(path.read_text()) if path.exists() else {}

@@ -231,6 +231,25 @@ POLICY_SCHEMA = {
         "(residual: a step from the incoming state, which the rule starts at; for problems whose "
         "outgoing state is the incoming one moved, such as volumes); '': sigmoid for mlp and lstm",
     ),
+    "anchor": Field(
+        str,
+        "state",
+        choices=("state", "lp"),
+        doc="what a residual rule steps from: the incoming state, or the stage LP's own decision (its outgoing "
+        "state without a target, ties broken by a pull of anchor_pull per unit towards the upper target bound; "
+        "for hydro the myopic rule), which the rule then starts at",
+    ),
+    "anchor_pull": Field(
+        float, 1e-6, allowed="a cost >= 0 per unit below the upper target bound in the anchor LP", check=non_negative
+    ),
+    "step": Field(
+        str,
+        "span",
+        choices=("span", "reach"),
+        doc="the unit of a residual rule's output per component: the target range (hi - lo), or the mean width "
+        "of the range a stage's LP can move each component (measured at 12 stages of 16 dev scenarios when the rule "
+        "is built)",
+    ),
 }
 
 ACT = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
@@ -253,9 +272,14 @@ class TargetPolicy(nn.Module):
         history: int = 0,
         output: str = "",
         time: str = "onehot",
+        anchor: str = "state",
+        anchor_pull: float = 1e-6,
     ):
         super().__init__()
         self.time = time
+        self.anchor, self.anchor_pull, self.anchor_backend = anchor, float(anchor_pull), "highs"
+        # a residual rule's output unit, as a share of the target range (1: the range; see build_target_policy)
+        self.register_buffer("step_frac", torch.ones(k), persistent=False)
         self.kind, self.k, self.n_obs, self.history = kind, k, n_in, int(history)
         self.output = output or ("affine" if kind == "linear" else "sigmoid")
         width = n_in * (1 + self.history) if kind != "lstm" else n_in
@@ -309,7 +333,8 @@ class TargetPolicy(nn.Module):
     ) -> torch.Tensor:
         span = hi - lo
         if self.output == "residual":
-            return x_in[:, : span.shape[1]] + span * raw.to(lo.dtype)  # (the first k entries of x_in)
+            step = span * self.step_frac.to(span)
+            return x_in[:, : span.shape[1]] + step * raw.to(lo.dtype)  # (the first k entries of x_in)
         squash = torch.sigmoid(raw) if self.output == "sigmoid" else 0.5 + raw
         return lo + span * squash.to(lo.dtype)
 
@@ -341,9 +366,70 @@ def build_target_policy(
     state = problem.initial_state(sc)
     lo, _ = problem.target_bounds(state)
     n_in = features(problem, state, 0, cfg["time"]).shape[1]
-    return TargetPolicy(
-        n_in, lo.shape[1], cfg["kind"], cfg["hidden"], cfg["activation"], cfg["history"], cfg["output"], cfg["time"]
+    policy = TargetPolicy(
+        n_in,
+        lo.shape[1],
+        cfg["kind"],
+        cfg["hidden"],
+        cfg["activation"],
+        cfg["history"],
+        cfg["output"],
+        cfg["time"],
+        cfg["anchor"],
+        cfg["anchor_pull"],
     ).double()
+    if cfg["step"] == "reach":
+        policy.step_frac.copy_(reach_share(problem))
+    return policy
+
+
+def reach_share(problem: Problem, n: int = 16, seed: int = 0, points: int = 12) -> torch.Tensor:
+    """Per component ``i`` of the target, how far the stage LP can move it: the mean of ``x_out_i`` with the target
+    at ``lo`` except ``hi`` for component ``i``, less ``x_out_i`` with every target at ``lo`` (a penalty 1000 x the
+    problem's), at ``points`` stages spread over the horizon of ``n`` dev scenarios that keep their state (target =
+    incoming state), as a share of the target range (in [1e-6, 1]; 1 where the range is empty). One component at a
+    time, so that a cascade (hydro: water turbined into a reservoir downstream) does not hide a component's reach."""
+    sc = problem.sample(n, "dev", seed)
+    state = problem.initial_state(sc)
+    big = 1e3 * max(float(problem.target_penalty), 1.0)
+    T = sc.periods
+    at = set(range(0, T, max(1, T // points)))
+    width, span = 0.0, 0.0
+    for t in range(T):
+        lo, hi = problem.target_bounds(state)
+        k = lo.shape[1]
+        stage = problem.stage_lp(state, sc, t)
+        keep = stage.with_target(stage.x_in[:, :k], big)[0]
+        if t in at:
+            rep = torch.arange(n, device=lo.device).repeat(k + 1)
+            st_rep = {key: v[rep] for key, v in state.items()}
+            targets = lo[rep].clone()
+            for i in range(k):
+                targets[(i + 1) * n : (i + 2) * n, i] = hi[:, i]
+            tlp = problem.stage_lp(st_rep, sc.select(rep), t).with_target(targets, big)[0]
+            x = tlp.outgoing(solve_lp(tlp.lp, "highs")).reshape(k + 1, n, k)
+            width = width + torch.stack([(x[i + 1, :, i] - x[0, :, i]).abs().mean() for i in range(k)])
+            span = span + (hi - lo).mean(0)
+        state, _ = problem.transition(problem.stage_post(state, keep, solve_lp(keep.lp, "highs"), t), sc, t)
+    share = torch.where(span > 0, (width / span.clamp_min(1e-300)).clamp(1e-6, 1.0), torch.ones_like(span))
+    return share.to(torch.float64)
+
+
+def anchored(
+    problem: Problem,
+    policy: TargetPolicy,
+    stage: StageLP,
+    hi: torch.Tensor,
+    backend: str = "highs",
+    jacobian: str = "active_set",
+) -> torch.Tensor:
+    """What a residual rule steps from: the incoming state (``anchor = "state"``) or the outgoing state the stage
+    LP chooses without a target (``"lp"``; a pull of ``anchor_pull`` per unit towards ``hi`` breaks its ties),
+    differentiable in the incoming state like any stage solve."""
+    if policy.output != "residual" or policy.anchor != "lp":
+        return stage.x_in
+    _, x_out, _, _ = stage_solve(stage, hi.detach(), policy.anchor_pull, backend, jacobian)
+    return x_out
 
 
 # --- rollouts ------------------------------------------------------------------------------------------------
@@ -370,7 +456,8 @@ def rollout(
         raw, memory = policy.step(features(problem, state, t, policy.time), memory)
         lo, hi = problem.target_bounds(state)
         stage = problem.stage_lp(state, scenarios, t)
-        target = policy.target(raw, lo.detach(), hi.detach(), stage.x_in)
+        base = anchored(problem, policy, stage, hi, backend, jacobian)
+        target = policy.target(raw, lo.detach(), hi.detach(), base)
         t0 = time.perf_counter()
         value, x_out, tlp, sol = stage_solve(stage, target, penalty, backend, jacobian)
         solve_s += time.perf_counter() - t0
@@ -460,7 +547,10 @@ class TargetRule:
                 self.memory = self.policy.reset(ref.shape[0], ref)
             raw, self.memory = self.policy.step(features(self.problem, state, t, self.policy.time), self.memory)
             lo, hi = self.problem.target_bounds(state)
-            x_in = self.problem.stage_lp(state, None, t).x_in if self.policy.output == "residual" else None
+            x_in = None
+            if self.policy.output == "residual":
+                stage = self.problem.stage_lp(state, None, t)
+                x_in = anchored(self.problem, self.policy, stage, hi, self.policy.anchor_backend, "none")
             target = self.policy.target(raw, lo, hi, x_in)
             to_action = getattr(self.problem, "target_action", None)
             if to_action is not None:  # a problem whose own actions are not targets (inventory networks)
@@ -533,6 +623,7 @@ def train(
         torch.set_num_threads(o["threads"])
     dev = ctx.device
     policy.to(dev)
+    policy.anchor_backend = o["backend"]
     P = o["penalty"] or float(problem.target_penalty)
     pool = problem.sample(o["train_scenarios"], "train", ctx.seed, o.get("train_periods") or None, dev)
     dev_set = problem.sample(o["dev_scenarios"], "dev", ctx.seed, o.get("dev_periods") or None, dev)

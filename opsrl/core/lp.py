@@ -17,9 +17,10 @@ bound of row i)``: for an equality row ``d value / d rhs``; for a ``<=`` row tha
 in a minimisation. The duals of the rows that carry the incoming state give the value's gradient with
 respect to that state (:meth:`StageLP.state_gradient`): the envelope theorem that TS-DDR and SDDP use.
 
-Two back ends share the interface: ``"highs"`` (HiGHS through ``highspy``, one LP per batch row on the
-CPU, exact simplex duals) and ``"torch"`` (a batched first-order solver on the whole batch, on any
-device; :mod:`opsrl.core.lp_torch`).
+Three back ends share the interface: ``"highs"`` (HiGHS through ``highspy``, one LP per batch row on the
+CPU, exact simplex duals), ``"torch"`` (a batched interior-point solver on the whole batch, on any
+device; :mod:`opsrl.core.lp_torch`) and ``"basis_cache"`` (optimal HiGHS bases re-used by batched linear
+algebra for LPs that share the matrix and costs; :mod:`opsrl.core.lp_cache`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 
 __all__ = ["LP", "LPSolution", "StageLP", "solve", "solve_highs", "silence_banner", "BACKENDS"]
 
-BACKENDS = ("highs", "torch")
+BACKENDS = ("highs", "torch", "basis_cache")
 
 
 @dataclass
@@ -195,13 +196,18 @@ class StageLP:
 
 
 def solve(lp: LP, backend: str = "highs", **options) -> LPSolution:
-    """Solve every LP of the batch with ``backend`` (``"highs"`` or ``"torch"``)."""
+    """Solve every LP of the batch with ``backend`` (``"highs"``, ``"torch"`` or ``"basis_cache"``: HiGHS's optimal
+    bases re-used for LPs of the same matrix and costs, :mod:`opsrl.core.lp_cache`)."""
     if backend == "highs":
         return solve_highs(lp, **options)
     if backend == "torch":
         from .lp_torch import solve_torch
 
         return solve_torch(lp, **options)
+    if backend == "basis_cache":
+        from .lp_cache import solve_cached
+
+        return solve_cached(lp, **options)
     raise ValueError(f"unknown LP back end {backend!r}; allowed: {', '.join(BACKENDS)}")
 
 
@@ -251,7 +257,14 @@ def silence_banner() -> None:
         os.close(saved)
 
 
-def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1, warm: bool = True) -> LPSolution:
+def solve_highs(
+    lp: LP,
+    time_limit: float | None = None,
+    threads: int = 1,
+    warm: bool = True,
+    bases: bool = False,
+    session: dict | None = None,
+) -> LPSolution:
     """HiGHS (simplex) per batch row, on the CPU; results on the LP's device and dtype.
 
     Where the batch shares its matrix (``A`` ``[m, n]``) the model is passed once, and each next row changes only
@@ -259,7 +272,11 @@ def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1, warm:
     faster on the many LPs of a DP grid, an SDDP pass or a batch of scenarios. A warm answer is kept only when its
     duals certify it (sign-feasible, dual objective equal to the value): HiGHS's warm starts after bound changes
     occasionally stop on a feasible, non-optimal basis and report it optimal; such a row is solved again from
-    scratch. Reduced costs are ``c - A^T y`` of the stated LP.
+    scratch. Reduced costs are ``c - A^T y`` of the stated LP. With ``bases``, ``info["bases"]`` lists each row's
+    optimal basis as ``(col_status, row_status)`` int8 arrays of HiGHS's basis status codes (``None`` where not
+    optimal), which the basis-cache back end (:mod:`opsrl.core.lp_cache`) keeps. A ``session`` dict (kept by the
+    caller for LPs of one shared matrix) holds the HiGHS model between calls, so that the next call's first row is
+    warm too.
     """
     import highspy
 
@@ -272,7 +289,11 @@ def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1, warm:
     lo, hi, lb, ub = fin(_np(lp.row_lo)), fin(_np(lp.row_hi)), fin(_np(lp.lb)), fin(_np(lp.ub))
     A_all = _np(lp.A)
     shared = A_all.ndim == 2
-    h = highspy.Highs()
+    sess = session if (session is not None and shared and warm) else None
+    held = sess is not None and sess.get("shape") == (m, n) and "h" in sess
+    h = sess["h"] if held else highspy.Highs()
+    if sess is not None:
+        sess["h"], sess["shape"] = h, (m, n)
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", int(threads))
     if time_limit is not None:
@@ -280,18 +301,20 @@ def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1, warm:
     X, Y, Z, V = np.zeros((B, n)), np.zeros((B, m)), np.zeros((B, n)), np.full(B, np.nan)
     status: list[str] = []
     stats = {"cold": 0}
+    kept: list = []
     for b in range(B):
         A = A_all if shared else A_all[b]
-        if b == 0 or not shared or not warm:
+        if (b == 0 and not held) or not shared or not warm:
             h.clearModel()
             h.passModel(_highs_model(highspy, A, c[b], lo[b], hi[b], lb[b], ub[b]))
         else:
-            _change(h, lo, hi, b, rows=True)
-            _change(h, lb, ub, b, rows=False)
-            d = np.nonzero(c[b] != c[b - 1])[0]
+            prev = sess["last"] if b == 0 else (c[b - 1], lo[b - 1], hi[b - 1], lb[b - 1], ub[b - 1])
+            _change(h, lo[b], hi[b], prev[1], prev[2], rows=True)
+            _change(h, lb[b], ub[b], prev[3], prev[4], rows=False)
+            d = np.nonzero(c[b] != prev[0])[0]
             if len(d):
                 h.changeColsCost(len(d), d.astype(np.int32), c[b, d])
-        warm_row = shared and warm and b > 0
+        warm_row = shared and warm and (b > 0 or held)
         st = "Not solved"
         for attempt, opts in enumerate(_ATTEMPTS):
             for k, v in opts.items():
@@ -315,6 +338,18 @@ def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1, warm:
         status.append(_HIGHS_STATUS.get(st, st.lower().replace(" ", "_")))
         if status[-1] == "optimal":
             X[b], Y[b], Z[b], V[b] = x, y, z, val
+        if bases:
+            hb = h.getBasis() if status[-1] == "optimal" else None
+            kept.append(
+                (
+                    np.fromiter((int(s) for s in hb.col_status), np.int8, n),
+                    np.fromiter((int(s) for s in hb.row_status), np.int8, m),
+                )
+                if hb is not None and hb.valid
+                else (None, None)
+            )
+    if sess is not None and B:
+        sess["last"] = (c[B - 1].copy(), lo[B - 1].copy(), hi[B - 1].copy(), lb[B - 1].copy(), ub[B - 1].copy())
     const = _np(lp.const) if lp.const is not None else 0.0
     like = dict(dtype=lp.c.dtype, device=lp.c.device)
     return LPSolution(
@@ -323,7 +358,7 @@ def solve_highs(lp: LP, time_limit: float | None = None, threads: int = 1, warm:
         torch.as_tensor(Y, **like),
         torch.as_tensor(Z, **like),
         status,
-        {"backend": "highs", "warm": warm and shared, **stats},
+        {"backend": "highs", "warm": warm and shared, **stats, **({"bases": kept} if bases else {})},
     )
 
 
@@ -338,11 +373,11 @@ def _highs_model(highspy, A: np.ndarray, c, lo, hi, lb, ub):
     return model
 
 
-def _change(h, lo: np.ndarray, hi: np.ndarray, b: int, rows: bool) -> None:
-    """Pass to HiGHS the row (or column) bounds of batch row ``b`` that differ from row ``b - 1``."""
-    d = np.nonzero((lo[b] != lo[b - 1]) | (hi[b] != hi[b - 1]))[0]
+def _change(h, lo: np.ndarray, hi: np.ndarray, lo0: np.ndarray, hi0: np.ndarray, rows: bool) -> None:
+    """Pass to HiGHS the row (or column) bounds ``lo``, ``hi`` that differ from those it holds (``lo0``, ``hi0``)."""
+    d = np.nonzero((lo != lo0) | (hi != hi0))[0]
     if len(d):
-        (h.changeRowsBounds if rows else h.changeColsBounds)(len(d), d.astype(np.int32), lo[b, d], hi[b, d])
+        (h.changeRowsBounds if rows else h.changeColsBounds)(len(d), d.astype(np.int32), lo[d], hi[d])
 
 
 def _certified(value: float, y: np.ndarray, z: np.ndarray, lo, hi, lb, ub, inf: float, rtol: float = 1e-7) -> bool:
