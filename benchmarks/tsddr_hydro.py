@@ -8,9 +8,15 @@
   scenarios, training time and decision time per stage; SDDP's bound and its policy's cost on the same scenarios
   (problem test seed 0) are read from benchmarks/results/hydro_references.json (benchmarks/hydro_references.py).
 
-One thread. ``python benchmarks/tsddr_hydro.py --only case3 --seconds 200`` (torch LPs in training, batch 64) and
-``--only bolivia --seconds 480``;
-each part updates its entry in --out (benchmarks/results/tsddr_hydro.json).
+* decide: decision time per scenario-stage of the trained bolivia rule (results/tsddr_bolivia_<solver>.pt, written
+  by the bolivia part) and of SDDP's policy (the reference's cuts, results/hydro_bolivia_sddp_cuts.npz, trained
+  and stored on the first run) on the same test scenarios, each batched over all of them, with HiGHS and with the
+  basis-cache back end (hit rates, and the costs of both back ends side by side).
+
+One thread. ``python benchmarks/tsddr_hydro.py --only case3 --seconds 200`` (torch LPs in training, batch 64),
+``--only bolivia --seconds 540 --solvers tsddr_lstm_bolivia --solver-file-settings`` (the solver file's batch, dev
+set and options) and ``--only decide --solvers tsddr_lstm_bolivia``; each part updates its entry in --out
+(benchmarks/results/tsddr_hydro.json).
 """
 
 from __future__ import annotations
