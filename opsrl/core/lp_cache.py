@@ -20,7 +20,11 @@ entry starts to vary, the key's bases are dropped and re-learned (for the hydro 
 first batch: the water and target rows).
 
 ``solve(lp, backend="basis_cache")`` uses one cache per process (:data:`DEFAULT_CACHE`); pass ``cache=`` for
-another. ``cache.stats`` counts hits (rows solved from the cache) and misses (rows HiGHS solved).
+another. ``cache.stats`` counts hits (rows solved from the cache) and misses (rows HiGHS solved). Memory: a basis
+holds ``|V| (n + m)`` doubles (49 KB for bolivia's target LPs, 64 KB for its SDDP LPs with 116 cuts), so the
+defaults (1024 bases for each of up to 128 keys) can reach gigabytes where bases do not repeat (an SDDP policy
+has one key per stage); pass a :class:`BasisCache` with smaller limits there. Measured hit rates and speeds:
+docs/lagrangian.md (case3: 95% of the LPs, 15x warm HiGHS; bolivia: 46-60%, slower than warm HiGHS).
 """
 
 from __future__ import annotations
