@@ -105,9 +105,11 @@ def test_cpsat_plan_order_is_feasible_step_by_step(seed):
             assert p.fr(state).item() == pytest.approx(r.model_fr, abs=1e-6)
 
 
-def test_cpsat_solver_through_the_method():
+@pytest.mark.parametrize("hint", ["greedy", "policy"])
+def test_cpsat_solver_through_the_method(hint):
     from opsrl.core import SolveContext, rollout
     from opsrl.vm import METHODS, baselines
+    from opsrl.vm import policy as pol
 
     p = build({"generator": "tiny", "mnl": 2, "block": 4.0, "test": {"scenarios": 4}}, "<test>")
     o = {
@@ -115,6 +117,8 @@ def test_cpsat_solver_through_the_method():
         "workers": 1,
         "seed": 0,
         "warm_start": True,
+        "hint": hint,
+        "hint_samples": 8,
         "log": False,
         "candidates": 0,
         "destinations": 0,
@@ -125,6 +129,16 @@ def test_cpsat_solver_through_the_method():
     greedy = rollout(p, baselines.Greedy(p), sc).costs.sum(1)
     assert (ev.per_scenario <= greedy.double() + 1e-9).all()  # optimal at MNL 2 beats (or ties) greedy
     assert all(r["status"] == "optimal" for r in info["snapshots"])
+    if hint == "policy":  # ... and the learned plan it started from
+        best = pol.best_of(p, pol.load(p), sc, 8)
+        s0 = p.initial_state(sc)
+        assert (ev.per_scenario <= (p.fr(best) - p.fr(s0)).double() + 1e-9).all()
+        # brute force is the independent reference: the same optimum whichever plan hinted it
+        for b in range(sc.n):
+            a = cpsat._arrays(s0, b)
+            P = a["cap_cpu"].shape[0]
+            ref = brute_force(a, a["cap_cpu"].reshape(-1), a["cap_mem"].reshape(-1), P, 2, 4.0)
+            assert float(ev.per_scenario[b]) + float(p.fr(s0)[b]) == pytest.approx(ref, abs=1e-6)
 
 
 def test_cpsat_multi_resource_equals_enumeration():
