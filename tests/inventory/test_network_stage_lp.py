@@ -153,6 +153,43 @@ def test_target_duals_are_finite_differences_of_the_stage_value(name):
 
 
 @pytest.mark.parametrize("name", ["warehouse_n3", "transshipment_n5"])
+def test_the_basis_cache_answers_the_stage_lps_as_highs_does(name, monkeypatch):
+    """The basis-cache back end (opsrl/core/lp_cache.py) on the target LPs of a closed-loop TS-DDR rollout (the
+    untrained rule, 8 scenarios x 8 periods): a first pass fills the cache, a second pass (every held basis
+    tried) is answered from it; values (relative) and the target rows' duals (d value / d target) equal those of
+    HiGHS from scratch on every LP to 1e-9."""
+    from opsrl.core.lp_cache import BasisCache
+
+    prob = load_problem(f"inventory/{name}")
+    _, _, scfg = load_solver("tsddr_inventory", FAMILY)
+    policy = L.build_target_policy(prob, scfg["policy"], scfg["source"])
+    lps, orig = [], L.solve_lp
+
+    def grab(lp, backend, **kw):
+        lps.append(L._detached(lp))
+        return orig(lp, backend, **kw)
+
+    monkeypatch.setattr(L, "solve_lp", grab)
+    with torch.no_grad():
+        L.rollout(prob, policy, prob.sample(8, "train", 3, 8), prob.target_penalty, "highs", "none")
+    assert len(lps) == 8
+    cache = BasisCache(candidates=1024)
+    for lp in lps:
+        solve(lp, "basis_cache", cache=cache)
+    cache.stats = {k: 0 for k in cache.stats}
+    k, binding = prob.topo.n, 0
+    for lp in lps:
+        ref = solve(lp, "highs", warm=False)
+        binding += int((ref.y[:, -k:].abs() > 1e-3).sum())
+        got = solve(lp, "basis_cache", cache=cache)
+        assert got.optimal and ref.optimal
+        assert torch.allclose(got.value, ref.value, rtol=1e-9, atol=1e-9)
+        assert torch.allclose(got.y[:, -k:], ref.y[:, -k:], rtol=0, atol=1e-9)
+    assert cache.stats["hits"] >= 0.9 * 8 * 8  # the comparison is of the cache's own answers
+    assert binding >= 8  # targets that bind (a dual that is not zero)
+
+
+@pytest.mark.parametrize("name", ["warehouse_n3", "transshipment_n5"])
 def test_the_shipments_do_not_depend_on_the_periods_demand(name):
     """Hazard-decision stage: the LP sees d_t, but its shipments are those of the LP without demand (the LP
     separates; the tie-break makes the shipping part's optimum unique), even at a short warehouse or centre."""
