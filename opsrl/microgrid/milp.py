@@ -23,7 +23,12 @@
   than shallow ones, so ``wear_price`` is a multiplier swept to trace a frontier, not a calibrated price
   (``wear_price = 1`` is the throughput surrogate that the simulator uses in training);
 * a terminal value of the battery energy left at the end of the horizon (``terminal_kwh`` per kWh, by
-  default the fuel a kWh is worth, ``fuel_price * fuel_slope / eta``).
+  default the fuel a kWh is worth, ``fuel_price * fuel_slope / eta``, which is what the simulator and
+  ``fuel_eq_litres`` credit at the end of the day). Mid-day that value is the break-even of charging from a
+  running genset, so a plan that cannot use the energy within its horizon is indifferent between rated and
+  part load and the rolling MPC runs its gensets at part load; :func:`midday_kwh` values a kWh at the fuel it
+  displaces from a genset at rated load, idle included. ``CommitMPC(final_kwh=...)`` keeps the simulator's
+  value for the plans whose horizon reaches the end of the episode.
 
 :class:`CommitMPC` replans every ``replan_minutes`` from the current state (SoC, committed gensets, run
 timers, time of day) over ``horizon_minutes`` (cut at the end of the episode, where the terminal value of
@@ -56,6 +61,12 @@ class CommitPlan:
     battery_kw: np.ndarray  # discharge - charge
     energy: np.ndarray  # kWh at period boundaries
     status: str
+
+
+def midday_kwh(p) -> float:
+    """Value of a kWh stored beyond the horizon: the fuel a genset at rated load burns for it, idle included,
+    over the charge efficiency (``fuel_price * (fuel_slope + fuel_intercept / rated) / eta``)."""
+    return p.fuel_price * (p.fuel_a + p.fuel_b / p.rated) / p.eta
 
 
 def start_litres(p) -> float:
@@ -216,6 +227,7 @@ class CommitMPC(torch.nn.Module):
         terminal_kwh: float | None = None,
         time_limit: float = 10.0,
         gap: float | None = None,
+        final_kwh: float | None = None,
     ):
         super().__init__()
         if forecast not in ("real", "perfect"):
@@ -228,6 +240,7 @@ class CommitMPC(torch.nn.Module):
         self.wear_price, self.forecast, self.scenarios = float(wear_price), forecast, scenarios
         self.replan, self.horizon, self.step = replan_minutes, horizon_minutes, step_minutes
         self.terminal_kwh, self.time_limit, self.gap = terminal_kwh, time_limit, gap
+        self.final_kwh = final_kwh
         self.held: torch.Tensor | None = None
         self.solves = 0
         self.plans: list = []
@@ -290,6 +303,8 @@ class CommitMPC(torch.nn.Module):
         starts_at = np.concatenate([[0.0], np.cumsum(L)[:-1]])
         B = len(soc)
         n_out, g_out, b_out = np.zeros(B), np.zeros(B), np.zeros(B)
+        # a plan whose horizon reaches the end of the episode ends where the simulator's terminal value applies
+        tv = self.final_kwh if (self.final_kwh is not None and t + self.horizon >= T) else self.terminal_kwh
         for j in range(B):
             left = np.where(mode[j] == RUN, np.clip(p.min_run - run[j], 0, None), 0)
             left = np.where(mode[j] == WARM, p.min_run, left)
@@ -303,7 +318,7 @@ class CommitMPC(torch.nn.Module):
                 int(committed[j]),
                 must,
                 self.wear_price,
-                self.terminal_kwh,
+                tv,
                 self.time_limit,
                 self.gap,
             )
