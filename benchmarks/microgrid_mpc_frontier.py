@@ -139,6 +139,14 @@ def main() -> None:
         help="value the energy at a horizon end before the day's end at milp.midday_kwh (times "
         "--terminal-factor) and at the day's end at its fuel value (the metric's)",
     )
+    ap.add_argument(
+        "--above",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("SOC", "FACTOR"),
+        help="energy above SOC at a horizon end before the day's end is worth FACTOR x its fuel value",
+    )
     ap.add_argument("--per-day", action="store_true", help="per-day genset hours, starts, SoC, curtailment")
     ap.add_argument("--no-rules", action="store_true", help="skip the operator and soc_hysteresis rows")
     ap.add_argument(
@@ -176,10 +184,14 @@ def main() -> None:
             final = terminal_value(mp.p) if args.midday else None
             tv = args.terminal_factor * base_tv
             pol = CommitMPC(mp, w, fc, md, args.replan, args.horizon, terminal_kwh=tv, gap=args.gap, final_kwh=final)
+            if args.above:
+                pol.terminal_above = (args.above[0] * mp.p.b_cap, args.above[1] * terminal_value(mp.p))
             ev, m, daily = evaluate(mp, pol, md, args.per_day)
             tag = "" if args.proposal == "genset_load" else ", battery set-point"
             if args.midday:
                 tag += ", midday value"
+            if args.above:
+                tag += f", above SoC {args.above[0]:g} x{args.above[1]:g}"
             if args.terminal_factor != 1.0:
                 tag += f", terminal x{args.terminal_factor:g}"
             if args.horizon != 240:
@@ -199,6 +211,7 @@ def main() -> None:
                     terminal_factor=args.terminal_factor,
                     gap=args.gap,
                     midday=args.midday,
+                    above=args.above,
                     daily=daily,
                 )
             )

@@ -28,7 +28,8 @@
   running genset, so a plan that cannot use the energy within its horizon is indifferent between rated and
   part load and the rolling MPC runs its gensets at part load; :func:`midday_kwh` values a kWh at the fuel it
   displaces from a genset at rated load, idle included. ``CommitMPC(final_kwh=...)`` keeps the simulator's
-  value for the plans whose horizon reaches the end of the episode.
+  value for the plans whose horizon reaches the end of the episode; ``terminal_above = (level_kwh, value)``
+  values the energy above a level at ``value`` instead (concave: room kept for wind beyond the horizon).
 
 :class:`CommitMPC` replans every ``replan_minutes`` from the current state (SoC, committed gensets, run
 timers, time of day) over ``horizon_minutes`` (cut at the end of the episode, where the terminal value of
@@ -95,9 +96,12 @@ def commit_plan(
     time_limit: float = 10.0,
     gap: float | None = None,
     integer_periods: int | None = None,
+    terminal_above: tuple[float, float] | None = None,
 ) -> CommitPlan:
     """Solve the commitment MILP (module docstring) with HiGHS. ``on0``: gensets on before period 0;
-    ``must_run[i]``: gensets that must be on in period ``i`` (minimum run time of those running now)."""
+    ``must_run[i]``: gensets that must be on in period ``i`` (minimum run time of those running now);
+    ``terminal_above = (level_kwh, value)``: the energy above ``level_kwh`` at the horizon end is worth
+    ``value`` per kWh instead of the terminal value (a concave value: ``value`` at most the terminal value)."""
     import highspy
 
     N, G, V = len(demand), p.G, 9
@@ -161,11 +165,19 @@ def commit_plan(
         cost[x(UV)] = h * p.unserved_cost
         cost[x(DV)] = h * p.surplus_cost
     cost[V * (N - 1) + QV] -= tv
+    NX = N * V
+    if terminal_above is not None:  # z >= E_N - level, z >= 0, priced (tv - value): z = max(0, E_N - level)
+        level, above = float(terminal_above[0]), float(terminal_above[1])
+        if not above <= tv:
+            raise ValueError(f"terminal_above: the value above the level ({above}) must be at most {tv}")
+        lo, hi, cost = np.append(lo, 0.0), np.append(hi, inf), np.append(cost, tv - above)
+        row([(NX, 1), (V * (N - 1) + QV, -1)], -level, inf)
+        NX += 1
     from scipy.sparse import csc_matrix
 
-    A = csc_matrix((vals, (rows, cols)), shape=(len(rlo), N * V))
+    A = csc_matrix((vals, (rows, cols)), shape=(len(rlo), NX))
     model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = N * V, len(rlo)
+    model.num_col_, model.num_row_ = NX, len(rlo)
     model.col_cost_, model.col_lower_, model.col_upper_ = cost, lo, hi
     model.row_lower_, model.row_upper_ = np.array(rlo, float), np.array(rhi, float)
     model.offset_ = tv * soc0 * p.b_cap
@@ -173,7 +185,7 @@ def commit_plan(
     model.a_matrix_.start_ = A.indptr.astype(np.int32)
     model.a_matrix_.index_ = A.indices.astype(np.int32)
     model.a_matrix_.value_ = A.data.astype(np.float64)
-    integ = [highspy.HighsVarType.kContinuous] * (N * V)
+    integ = [highspy.HighsVarType.kContinuous] * NX
     for i in range(N if integer_periods is None else min(N, integer_periods)):
         integ[V * i + NV] = highspy.HighsVarType.kInteger
     model.integrality_ = integ
@@ -188,9 +200,9 @@ def commit_plan(
     st = hs.getModelStatus()
     ok = {highspy.HighsModelStatus.kOptimal: "optimal", highspy.HighsModelStatus.kTimeLimit: "time limit"}
     sol = np.array(hs.getSolution().col_value)
-    if st not in ok or len(sol) != N * V:
+    if st not in ok or len(sol) != NX:
         raise RuntimeError(f"commitment model not solved (status {hs.modelStatusToString(st)})")
-    X = sol.reshape(N, V)
+    X = sol[: N * V].reshape(N, V)
     return CommitPlan(
         float(hs.getInfo().objective_function_value),
         np.round(X[:, NV]),
@@ -228,6 +240,7 @@ class CommitMPC(torch.nn.Module):
         time_limit: float = 10.0,
         gap: float | None = None,
         final_kwh: float | None = None,
+        terminal_above: tuple[float, float] | None = None,
     ):
         super().__init__()
         if forecast not in ("real", "perfect"):
@@ -240,7 +253,7 @@ class CommitMPC(torch.nn.Module):
         self.wear_price, self.forecast, self.scenarios = float(wear_price), forecast, scenarios
         self.replan, self.horizon, self.step = replan_minutes, horizon_minutes, step_minutes
         self.terminal_kwh, self.time_limit, self.gap = terminal_kwh, time_limit, gap
-        self.final_kwh = final_kwh
+        self.final_kwh, self.terminal_above = final_kwh, terminal_above
         self.held: torch.Tensor | None = None
         self.solves = 0
         self.plans: list = []
@@ -304,7 +317,9 @@ class CommitMPC(torch.nn.Module):
         B = len(soc)
         n_out, g_out, b_out = np.zeros(B), np.zeros(B), np.zeros(B)
         # a plan whose horizon reaches the end of the episode ends where the simulator's terminal value applies
-        tv = self.final_kwh if (self.final_kwh is not None and t + self.horizon >= T) else self.terminal_kwh
+        ends = self.final_kwh is not None and t + self.horizon >= T
+        tv = self.final_kwh if ends else self.terminal_kwh
+        above = None if ends else self.terminal_above
         for j in range(B):
             left = np.where(mode[j] == RUN, np.clip(p.min_run - run[j], 0, None), 0)
             left = np.where(mode[j] == WARM, p.min_run, left)
@@ -321,6 +336,7 @@ class CommitMPC(torch.nn.Module):
                 tv,
                 self.time_limit,
                 self.gap,
+                terminal_above=above,
             )
             self.solves += 1
             n_out[j] = pl.gensets[0]

@@ -55,16 +55,35 @@ def test_final_value_only_where_the_horizon_reaches_the_end(monkeypatch):
     sc = fixed_scenario(prob, torch.full((61,), 250.0), torch.zeros(61), soc0=0.5)
     seen = []
 
-    def spy(p, demand, wind, lengths, soc0, on0, must, wear, tv, *rest):
-        seen.append((round(float(lengths.sum())), tv))
-        return commit_plan(p, demand, wind, lengths, soc0, on0, must, wear, tv, *rest)
+    def spy(p, demand, wind, lengths, soc0, on0, must, wear, tv, *rest, **kw):
+        seen.append((round(float(lengths.sum())), tv, kw.get("terminal_above")))
+        return commit_plan(p, demand, wind, lengths, soc0, on0, must, wear, tv, *rest, **kw)
 
     monkeypatch.setattr(milp, "commit_plan", spy)
-    pol = CommitMPC(prob, 0.0, "perfect", sc, horizon_minutes=30, terminal_kwh=0.4, final_kwh=0.3)
+    step = (300.0, 0.35)
+    pol = CommitMPC(prob, 0.0, "perfect", sc, horizon_minutes=30, terminal_kwh=0.4, final_kwh=0.3, terminal_above=step)
     run_test(prob, pol, sc)
-    # plans at minutes 0, 15, 30, 45 over min(30, 60 - t) minutes: those from minute 30 reach the end
-    assert seen == [(30, 0.4), (30, 0.4), (30, 0.3), (15, 0.3)]
+    # plans at minutes 0, 15, 30, 45 over min(30, 60 - t) minutes: those from minute 30 reach the end, where
+    # the value is the final one and linear
+    assert seen == [(30, 0.4, step), (30, 0.4, step), (30, 0.3, None), (15, 0.3, None)]
     # unchanged default: without final_kwh every plan gets terminal_kwh
     seen.clear()
     run_test(prob, CommitMPC(prob, 0.0, "perfect", sc, horizon_minutes=30, terminal_kwh=0.4), sc)
-    assert [tv for _, tv in seen] == [0.4] * 4
+    assert [tv for _, tv, _ in seen] == [0.4] * 4
+
+
+def test_terminal_above_a_level_charges_to_the_level():
+    p = make_problem().p
+    D, W, L = np.array([200.0, 200.0]), np.zeros(2), np.full(2, 15.0)
+    level = p.soc_min * p.b_cap + 50.0
+    above = 0.9 * terminal_value(p)
+    plan = commit_plan(
+        p, D, W, L, p.soc_min, 1, np.array([1, 1]), 0.0, midday_kwh(p), gap=1e-9, terminal_above=(level, above)
+    )
+    # below the level a stored kWh gains (midday - fuel value) per kWh, above it loses 0.1 x fuel value:
+    # the plan stores exactly 50 kWh, i.e. 50 / eta kWh more genset output than the 2 x 0.25 h x 200 kWh load
+    assert plan.energy[-1] == pytest.approx(level, abs=1e-6)
+    fuel = p.fuel_price * (p.fuel_a * (2 * 0.25 * 200 + 50 / p.eta) + p.fuel_b * 2 * 0.25)
+    assert plan.cost == pytest.approx(fuel - midday_kwh(p) * 50.0, rel=1e-9)
+    with pytest.raises(ValueError, match="at most"):
+        commit_plan(p, D, W, L, p.soc_min, 1, np.array([1, 1]), 0.0, 0.3, terminal_above=(level, 0.31))
