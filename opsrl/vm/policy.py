@@ -55,12 +55,19 @@ def best_of_reference(problem, ac: TwoStageActorCritic, scenarios: Scenarios, k:
     dev = scenarios.device
     rep = scenarios.select(torch.arange(n, device=dev).repeat_interleave(k))
     torch.manual_seed(seed)
-    ac.sampling, ac.greedy_rows = True, (torch.arange(n * k, device=dev) % k == 0)
+    final = sampled_plan(problem, ac, rep, torch.arange(n * k, device=dev) % k != 0)
+    return _pick(problem, final, n, k)
+
+
+@torch.no_grad()
+def sampled_plan(problem, ac: TwoStageActorCritic, scenarios: Scenarios, sample_rows: torch.Tensor) -> dict:
+    """:func:`plan` through the generic contract path with the rows ``sample_rows`` sampled and the others
+    greedy (the reference :func:`fast_plan` is tested against, draw for draw)."""
+    ac.sampling, ac.greedy_rows = True, ~sample_rows
     try:
-        final = plan(problem, ac, rep)
+        return plan(problem, ac, scenarios)
     finally:
         ac.sampling, ac.greedy_rows = False, None
-    return _pick(problem, final, n, k)
 
 
 def _pick(problem, final: dict, n: int, k: int) -> dict:

@@ -72,11 +72,7 @@ def test_fast_best_of_makes_the_reference_plans():
     rep = sc.select(torch.arange(n).repeat_interleave(k))
     sample_rows = torch.arange(n * k) % k != 0
     torch.manual_seed(5)
-    ac.sampling, ac.greedy_rows = True, ~sample_rows
-    try:
-        ref = pol.plan(p, ac, rep)
-    finally:
-        ac.sampling, ac.greedy_rows = False, None
+    ref = pol.sampled_plan(p, ac, rep, sample_rows)
     torch.manual_seed(5)
     fast = pol.fast_plan(p, ac, rep, sample_rows)
     for key in ("plan_vm", "plan_slot", "vm_pm", "vm_node", "free_cpu", "free_mem"):
@@ -133,11 +129,7 @@ def test_incremental_flat_network_makes_the_reference_plans(extra):
     rep = sc.select(torch.arange(n).repeat_interleave(k))
     sample_rows = torch.arange(n * k) % k != 0
     torch.manual_seed(5)
-    ac.sampling, ac.greedy_rows = True, ~sample_rows
-    try:
-        ref = pol.plan(p, ac, rep)
-    finally:
-        ac.sampling, ac.greedy_rows = False, None
+    ref = pol.sampled_plan(p, ac, rep, sample_rows)
     torch.manual_seed(5)
     stats = {}
     fast = pol.fast_plan(p, ac, rep, sample_rows, rep=k, stats=stats)
