@@ -14,6 +14,9 @@ problem applies them inside ``post_decision``):
   battery) until a high one; two thresholds searched on dev days (genset-load proposals);
 * ``mpc_commit``: rolling-horizon MILP with genset commitment and a price on wear (:mod:`.milp`), on the
   real forecasts or, ``forecast = "perfect"``, on the realised days (an oracle);
+* ``ars_hysteresis``: ``soc_hysteresis`` with thresholds and genset load linear in the forecasts and the time
+  of day, learned by augmented random search under a cap on wear (or at a price on it); shipped parameters
+  in ``data/`` or trained in the run;
 * ``perfect_foresight``: the perfect-foresight lower bound of each test day (not a policy);
 * ``shipped_policy``: a trained network shipped in ``data/`` (e.g. ``mpc_clone_wear16``, the commitment MPC
   distilled into the PPO actor by DAgger), run greedily behind the shields.
@@ -35,7 +38,7 @@ from ..core import Evaluation, Family, Field, Method, Reference, Scenarios, Solv
 from ..core.config import non_negative, positive
 from ..core.rollout import summarize
 from .constraints import ConstraintChecker
-from .controllers import MPC, OperatorRules, SocHysteresis, search_hysteresis
+from .controllers import MPC, AdaptiveHysteresis, OperatorRules, SocHysteresis, search_hysteresis, train_adaptive
 from .planning import day_bound
 from .plots import compact_day, dispatch_series, picture
 from .sim import Microgrid, build
@@ -152,6 +155,35 @@ HYSTERESIS_OPTIONS = {
     "dev_scenarios": Field(int, 16, allowed="a positive number of dev days", check=positive),
 }
 
+ARS_OPTIONS = {
+    "params": Field(
+        str,
+        "",
+        doc="shipped parameters: a name in opsrl/microgrid/data (NAME.json) or a .json path; empty: train them now",
+    ),
+    "wear_price": Field(
+        float,
+        -1.0,
+        allowed="litres of fuel-equivalent per unit of degradation, >= 0, or -1 to cap the wear instead",
+        check=lambda v: v >= 0 or v == -1,
+    ),
+    "wear_cap": Field(
+        float,
+        0.97,
+        allowed="a multiple > 0 of the starting rule's degradation (on the training and the dev days)",
+        check=positive,
+    ),
+    "adapt_load": Field(bool, True, doc="learn the genset load too (otherwise rated load, as soc_hysteresis)"),
+    "iterations": Field(int, 80, allowed="an integer >= 0", check=non_negative),
+    "directions": Field(int, 12, allowed="a positive integer", check=positive),
+    "top": Field(int, 6, allowed="a positive integer, at most directions", check=positive),
+    "noise": Field(float, 0.02, allowed="a positive number (perturbation of the parameters)", check=positive),
+    "step": Field(float, 0.01, allowed="a positive number (step size)", check=positive),
+    "train_scenarios": Field(int, 48, allowed="a positive number of training days", check=positive),
+    "dev_scenarios": Field(int, 16, allowed="a positive number of dev days", check=positive),
+    "select_every": Field(int, 5, allowed="a positive number of iterations", check=positive),
+}
+
 COMMIT_OPTIONS = {
     "wear_price": Field(
         float,
@@ -243,6 +275,64 @@ def _fit_hysteresis(problem, o, config, ctx: SolveContext) -> SolveOutcome:
         info = {"dev_cost": cost}
     info.update(start_soc=start, stop_soc=stop, genset_load=o["genset_load"])
     return _policy_outcome(problem, SocHysteresis(problem, start, stop, o["genset_load"]), info)
+
+
+def _fit_adaptive(problem, o, config, ctx: SolveContext) -> SolveOutcome:
+    """Shipped or freshly trained :class:`AdaptiveHysteresis` parameters (see :data:`ARS_OPTIONS`)."""
+    import json
+
+    from ..core import ConfigError
+
+    _check(problem, ctx)
+    if problem.p.proposal != "genset_load":
+        raise ConfigError(
+            ctx.source,
+            "problem.shield.proposal",
+            'ars_hysteresis proposes genset loads: set "shield.proposal" = "genset_load" '
+            "in the solver's [problem] table",
+        )
+    if o["top"] > o["directions"]:
+        raise ConfigError(ctx.source, "options.top", f"at most options.directions ({o['directions']}), got {o['top']}")
+    if o["params"]:
+        name = o["params"]
+        path = Path(name) if name.endswith(".json") else DATA / f"{name}.json"
+        if not path.is_file():
+            raise ConfigError(ctx.source, "options.params", f"no parameter file {path}")
+        meta = json.loads(path.read_text())
+        if meta.get("leads") != list(problem.leads):
+            raise ConfigError(
+                ctx.source,
+                "options.params",
+                f"{path.name} was trained on forecast leads {meta.get('leads')}; "
+                f"this problem has {list(problem.leads)}",
+            )
+        theta = np.asarray(meta["theta"], dtype=np.float64)
+        info = {"params": path.name, **{k: v for k, v in meta.items() if isinstance(v, (int, float, str))}}
+    else:
+        dev = problem.sample(o["dev_scenarios"], "dev", ctx.seed, problem.test_periods, ctx.device)
+        train = problem.sample(o["train_scenarios"], "train", ctx.seed, problem.test_periods, ctx.device)
+        start, stop, _, _ = search_hysteresis(problem, dev, 1.0)
+        theta0 = np.zeros(AdaptiveHysteresis.size(problem, o["adapt_load"]))
+        theta0[:2] = start, stop
+        theta, info = train_adaptive(
+            problem,
+            train,
+            dev,
+            theta0,
+            wear_price=None if o["wear_price"] < 0 else o["wear_price"],
+            wear_cap=o["wear_cap"],
+            progress=ctx.progress,
+            iterations=o["iterations"],
+            directions=o["directions"],
+            top=o["top"],
+            noise=o["noise"],
+            step=o["step"],
+            seed=ctx.seed,
+            select_every=o["select_every"],
+        )
+        info = {"start_soc": start, "stop_soc": stop, **{k: v for k, v in info.items() if k != "history"}}
+        info["theta"] = [round(float(v), 6) for v in theta]
+    return _policy_outcome(problem, AdaptiveHysteresis(problem, theta), info)
 
 
 def _fit_mpc(problem, o, config, ctx: SolveContext) -> SolveOutcome:
@@ -377,6 +467,13 @@ METHODS = {
             HYSTERESIS_OPTIONS,
             description="state-of-charge hysteresis: gensets at rated load from start_soc until stop_soc "
             "(thresholds searched on dev days)",
+        ),
+        Method(
+            "ars_hysteresis",
+            _fit_adaptive,
+            ARS_OPTIONS,
+            description="state-of-charge hysteresis whose thresholds and genset load follow the forecasts and the "
+            "time of day, learned by augmented random search under a cap on wear",
         ),
         Method(
             "mpc_commit",

@@ -13,6 +13,9 @@
   running gensets work at ``genset_load`` (1: rated, so they charge the battery with what the load does not
   take). The shields add gensets whenever the worst case needs them. Its two thresholds can be searched on
   dev days (:func:`search_hysteresis`).
+* :class:`AdaptiveHysteresis`: the same rule with thresholds (and genset load) that move with what the rule
+  cannot see: linear in the forecast net load at each lead and the time of day. Zero weights are
+  :class:`SocHysteresis`; the weights are learned by random search (:func:`train_adaptive`).
 * :class:`ConstantProposal`: the same proposal every minute (one per scenario, or one for all): what the
   shields make of no controller at all.
 """
@@ -130,6 +133,51 @@ class SocHysteresis(torch.nn.Module):
         return torch.stack([n / self.p.G, torch.full_like(soc, self.load)], dim=1)
 
 
+def adaptive_features(p, state) -> torch.Tensor:
+    """``[B, F]`` with ``F = len(leads) + 2``: the forecast net load (demand minus wind, over ``d_max``) at
+    each forecast lead, then the sine and cosine of the time of day."""
+    ang = 2 * np.pi * state["tod"] / 1440.0
+    net = (state["fc_d"] - state["fc_w"]) / p.d_max
+    return torch.cat([net, torch.sin(ang)[:, None], torch.cos(ang)[:, None]], dim=1)
+
+
+class AdaptiveHysteresis(torch.nn.Module):
+    """:class:`SocHysteresis` whose thresholds are linear in :func:`adaptive_features` ``x``:
+    ``start = theta[0] + a.x``, ``stop = max(theta[1] + b.x, start + 0.01)`` and, with ``3F + 2``
+    parameters, genset load ``1 + c.x`` (clamped to [0.3, 1]; otherwise rated load), where ``theta = [start0,
+    stop0, a (F), b (F), c (F)]``. ``theta`` is ``[P]`` or one row per scenario ``[B, P]``."""
+
+    def __init__(self, problem, theta):
+        super().__init__()
+        check_proposal(problem, "adaptive hysteresis", "genset_load")
+        self.p = problem.p
+        self.F = len(problem.leads) + 2
+        self.theta = torch.as_tensor(theta, dtype=torch.float32)
+        if self.theta.shape[-1] not in (2 * self.F + 2, 3 * self.F + 2):
+            raise ValueError(
+                f"adaptive hysteresis: {2 * self.F + 2} or {3 * self.F + 2} parameters for {self.F} features, "
+                f"got {self.theta.shape[-1]}"
+            )
+
+    @staticmethod
+    def size(problem, adapt_load: bool = True) -> int:
+        return (3 if adapt_load else 2) * (len(problem.leads) + 2) + 2
+
+    def forward(self, state, t=0):
+        soc, mode = state["soc"], state["mode"]
+        th = self.theta.to(soc.dtype).to(soc.device).expand(soc.shape[0], -1)
+        x, F = adaptive_features(self.p, state).to(soc.dtype), self.F
+        start = (th[:, 0] + (x * th[:, 2 : 2 + F]).sum(1)).clamp(0.05, 0.9)
+        stop = torch.maximum((th[:, 1] + (x * th[:, 2 + F : 2 + 2 * F]).sum(1)).clamp(0.1, 0.95), start + 0.01)
+        if th.shape[1] > 2 + 2 * F:
+            load = (1.0 + (x * th[:, 2 + 2 * F :]).sum(1)).clamp(0.3, 1.0)
+        else:
+            load = torch.ones_like(soc)
+        k = ((mode == WARM) | (mode == RUN)).sum(1).to(soc.dtype)  # committed gensets
+        n = torch.where(soc < start, k.clamp_min(1), torch.where(soc < stop, k, torch.zeros_like(k)))
+        return torch.stack([n / self.p.G, load], dim=1)
+
+
 class ConstantProposal(torch.nn.Module):
     """The same proposal ``[2]`` (or one per scenario, ``[B, 2]``) at every minute; the shields make it safe,
     so the problem must be shielded."""
@@ -163,3 +211,87 @@ def search_hysteresis(
         problem, scenarios, grid, lambda prm: SocHysteresis(problem, prm[:, 0], prm[:, 1], genset_load)
     )
     return float(best[0]), float(best[1]), float(costs.min()), dict(zip(map(tuple, grid.tolist()), costs.tolist()))
+
+
+@torch.no_grad()
+def fuel_and_wear(problem, policy, scenarios) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fuel-equivalent litres and degradation of each scenario ``[n]`` (float64), as :func:`opsrl.microgrid.run_test`
+    reports them, from one rollout without the constraint checker (for training loops)."""
+    p = problem.p
+    state = problem.initial_state(scenarios)
+    soc0 = state["soc"].double()
+    fuel = torch.zeros(scenarios.n, dtype=torch.float64, device=soc0.device)
+    deg = torch.zeros_like(fuel)
+    for t in range(scenarios.periods):
+        post, _ = problem.post_decision(state, policy(state, t))
+        state, _ = problem.transition(post, scenarios, t)
+        fuel += state["out_fuel"].double()
+        deg += state["out_degradation"].double()
+    return (fuel - (state["soc"].double() - soc0) * p.b_cap * p.fuel_a / p.eta).cpu(), deg.cpu()
+
+
+def train_adaptive(
+    problem,
+    train,
+    dev,
+    theta0,
+    *,
+    wear_price: float | None = None,
+    wear_cap: float = 0.97,
+    progress: bool = False,
+    **ars_options,
+):
+    """Learn :class:`AdaptiveHysteresis` parameters from ``theta0`` (usually a searched :class:`SocHysteresis`
+    with zero weights) by :func:`opsrl.algos.ars.ars`, every candidate on the same ``train`` days in one batch.
+
+    With ``wear_price`` the objective is fuel-equivalent litres plus that price times degradation (a point
+    of the learner's fuel-wear frontier). Without it, fuel-equivalent litres under a cap on degradation of
+    ``wear_cap`` times the start's, on the training days (through a Lagrange multiplier) and on the dev
+    days (which parameters may be kept): ``wear_cap < 1`` asks for less fuel *and* less wear than the start.
+    Returns ``(theta, info)``."""
+    from ..algos.ars import ars
+
+    theta0 = np.asarray(theta0, dtype=np.float64)
+
+    def batch(thetas, days):
+        K, n = len(thetas), days.n
+        rep = days.select(torch.arange(n, device=days.device).repeat(K))
+        prm = torch.as_tensor(np.asarray(thetas), dtype=torch.float32).repeat_interleave(n, dim=0)
+        feq, deg = fuel_and_wear(problem, AdaptiveHysteresis(problem, prm), rep)
+        return feq.reshape(K, n).mean(1).numpy(), deg.reshape(K, n).mean(1).numpy()
+
+    f_tr, d_tr = batch(theta0[None], train)
+    f_dev, d_dev = batch(theta0[None], dev)
+    capped = wear_price is None
+    cap_train, cap_dev = wear_cap * float(d_tr[0]), wear_cap * float(d_dev[0])
+
+    def evaluate(thetas):
+        f, d = batch(thetas, train)
+        return (f, d) if capped else (f + wear_price * d, None)
+
+    def select(theta):
+        f, d = batch(theta[None], dev)
+        return (float(f[0]), bool(d[0] <= cap_dev)) if capped else (float(f[0] + wear_price * d[0]), True)
+
+    res = ars(
+        evaluate,
+        theta0,
+        cap=cap_train if capped else None,
+        multiplier=1.0,
+        select=select,
+        progress=progress,
+        desc="ars hysteresis",
+        **ars_options,
+    )
+    f_k, d_k = batch(res.theta[None], dev)
+    info = {
+        "kept_iteration": res.kept_iteration,
+        "multiplier": res.multiplier,
+        "start_dev_fuel_eq": float(f_dev[0]),
+        "start_dev_degradation": float(d_dev[0]),
+        "start_train_degradation": float(d_tr[0]),
+        "dev_fuel_eq": float(f_k[0]),
+        "dev_degradation": float(d_k[0]),
+        "history": res.history,
+    }
+    return res.theta, info
