@@ -1,7 +1,7 @@
 """The learned hysteresis (``ars_hysteresis``): train it under a cap on wear and at prices on wear, and compare it
 with ``soc_hysteresis`` and the operator on the same test days (paired, per day).
 
-    python benchmarks/microgrid_ars.py [--caps 0.97] [--prices 0.5 2] [--set iterations=80 ...] [--days 32]
+    python benchmarks/microgrid_ars.py [--caps 0.97] [--prices 0.5 2] [--set options.iterations=80 ...] [--days 32]
         [--ship ars_hysteresis] [--json benchmarks/results/microgrid_learners_ars.json] [--append]
 
 Each configuration trains from scratch (``params = ""``; the searched ``soc_hysteresis`` rule is the start).
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--caps", type=float, nargs="*", default=[0.97], help="wear caps (x the starting rule's wear)")
     ap.add_argument("--prices", type=float, nargs="*", default=[], help="wear prices (litres per unit)")
     ap.add_argument("--days", type=int, default=32)
-    ap.add_argument("--set", nargs="*", default=[], help="solver options, key=value (iterations=40)")
+    ap.add_argument("--set", nargs="*", default=[], help="solver overrides, key=value (options.iterations=40)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ship", default="", help="write the first cap run's parameters to opsrl/microgrid/data/NAME.json")

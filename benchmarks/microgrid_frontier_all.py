@@ -67,6 +67,8 @@ def main() -> None:
                 continue
             parts.setdefault(r["name"], []).append((first, days, r))
     for name, got in parts.items():
+        whole = [g for g in got if g[0] == 0 and g[1] == 32]
+        got = whole[:1] or got  # a row measured on all 32 days wins over probes of the same name on fewer
         cover = [range(f, f + n) for f, n, _ in got]
         days = [x for rg in cover for x in rg]
         if sorted(days) != list(range(32)):
@@ -136,7 +138,11 @@ def main() -> None:
     if hyst:
         ax.scatter([h_deg], [h_saved], marker="o", facecolors="none", edgecolors="k", s=70, label="soc_hysteresis")
     ax.axhline(args.bound_saved, color="k", ls="--", lw=1, label=f"perfect-foresight bound ({args.bound_saved:.1f}%)")
-    marks = {"MPC, perfect forecasts": ("tab:red", "s"), "MPC, real forecasts": ("tab:blue", "D")}
+    marks = {
+        "MPC, perfect forecasts": ("tab:red", "s"),
+        "MPC, real forecasts": ("tab:blue", "D"),
+        "ARS hysteresis (learned)": ("tab:green", "*"),
+    }
     others = itertools.cycle(
         [
             ("tab:green", "^"),
@@ -147,12 +153,29 @@ def main() -> None:
             ("tab:cyan", "o"),
             ("tab:pink", "<"),
             ("magenta", ">"),
+            ("tab:gray", "d"),
+            ("gold", "p"),
         ]
     )
+    style = {}
     for f in fams:
-        col, mk = marks.get(f) or next(others)
+        col, mk = style[f] = marks.get(f) or next(others)
         pts = sorted([p for p in points if p[0] == f], key=lambda p: p[2])
         ax.plot([p[2] for p in pts], [p[3] for p in pts], marker=mk, color=col, ms=6, lw=1, label=f)
+    if hyst:  # a zoom on soc_hysteresis: what dominates it lies up and to the left of the circle
+        ins = ax.inset_axes([0.27, 0.1, 0.28, 0.3])
+        near = [p for p in points if abs(p[2] - h_deg) < 0.12 * h_deg and abs(p[3] - h_saved) < 0.6]
+        ins.scatter(r_deg, r_saved, s=12, c="0.6", alpha=0.6)
+        ins.scatter([h_deg], [h_saved], marker="o", facecolors="none", edgecolors="k", s=70)
+        for p in near:
+            col, mk = style[p[0]]
+            ins.scatter([p[2]], [p[3]], color=col, marker=mk, s=60 if mk == "*" else 30)
+        ins.axvline(h_deg, color="0.5", lw=0.7, ls=":")
+        ins.axhline(h_saved, color="0.5", lw=0.7, ls=":")
+        ins.set_xlim(0.88 * h_deg, 1.12 * h_deg)
+        ins.set_ylim(h_saved - 0.5, h_saved + 0.5)
+        ins.tick_params(labelsize=6)
+        ins.set_title("around soc_hysteresis", fontsize=7)
     for cap in (1.5, 3.0):
         ax.axvline(cap * ref["degradation"], color="0.6", lw=0.8, ls=":")
         ax.text(cap * ref["degradation"], -2.5, f" {cap:g}x", fontsize=7, color="0.4")
