@@ -5,8 +5,11 @@ with ``soc_hysteresis`` and the operator on the same test days (paired, per day)
         [--ship ars_hysteresis] [--json benchmarks/results/microgrid_learners_ars.json] [--append]
 
 Each configuration trains from scratch (``params = ""``; the searched ``soc_hysteresis`` rule is the start).
-``--ship NAME`` writes the parameters of the first ``--caps`` run to ``opsrl/microgrid/data/NAME.json``, which
-``solvers/ars_hysteresis.toml`` loads. Rows carry ``family`` for ``microgrid_frontier_all.py``.
+``--check NAME --check-seeds 1 2 --check-days 64`` trains nothing: it runs shipped parameters and
+``soc_hysteresis`` (0.15 / 0.30) on further test days drawn with other seeds (days no run chose anything on)
+and prints the paired differences. ``--ship NAME`` writes the parameters of the first ``--caps`` run to
+``opsrl/microgrid/data/NAME.json``, which ``solvers/ars_hysteresis.toml`` loads. Rows carry ``family`` for
+``microgrid_frontier_all.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,52 @@ from opsrl.registry import family, fit_solver, load_for_solver, load_problem, lo
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _se(x: np.ndarray) -> float:
+    return float(x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def check(args) -> None:
+    """Shipped parameters against ``soc_hysteresis`` on test days drawn with other seeds, paired by day."""
+    fam = family("microgrid")
+    _, method, cfg = load_solver("ars_hysteresis", fam, {"options.params": args.check})
+    prob = load_for_solver(args.problem, cfg, {})
+    out = method.fit(prob, cfg["options"], cfg, SolveContext(seed=0, progress=False, source=cfg["source"]))
+    rows = []
+    for seed in args.check_seeds:
+        days = prob.sample(args.check_days, "test", seed, prob.test_periods)
+        _, m = run_test(prob, out.policy, days, per_scenario=True)
+        _, r = run_test(prob, SocHysteresis(prob, 0.15, 0.30), days, per_scenario=True)
+        d = (m["by_scenario"]["fuel_eq_litres"] - r["by_scenario"]["fuel_eq_litres"]).numpy()
+        g = (m["by_scenario"]["degradation"] - r["by_scenario"]["degradation"]).numpy()
+        row = {
+            "seed": seed,
+            "days": days.n,
+            "fuel_eq_litres": m["fuel_eq_litres"],
+            "degradation": m["degradation"],
+            "rule_fuel_eq_litres": r["fuel_eq_litres"],
+            "rule_degradation": r["degradation"],
+            "paired_fuel_eq_diff": float(d.mean()),
+            "paired_fuel_eq_se": _se(d),
+            "paired_degradation_diff": float(g.mean()),
+            "paired_degradation_se": _se(g),
+            "violations": m["violations_total"],
+            "unserved_kwh": m["unserved_kwh"],
+        }
+        rows.append(row)
+        print(
+            f"test seed {seed}, {days.n} days: {args.check} {row['fuel_eq_litres']:.2f} L at {row['degradation']:.2f}, "
+            f"soc_hysteresis {row['rule_fuel_eq_litres']:.2f} L at {row['rule_degradation']:.2f}; paired fuel-eq. "
+            f"{row['paired_fuel_eq_diff']:+.2f} +- {row['paired_fuel_eq_se']:.2f} L a day, degradation "
+            f"{row['paired_degradation_diff']:+.2f} +- {row['paired_degradation_se']:.2f}; violations "
+            f"{row['violations']}, unserved {row['unserved_kwh']:.3f} kWh",
+            flush=True,
+        )
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problem", default="microgrid/remote")
@@ -40,8 +89,14 @@ def main() -> None:
     ap.add_argument("--ship", default="", help="write the first cap run's parameters to opsrl/microgrid/data/NAME.json")
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/microgrid_learners_ars.json"))
     ap.add_argument("--append", action="store_true", help="add the rows to an existing --json file")
+    ap.add_argument("--check", default="", help="shipped parameters to check on other test days (no training)")
+    ap.add_argument("--check-seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--check-days", type=int, default=64)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.check:
+        check(args)
+        return
     fam = family("microgrid")
     over = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     base = load_problem(args.problem, {"test.scenarios": args.days})
@@ -64,7 +119,6 @@ def main() -> None:
         _, mr = run_test(prob, rule, test, per_scenario=True)
         diff = (m["by_scenario"]["fuel_eq_litres"] - mr["by_scenario"]["fuel_eq_litres"]).numpy()
         ddeg = (m["by_scenario"]["degradation"] - mr["by_scenario"]["degradation"]).numpy()
-        se = lambda x: float(x.std(ddof=1) / np.sqrt(len(x)))  # noqa: E731
         label = f"wear cap {value:g}x" if kind == "cap" else f"wear price {value:g}"
         r = {
             "name": f"ars_hysteresis {label}",
@@ -87,9 +141,9 @@ def main() -> None:
                 "degradation": mr["degradation"],
             },
             "paired_fuel_eq_diff": float(diff.mean()),
-            "paired_fuel_eq_se": se(diff),
+            "paired_fuel_eq_se": _se(diff),
             "paired_degradation_diff": float(ddeg.mean()),
-            "paired_degradation_se": se(ddeg),
+            "paired_degradation_se": _se(ddeg),
             "days_less_fuel": int((diff < 0).sum()),
             "info": out.info,
         }
