@@ -234,6 +234,20 @@ def _check(problem, ctx):
         )
 
 
+def _check_genset_load(problem, ctx, controller: str) -> None:
+    """:func:`_check`, and the problem must read the second action component as the running gensets' load."""
+    _check(problem, ctx)
+    if problem.p.proposal != "genset_load":
+        from ..core import ConfigError
+
+        raise ConfigError(
+            ctx.source,
+            "problem.shield.proposal",
+            f"{controller} proposes genset loads: set "
+            '"shield.proposal" = "genset_load" in the solver\'s [problem] table',
+        )
+
+
 def _policy_outcome(problem, policy, info) -> SolveOutcome:
     out = SolveOutcome(policy=policy, info=dict(info))
 
@@ -254,16 +268,7 @@ def _fit_operator(problem, o, config, ctx: SolveContext) -> SolveOutcome:
 
 
 def _fit_hysteresis(problem, o, config, ctx: SolveContext) -> SolveOutcome:
-    _check(problem, ctx)
-    if problem.p.proposal != "genset_load":
-        from ..core import ConfigError
-
-        raise ConfigError(
-            ctx.source,
-            "problem.shield.proposal",
-            "soc_hysteresis proposes genset loads: set "
-            '"shield.proposal" = "genset_load" in the solver\'s [problem] table',
-        )
+    _check_genset_load(problem, ctx, "soc_hysteresis")
     start, stop, info = o["start_soc"], o["stop_soc"], {}
     if not o["search"] and start >= stop:
         from ..core import ConfigError
@@ -283,14 +288,7 @@ def _fit_adaptive(problem, o, config, ctx: SolveContext) -> SolveOutcome:
 
     from ..core import ConfigError
 
-    _check(problem, ctx)
-    if problem.p.proposal != "genset_load":
-        raise ConfigError(
-            ctx.source,
-            "problem.shield.proposal",
-            'ars_hysteresis proposes genset loads: set "shield.proposal" = "genset_load" '
-            "in the solver's [problem] table",
-        )
+    _check_genset_load(problem, ctx, "ars_hysteresis")
     if o["top"] > o["directions"]:
         raise ConfigError(ctx.source, "options.top", f"at most options.directions ({o['directions']}), got {o['top']}")
     if o["params"]:
