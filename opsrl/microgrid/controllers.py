@@ -115,6 +115,12 @@ class MPC(torch.nn.Module):
         return to_action(p, torch.as_tensor(n_out, dtype=dt, device=dev), torch.as_tensor(b_out, dtype=dt, device=dev))
 
 
+def _hysteresis_gensets(soc, mode, start, stop) -> torch.Tensor:
+    """Gensets proposed by the hysteresis: at least one below ``start``, what is committed until ``stop``, then none."""
+    k = ((mode == WARM) | (mode == RUN)).sum(1).to(soc.dtype)  # committed gensets
+    return torch.where(soc < start, k.clamp_min(1), torch.where(soc < stop, k, torch.zeros_like(k)))
+
+
 class SocHysteresis(torch.nn.Module):
     """See the module docstring. ``start_soc``/``stop_soc`` are floats or per-scenario tensors ``[B]``."""
 
@@ -128,9 +134,7 @@ class SocHysteresis(torch.nn.Module):
         soc, mode = state["soc"], state["mode"]
         start = torch.as_tensor(self.start, dtype=soc.dtype, device=soc.device)
         stop = torch.as_tensor(self.stop, dtype=soc.dtype, device=soc.device)
-        k = ((mode == WARM) | (mode == RUN)).sum(1).to(soc.dtype)  # committed gensets
-        n = torch.where(soc < start, k.clamp_min(1), torch.where(soc < stop, k, torch.zeros_like(k)))
-        return torch.stack([n / self.p.G, torch.full_like(soc, self.load)], dim=1)
+        return torch.stack([_hysteresis_gensets(soc, mode, start, stop) / self.p.G, torch.full_like(soc, self.load)], 1)
 
 
 def adaptive_features(p, state) -> torch.Tensor:
@@ -173,9 +177,7 @@ class AdaptiveHysteresis(torch.nn.Module):
             load = (1.0 + (x * th[:, 2 + 2 * F :]).sum(1)).clamp(0.3, 1.0)
         else:
             load = torch.ones_like(soc)
-        k = ((mode == WARM) | (mode == RUN)).sum(1).to(soc.dtype)  # committed gensets
-        n = torch.where(soc < start, k.clamp_min(1), torch.where(soc < stop, k, torch.zeros_like(k)))
-        return torch.stack([n / self.p.G, load], dim=1)
+        return torch.stack([_hysteresis_gensets(soc, mode, start, stop) / self.p.G, load], dim=1)
 
 
 class ConstantProposal(torch.nn.Module):
@@ -260,7 +262,7 @@ def train_adaptive(
         feq, deg = fuel_and_wear(problem, AdaptiveHysteresis(problem, prm), rep)
         return feq.reshape(K, n).mean(1).numpy(), deg.reshape(K, n).mean(1).numpy()
 
-    f_tr, d_tr = batch(theta0[None], train)
+    _, d_tr = batch(theta0[None], train)
     f_dev, d_dev = batch(theta0[None], dev)
     capped = wear_price is None
     cap_train, cap_dev = wear_cap * float(d_tr[0]), wear_cap * float(d_dev[0])
