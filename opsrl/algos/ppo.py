@@ -28,6 +28,12 @@ Group baseline (``baseline = "group"``, ``group_size = k``): each training scena
 times (common random numbers), and the advantage of a step is its return to go minus the mean return to go
 of the other ``k - 1`` rollouts of that scenario at the same period (leave-one-out, as in POMO-style
 training of combinatorial policies); the critic is still fitted but not used by the policy gradient.
+Risk-seeking baseline (``baseline = "top"``, for policies used as the best of K sampled rollouts): only the
+rollouts of a group whose episode return reaches the group's ``1 - top_fraction`` quantile ``q`` are
+reinforced, each step of them with ``R - q`` (:func:`top_advantages`; the risk-seeking policy gradient of
+Petersen et al., 2021, per group); advantages are then scaled but not centred, so the others stay at zero.
+``dev_samples = K`` measures the dev cost the same way, as the best of K sampled rollouts per dev scenario
+(:func:`best_of_samples`), so the parameters kept are those best at what the policy is used for.
 
 Horizons. ``horizon = "finite"`` (the default for problems whose metric is an episode total, such as
 the job shop's makespan): the episode ends at ``T``, nothing is bootstrapped after it, and the time to
@@ -59,7 +65,17 @@ from tqdm.auto import tqdm
 from ..core import ConfigError, Field, Method, Problem, SolveContext, SolveOutcome, evaluate, generator
 from ..core.config import non_negative, positive, probability
 
-__all__ = ["OPTIONS", "gae", "post_decision_returns", "train", "fit", "METHOD", "PD_METHOD"]
+__all__ = [
+    "OPTIONS",
+    "gae",
+    "post_decision_returns",
+    "top_advantages",
+    "best_of_samples",
+    "train",
+    "fit",
+    "METHOD",
+    "PD_METHOD",
+]
 
 OPTIONS = {
     "lr": Field(float, 3e-4, allowed="a positive learning rate", check=positive),
@@ -96,9 +112,17 @@ OPTIONS = {
     "baseline": Field(
         str,
         "critic",
-        choices=("critic", "group"),
+        choices=("critic", "group", "top"),
         doc="critic: GAE on the critic(s); group: the return to go minus the mean of the other "
-        "rollouts of the same scenario at the same period (needs group_size >= 2)",
+        "rollouts of the same scenario at the same period; top: risk-seeking, only the rollouts of a "
+        "scenario whose return reaches the group's 1 - top_fraction quantile, by how far they exceed it "
+        "(group and top need group_size >= 2)",
+    ),
+    "top_fraction": Field(
+        float,
+        0.25,
+        allowed="a fraction in (0, 1] of each group's rollouts that the top baseline learns from",
+        check=lambda v: 0 < v <= 1,
     ),
     "advantage": Field(
         str,
@@ -115,6 +139,13 @@ OPTIONS = {
         check=non_negative,
     ),
     "dev_scenarios": Field(int, 1024, allowed="a positive integer", check=positive),
+    "dev_samples": Field(
+        int,
+        0,
+        allowed="0 (the dev cost of the greedy policy) or K >= 1 (of the best of K sampled rollouts per dev "
+        "scenario: risk-seeking evaluation, for policies used that way)",
+        check=non_negative,
+    ),
     "dev_periods": Field(int, 0, allowed="periods per dev rollout (0: the problem's test periods)", check=non_negative),
     "eval_every": Field(int, 10, allowed="a positive number of iterations", check=positive),
     "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
@@ -225,6 +256,47 @@ def collect(problem: Problem, ac: torch.nn.Module, scenarios, periods: int, hori
     return out
 
 
+def top_advantages(returns: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Risk-seeking advantages ``[G, k]`` of ``k`` episode returns per group (Petersen et al. 2021, risk-seeking
+    policy gradient): ``max(R - q, 0)`` with ``q`` the group's ``1 - fraction`` quantile (linear interpolation),
+    so only the best ``fraction`` of each group's episodes are reinforced and the others are left alone."""
+    q = torch.quantile(returns, 1.0 - fraction, dim=1, keepdim=True)
+    return (returns - q).clamp_min(0.0)
+
+
+@torch.no_grad()
+def best_of_samples(problem: Problem, ac: torch.nn.Module, scenarios, k: int, seed: int) -> torch.Tensor:
+    """``[n]``: each scenario's lowest cost (``scenario_costs``) over ``k`` rollouts of the sampling policy."""
+    from ..core.rollout import scenario_costs
+
+    n = scenarios.n
+    rep = scenarios.select(torch.arange(n, device=scenarios.device).repeat_interleave(k))
+    state = problem.initial_state(rep)
+    costs = []
+    fork = torch.random.fork_rng(devices=[])
+    with fork:
+        torch.manual_seed(seed)
+        for t in range(rep.periods):
+            d, _ = ac.evaluate(ac.encode(state, t))
+            post, c1 = problem.post_decision(state, ac.to_action(d.sample()))
+            state, c2 = problem.transition(post, rep, t)
+            costs.append(c1 + c2)
+    return scenario_costs(problem, torch.stack(costs, 1), None).reshape(n, k).min(1).values
+
+
+def _dev_eval(problem: Problem, ac: torch.nn.Module, scenarios, samples: int, seed: int):
+    if not samples:
+        return evaluate(problem, ac, scenarios)
+    from ..core.rollout import summarize
+
+    was = ac.training
+    ac.eval()
+    try:
+        return summarize(problem, best_of_samples(problem, ac, scenarios, samples, seed), scenarios.periods, None)
+    finally:
+        ac.train(was)
+
+
 def _has_choice(mask: torch.Tensor) -> torch.Tensor:
     """``[B]``: rows of a ``[B, n]`` mask with two or more allowed actions; for a factorised mask ``[B, D, n]``
     (one categorical per action dimension), rows where some dimension has two or more."""
@@ -272,7 +344,7 @@ def train(
     stats: dict[str, list[float]] = {}
     samples_seen = 0
     if o.get("_start_info"):  # a policy that starts from imitation: its dev cost is the first point of the curve
-        ev = evaluate(problem, ac, dev_set)
+        ev = _dev_eval(problem, ac, dev_set, o["dev_samples"], ctx.seed)
         curve.append(
             {
                 "iteration": 0,
@@ -310,10 +382,14 @@ def train(
             adv = est - values
         else:
             adv = adv_s
-        if o["baseline"] == "group":  # leave-one-out mean of the group's returns to go
+        if o["baseline"] in ("group", "top"):
             k = o["group_size"]
             ret_mc = gae(r_dec + r_exo, torch.zeros_like(values), last, gamma, 1.0).reshape(-1, k, values.shape[1])
-            adv = (ret_mc - (ret_mc.sum(1, keepdim=True) - ret_mc) / (k - 1)).reshape(values.shape)
+            if o["baseline"] == "group":  # leave-one-out mean of the group's returns to go
+                adv = (ret_mc - (ret_mc.sum(1, keepdim=True) - ret_mc) / (k - 1)).reshape(values.shape)
+            else:  # risk-seeking: the episode's return above the group's quantile, at every step of it
+                top = top_advantages(ret_mc[:, :, 0], o["top_fraction"])
+                adv = top[:, :, None].expand_as(ret_mc).reshape(values.shape)
         B, T = adv.shape
         n = B * T
         data = {
@@ -330,7 +406,10 @@ def train(
         keep = data["live"]
         if o["normalize_advantages"]:
             a = data["adv"][keep]
-            data["adv"] = (data["adv"] - a.mean()) / (a.std() + 1e-8)
+            if o["baseline"] == "top":  # scaled, not centred: the rollouts below the quantile stay at zero
+                data["adv"] = data["adv"] / (a.pow(2).mean().sqrt() + 1e-8)
+            else:
+                data["adv"] = (data["adv"] - a.mean()) / (a.std() + 1e-8)
         mb = max(1, n // o["minibatches"])
         for _ in range(o["epochs"]):
             perm = torch.randperm(n, generator=g).to(dev)
@@ -370,7 +449,7 @@ def train(
         bar.update(1)
         out_of_time = o["time_limit"] and time.perf_counter() - t0 >= o["time_limit"]
         if it % o["eval_every"] == 0 or it == o["iterations"] or out_of_time:
-            ev = evaluate(problem, ac, dev_set)
+            ev = _dev_eval(problem, ac, dev_set, o["dev_samples"], ctx.seed + it)
             entry = {
                 "iteration": it,
                 "seconds": time.perf_counter() - t0,
@@ -454,8 +533,8 @@ def _fit(
 
     o = dict(options)
     o["post_critic"] = post_critic or o["post_critic"]
-    if o["baseline"] == "group" and o["group_size"] < 2:
-        raise ConfigError(ctx.source, "options.group_size", "the group baseline needs group_size >= 2")
+    if o["baseline"] in ("group", "top") and o["group_size"] < 2:
+        raise ConfigError(ctx.source, "options.group_size", f"the {o['baseline']} baseline needs group_size >= 2")
     if o["advantage"] != "max" and not o["post_critic"]:
         raise ConfigError(ctx.source, "options.advantage", "only applies with the post-decision critic (pdppo)")
     torch.manual_seed(ctx.seed)

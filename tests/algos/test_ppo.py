@@ -161,9 +161,10 @@ def test_ppo_drives_the_microgrid_with_a_genset_count_and_battery_power():
     assert math.isfinite(out.curve[-1]["dev_cost"])
 
 
-def test_group_baseline_needs_a_group():
+@pytest.mark.parametrize("baseline", ["group", "top"])
+def test_group_baseline_needs_a_group(baseline):
     problem = load_problem("inventory/lost_sales_p4_L1")
-    o = validate({"baseline": "group"}, ppo.OPTIONS, "solver.toml")
+    o = validate({"baseline": baseline}, ppo.OPTIONS, "solver.toml")
     with pytest.raises(ConfigError, match="group_size"):
         METHODS["ppo"].fit(problem, o, {}, SolveContext(source="solver.toml", progress=False))
 
@@ -212,3 +213,36 @@ def test_imitation_clones_a_base_stock_policy_before_ppo():
         )
     with pytest.raises(ConfigError, match="fit_solver"):  # a context that cannot fit other solvers
         METHODS["ppo"].fit(problem, o, {"policy": {"levels": [20]}}, SolveContext(progress=False))
+
+
+def test_top_advantages_are_the_excess_over_the_group_quantile():
+    import numpy as np
+
+    R = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 5.0, 0.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
+    got = ppo.top_advantages(R, 0.5)
+    # by hand: medians 2.5, 0.5 and 2; only the episodes above them are reinforced
+    assert got.tolist() == [[0.0, 0.0, 0.5, 1.5], [0.0, 4.5, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]]
+    q = np.quantile(R.numpy(), 0.75, axis=1, keepdims=True)  # numpy's linear interpolation, as torch's
+    assert ppo.top_advantages(R, 0.25).numpy() == pytest.approx(np.maximum(R.numpy() - q, 0.0))
+    with pytest.raises(ConfigError, match="top_fraction"):
+        validate({"top_fraction": 0.0}, ppo.OPTIONS, "solver.toml")
+
+
+def test_best_of_sampled_schedules_reaches_the_cpsat_optimum_and_never_beats_it():
+    """``best_of_samples`` (the ``dev_samples`` evaluation): on 3 x 3 job shops an untrained graph policy's best
+    of 256 sampled schedules is CP-SAT's proven optimal makespan, and no sample is ever below it."""
+    from opsrl.jobshop import _scenario_instance, cpsat
+
+    torch.manual_seed(0)
+    problem = JobShop(generator_cfg={"kind": "taillard", "jobs": 3, "machines": 3, "low": 1, "high": 20})
+    sc = problem.sample(4, "test", 0)
+    ac = build_actor_critic(problem, {"kind": "graph", "width": 8, "layers": 1}, horizon=problem.periods).eval()
+    opt = []
+    for b in range(sc.n):
+        res = cpsat.solve(_scenario_instance(sc, b), time_limit=10, workers=1)
+        assert res.status == "optimal"
+        opt.append(res.makespan)
+    best = ppo.best_of_samples(problem, ac, sc, 256, seed=0)
+    assert best.tolist() == pytest.approx(opt)
+    one = ppo.best_of_samples(problem, ac, sc, 1, seed=0)
+    assert bool((one >= best - 1e-6).all()) and one.sum() > best.sum()
