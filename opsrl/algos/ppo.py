@@ -356,7 +356,7 @@ def train(
             }
         )
         best, best_state = ev.mean, copy.deepcopy(ac.state_dict())
-        ctx.log(f"iteration 0 (imitation): dev {ev.mean:.4f}")
+        ctx.log(f"iteration 0 (the starting policy): dev {ev.mean:.4f}")
     for it in range(1, o["iterations"] + 1):
         if o["lr_decay"]:
             for group in opt.param_groups:
