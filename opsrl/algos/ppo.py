@@ -285,6 +285,8 @@ def best_of_samples(problem: Problem, ac: torch.nn.Module, scenarios, k: int, se
 
 
 def _dev_eval(problem: Problem, ac: torch.nn.Module, scenarios, samples: int, seed: int):
+    """The dev evaluation: the greedy policy, or the best of ``samples`` sampled rollouts drawn from the same
+    random stream at every evaluation (common random numbers, so that checkpoints are compared, not draws)."""
     if not samples:
         return evaluate(problem, ac, scenarios)
     from ..core.rollout import summarize
@@ -449,7 +451,7 @@ def train(
         bar.update(1)
         out_of_time = o["time_limit"] and time.perf_counter() - t0 >= o["time_limit"]
         if it % o["eval_every"] == 0 or it == o["iterations"] or out_of_time:
-            ev = _dev_eval(problem, ac, dev_set, o["dev_samples"], ctx.seed + it)
+            ev = _dev_eval(problem, ac, dev_set, o["dev_samples"], ctx.seed)
             entry = {
                 "iteration": it,
                 "seconds": time.perf_counter() - t0,
