@@ -111,10 +111,11 @@ def cmd_fr(a):
     ac = None
     for mnl in a.mnl:
         p = _problem(a.generator, mnl, **({"objective": "multi"} if a.generator == "multi_resource" else {}))
-        sc = p.sample(a.snapshots, "test", 0)
+        sc = p.sample(a.snapshots, "test", a.seed)
         s0 = p.initial_state(sc)
         res = {
             "snapshots": a.snapshots,
+            "seed": a.seed,
             "initial": {"fr": float(p.fr(s0).mean()), "fr_per_snapshot": p.fr(s0).tolist()},
         }
         if "greedy" in a.methods or "cpsat" in a.methods:
@@ -162,9 +163,10 @@ def cmd_fr(a):
                 )
         name = "vm_fr_medium.json" if a.generator == "medium" else f"vm_fr_{a.generator}.json"
         f = RESULTS / name
-        old = json.loads(f.read_text()).get(f"mnl{mnl}", {}) if f.is_file() else {}
+        key = f"mnl{mnl}" if a.seed == 0 else f"mnl{mnl}_seed{a.seed}"
+        old = json.loads(f.read_text()).get(key, {}) if f.is_file() else {}
         old.update(res)
-        _merge(name, f"mnl{mnl}", old)
+        _merge(name, key, old)
 
 
 # --- FR against latency under drift -----------------------------------------------------------------
@@ -485,6 +487,7 @@ def main(argv=None):
     f = sub.add_parser("fr", parents=[common])
     f.add_argument("--mnl", type=int, nargs="+", default=[5, 10, 25, 50])
     f.add_argument("--generator", default="medium")
+    f.add_argument("--seed", type=int, default=0, help="seed of the test snapshots (0: the tables' own)")
     f.add_argument("--methods", nargs="+", default=["greedy", "ffd", "gnn", "best", "cpsat"])
     d = sub.add_parser("drift", parents=[common])
     d.add_argument("--mnl", type=int, default=25)

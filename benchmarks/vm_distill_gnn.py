@@ -1,4 +1,4 @@
-"""Distil the shipped two-stage VM policy into a network without message passing (``layers = 0``).
+"""Distil the one-layer two-stage VM policy into a network without message passing (``layers = 0``).
 
 A network whose VM and node embeddings read only their own features can be evaluated incrementally move by
 move (:class:`opsrl.vm.policy._Flat`: after a migration only the rows whose features changed are recomputed),
@@ -10,6 +10,9 @@ student (DAgger: the student also learns on its own mistakes). Keeps the student
 (best of ``--dev-samples`` through the fast planner) and writes it with its JSON.
 
     python benchmarks/vm_distill_gnn.py --minutes 8 --out /tmp/vm_student.pt
+
+The bundled student, ``opsrl/vm/data/two_stage_distilled.pt``, came from ``--minutes 6 --width 8``;
+``vm_finetune.py`` fine-tunes it into the shipped policy.
 """
 
 from __future__ import annotations

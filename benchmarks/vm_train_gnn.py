@@ -7,7 +7,7 @@
    (each training snapshot rolled out ``group`` times, the advantage is the return minus the mean of the
    other rollouts), keeping the parameters best on dev snapshots (greedy decoding).
 
-Writes ``opsrl/vm/data/two_stage.pt`` and ``.json`` (the shipped weights), the learning curve as
+Writes ``opsrl/vm/data/two_stage_l1.pt`` and ``.json`` (the teacher of the shipped policy), the learning curve as
 ``benchmarks/results/vm_train_curve.json`` and ``docs/figures/vm_gnn_training.png``.
 
     python benchmarks/vm_train_gnn.py --minutes 15
@@ -74,7 +74,7 @@ def main(argv=None):
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--clone-steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "opsrl" / "vm" / "data" / "two_stage.pt")
+    ap.add_argument("--out", type=Path, default=ROOT / "opsrl" / "vm" / "data" / "two_stage_l1.pt")
     ap.add_argument("--quick", action="store_true", help="a tiny smoke run (writes to /tmp)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
