@@ -237,7 +237,8 @@ def _drift_figure(out):
     )
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "figures" / "vm_fr_latency.png", dpi=120)
+    suffix = "" if out["mnl"] == 25 else f"_mnl{out['mnl']}"
+    fig.savefig(ROOT / "docs" / "figures" / f"vm_fr_latency{suffix}.png", dpi=120)
 
 
 # --- simulator throughput -----------------------------------------------------------------------------
