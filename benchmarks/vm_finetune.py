@@ -7,10 +7,11 @@ MNL 50 episodes with the risk-seeking group baseline (``baseline = "top"``: each
 ``group`` times, only the plans in the group's best ``top`` fraction are reinforced, by how much they beat the
 group's quantile) and the dev cost measured as the best of ``dev-samples`` sampled plans (``dev_samples``),
 so that the parameters kept are those whose best of K is lowest on dev snapshots. The shipped policy
-(``opsrl/vm/data/two_stage.pt``) is two such rounds, the second started from the first:
+(``opsrl/vm/data/two_stage.pt``) is three such rounds, each started from the one before:
 
     python benchmarks/vm_finetune.py --minutes 40 --out /tmp/vm_ft.pt
-    python benchmarks/vm_finetune.py --minutes 45 --init /tmp/vm_ft.pt --out /tmp/vm_ft2.pt --seed 1 --ship
+    python benchmarks/vm_finetune.py --minutes 45 --init /tmp/vm_ft.pt --out /tmp/vm_ft2.pt --seed 1
+    python benchmarks/vm_finetune.py --minutes 38 --init /tmp/vm_ft2.pt --out /tmp/vm_ft3.pt --seed 2 --dev 8 --ship
     python benchmarks/vm_benchmark.py fr --mnl 50 --snapshots 8 --methods best --samples 64
     python benchmarks/vm_finetune.py --plot     # docs/figures/vm_finetune.png from the curve below
 
