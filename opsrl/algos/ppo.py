@@ -62,7 +62,19 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..core import ConfigError, Field, Method, Problem, SolveContext, SolveOutcome, evaluate, generator
+from ..core import (
+    ConfigError,
+    Field,
+    Method,
+    Problem,
+    SolveContext,
+    SolveOutcome,
+    evaluate,
+    generator,
+    rollout,
+    scenario_costs,
+    summarize,
+)
 from ..core.config import non_negative, positive, probability
 
 __all__ = [
@@ -267,21 +279,17 @@ def top_advantages(returns: torch.Tensor, fraction: float) -> torch.Tensor:
 @torch.no_grad()
 def best_of_samples(problem: Problem, ac: torch.nn.Module, scenarios, k: int, seed: int) -> torch.Tensor:
     """``[n]``: each scenario's lowest cost (``scenario_costs``) over ``k`` rollouts of the sampling policy."""
-    from ..core.rollout import scenario_costs
-
     n = scenarios.n
     rep = scenarios.select(torch.arange(n, device=scenarios.device).repeat_interleave(k))
-    state = problem.initial_state(rep)
-    costs = []
-    fork = torch.random.fork_rng(devices=[])
-    with fork:
-        torch.manual_seed(seed)
-        for t in range(rep.periods):
-            d, _ = ac.evaluate(ac.encode(state, t))
-            post, c1 = problem.post_decision(state, ac.to_action(d.sample()))
-            state, c2 = problem.transition(post, rep, t)
-            costs.append(c1 + c2)
-    return scenario_costs(problem, torch.stack(costs, 1), None).reshape(n, k).min(1).values
+    was = ac.sampling
+    ac.sampling = True
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            traj = rollout(problem, ac, rep)
+    finally:
+        ac.sampling = was
+    return scenario_costs(problem, traj.costs, None).reshape(n, k).min(1).values
 
 
 def _dev_eval(problem: Problem, ac: torch.nn.Module, scenarios, samples: int, seed: int):
@@ -289,8 +297,6 @@ def _dev_eval(problem: Problem, ac: torch.nn.Module, scenarios, samples: int, se
     random stream at every evaluation (common random numbers, so that checkpoints are compared, not draws)."""
     if not samples:
         return evaluate(problem, ac, scenarios)
-    from ..core.rollout import summarize
-
     was = ac.training
     ac.eval()
     try:
