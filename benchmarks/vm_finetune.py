@@ -52,7 +52,7 @@ def plot(curve_file: Path, png: Path) -> None:
         offset = x[-1]
     ax.set_xlabel("PPO iterations (2 snapshots x 16 plans of MNL 50 each)")
     ax.set_ylabel("dev FR change, best of 16")
-    ax.set_title("Risk-seeking PPO fine-tuning of the distilled student (4 dev snapshots)", fontsize=9)
+    ax.set_title("Risk-seeking PPO fine-tuning of the distilled student (4, 4 and 8 dev snapshots)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
