@@ -32,9 +32,21 @@ from opsrl.nn.actor_critic import build_actor_critic
 from opsrl.registry import family, load_for_solver, load_solver
 
 SOLVERS = {"ppo": "ppo_lotsizing", "pdppo": "pdppo_lotsizing"}
+ACTORS = ("full", "frozen_hidden")  # frozen_hidden: only the actor's output layer learns, as in the authors' code
 
 
-def one_run(problem_name: str, method: str, seed: int, iterations: int, eval_every: int) -> dict:
+def group(r: dict) -> str:
+    """A run's label: its method, and the actor it trained when that is not the whole network."""
+    return r["method"] + ("" if r.get("actor", "full") == "full" else f" ({r['actor']})")
+
+
+def groups(runs: list[dict]) -> list[tuple[str, str, str]]:
+    """(label, method, actor) of every kind of run present, PPO before PDPPO, full actors first."""
+    have = {(r["method"], r.get("actor", "full")) for r in runs}
+    return [(group({"method": m, "actor": a}), m, a) for a in ACTORS for m in SOLVERS if (m, a) in have]
+
+
+def one_run(problem_name: str, method: str, seed: int, iterations: int, eval_every: int, actor: str = "full") -> dict:
     fam = family("lotsizing")
     _, m, cfg = load_solver(SOLVERS[method], fam, {"iterations": iterations, "eval_every": eval_every})
     prob = load_for_solver(f"lotsizing/{problem_name}", cfg)
@@ -42,6 +54,10 @@ def one_run(problem_name: str, method: str, seed: int, iterations: int, eval_eve
     o["post_critic"] = method == "pdppo"
     torch.manual_seed(seed)
     ac = build_actor_critic(prob, cfg["policy"], cfg["source"], horizon=prob.periods, post_critic=o["post_critic"])
+    if actor == "frozen_hidden":  # the authors' optimisers hold `self.actor` (the output layer), not fc1 and fc2
+        hidden = [x for x in ac.actor if isinstance(x, torch.nn.Linear)][:-1]
+        for layer in hidden:
+            layer.requires_grad_(False)
     orig = ac.load_state_dict
 
     def keep_final(sd, *a, **k):  # train() loads the best-on-dev parameters at its end: keep the last ones first
@@ -62,6 +78,7 @@ def one_run(problem_name: str, method: str, seed: int, iterations: int, eval_eve
         "problem": problem_name,
         "method": method,
         "seed": seed,
+        "actor": actor,
         "iterations": iterations,
         "env_steps": iterations * steps_per_it,
         "train_seconds": secs,
@@ -102,10 +119,9 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
     tests = []
     problems = sorted({r["problem"] for r in runs})
     for pr in problems:
-        by = {m: [r for r in runs if r["problem"] == pr and r["method"] == m] for m in SOLVERS}
+        here = [r for r in runs if r["problem"] == pr]
+        by = {lab: [r for r in here if group(r) == lab] for lab, _, _ in groups(here)}
         for m, rs in by.items():
-            if not rs:
-                continue
             b = np.array([r["best_test"] for r in rs])
             f = np.array([r["final_test"] for r in rs])
             tc = np.array([r["curve"][-1]["train_cost"] for r in rs])
@@ -114,14 +130,19 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
                 f"| {pr} | {m} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | {rs[0]['env_steps']} | "
                 f"{b.mean():.0f} +- {sd(b):.0f} | {f.mean():.0f} +- {sd(f):.0f} | {tc.mean():.0f} +- {sd(tc):.0f} |"
             )
-        if len(by["ppo"]) > 1 and len(by["pdppo"]) > 1:
+        for actor in ACTORS:
+            lab = lambda m: group({"method": m, "actor": actor})
+            if len(by.get(lab("ppo"), [])) < 2 or len(by.get(lab("pdppo"), [])) < 2:
+                continue
             for key in ("best_test", "final_test"):
-                a = [r[key] for r in by["pdppo"]]
-                c = [r[key] for r in by["ppo"]]
+                a = [r[key] for r in by[lab("pdppo")]]
+                c = [r[key] for r in by[lab("ppo")]]
                 t = stats.ttest_ind(a, c, equal_var=False)
+                u = stats.mannwhitneyu(a, c)
                 tests.append(
-                    f"{pr} {key}: PDPPO - PPO = {np.mean(a) - np.mean(c):+.0f}, Welch t = {t.statistic:.2f}, "
-                    f"p = {t.pvalue:.3f}"
+                    f"{pr} {key}{'' if actor == 'full' else f' ({actor})'}: PDPPO - PPO = "
+                    f"{np.mean(a) - np.mean(c):+.0f}, Welch t = {t.statistic:.2f}, p = {t.pvalue:.3f}; "
+                    f"Mann-Whitney U = {u.statistic:.0f}, p = {u.pvalue:.3f}"
                 )
     out = "\n".join(lines + [""] + tests)
     if ref:
@@ -134,16 +155,18 @@ def report(paths, png: str | None, refs: str | None = None) -> str:
 
         fig, axes = plt.subplots(1, len(problems), figsize=(6 * len(problems), 4.2), squeeze=False)
         for ax, pr in zip(axes[0], problems):
-            for m, col in (("ppo", "tab:blue"), ("pdppo", "tab:red")):
-                rs = [r for r in runs if r["problem"] == pr and r["method"] == m]
-                if not rs:
-                    continue
+            here = [r for r in runs if r["problem"] == pr]
+            for lab, m, actor in groups(here):
+                col = {"ppo": "tab:blue", "pdppo": "tab:red"}[m]
+                rs = [r for r in here if group(r) == lab]
                 n = min(len(r["curve"]) for r in rs)
                 x = np.array([c["env_steps"] for c in rs[0]["curve"][:n]])
                 y = np.array([[c["dev_cost"] for c in r["curve"][:n]] for r in rs])
                 mu, sd = y.mean(0), (y.std(0, ddof=1) if len(rs) > 1 else np.zeros(n))
-                ax.plot(x, mu, color=col, label=f"{m.upper()} ({len(rs)} seeds)")
-                ax.fill_between(x, mu - sd, mu + sd, color=col, alpha=0.2)
+                ls = "-" if actor == "full" else "--"
+                name = m.upper() + ("" if actor == "full" else f", {actor.replace('_', ' ')} actor")
+                ax.plot(x, mu, color=col, ls=ls, label=f"{name} ({len(rs)} seeds)")
+                ax.fill_between(x, mu - sd, mu + sd, color=col, alpha=0.2 if actor == "full" else 0.1)
             r = ref.get(pr, {})
             for k, ls, what in (
                 ("cover_rule_all_test", ":", "cover rule (100 test scenarios)"),
@@ -174,13 +197,18 @@ def refs_table(runs, ref, problems) -> str:
         n = len(r.get("bound_per_scenario", []))
         first = lambda xs: f"{np.mean(xs[:n]):.0f} ({n})" if n and len(xs) >= n else ""
         rows = []
-        for m in SOLVERS:
-            rs = [x for x in runs if x["problem"] == pr and x["method"] == m]
+        here = [x for x in runs if x["problem"] == pr]
+        for lab, m, actor in groups(here):
+            rs = [x for x in here if group(x) == lab]
             if rs:
                 allb = np.mean([x["best_test"] for x in rs])
                 fb = np.mean([np.mean(x["best_test_per_scenario"][:n]) for x in rs]) if n else float("nan")
                 rows.append(
-                    (f"{m.upper()} best-on-dev, mean of {len(rs)} seeds", f"{allb:.0f}", f"{fb:.0f} ({n})" if n else "")
+                    (
+                        f"{m.upper()}{'' if actor == 'full' else f' ({actor})'} best-on-dev, mean of {len(rs)} seeds",
+                        f"{allb:.0f}",
+                        f"{fb:.0f} ({n})" if n else "",
+                    )
                 )
         if "cover_rule" in r:
             rows.append(
@@ -214,6 +242,12 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=15, help="updates of 4000 environment steps (published: 125)")
     ap.add_argument("--eval-every", type=int, default=1)
+    ap.add_argument(
+        "--actor",
+        choices=ACTORS,
+        default="full",
+        help="frozen_hidden: train only the actor's output layer, as the authors' optimisers do (an ablation)",
+    )
     ap.add_argument("--out", default="benchmarks/results/lotsizing_pdppo.json")
     ap.add_argument("--report", nargs="*", help="result files to summarise (no training)")
     ap.add_argument(
@@ -230,19 +264,19 @@ def main():
         return
     out = Path(a.out)
     data = json.loads(out.read_text()) if out.is_file() else {"runs": []}
-    done = {(r["problem"], r["method"], r["seed"], r["iterations"]) for r in data["runs"]}
+    done = {(r["problem"], r["method"], r["seed"], r["iterations"], r.get("actor", "full")) for r in data["runs"]}
     for pr in a.problems:
         for seed in a.seeds:
             for m in a.methods:
-                if (pr, m, seed, a.iterations) in done:
+                if (pr, m, seed, a.iterations, a.actor) in done:
                     continue
                 t0 = time.perf_counter()
-                r = one_run(pr, m, seed, a.iterations, a.eval_every)
+                r = one_run(pr, m, seed, a.iterations, a.eval_every, a.actor)
                 data["runs"].append(r)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(data))
                 print(
-                    f"{pr} {m} seed {seed}: best {r['best_test']:.0f} final {r['final_test']:.0f} "
+                    f"{pr} {group(r)} seed {seed}: best {r['best_test']:.0f} final {r['final_test']:.0f} "
                     f"({time.perf_counter() - t0:.0f} s)",
                     flush=True,
                 )
