@@ -8,6 +8,8 @@ scenarios. Results are appended to ``--out`` after every run; a run already ther
 interrupted benchmark resumes. ``--report`` reads one or more result files and prints the table (mean and
 standard deviation over seeds of the best and final test costs, Welch's t-test from scipy) and draws the
 learning curves (mean and a band of one standard deviation over seeds, against environment steps).
+``--actor frozen_hidden`` trains only the actor's output layer, as the authors' optimisers do (an ablation;
+such runs are reported apart from those that train the whole actor).
 
     python benchmarks/lotsizing_pdppo.py --problems i25_m10 i25_m15 --seeds 0 1 2 --iterations 15 \
         --out benchmarks/results/lotsizing_pdppo.json
@@ -200,16 +202,15 @@ def refs_table(runs, ref, problems) -> str:
         here = [x for x in runs if x["problem"] == pr]
         for lab, m, actor in groups(here):
             rs = [x for x in here if group(x) == lab]
-            if rs:
-                allb = np.mean([x["best_test"] for x in rs])
-                fb = np.mean([np.mean(x["best_test_per_scenario"][:n]) for x in rs]) if n else float("nan")
-                rows.append(
-                    (
-                        f"{m.upper()}{'' if actor == 'full' else f' ({actor})'} best-on-dev, mean of {len(rs)} seeds",
-                        f"{allb:.0f}",
-                        f"{fb:.0f} ({n})" if n else "",
-                    )
+            allb = np.mean([x["best_test"] for x in rs])
+            fb = np.mean([np.mean(x["best_test_per_scenario"][:n]) for x in rs]) if n else float("nan")
+            rows.append(
+                (
+                    f"{m.upper()}{'' if actor == 'full' else f' ({actor})'} best-on-dev, mean of {len(rs)} seeds",
+                    f"{allb:.0f}",
+                    f"{fb:.0f} ({n})" if n else "",
                 )
+            )
         if "cover_rule" in r:
             rows.append(
                 (
