@@ -688,5 +688,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry(argv: Sequence[str] | None = None) -> None:
+    """The ``opsrl`` command: :func:`main`'s exit status, and on Ctrl-C the exit of an interrupted program.
+
+    An interrupted run ends as Python ends one, by SIGINT after the normal shutdown (a shell shows status
+    130 and stops a loop that runs it; a Python parent sees ``-SIGINT``), not by ``exit(130)``: under
+    ``python -m``, CPython 3.11 ends by SIGINT anyway when the Ctrl-C landed inside ``exec`` of a string
+    (as the imports of sympy and dataclasses do) even though :func:`main` caught it, so only this way does
+    the outcome not depend on where the Ctrl-C landed.
+    """
+    code = main(argv)
+    if code == 130:
+        sys.excepthook = lambda *exc: None  # main() has said what was kept
+        raise KeyboardInterrupt
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
