@@ -48,18 +48,27 @@ def groups(runs: list[dict]) -> list[tuple[str, str, str]]:
     return [(group({"method": m, "actor": a}), m, a) for a in ACTORS for m in SOLVERS if (m, a) in have]
 
 
+def actor_critic(prob, cfg: dict, seed: int, post_critic: bool, actor: str = "full") -> torch.nn.Module:
+    """The run's network, seeded: with a post-decision critic for PDPPO (``post_critic``), and with
+    ``frozen_hidden`` the actor's hidden layers kept at their initial weights (the authors' optimisers hold
+    `self.actor`, the output layer, and not fc1 and fc2)."""
+    if actor not in ACTORS:
+        raise ValueError(f"--actor {actor!r}: allowed are {', '.join(ACTORS)}")
+    torch.manual_seed(seed)
+    ac = build_actor_critic(prob, cfg["policy"], cfg["source"], horizon=prob.periods, post_critic=post_critic)
+    if actor == "frozen_hidden":
+        for layer in [x for x in ac.actor if isinstance(x, torch.nn.Linear)][:-1]:
+            layer.requires_grad_(False)
+    return ac
+
+
 def one_run(problem_name: str, method: str, seed: int, iterations: int, eval_every: int, actor: str = "full") -> dict:
     fam = family("lotsizing")
     _, m, cfg = load_solver(SOLVERS[method], fam, {"iterations": iterations, "eval_every": eval_every})
     prob = load_for_solver(f"lotsizing/{problem_name}", cfg)
     o = dict(cfg["options"])
     o["post_critic"] = method == "pdppo"
-    torch.manual_seed(seed)
-    ac = build_actor_critic(prob, cfg["policy"], cfg["source"], horizon=prob.periods, post_critic=o["post_critic"])
-    if actor == "frozen_hidden":  # the authors' optimisers hold `self.actor` (the output layer), not fc1 and fc2
-        hidden = [x for x in ac.actor if isinstance(x, torch.nn.Linear)][:-1]
-        for layer in hidden:
-            layer.requires_grad_(False)
+    ac = actor_critic(prob, cfg, seed, o["post_critic"], actor)
     orig = ac.load_state_dict
 
     def keep_final(sd, *a, **k):  # train() loads the best-on-dev parameters at its end: keep the last ones first
