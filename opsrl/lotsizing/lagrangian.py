@@ -196,8 +196,8 @@ def item_bound(
     scenarios,
     b: int,
     iterations: int = 300,
-    step: float = 1.0,
-    patience: int = 15,
+    step: float = 0.05,
+    patience: int = 5,
     max_machines_per_item: int = 7,
     upper: float | None = None,
 ) -> LagrangianBound:

@@ -57,6 +57,17 @@ def test_hindsight_bound_and_rolling_mip_through_the_runner():
     assert hind["info"]["kind"] == "lower_bound" and math.isfinite(hind["test_cost"])
     assert hind["test_cost"] <= mpc["test_cost"] + 1e-6
     assert hind["info"]["mean_plan_cost"] is None or hind["info"]["mean_plan_cost"] >= hind["test_cost"] - 1e-6
+    # with the item bound as well: each scenario keeps the larger of two valid bounds, still below the policy
+    both = run(
+        "lotsizing/i15_m5",
+        "lotsizing_hindsight",
+        solver_overrides={"scenarios": 2, "time_limit": 3.0, "item_bound_steps": 30},
+        **common,
+    )
+    rows = both["info"]["per_scenario"]
+    assert all(r["bound"] == max(r["item_bound"], r["mip_bound"]) for r in rows)
+    assert all(r["item_bound"] <= r["item_plan_cost"] + 1e-6 for r in rows)  # its own feasible plan
+    assert both["test_cost"] <= mpc["test_cost"] + 1e-6
 
 
 def _benchmark(name: str):
