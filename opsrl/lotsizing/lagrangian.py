@@ -72,7 +72,7 @@ def plan_cost(problem, inv0, setup0, demand, actions) -> float:
 
 
 def _groups(problem, inv0, setup0, demand, max_machines_per_item: int) -> list[_Items]:
-    """The item problems, one group per number of machines that can make the item (each padded to none)."""
+    """The item problems, one group per number of machines that can make an item (so that none is padded)."""
     inst = problem.inst
     allowed = problem.allowed[:, 1:].cpu().numpy().astype(bool)  # [M, I]
     counts = allowed.sum(0)

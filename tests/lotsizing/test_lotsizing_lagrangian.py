@@ -30,9 +30,10 @@ def _all_plans_cost(problem, sc, b: int) -> tuple[torch.Tensor, torch.Tensor]:
     return plans, total
 
 
+@pytest.mark.parametrize("idle", [True, False])  # without idling the multipliers take any sign
 @pytest.mark.parametrize("b", [0, 1, 2])
-def test_bound_below_the_exact_optimum_and_plan_cost_is_the_simulators(b):
-    p = hand_problem(periods=5, initial="random", demand={"distribution": "poisson", "mean": 4.0})
+def test_bound_below_the_exact_optimum_and_plan_cost_is_the_simulators(b, idle):
+    p = hand_problem(periods=5, initial="random", demand={"distribution": "poisson", "mean": 4.0}, idle=idle)
     sc = p.test_set()
     plans, cost = _all_plans_cost(p, sc, b)
     opt = float(cost.min())
