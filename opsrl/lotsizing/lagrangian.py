@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..core import rollout
+
 __all__ = ["LagrangianBound", "item_bound", "plan_cost"]
 
 
@@ -45,30 +47,12 @@ class LagrangianBound:
     history: list[float] = field(default_factory=list)  # L(lam) per iteration
 
 
-def plan_cost(problem, inv0, setup0, demand, actions) -> float:
-    """Cost of the open-loop plan ``actions [T, M]`` (choices 0..I) on one demand path, by the simulator's rules."""
-    inst = problem.inst
-    cap, sc, sl = inst.capacity, inst.setup_cost, inst.setup_loss
-    h, ls, max_inv = inst.holding_cost, inst.lost_sales_cost, inst.max_inventory
-    inv = np.asarray(inv0, dtype=np.float64).copy()
-    setup = np.asarray(setup0, dtype=np.int64).copy()
-    total = 0.0
-    M = cap.shape[0]
-    for t, a in enumerate(np.asarray(actions)):
-        make = a > 0
-        change = make & (a != setup)
-        idx = np.maximum(a - 1, 0)
-        rows = np.arange(M)
-        prod = np.zeros_like(inv)
-        np.add.at(prod, idx[make], cap[rows[make], idx[make]])
-        np.add.at(prod, idx[change], -sl[rows[change], idx[change]])
-        total += float(sc[rows[change], idx[change]].sum())
-        x = inv + prod - demand[t]
-        lost = np.maximum(-x, 0.0)
-        inv = np.minimum(np.maximum(x, 0.0), max_inv)
-        total += float((h * inv).sum() + (ls * lost).sum())
-        setup = a.copy()
-    return total
+def plan_cost(problem, scenarios, b: int, actions) -> float:
+    """Cost of the open-loop plan ``actions [T, M]`` (choices 0..I) on scenario ``b``, simulated."""
+    plan = torch.as_tensor(np.asarray(actions), dtype=torch.long)
+    with torch.no_grad():
+        traj = rollout(problem, lambda state, t: plan[t][None], scenarios.select(slice(b, b + 1)))
+    return float(traj.costs.double().sum())
 
 
 def _groups(problem, inv0, setup0, demand, max_machines_per_item: int) -> list[_Items]:
@@ -221,7 +205,7 @@ def item_bound(
         plan = _repair(
             groups, solved, np.argsort(-problem.inst.lost_sales_cost) if it == 0 else rng.permutation(I), idle, problem
         )
-        cost = plan_cost(problem, inv0, setup0, demand, plan)
+        cost = plan_cost(problem, scenarios, b, plan)
         if cost < best_cost:
             best_cost, best_plan = cost, plan
         if L > best + 1e-9:
