@@ -78,7 +78,6 @@ class _Items:
     def __init__(self, problem, inv0, setup0, demand, items: np.ndarray, allowed: np.ndarray):
         inst = problem.inst
         self.items = items
-        self.M = allowed.shape[0]
         self.I = len(items)
         self.T = demand.shape[0]
         machines = [np.flatnonzero(allowed[:, i]) for i in items]
