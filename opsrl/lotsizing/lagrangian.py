@@ -187,6 +187,10 @@ def item_bound(
     """The item-decomposition bound of scenario ``b`` of ``scenarios`` (projected subgradient, Polyak steps
     towards ``upper``, or towards the best plan found; the step factor halves after ``patience`` iterations
     without a better bound)."""
+    if int(iterations) < 1 or not step > 0 or int(patience) < 1:
+        raise ValueError(
+            f"item_bound: iterations and patience must be >= 1 and step > 0, got {iterations}, {patience}, {step}"
+        )
     t0 = time.perf_counter()
     inv0 = scenarios["inventory0"][b].cpu().double().numpy()
     setup0 = scenarios["setup0"][b].cpu().numpy()

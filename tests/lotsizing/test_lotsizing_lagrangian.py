@@ -60,6 +60,8 @@ def test_refuses_what_it_cannot_bound():
     sc = p.test_set()
     with pytest.raises(ValueError, match="max_machines_per_item = 1"):
         item_bound(p, sc, 0, max_machines_per_item=1)
+    with pytest.raises(ValueError, match="iterations and patience must be >= 1"):
+        item_bound(p, sc, 0, iterations=0)
     sc = dataclasses.replace(sc, data={**sc.data, "demand": sc["demand"] + 0.5})
     with pytest.raises(ValueError, match="integer stocks"):
         item_bound(p, sc, 0)
