@@ -18,8 +18,33 @@ from ..core import Problem
 from .batch import ActionLayout, EpisodeBatch
 
 
-def single_spaces(batch: EpisodeBatch) -> tuple[spaces.Space, spaces.Space]:
-    """The observation and action space of one env of ``batch``."""
+class MaskedDiscrete(spaces.Discrete):
+    """``Discrete`` whose ``sample()`` draws among the choices allowed now (the env's current mask)."""
+
+    mask_fn = None
+
+    def sample(self, mask=None, probability=None):
+        if mask is None and probability is None and self.mask_fn is not None:
+            mask = self.mask_fn().astype(np.int8)
+        return super().sample(mask=mask, probability=probability)
+
+
+class MaskedMultiDiscrete(spaces.MultiDiscrete):
+    """``MultiDiscrete`` whose ``sample()`` draws each dimension among its choices allowed now."""
+
+    mask_fn = None
+
+    def sample(self, mask=None, probability=None):
+        if mask is None and probability is None and self.mask_fn is not None:
+            m = self.mask_fn().astype(np.int8)
+            offs = np.cumsum([0, *self.nvec.tolist()])
+            mask = tuple(m[offs[j] : offs[j + 1]] for j in range(len(self.nvec)))
+        return super().sample(mask=mask, probability=probability)
+
+
+def single_spaces(batch: EpisodeBatch, mask_fn=None) -> tuple[spaces.Space, spaces.Space]:
+    """The observation and action space of one env of ``batch``; with ``mask_fn`` (the env's current mask
+    of one env, as booleans), a masked problem's action space samples allowed actions only."""
     lay: ActionLayout = batch.layout
     d = int(batch.observation().shape[-1])
     obs: spaces.Space = spaces.Box(-np.inf, np.inf, (d,), np.float32)
@@ -28,9 +53,12 @@ def single_spaces(batch: EpisodeBatch) -> tuple[spaces.Space, spaces.Space]:
     if lay.kind == "box":
         act: spaces.Space = spaces.Box(lay.low, lay.high, lay.shape, np.float32)
     elif lay.kind == "discrete":
-        act = spaces.Discrete(lay.nvec[0])
+        act = MaskedDiscrete(lay.nvec[0]) if mask_fn and lay.masked else spaces.Discrete(lay.nvec[0])
     else:
-        act = spaces.MultiDiscrete(np.array(lay.nvec, dtype=np.int64))
+        cls = MaskedMultiDiscrete if mask_fn and lay.masked else spaces.MultiDiscrete
+        act = cls(np.array(lay.nvec, dtype=np.int64))
+    if isinstance(act, (MaskedDiscrete, MaskedMultiDiscrete)):
+        act.mask_fn = mask_fn
     return obs, act
 
 
@@ -156,7 +184,7 @@ class SingleEnv(gym.Env):
     ):
         self.batch = EpisodeBatch(problem, 1, split, seed, device, periods, reward_scale)
         self.problem = problem
-        self.observation_space, self.action_space = single_spaces(self.batch)
+        self.observation_space, self.action_space = single_spaces(self.batch, self.action_masks)
         self._ended = problem.metric == "total"
         self._over = False
         self.render_mode = None

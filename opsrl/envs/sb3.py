@@ -52,7 +52,7 @@ class SB3VecEnv(VecEnv):
 
     def step_wait(self):
         cost, done = self.batch.step(self._actions)
-        rewards = (-cost * self.batch.reward_scale).to(torch.float64).cpu().numpy().astype(np.float32)
+        rewards = (-cost * self.batch.reward_scale).to(torch.float64).cpu().numpy()  # float64: exact for float64 problems
         d = done.numpy().copy()
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if d.any():
