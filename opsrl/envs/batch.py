@@ -131,8 +131,8 @@ class EpisodeBatch:
     # --- scenarios --------------------------------------------------------------------------------
     def _batch(self, k: int) -> Scenarios:
         if k not in self._batches:
-            self._batches = {k: self.problem.sample(self.num_envs, self.split, episode_seed(self.seed, k), self.periods)}
-            self._batches[k] = self._batches[k].to(self.device)
+            sc = self.problem.sample(self.num_envs, self.split, episode_seed(self.seed, k), self.periods)
+            self._batches = {k: sc.to(self.device)}
         return self._batches[k]
 
     def _check_open(self, what: str) -> None:

@@ -9,7 +9,6 @@ the same policy stepped through :class:`opsrl.envs.VectorEnv` or :class:`opsrl.e
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np

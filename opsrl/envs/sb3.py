@@ -15,8 +15,8 @@ import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from ..core import Problem
-from .gym_env import _numpy_obs, single_spaces
 from .batch import EpisodeBatch
+from .gym_env import _numpy_obs, single_spaces
 
 
 class SB3VecEnv(VecEnv):
@@ -52,7 +52,8 @@ class SB3VecEnv(VecEnv):
 
     def step_wait(self):
         cost, done = self.batch.step(self._actions)
-        rewards = (-cost * self.batch.reward_scale).to(torch.float64).cpu().numpy()  # float64: exact for float64 problems
+        # float64 rewards: exact for float64 problems (SB3's buffers cast them as they need)
+        rewards = (-cost * self.batch.reward_scale).to(torch.float64).cpu().numpy()
         d = done.numpy().copy()
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if d.any():

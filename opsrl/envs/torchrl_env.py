@@ -73,7 +73,7 @@ class TorchRLEnv(EnvBase):
     def _update_mask(self) -> torch.Tensor | None:
         mask = self.batch.action_mask()
         if mask is not None:
-            self.action_spec.update_mask(mask if self.batch.layout.kind != "discrete" else mask.reshape(self.num_envs, -1))
+            self.action_spec.update_mask(mask)
         return mask
 
     def _out(self, reward: torch.Tensor | None = None) -> TensorDictBase:
@@ -116,15 +116,21 @@ class TorchRLEnv(EnvBase):
         """A random action from the action spec (masked); half-open boxes draw ``low + Exp(action_scale)``
         (as Gymnasium's Box does), since an unbounded spec's normal draws leave the box."""
         lay = self.batch.layout
-        if lay.kind == "box" and (math.isinf(lay.low) or math.isinf(lay.high)) and not (
-            math.isinf(lay.low) and math.isinf(lay.high)
+        if (
+            lay.kind == "box"
+            and (math.isinf(lay.low) or math.isinf(lay.high))
+            and not (math.isinf(lay.low) and math.isinf(lay.high))
         ):
-            scale = float(getattr(self.problem, "action_scale", 1.0)) if not torch.is_tensor(
-                getattr(self.problem, "action_scale", 1.0)
-            ) else 1.0
+            scale = (
+                float(getattr(self.problem, "action_scale", 1.0))
+                if not torch.is_tensor(getattr(self.problem, "action_scale", 1.0))
+                else 1.0
+            )
             e = torch.empty(self.action_spec.shape, device=self.batch.device).exponential_() * scale
             a = lay.low + e if math.isfinite(lay.low) else lay.high - e
-            td = tensordict if tensordict is not None else TensorDict({}, batch_size=self.batch_size, device=self.device)
+            td = tensordict
+            if td is None:
+                td = TensorDict({}, batch_size=self.batch_size, device=self.device)
             td.set("action", a.to(torch.float32))
             return td
         return super().rand_action(tensordict)

@@ -66,7 +66,8 @@ class FixedPolicy:
                 return (lay.low + 5.0 * torch.nn.functional.softplus(z)).reshape(-1, *lay.shape)
             return (lay.low + (lay.high - lay.low) * torch.sigmoid(z)).reshape(-1, *lay.shape)
         if isinstance(obs, dict):
-            m = torch.as_tensor(np.asarray(obs["action_mask"]) if not torch.is_tensor(obs["action_mask"]) else obs["action_mask"])
+            m = obs["action_mask"]
+            m = m if torch.is_tensor(m) else torch.as_tensor(np.asarray(m))
             z = z.masked_fill(~m.bool(), -torch.inf)
         offs = np.cumsum([0, *lay.nvec])
         a = torch.stack([z[:, offs[j] : offs[j + 1]].argmax(1) for j in range(len(lay.nvec))], 1)
@@ -102,9 +103,9 @@ def test_torchrl_env_equals_evaluate(name, n, periods):
     env = TorchRLEnv(p, n, "test", 3, periods=periods)
 
     def policy(td):
-        obs = {"observation": td["observation"], "action_mask": td["action_mask"]} if "action_mask" in td.keys() else td[
-            "observation"
-        ]
+        obs = td["observation"]
+        if "action_mask" in td.keys():
+            obs = {"observation": obs, "action_mask": td["action_mask"]}
         td["action"] = torch.as_tensor(fn(obs))
         return td
 
@@ -179,11 +180,12 @@ def test_autoreset_same_step_by_hand_on_two_periods():
     # finite-horizon problems terminate: vm/tiny has two moves per snapshot
     v = VectorEnv(problem("vm/tiny"), 2)
     obs, _ = v.reset()
-    for t in range(2):
+    for _ in range(2):
         m = v.action_masks()
         a = np.stack([m[:, :8].argmax(1), np.zeros(2, np.int64)], 1)
         obs, r, term, trunc, info = v.step(a)
-    assert term.all() and not trunc.any() and isinstance(obs, dict) and info["final_obs"][0]["observation"].shape == (3,)
+    assert term.all() and not trunc.any() and isinstance(obs, dict)
+    assert info["final_obs"][0]["observation"].shape == (3,)
 
 
 def test_seed_reproduces_run_and_reset_seed_restarts():
@@ -270,7 +272,7 @@ def test_bad_actions_are_one_clear_error_and_nothing_is_clipped():
         js.step(m.argmax(1))
         m = js.action_masks()
     bad = np.array([int(np.flatnonzero(~m[0])[0]), int(m[1].argmax())])
-    with pytest.raises(ValueError, match=r"action of env 0 is \[%d\]: masked" % bad[0]):
+    with pytest.raises(ValueError, match=rf"action of env 0 is \[{bad[0]}\]: masked"):
         js.step(bad)
     tr = TorchRLEnv(problem("jobshop/ft06"), 2)
     td = tr.reset()
