@@ -88,6 +88,22 @@ def _layout(problem: Problem, state: State) -> ActionLayout:
     return ActionLayout("multi_discrete", (k,), nvec=(int(spec.n),) * k, masked=mask is not None)
 
 
+def _tighten(layout: ActionLayout, bounds) -> ActionLayout:
+    """``layout`` with the box narrowed to ``bounds`` (a restriction the user asks for, such as the finite box
+    Stable-Baselines3 needs; an action outside it is refused like any action outside the box)."""
+    if layout.kind != "box":
+        raise ValueError("action_bounds: only continuous (box) actions have bounds; this problem's are discrete")
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"action_bounds must be a pair (low, high) of numbers, got {bounds!r}") from None
+    if not (layout.low <= lo < hi <= layout.high) or math.isnan(lo) or math.isnan(hi):
+        raise ValueError(
+            f"action_bounds {bounds!r} must satisfy {layout.low} <= low < high <= {layout.high} (the problem's box)"
+        )
+    return ActionLayout("box", layout.shape, lo, hi, layout.integer)
+
+
 class EpisodeBatch:
     """``num_envs`` episodes of ``problem`` on ``split``, stepped together on ``device``."""
 
@@ -100,6 +116,7 @@ class EpisodeBatch:
         device: str | torch.device = "cpu",
         periods: int | None = None,
         reward_scale: float = 1.0,
+        action_bounds: tuple[float, float] | None = None,
     ):
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be an opsrl Problem (opsrl.problem(name)), got {type(problem).__name__}")
@@ -127,6 +144,8 @@ class EpisodeBatch:
         self.scenarios = self._batch(0)
         self.state = problem.initial_state(self.scenarios)
         self.layout = _layout(problem, self.state)
+        if action_bounds is not None:
+            self.layout = _tighten(self.layout, action_bounds)
 
     # --- scenarios --------------------------------------------------------------------------------
     def _batch(self, k: int) -> Scenarios:

@@ -21,7 +21,8 @@ from .gym_env import _numpy_obs, single_spaces
 
 class SB3VecEnv(VecEnv):
     """``num_envs`` episodes of ``problem`` as an SB3 ``VecEnv`` (same spaces, rewards and seeding as
-    :class:`opsrl.envs.VectorEnv`)."""
+    :class:`opsrl.envs.VectorEnv`). SB3 needs a finite box: a half-open one (order quantities) needs
+    ``action_bounds=(low, high)``."""
 
     def __init__(
         self,
@@ -33,9 +34,16 @@ class SB3VecEnv(VecEnv):
         *,
         periods: int | None = None,
         reward_scale: float = 1.0,
+        action_bounds: tuple[float, float] | None = None,
     ):
-        self.batch = EpisodeBatch(problem, num_envs, split, seed, device, periods, reward_scale)
+        self.batch = EpisodeBatch(problem, num_envs, split, seed, device, periods, reward_scale, action_bounds)
         self.problem = problem
+        lay = self.batch.layout
+        if lay.kind == "box" and not (np.isfinite(lay.low) and np.isfinite(lay.high)):
+            raise ValueError(
+                f"Stable-Baselines3 needs a finite action box; this problem's is [{lay.low}, {lay.high}]: pass "
+                "action_bounds=(low, high) (a restriction of the actions, e.g. a cap on the order size)"
+            )
         obs_space, act_space = single_spaces(self.batch)
         super().__init__(self.batch.num_envs, obs_space, act_space)
         self._ended = problem.metric == "total"

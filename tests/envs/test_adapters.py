@@ -119,7 +119,9 @@ def test_torchrl_env_equals_evaluate(name, n, periods):
 @pytest.mark.parametrize("name,n,periods", CASES, ids=IDS)
 def test_sb3_vec_env_and_external_solver_equal_evaluate(name, n, periods):
     p, fn, T, ref = reference(name, n, periods)
-    env = SB3VecEnv(p, n, "test", 3, periods=periods)
+    lay = EpisodeBatch(p, 1, periods=1).layout
+    bounds = (0.0, 1e6) if lay.kind == "box" and math.isinf(lay.high) else None
+    env = SB3VecEnv(p, n, "test", 3, periods=periods, action_bounds=bounds)
     obs = env.reset()
     rewards = []
     for _ in range(T):
@@ -292,6 +294,21 @@ def test_num_envs_too_large_for_memory_is_refused_before_allocation():
         EpisodeBatch(problem("microgrid/remote"), envs.MAX_ENVS)
 
 
+def test_action_bounds_narrow_the_box_and_sb3_asks_for_them():
+    p = problem("inventory/lost_sales_p4_L1")
+    with pytest.raises(ValueError, match="needs a finite action box"):
+        SB3VecEnv(p, 2)
+    env = SB3VecEnv(p, 2, periods=3, action_bounds=(0, 20))
+    assert env.action_space.high[0] == 20
+    env.reset()
+    with pytest.raises(ValueError, match=r"outside the allowed box \[0.0, 20.0\]"):
+        env.step(np.array([[21.0], [1.0]], np.float32))
+    with pytest.raises(ValueError, match="action_bounds"):
+        VectorEnv(p, 2, action_bounds=(-1, 5))
+    with pytest.raises(ValueError, match="only continuous"):
+        VectorEnv(problem("jobshop/ft06"), 2, action_bounds=(0, 5))
+
+
 def test_unknown_problem_name_kind_and_split():
     with pytest.raises(ConfigError, match="no such problem"):
         make("inventory/no_such_problem", 2)
@@ -305,7 +322,8 @@ def test_unknown_problem_name_kind_and_split():
 
 @pytest.mark.parametrize("kind", ["gymnasium", "sb3", "torchrl", "single"])
 def test_step_after_close(kind):
-    env = make("inventory/lost_sales_p4_L1", 1 if kind == "single" else 2, kind=kind, periods=3)
+    n = 1 if kind == "single" else 2
+    env = make("inventory/lost_sales_p4_L1", n, kind=kind, periods=3, action_bounds=(0, 50))
     env.reset()
     env.close()
     a = np.ones((1,) if kind == "single" else (2, 1), np.float32)
