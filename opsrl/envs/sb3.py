@@ -45,6 +45,7 @@ class SB3VecEnv(VecEnv):
                 "action_bounds=(low, high) (a restriction of the actions, e.g. a cap on the order size)"
             )
         obs_space, act_space = single_spaces(self.batch)
+        self.render_mode = None
         super().__init__(self.batch.num_envs, obs_space, act_space)
         self._ended = problem.metric == "total"
         self._actions: Any = None
