@@ -108,6 +108,23 @@ def register() -> list[str]:
     return ids
 
 
+def fingerprint(model: Any) -> str:
+    """A short hash of a model's weights (SB3 model or torch module), so two differently trained models under
+    one name are told apart by whatever identifies a run by its method; ``""`` for a plain callable."""
+    import hashlib
+
+    import torch
+
+    module = getattr(model, "policy", model)
+    if not isinstance(module, torch.nn.Module):
+        return ""
+    h = hashlib.sha1()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def external_solver(model: Any, name: str = "external", *, deterministic: bool = True) -> Method:
     """A policy trained outside opsrl as an opsrl :class:`~opsrl.core.Method` (``learns=False``).
 
@@ -119,9 +136,13 @@ def external_solver(model: Any, name: str = "external", *, deterministic: bool =
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string; got {name!r}")
     desc = f"external policy ({type(model).__module__}.{type(model).__name__}) through the opsrl.envs adapters"
+    weights = fingerprint(model)
+    if weights:
+        desc += f"; weights {weights}"
 
     def fit(problem: Problem, options, solver_config, ctx) -> SolveOutcome:
         policy = observation_policy(problem, model, deterministic)
-        return SolveOutcome(policy=policy, info={"external": type(model).__name__, "deterministic": deterministic})
+        info = {"external": type(model).__name__, "deterministic": deterministic, "weights": weights}
+        return SolveOutcome(policy=policy, info=info)
 
     return Method(name=name, fit=fit, options={}, learns=False, description=desc)

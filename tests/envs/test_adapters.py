@@ -347,6 +347,16 @@ def test_gymnasium_registry():
     venv.close()
 
 
+def test_external_solver_names_the_weights_and_refuses_what_is_no_policy():
+    from opsrl.bench.external import fingerprint
+
+    a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    assert fingerprint(a) != fingerprint(b) and fingerprint(a) in external_solver(a).description
+    assert fingerprint(lambda obs: obs) == ""
+    with pytest.raises(ValueError, match="an external policy must be a callable"):
+        external_solver(42)
+
+
 def test_graph_observations_in_info():
     env = make("jobshop/ft06", 2, graph=True)
     _, info = env.reset()
