@@ -120,7 +120,7 @@ def test_torchrl_env_equals_evaluate(name, n, periods):
 def test_sb3_vec_env_and_external_solver_equal_evaluate(name, n, periods):
     p, fn, T, ref = reference(name, n, periods)
     lay = EpisodeBatch(p, 1, periods=1).layout
-    bounds = (0.0, 1e6) if lay.kind == "box" and math.isinf(lay.high) else None
+    bounds = (0.0, 1e12) if lay.kind == "box" and math.isinf(lay.high) else None
     env = SB3VecEnv(p, n, "test", 3, periods=periods, action_bounds=bounds)
     obs = env.reset()
     rewards = []
