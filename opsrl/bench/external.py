@@ -125,12 +125,20 @@ def fingerprint(model: Any) -> str:
     return h.hexdigest()[:12]
 
 
-def external_solver(model: Any, name: str = "external", *, deterministic: bool = True) -> Method:
+def external_solver(
+    model: Any,
+    name: str = "external",
+    *,
+    deterministic: bool = True,
+    action_bounds: tuple[float, float] | None = None,
+    action_levels: int | None = None,
+) -> Method:
     """A policy trained outside opsrl as an opsrl :class:`~opsrl.core.Method` (``learns=False``).
 
     ``fit`` returns :class:`~opsrl.core.SolveOutcome` with the policy of
     :func:`opsrl.envs.observation_policy`: it sees what the adapters show and its actions are checked and
-    rounded as they are, so the runner's evaluation on the test split is the adapters' rollout.
+    rounded as they are, so the runner's evaluation on the test split is the adapters' rollout. Pass the
+    ``action_bounds``/``action_levels`` of the env the model was trained on.
     """
     _kind(model)  # refuse what cannot be a policy now, not at fit time
     if not isinstance(name, str) or not name:
@@ -141,7 +149,9 @@ def external_solver(model: Any, name: str = "external", *, deterministic: bool =
         desc += f"; weights {weights}"
 
     def fit(problem: Problem, options, solver_config, ctx) -> SolveOutcome:
-        policy = observation_policy(problem, model, deterministic)
+        policy = observation_policy(
+            problem, model, deterministic, action_bounds=action_bounds, action_levels=action_levels
+        )
         info = {"external": type(model).__name__, "deterministic": deterministic, "weights": weights}
         return SolveOutcome(policy=policy, info=info)
 

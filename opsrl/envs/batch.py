@@ -52,6 +52,8 @@ class ActionLayout:
     ``pair_mask``: the mask of the second dimension depends on the first (a two-stage choice such as the VM
     problem's VM, then its destination); the exposed second block is then all True and the simulator's own
     rule decides the pair (an unallowed move is a no-op there, as in opsrl's own rollouts).
+    ``levels_of``: an integer box offered as choices (``action_levels``): choice ``k`` is the action ``low + k``,
+    ``low`` kept in ``low``, the box's shape in ``levels_of``.
     """
 
     kind: str
@@ -62,6 +64,7 @@ class ActionLayout:
     nvec: tuple[int, ...] = ()
     masked: bool = False
     pair_mask: bool = False
+    levels_of: tuple[int, ...] = ()  # choices stand for the whole numbers low, low + 1, ... of this box shape
 
     @property
     def mask_size(self) -> int:
@@ -70,6 +73,17 @@ class ActionLayout:
 
 class EnvClosedError(ValueError):
     """A step or reset of an environment that was closed."""
+
+
+def layout_of(problem: Problem, state: State, action_bounds=None, action_levels=None) -> ActionLayout:
+    """The action layout the adapters expose for ``problem``, narrowed by ``action_bounds`` and offered as
+    choices by ``action_levels`` where asked (see :class:`EpisodeBatch`)."""
+    lay = _layout(problem, state)
+    if action_bounds is not None:
+        lay = _tighten(lay, action_bounds)
+    if action_levels is not None:
+        lay = _levels(lay, action_levels)
+    return lay
 
 
 def _layout(problem: Problem, state: State) -> ActionLayout:
@@ -104,6 +118,20 @@ def _tighten(layout: ActionLayout, bounds) -> ActionLayout:
     return ActionLayout("box", layout.shape, lo, hi, layout.integer)
 
 
+def _levels(layout: ActionLayout, levels) -> ActionLayout:
+    """An integer box offered as ``levels`` choices per entry: choice ``k`` is the action ``low + k``."""
+    if layout.kind != "box" or not layout.integer:
+        raise ValueError("action_levels: only integer box actions (such as order quantities) can be offered as choices")
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 2:
+        raise ValueError(f"action_levels must be an integer >= 2, got {levels!r}")
+    if math.isinf(layout.low) or layout.low + levels - 1 > layout.high:
+        raise ValueError(f"action_levels={levels}: low + levels - 1 must stay in the box [{layout.low}, {layout.high}]")
+    k = math.prod(layout.shape)
+    kind, nvec = ("discrete", (int(levels),)) if k == 1 else ("multi_discrete", (int(levels),) * k)
+    shape = () if k == 1 else (k,)
+    return ActionLayout(kind, shape, layout.low, layout.low + levels - 1, True, nvec, levels_of=layout.shape)
+
+
 class EpisodeBatch:
     """``num_envs`` episodes of ``problem`` on ``split``, stepped together on ``device``."""
 
@@ -117,6 +145,7 @@ class EpisodeBatch:
         periods: int | None = None,
         reward_scale: float = 1.0,
         action_bounds: tuple[float, float] | None = None,
+        action_levels: int | None = None,
     ):
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be an opsrl Problem (opsrl.problem(name)), got {type(problem).__name__}")
@@ -143,9 +172,7 @@ class EpisodeBatch:
         self._batches: dict[int, Scenarios] = {}
         self.scenarios = self._batch(0)
         self.state = problem.initial_state(self.scenarios)
-        self.layout = _layout(problem, self.state)
-        if action_bounds is not None:
-            self.layout = _tighten(self.layout, action_bounds)
+        self.layout = layout_of(problem, self.state, action_bounds, action_levels)
 
     # --- scenarios --------------------------------------------------------------------------------
     def _batch(self, k: int) -> Scenarios:
@@ -308,6 +335,8 @@ def to_sim_action(problem: Problem, layout: ActionLayout, action, state: State, 
                 f"action of env {i} is {a[i].tolist()}: masked (not allowed now); the allowed choices are "
                 "where observation['action_mask'] is True (env.action_masks())"
             )
+    if lay.levels_of:
+        return (lay.low + a.to(problem.dtype)).reshape(B, *lay.levels_of)
     return a[:, 0] if lay.kind == "discrete" else a.reshape(B, *problem.action_spec.shape)
 
 

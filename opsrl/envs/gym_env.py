@@ -99,9 +99,12 @@ class VectorEnv(gym.vector.VectorEnv):
         periods: int | None = None,
         reward_scale: float = 1.0,
         action_bounds: tuple[float, float] | None = None,
+        action_levels: int | None = None,
         graph: bool = False,
     ):
-        self.batch = EpisodeBatch(problem, num_envs, split, seed, device, periods, reward_scale, action_bounds)
+        self.batch = EpisodeBatch(
+            problem, num_envs, split, seed, device, periods, reward_scale, action_bounds, action_levels
+        )
         self.problem, self.num_envs, self.graph = problem, self.batch.num_envs, bool(graph)
         if self.graph:
             try:
@@ -183,8 +186,9 @@ class SingleEnv(gym.Env):
         periods: int | None = None,
         reward_scale: float = 1.0,
         action_bounds: tuple[float, float] | None = None,
+        action_levels: int | None = None,
     ):
-        self.batch = EpisodeBatch(problem, 1, split, seed, device, periods, reward_scale, action_bounds)
+        self.batch = EpisodeBatch(problem, 1, split, seed, device, periods, reward_scale, action_bounds, action_levels)
         self.problem = problem
         self.observation_space, self.action_space = single_spaces(self.batch, self.action_masks)
         self._ended = problem.metric == "total"

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..core import Policy, Problem, State
-from .batch import _layout, action_mask, observation, to_sim_action
+from .batch import action_mask, layout_of, observation, to_sim_action
 
 
 def _kind(model: Any) -> str:
@@ -36,7 +36,14 @@ def _kind(model: Any) -> str:
     )
 
 
-def observation_policy(problem: Problem, model: Any, deterministic: bool = True) -> Policy:
+def observation_policy(
+    problem: Problem,
+    model: Any,
+    deterministic: bool = True,
+    *,
+    action_bounds: tuple[float, float] | None = None,
+    action_levels: int | None = None,
+) -> Policy:
     """``model`` as an opsrl policy on ``problem``.
 
     * a Stable-Baselines3 / sb3-contrib model: ``model.predict(obs, deterministic=deterministic)`` on
@@ -46,13 +53,16 @@ def observation_policy(problem: Problem, model: Any, deterministic: bool = True)
     * any other callable: ``model(obs)`` with ``obs`` a float32 tensor ``[B, d]``, or a dict of
       ``"observation"`` and ``"action_mask"`` tensors for masked problems; it returns actions ``[B, ...]``
       (tensor or array).
+
+    ``action_bounds`` and ``action_levels`` must be those of the env the model was trained on (a model trained on
+    choices ``0..levels-1`` of an integer box returns choices, which stand for ``low + k``).
     """
     kind = _kind(model)
     cache: dict[str, Any] = {}
 
     def policy(state: State, t: int) -> torch.Tensor:
         if "layout" not in cache:
-            cache["layout"] = _layout(problem, state)
+            cache["layout"] = layout_of(problem, state, action_bounds, action_levels)
         lay = cache["layout"]
         obs = observation(problem, state)
         mask = action_mask(problem, lay, state)

@@ -35,8 +35,11 @@ class SB3VecEnv(VecEnv):
         periods: int | None = None,
         reward_scale: float = 1.0,
         action_bounds: tuple[float, float] | None = None,
+        action_levels: int | None = None,
     ):
-        self.batch = EpisodeBatch(problem, num_envs, split, seed, device, periods, reward_scale, action_bounds)
+        self.batch = EpisodeBatch(
+            problem, num_envs, split, seed, device, periods, reward_scale, action_bounds, action_levels
+        )
         self.problem = problem
         lay = self.batch.layout
         if lay.kind == "box" and not (np.isfinite(lay.low) and np.isfinite(lay.high)):

@@ -44,8 +44,11 @@ class TorchRLEnv(EnvBase):
         periods: int | None = None,
         reward_scale: float = 1.0,
         action_bounds: tuple[float, float] | None = None,
+        action_levels: int | None = None,
     ):
-        self.batch = EpisodeBatch(problem, num_envs, split, seed, device, periods, reward_scale, action_bounds)
+        self.batch = EpisodeBatch(
+            problem, num_envs, split, seed, device, periods, reward_scale, action_bounds, action_levels
+        )
         super().__init__(device=torch.device(device), batch_size=torch.Size([self.batch.num_envs]))
         self.problem, self.num_envs = problem, self.batch.num_envs
         B, lay, dev = self.num_envs, self.batch.layout, self.batch.device

@@ -309,6 +309,26 @@ def test_action_bounds_narrow_the_box_and_sb3_asks_for_them():
         VectorEnv(problem("jobshop/ft06"), 2, action_bounds=(0, 5))
 
 
+def test_action_levels_offer_an_integer_box_as_choices():
+    p = problem("inventory/lost_sales_p4_L1")
+    a, b = VectorEnv(p, 2, periods=3, action_levels=20), VectorEnv(p, 2, periods=3)
+    assert isinstance(a.single_action_space, gym.spaces.Discrete) and a.single_action_space.n == 20
+    a.reset(), b.reset()
+    for _ in range(3):
+        assert np.array_equal(a.step(np.array([4, 7]))[1], b.step(np.array([[4.0], [7.0]], np.float32))[1])
+    fn = lambda obs: torch.full((obs.shape[0],), 6)  # choice 6 = order 6
+    ref = lambda obs: torch.full((obs.shape[0], 1), 6.0)
+    sc = p.sample(4, "dev", 0, 30)
+    got = evaluate(p, observation_policy(p, fn, action_levels=20), sc).per_scenario
+    assert torch.equal(got, evaluate(p, observation_policy(p, ref), sc).per_scenario)
+    with pytest.raises(ValueError, match="must be in 0..n-1"):
+        a.step(np.array([20, 0]))
+    with pytest.raises(ValueError, match="only integer box actions"):
+        VectorEnv(problem("hydro/case3"), 2, action_levels=5)
+    with pytest.raises(ValueError, match="integer >= 2"):
+        VectorEnv(p, 2, action_levels=1)
+
+
 def test_unknown_problem_name_kind_and_split():
     with pytest.raises(ConfigError, match="no such problem"):
         make("inventory/no_such_problem", 2)
