@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024])
     ap.add_argument("--periods", type=int, default=40, help="periods per run, at most the problem's (default 40)")
     ap.add_argument("--peer-episodes", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: several threads on a busy machine fight)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

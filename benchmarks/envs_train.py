@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--task", choices=("inventory", "jobshop", "all"), default="all")
     ap.add_argument("--steps", type=int, default=0, help="training steps (default: 150000 inventory, 60000 jobshop)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: several threads on a busy machine fight)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

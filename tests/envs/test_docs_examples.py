@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("gymnasium")
 pytest.importorskip("torchrl")
@@ -25,4 +26,5 @@ def test_every_library_has_an_example():
 
 @pytest.mark.parametrize("title,code", BLOCKS, ids=[t for t, _ in BLOCKS])
 def test_doc_example_runs(title, code):
+    torch.set_num_threads(1)  # small networks: one thread is fastest, and several fight on a busy machine
     exec(compile(code, f"{DOC.name}: {title}", "exec"), {"__name__": "__docs__"})
