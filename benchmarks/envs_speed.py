@@ -2,7 +2,7 @@
 side in one run, per family, at ``num_envs`` 1, 64 and 1024; and a peer: job_shop_lib's Gymnasium job-shop env
 (one instance per env, as a loop of single envs) on ft06.
 
-    python benchmarks/envs_speed.py [--sizes 1 64 1024] [--periods 40] [--threads 2] [--json FILE]
+    python benchmarks/envs_speed.py [--sizes 1 64 1024] [--periods 40] [--threads 1] [--json FILE]
 
 Every path runs the same fixed policy (the middle of the box, or the first allowed choice of the mask) for the
 same number of periods on the same scenarios; the rate is ``num_envs x periods / seconds`` (env steps). The

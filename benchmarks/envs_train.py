@@ -1,6 +1,6 @@
 """Stable-Baselines3 training through the opsrl adapters, evaluated by opsrl on the test split.
 
-    python benchmarks/envs_train.py [--task inventory|jobshop|all] [--steps N] [--seed S] [--threads 2]
+    python benchmarks/envs_train.py [--task inventory|jobshop|all] [--steps N] [--seed S] [--threads 1]
 
 1. ``inventory``: SB3 PPO (Gaussian actions on the order quantity, rounded by the adapter as opsrl's own
    evaluation rounds) on ``inventory/lost_sales_p4_L1`` through :class:`opsrl.envs.SB3VecEnv`; the trained
@@ -127,7 +127,7 @@ def jobshop(steps: int, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", choices=("inventory", "jobshop", "all"), default="all")
-    ap.add_argument("--steps", type=int, default=0, help="training steps (default: 150000 inventory, 60000 jobshop)")
+    ap.add_argument("--steps", type=int, default=0, help="training steps (default: 500000 inventory, 60000 jobshop)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: several threads on a busy machine fight)")
     ap.add_argument("--json", default="")
@@ -135,7 +135,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = []
     if args.task in ("inventory", "all"):
-        out.append(inventory(args.steps or 150_000, args.seed))
+        out.append(inventory(args.steps or 500_000, args.seed))
         print(json.dumps(out[-1]), flush=True)
     if args.task in ("jobshop", "all"):
         out.append(jobshop(args.steps or 60_000, args.seed))
