@@ -392,3 +392,23 @@ def test_envs_modules_import_only_core():
                 assert node.module in ("core",) or node.module.startswith("core."), f"{f.name}: ..{node.module}"
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 assert not node.module.startswith("opsrl") or node.module.startswith("opsrl.core"), f.name
+
+
+def test_import_opsrl_envs_without_the_rl_libraries():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('gymnasium', 'torchrl', 'tensordict', 'stable_baselines3', 'sb3_contrib'):\n"
+        "    sys.modules[m] = None\n"
+        "import opsrl.envs as e\n"
+        "assert e.EpisodeBatch and e.observation_policy\n"
+        "try:\n"
+        "    e.VectorEnv\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('gymnasium was blocked')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(envs.__file__).parents[2])
