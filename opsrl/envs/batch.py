@@ -169,6 +169,7 @@ class EpisodeBatch:
         self.closed = False
         self.episode = torch.zeros(self.num_envs, dtype=torch.long)  # per env, on the CPU
         self.t = torch.zeros(self.num_envs, dtype=torch.long)
+        self._t_all: int | None = 0  # the period of every env, while they all share one (None after a partial reset)
         self._batches: dict[int, Scenarios] = {}
         self.scenarios = self._batch(0)
         self.state = problem.initial_state(self.scenarios)
@@ -200,6 +201,7 @@ class EpisodeBatch:
             self.reset_envs(torch.ones(self.num_envs, dtype=torch.bool), advance=bool(self.t.any()))
             return
         self.t.zero_()
+        self._t_all = 0
         self.state = self.problem.initial_state(self.scenarios)
 
     def reset_envs(self, which: torch.Tensor, advance: bool = True) -> None:
@@ -231,6 +233,7 @@ class EpisodeBatch:
             fresh = self.problem.initial_state(self.scenarios.select(idx.to(self.device)))
             self.state = _put(self.state, idx.to(self.device), fresh)
         self.t[which] = 0
+        self._t_all = 0 if bool(which.all()) else None
 
     # --- views ------------------------------------------------------------------------------------
     def observation(self) -> torch.Tensor:
@@ -250,9 +253,9 @@ class EpisodeBatch:
         self._check_open("step()")
         a = self.to_action(action)
         with torch.no_grad():
-            ts = self.t.unique()
-            if len(ts) == 1:
-                t = int(ts[0])
+            ts = None if self._t_all is not None else self.t.unique()
+            if ts is None or len(ts) == 1:
+                t = self._t_all if ts is None else int(ts[0])
                 post, c1 = self.problem.post_decision(self.state, a)
                 self.state, c2 = self.problem.transition(post, self.scenarios, t)
                 cost = c1 + c2
@@ -268,6 +271,10 @@ class EpisodeBatch:
                     cost[idx] = (c1 + c2).to(cost.dtype)
                 self.state = state
         self.t += 1
+        if ts is None:
+            self._t_all += 1
+        elif len(ts) == 1:
+            self._t_all = int(ts[0]) + 1
         return cost, self.t >= self.periods
 
     def close(self) -> None:
@@ -305,8 +312,8 @@ def to_sim_action(problem: Problem, layout: ActionLayout, action, state: State, 
         if tuple(a.shape) not in (want, (B, math.prod(lay.shape))) and not (lay.shape == (1,) and a.shape == (B,)):
             raise ValueError(f"action of shape {tuple(a.shape)}; allowed: {want} (num_envs x action shape)")
         a = a.to(device, problem.dtype).reshape(want)
-        bad = torch.isnan(a) | (a < lay.low) | (a > lay.high)
-        if bad.any():
+        if not bool(((a >= lay.low) & (a <= lay.high)).all()):  # NaN fails both comparisons
+            bad = ~((a >= lay.low) & (a <= lay.high))
             i = bad.reshape(B, -1).any(1).nonzero()[0, 0].item()
             raise ValueError(
                 f"action of env {i} is {a[i].flatten().tolist()}: outside the allowed box "
