@@ -14,10 +14,12 @@ import difflib
 import functools
 import importlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from .core import ConfigError, Family, Field, Method, Problem, SolveContext, load_toml, validate
+from .faults import point as fault_point
 
 # family name -> module defining FAMILY; imported lazily so that one family's imports never load another
 FAMILY_MODULES = {
@@ -91,6 +93,8 @@ def resolve(kind: str, name: str | Path) -> Path:
 def family(name: str, source: str = "<config>") -> Family:
     if name not in FAMILY_MODULES:
         raise ConfigError(source, "family", f"{name!r} is not a problem family; allowed: {', '.join(FAMILY_MODULES)}")
+    if FAMILY_MODULES[name] not in sys.modules:
+        fault_point("family_import")
     try:
         module = importlib.import_module(FAMILY_MODULES[name])
     except ModuleNotFoundError as e:

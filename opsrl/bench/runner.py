@@ -25,6 +25,7 @@ import torch
 from .. import __version__
 from ..core import ConfigError, Problem, Scenarios, SolveContext, State, evaluate, rollout
 from ..core.config import check_memory, scenario_bytes
+from ..faults import point as fault_point
 from ..registry import family as get_family
 from ..registry import fit_solver, load_for_solver, load_problem, load_solver
 from .cells import cell_id, scenarios_hash
@@ -238,6 +239,7 @@ def execute(
 
     t0 = time.perf_counter()
     with _from_flag(prep.solver_overrides, "--set"), _from_flag(prep.problem_overrides, "--problem-set"):
+        fault_point("fit")
         outcome = method.fit(prob, scfg["options"], scfg, ctx)  # (a policy's keys are checked when it is built)
     train_seconds = time.perf_counter() - t0
 
