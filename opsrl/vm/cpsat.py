@@ -1,21 +1,32 @@
 """OR-Tools CP-SAT reference for one snapshot, with the migration number limit.
 
-Model (one snapshot): binaries ``x[v, s]`` (VM ``v`` ends on slot ``s``; a double-NUMA VM only on even
-slots, meaning both nodes of the PM), exactly one slot per VM, immovable VMs fixed, at most MNL VMs away
-from their original place, CPU and memory capacity of every node in the final placement, anti-affinity
-(at most one VM of a group per PM), and for every node ``free = block q + r`` with ``q >= 0`` integer and
-``0 <= r <= block - 1``; the objective is ``sum r`` (the total free CPU is constant, so this is the FR
-times a constant). With ``objective = "multi"`` memory gets the same split (block ``mem_block``) and the
-two sums are weighted so that the objective is the multi-resource FR times a constant.
+Placement. Binaries ``x[v, s]`` (VM ``v`` ends on slot ``s``; a double-NUMA VM only on even slots, meaning
+both nodes of the PM), exactly one slot per VM, immovable VMs fixed, at most MNL VMs away from their original
+place, CPU and memory capacity of every node in the final placement, anti-affinity (at most one VM of a group
+per PM), and for every node ``free = block q + r`` with ``q >= 0`` integer and ``0 <= r <= block - 1``; the
+objective is ``sum r`` (the total free CPU is constant, so this is the FR times a constant). With
+``objective = "multi"`` memory gets the same split (block ``mem_block``) and the two sums are weighted so that
+the objective is the multi-resource FR times a constant.
 
-Order of the plan. The model places VMs simultaneously; a plan is applied one migration at a time, and
-every intermediate placement must be feasible too. :func:`order_moves` applies, round after round, every
-pending move whose destination has room (and no anti-affinity conflict) at that moment, in VM order, so
-each applied move is feasible when its turn comes; chains (A leaves a node, then B takes the room) come
-out in the right order. Moves that remain blocked by each other (a cycle without slack, such as two VMs
-swapping between two full nodes) are reported as ``unordered`` and put last, where applying the plan
-skips them. :func:`solve` returns the FR of the ordered plan as applied (``fr``) and the model's own
-(``model_fr``); they differ only when moves were unordered.
+Order. A plan is applied one migration at a time and every intermediate placement must be allowed too: two VMs
+that can only trade places simultaneously (neither fits where the other is until the other leaves) make a
+final placement that no order reaches. So the model also sequences the moves: each VM that may move gets a
+round ``t[v]`` in ``0 .. R-1`` (``R`` = MNL, or the number of VMs that may move if smaller); in round ``t``
+all moves of the round arrive (time ``2 t``) before any of them leaves (time ``2 t + 1``), and a cumulative
+constraint per node (CPU and memory) and a no-overlap per anti-affinity group and PM keep every node within
+capacity, and every PM within one VM of a group, at all times. Such rounds can be applied in any order within
+a round, and any sequence of at most MNL moves that moves each VM at most once is such a schedule (one move
+per round), so the model is exact for **single-hop plans** (each VM moved at most once, straight to its final
+place). The plan is the moves sorted by round. Plans that park a VM and move it again need at least three
+migrations for two VMs; at MNL 1 and 2 every plan is single-hop. ``status`` and ``bound_fr`` are those of this
+model (restricted to the candidates and destinations when ``candidates``/``destinations`` are set): ``scope``
+in the result says so.
+
+Never worse than the hint. :func:`solve` replays its plan and the hint's plan (``hint_plan``, a sequence of
+moves; by default the hinted placement's moves in the order :func:`order_moves` finds) move by move under the
+simulator's rules and returns the hint's plan when that is better (``source = "hint"``, status ``feasible``):
+a multi-hop plan, or a model stopped by its time limit before reaching the hint. ``fr`` is the FR of the
+returned plan as applied, ``model_fr`` the model's.
 """
 
 from __future__ import annotations
@@ -31,14 +42,17 @@ MEM_SCALE = 1024  # memory in MiB inside the model (integers)
 
 @dataclass
 class CpSatResult:
-    status: str
+    status: str  # "optimal" / "feasible" for the model's class of plans (see ``scope``), else the solver's
     plan: list[tuple[int, int]]  # (vm, slot) in application order
-    model_fr: float
-    bound_fr: float
+    model_fr: float  # the model's objective as FR (nan without a solution)
+    bound_fr: float  # the model's bound as FR
     seconds: float
-    unordered: int = 0
-    hint_fr: float | None = None
+    unordered: int = 0  # moves of ``plan`` not allowed at their turn (skipped when applied)
+    hint_fr: float | None = None  # the hint's plan as applied
     info: dict = field(default_factory=dict)
+    fr: float = math.nan  # ``plan`` as applied, move by move
+    source: str = "model"  # "model" or "hint" (the hint's plan was better)
+    scope: str = ""  # what ``status`` and ``bound_fr`` refer to
 
 
 def _arrays(state, b: int) -> dict:
@@ -64,6 +78,68 @@ def own_slots(a) -> np.ndarray:
     return 2 * a["pm"] + np.where(a["double"], 0, np.minimum(a["node"], 1))
 
 
+class _Cluster:
+    """A plain replay of moves on the model's integers, under the simulator's rules for one move
+    (:func:`.simulator.destination_mask`): a movable VM, a real PM, not its current place, room for its CPU and
+    memory on the destination node (both nodes, half each, for a double-NUMA VM, on an even slot), no other VM
+    of its anti-affinity group on the destination PM."""
+
+    def __init__(self, a: dict, cap_c: np.ndarray, cap_m: np.ndarray):
+        self.a, self.cap_c, self.cap_m = a, cap_c, cap_m
+        self.real = np.repeat(a["pm_mask"], 2)
+        self.pos = {int(v): i for i, v in enumerate(a["index"])}
+        self.slot = own_slots(a).copy()
+        self.dbl = a["double"]
+        cpu = np.rint(a["cpu"]).astype(np.int64)
+        mem = np.rint(a["mem"] * MEM_SCALE).astype(np.int64)
+        self.need_c = np.where(self.dbl, cpu // 2, cpu)
+        self.need_m = np.where(self.dbl, mem // 2, mem)
+        S = len(cap_c)
+        self.uc, self.um = np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int64)
+        for i in range(len(cpu)):
+            for k in self.nodes(i, self.slot[i]):
+                self.uc[k] += self.need_c[i]
+                self.um[k] += self.need_m[i]
+
+    def nodes(self, i: int, s: int) -> tuple[int, ...]:
+        return (s, s + 1) if self.dbl[i] else (s,)
+
+    def allowed(self, v: int, s: int) -> bool:
+        i = self.pos.get(int(v))
+        if i is None or not self.a["movable"][i] or not 0 <= s < len(self.cap_c) or not self.real[s]:
+            return False
+        if s == self.slot[i] or (self.dbl[i] and s % 2):
+            return False
+        for k in self.nodes(i, s):  # the destination nodes never hold the VM itself (another slot)
+            if self.uc[k] + self.need_c[i] > self.cap_c[k] or self.um[k] + self.need_m[i] > self.cap_m[k]:
+                return False
+        g = self.a["group"]
+        if g[i] >= 0:
+            others = np.flatnonzero((g == g[i]) & (np.arange(len(g)) != i))
+            if (self.slot[others] // 2 == s // 2).any():
+                return False
+        return True
+
+    def move(self, v: int, s: int) -> None:
+        i = self.pos[int(v)]
+        for k in self.nodes(i, self.slot[i]):
+            self.uc[k] -= self.need_c[i]
+            self.um[k] -= self.need_m[i]
+        for k in self.nodes(i, s):
+            self.uc[k] += self.need_c[i]
+            self.um[k] += self.need_m[i]
+        self.slot[i] = s
+
+    def replay(self, plan) -> tuple[list[tuple[int, int]], int]:
+        """Apply ``plan`` in order, skipping a move not allowed at its turn: (moves applied, moves skipped)."""
+        done = []
+        for v, s in plan:
+            if self.allowed(v, s):
+                self.move(v, s)
+                done.append((int(v), int(s)))
+        return done, len(plan) - len(done)
+
+
 def solve(
     state,
     b: int,
@@ -78,8 +154,11 @@ def solve(
     log: bool = False,
     candidates: int = 0,
     destinations: int = 0,
+    hint_plan: list[tuple[int, int]] | None = None,
 ) -> CpSatResult:
-    """Solve scenario ``b`` of ``state`` (the snapshot). ``hint``: final slot of some VMs (by VM index).
+    """Solve scenario ``b`` of ``state`` (the snapshot). ``hint``: final slot of some VMs (by VM index);
+    ``hint_plan``: the hint as a sequence of moves (VM index, slot), which the result is never worse than
+    (without it, the hinted placement's moves in the order :func:`order_moves` finds).
 
     ``candidates`` > 0 restricts the VMs that may move to that many with the best single-move FR change
     (and the hinted ones); ``destinations`` > 0 restricts each to its that many best destinations at the
@@ -101,6 +180,11 @@ def solve(
     half_c, half_m = cpu // 2, mem // 2
     blk = int(round(block))
     mblk = int(round(mem_block * MEM_SCALE))
+    pos = {int(v): i for i, v in enumerate(a["index"])}
+    if hint_plan is not None and hint is None:  # the hinted placement is where the hint's plan ends
+        c0 = _Cluster(a, cap_c, cap_m)
+        c0.replay(hint_plan)
+        hint = {int(a["index"][i]): int(c0.slot[i]) for i in range(n) if c0.slot[i] != own[i]}
     allowed = _restriction(state, b, a, block, objective, mem_block, candidates, destinations, hint)
     m = cp_model.CpModel()
     node_c = [[] for _ in range(S)]
@@ -162,25 +246,43 @@ def solve(
             rm = m.NewIntVar(0, mblk - 1, "")
             m.Add(int(cap_m[k]) - used_m == mblk * qm + rm)
             rms.append(rm)
+    rounds, R = _sequence(m, a, x, stay, cap_c, cap_m, mnl)
     free_c = int((cap_c[real]).sum() - cpu.sum())
     free_m = int((cap_m[real]).sum() - mem.sum())
     if objective == "multi":
         # FR = (sum r / Fc + sum rm / Fm) / 2, scaled by 2 Fc Fm (divided by their gcd) to integers
         gcd = math.gcd(max(free_c, 1), max(free_m, 1))
-        m.Minimize((max(free_m, 1) // gcd) * sum(rs) + (max(free_c, 1) // gcd) * sum(rms))
+        wc, wm = max(free_m, 1) // gcd, max(free_c, 1) // gcd
+        m.Minimize(wc * sum(rs) + wm * sum(rms))
         to_fr = lambda obj: obj * gcd / (2.0 * max(free_c, 1) * max(free_m, 1))
     else:
+        wc, wm = 1, 0
         m.Minimize(sum(rs))
         to_fr = lambda obj: obj / max(free_c, 1)
-    hint_fr = None
+
+    def applied(plan) -> tuple[list[tuple[int, int]], int, int]:
+        """``plan`` replayed move by move: (moves applied, moves skipped, objective of the end placement)."""
+        c = _Cluster(a, cap_c, cap_m)
+        done, skipped = c.replay(plan)
+        fc, fm = (cap_c - c.uc)[real], (cap_m - c.um)[real]
+        return done, skipped, int(wc * (fc % blk).sum() + (wm * (fm % mblk).sum() if wm else 0))
+
+    hint_fr = hint_obj = None
     if hint is not None:
-        pos = {int(v): i for i, v in enumerate(a["index"])}
         target = own.copy()
         for v, s in hint.items():
             if int(v) in pos:
                 target[pos[int(v)]] = int(s)
         for (i, s), var in x.items():
             m.AddHint(var, int(target[i] == s))
+        if hint_plan is None:
+            moves = [(int(a["index"][i]), int(target[i])) for i in range(n) if target[i] != own[i]]
+            hint_plan = order_moves(a, moves, cap_c, cap_m, P)[0]
+        hint_plan, _, hint_obj = applied(hint_plan)
+        hint_fr = float(to_fr(hint_obj))
+        last = {pos[v]: k for k, (v, _) in enumerate(hint_plan)}  # a single-hop hint: one move per round
+        for i, t in rounds.items():
+            m.AddHint(t, min(last[i], R - 1) if i in last and target[i] != own[i] else 0)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit)
     solver.parameters.num_workers = int(workers)
@@ -194,24 +296,144 @@ def solve(
         cp_model.MODEL_INVALID: "invalid",
     }.get(st, "unknown")
     seconds = time.perf_counter() - t0
-    if name not in ("optimal", "feasible"):
-        return CpSatResult(name, [], math.nan, math.nan, seconds)
-    final = own.copy()
-    for (i, s), var in x.items():
-        if solver.BooleanValue(var):
-            final[i] = s
-    moves = [(int(a["index"][i]), int(final[i])) for i in range(n) if final[i] != own[i]]
-    plan, unordered = order_moves(a, moves, cap_c, cap_m, P)
+    scope = "single-hop plans (each VM moved at most once), " + (
+        "full model" if allowed is None else f"restricted model ({candidates} VMs x {destinations} destinations)"
+    )
+    info = {"variables": len(x), "rounds": R}
+    plan, unordered, model_fr, bound_fr = [], 0, math.nan, math.nan
+    obj = None
+    if name in ("optimal", "feasible"):
+        final = own.copy()
+        for (i, s), var in x.items():
+            if solver.BooleanValue(var):
+                final[i] = s
+        moved = [i for i in range(n) if final[i] != own[i]]
+        moved.sort(key=lambda i: (solver.Value(rounds[i]) if i in rounds else 0, i))
+        plan = [(int(a["index"][i]), int(final[i])) for i in moved]
+        _, unordered, obj = applied(plan)
+        if unordered:  # not expected (the rounds are applicable by construction): order as for a hint
+            other = order_moves(a, plan, cap_c, cap_m, P)[0]
+            _, un2, obj2 = applied(other)
+            if un2 < unordered:
+                plan, unordered, obj = other, un2, obj2
+        model_fr = float(to_fr(solver.ObjectiveValue()))
+        bound_fr = float(to_fr(solver.BestObjectiveBound()))
+    elif name == "unknown":
+        bound_fr = float(to_fr(solver.BestObjectiveBound()))
+    source = "model"
+    if hint_obj is not None and (obj is None or hint_obj < obj):
+        plan, unordered, obj, source = hint_plan, 0, hint_obj, "hint"
+        name = "feasible"
+    if obj is None:
+        obj = applied([])[2]
+    info["wall"] = seconds
+    info["deterministic_time"] = solver.deterministic_time
     return CpSatResult(
         name,
         plan,
-        float(to_fr(solver.ObjectiveValue())),
-        float(to_fr(solver.BestObjectiveBound())),
+        model_fr,
+        bound_fr,
         time.perf_counter() - t0,
         unordered,
         hint_fr,
-        {"variables": len(x), "wall": seconds},
+        info,
+        float(to_fr(obj)),
+        source,
+        scope,
     )
+
+
+def _sequence(m, a, x, stay, cap_c, cap_m, mnl) -> tuple[dict, int]:
+    """Rounds of the moves (see the module docstring): ``{VM position: round variable}`` for the VMs that may
+    move, and the number of rounds. Time runs ``0 .. 2R``: a VM that moves in round ``t`` occupies its old
+    node(s) over ``[0, 2t + 1)`` (over ``[0, 2R)`` if it stays) and its new ones over ``[2t, 2R)``; a cumulative
+    constraint per node and resource (capacity less what VMs that cannot move use there), and a no-overlap per
+    anti-affinity group and PM, keep every step within the rules. A node where every possible arrival fits in
+    its free room at the start needs none (its final constraint holds at every step)."""
+    n = len(stay)
+    own = own_slots(a)
+    dbl = a["double"]
+    cpu = np.rint(a["cpu"]).astype(np.int64)
+    mem = np.rint(a["mem"] * MEM_SCALE).astype(np.int64)
+    need = (np.where(dbl, cpu // 2, cpu), np.where(dbl, mem // 2, mem))
+    S = len(cap_c)
+    slots_of = [[] for _ in range(n)]
+    for i, s in x:
+        slots_of[i].append(s)
+    movers = [i for i in range(n) if len(slots_of[i]) > 1]
+    R = max(1, min(int(mnl), len(movers)))
+    H = 2 * R
+    nodes = lambda i, s: (s, s + 1) if dbl[i] else (s,)
+    fixed = [np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int64)]  # used by VMs that cannot move
+    used = [np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int64)]
+    mover = np.zeros(n, dtype=bool)
+    mover[movers] = True
+    for i in range(n):
+        for k in nodes(i, own[i]):
+            for r in range(2):
+                used[r][k] += need[r][i]
+                if not mover[i]:
+                    fixed[r][k] += need[r][i]
+    rounds, stays, arrivals = {}, [[] for _ in range(S)], [[] for _ in range(S)]
+    staying: dict[int, object] = {}
+    for i in movers:
+        t = m.NewIntVar(0, R - 1, "")
+        m.Add(t == 0).OnlyEnforceIf(stay[i])
+        rounds[i] = t
+
+        def resident(i=i, t=t):
+            if i not in staying:  # [0, 2t + 1) if it moves, [0, 2R) if it stays
+                end = m.NewIntVar(1, H, "")
+                m.Add(end == 2 * t + 1).OnlyEnforceIf(stay[i].Not())
+                m.Add(end == H).OnlyEnforceIf(stay[i])
+                staying[i] = m.NewIntervalVar(0, end, end, "")
+            return staying[i]
+
+        for k in nodes(i, own[i]):
+            stays[k].append((i, resident))
+        for s in slots_of[i]:
+            if s != own[i]:
+                iv = m.NewOptionalIntervalVar(2 * t, H - 2 * t, H, x[i, s], "")
+                for k in nodes(i, s):
+                    arrivals[k].append((i, iv))
+    for k in range(S):
+        if not arrivals[k] or not stays[k]:
+            continue
+        for r, cap in enumerate((cap_c, cap_m)):
+            free = int(cap[k] - used[r][k])
+            if sum(int(need[r][i]) for i, _ in arrivals[k]) <= free:
+                continue  # every arrival fits even before any departure
+            ivs = [make() for _, make in stays[k]] + [iv for _, iv in arrivals[k]]
+            dem = [int(need[r][i]) for i, _ in stays[k]] + [int(need[r][i]) for i, _ in arrivals[k]]
+            m.AddCumulative(ivs, dem, int(cap[k] - fixed[r][k]))
+    groups = a["group"]
+    P = S // 2
+    for gid in np.unique(groups[groups >= 0]):
+        members = np.flatnonzero(groups == gid)
+        for p in range(P):
+            on_p = (2 * p, 2 * p + 1)
+            ins = [
+                m.NewOptionalIntervalVar(2 * rounds[i], H - 2 * rounds[i], H, x[i, s], "")
+                for i in members
+                if i in rounds and own[i] // 2 != p
+                for s in on_p
+                if (i, s) in x
+            ]
+            home = [i for i in members if own[i] // 2 == p]
+            if not ins or not any(i in rounds for i in home):
+                continue  # no arrival, or a member that stays for good (the final constraint excludes arrivals)
+            ivs = []
+            for i in home:  # on the PM over [0, 2t + 1) if it leaves the PM in round t, else all along
+                t = rounds[i]
+                end = m.NewIntVar(1, H, "")
+                there = sum(x[i, s] for s in on_p if (i, s) in x)
+                gone = m.NewBoolVar("")
+                m.Add(there + gone == 1)
+                m.Add(end == 2 * t + 1).OnlyEnforceIf(gone)
+                m.Add(end == H).OnlyEnforceIf(gone.Not())
+                ivs.append(m.NewIntervalVar(0, end, end, ""))
+            m.AddNoOverlap(ivs + ins)
+    return rounds, R
 
 
 def _restriction(state, b, a, block, objective, mem_block, candidates, destinations, hint):
@@ -256,64 +478,23 @@ def _restriction(state, b, a, block, objective, mem_block, candidates, destinati
 
 
 def order_moves(a: dict, moves: list[tuple[int, int]], cap_c, cap_m, P: int) -> tuple[list[tuple[int, int]], int]:
-    """Order simultaneous moves so that each is feasible when applied (see the module docstring); returns
-    the ordered plan (blocked moves last) and how many were blocked."""
-    S = 2 * P
-    pos = {int(v): i for i, v in enumerate(a["index"])}
-    own = own_slots(a)
-    slot = own.copy()
-    cpu = np.rint(a["cpu"]).astype(np.int64)
-    mem = np.rint(a["mem"] * MEM_SCALE).astype(np.int64)
-    dbl = a["double"]
-
-    def usage():
-        uc, um = np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int64)
-        for i in range(len(cpu)):
-            if dbl[i]:
-                for k in (slot[i], slot[i] + 1):
-                    uc[k] += cpu[i] // 2
-                    um[k] += mem[i] // 2
-            else:
-                uc[slot[i]] += cpu[i]
-                um[slot[i]] += mem[i]
-        return uc, um
-
-    uc, um = usage()
-    group = a["group"]
-    pending = list(moves)
+    """Order simultaneous moves so that each is allowed when applied: round after round, every pending move
+    that is allowed at that moment, in the given order; moves that stay blocked (a cycle without slack, such as
+    two VMs trading places between two full nodes) are put last. Returns the plan and how many were blocked.
+    (The model's own rounds order its plans; this orders a hinted placement whose sequence is not known.)"""
+    c = _Cluster(a, np.asarray(cap_c), np.asarray(cap_m))
+    pending = [(int(v), int(s)) for v, s in moves]
     plan = []
     progress = True
     while pending and progress:
         progress = False
         rest = []
         for v, s in pending:
-            i = pos[v]
-            nodes = (s, s + 1) if dbl[i] else (s,)
-            need_c = cpu[i] // 2 if dbl[i] else cpu[i]
-            need_m = mem[i] // 2 if dbl[i] else mem[i]
-            # room at the destination, counting the VM itself as gone when it moves within its PM
-            own_nodes = (slot[i], slot[i] + 1) if dbl[i] else (slot[i],)
-            ok = True
-            for k in nodes:
-                back_c = need_c if k in own_nodes else 0
-                back_m = need_m if k in own_nodes else 0
-                if uc[k] - back_c + need_c > cap_c[k] or um[k] - back_m + need_m > cap_m[k]:
-                    ok = False
-            if ok and group[i] >= 0:
-                p = s // 2
-                others = [j for j in np.flatnonzero(group == group[i]) if j != i and slot[j] // 2 == p]
-                ok = not others
-            if not ok:
+            if c.allowed(v, s):
+                c.move(v, s)
+                plan.append((v, s))
+                progress = True
+            else:
                 rest.append((v, s))
-                continue
-            for k in own_nodes:
-                uc[k] -= need_c
-                um[k] -= need_m
-            for k in nodes:
-                uc[k] += need_c
-                um[k] += need_m
-            slot[i] = s
-            plan.append((v, s))
-            progress = True
         pending = rest
     return plan + pending, len(pending)
