@@ -105,20 +105,26 @@ class _Cluster:
         return (s, s + 1) if self.dbl[i] else (s,)
 
     def allowed(self, v: int, s: int) -> bool:
+        return not self.blocking(v, s)
+
+    def blocking(self, v: int, s: int) -> list:
+        """What keeps the move from being allowed now: ``[]`` if it is allowed, else the nodes ``("node", k)``
+        short of room and the anti-affinity PMs ``("group", g, p)`` in its way (``("rule",)`` for the rest)."""
         i = self.pos.get(int(v))
         if i is None or not self.a["movable"][i] or not 0 <= s < len(self.cap_c) or not self.real[s]:
-            return False
+            return [("rule",)]
         if s == self.slot[i] or (self.dbl[i] and s % 2):
-            return False
-        for k in self.nodes(i, s):  # the destination nodes never hold the VM itself (another slot)
+            return [("rule",)]
+        out = []
+        for k in self.nodes(i, s):
             if self.uc[k] + self.need_c[i] > self.cap_c[k] or self.um[k] + self.need_m[i] > self.cap_m[k]:
-                return False
+                out.append(("node", int(k)))
         g = self.a["group"]
         if g[i] >= 0:
             others = np.flatnonzero((g == g[i]) & (np.arange(len(g)) != i))
             if (self.slot[others] // 2 == s // 2).any():
-                return False
-        return True
+                out.append(("group", int(g[i]), int(s // 2)))
+        return out
 
     def move(self, v: int, s: int) -> None:
         i = self.pos[int(v)]
@@ -186,12 +192,8 @@ def solve(
         c0.replay(hint_plan)
         hint = {int(a["index"][i]): int(c0.slot[i]) for i in range(n) if c0.slot[i] != own[i]}
     allowed = _restriction(state, b, a, block, objective, mem_block, candidates, destinations, hint)
-    m = cp_model.CpModel()
-    node_c = [[] for _ in range(S)]
-    node_m = [[] for _ in range(S)]
-    x: dict[tuple[int, int], object] = {}
-    stay = []
     slot_ok_s = real & (cap_c > 0)
+    slots_of = []
     for i in range(n):
         if not a["movable"][i]:
             slots = [int(own[i])]
@@ -207,145 +209,187 @@ def solve(
             slots = [s for s in slots if s in keep]
         if int(own[i]) not in slots:
             slots.append(int(own[i]))
-        lits = []
-        for s in slots:
-            v = m.NewBoolVar("")
-            x[i, int(s)] = v
-            lits.append(v)
-            if a["double"][i]:
-                for k in (s, s + 1):
-                    node_c[k].append((v, half_c[i]))
-                    node_m[k].append((v, half_m[i]))
-            else:
-                node_c[s].append((v, cpu[i]))
-                node_m[s].append((v, mem[i]))
-        m.AddExactlyOne(lits)
-        stay.append(x[i, int(own[i])])
-    m.Add(sum(stay) >= n - mnl)
-    groups = a["group"]
-    for gid in np.unique(groups[groups >= 0]):
-        members = np.flatnonzero(groups == gid)
-        for p in range(P):
-            lits = [x[i, k] for i in members for k in (2 * p, 2 * p + 1) if (i, k) in x]
-            if len(lits) > 1:
-                m.AddAtMostOne(lits)
-    rs, rms = [], []
-    for k in range(S):
-        if not real[k]:
-            continue
-        used_c = sum(c * v for v, c in node_c[k]) if node_c[k] else 0
-        used_m = sum(c * v for v, c in node_m[k]) if node_m[k] else 0
-        m.Add(used_c <= int(cap_c[k]))
-        m.Add(used_m <= int(cap_m[k]))
-        q = m.NewIntVar(0, int(cap_c[k]) // blk + 1, "")
-        r = m.NewIntVar(0, blk - 1, "")
-        m.Add(int(cap_c[k]) - used_c == blk * q + r)
-        rs.append(r)
-        if objective == "multi":
-            qm = m.NewIntVar(0, int(cap_m[k]) // mblk + 1, "")
-            rm = m.NewIntVar(0, mblk - 1, "")
-            m.Add(int(cap_m[k]) - used_m == mblk * qm + rm)
-            rms.append(rm)
-    rounds, R = _sequence(m, a, x, stay, cap_c, cap_m, mnl)
+        slots_of.append([int(s) for s in slots])
     free_c = int((cap_c[real]).sum() - cpu.sum())
     free_m = int((cap_m[real]).sum() - mem.sum())
     if objective == "multi":
         # FR = (sum r / Fc + sum rm / Fm) / 2, scaled by 2 Fc Fm (divided by their gcd) to integers
         gcd = math.gcd(max(free_c, 1), max(free_m, 1))
         wc, wm = max(free_m, 1) // gcd, max(free_c, 1) // gcd
-        m.Minimize(wc * sum(rs) + wm * sum(rms))
         to_fr = lambda obj: obj * gcd / (2.0 * max(free_c, 1) * max(free_m, 1))
     else:
         wc, wm = 1, 0
-        m.Minimize(sum(rs))
         to_fr = lambda obj: obj / max(free_c, 1)
 
-    def applied(plan) -> tuple[list[tuple[int, int]], int, int]:
-        """``plan`` replayed move by move: (moves applied, moves skipped, objective of the end placement)."""
-        c = _Cluster(a, cap_c, cap_m)
-        done, skipped = c.replay(plan)
-        fc, fm = (cap_c - c.uc)[real], (cap_m - c.um)[real]
-        return done, skipped, int(wc * (fc % blk).sum() + (wm * (fm % mblk).sum() if wm else 0))
+    def build(seq: set):
+        """The placement model, with the moves sequenced on the nodes and anti-affinity PMs in ``seq``."""
+        m = cp_model.CpModel()
+        node_c = [[] for _ in range(S)]
+        node_m = [[] for _ in range(S)]
+        x: dict[tuple[int, int], object] = {}
+        stay = []
+        for i in range(n):
+            lits = []
+            for s in slots_of[i]:
+                v = m.NewBoolVar("")
+                x[i, s] = v
+                lits.append(v)
+                if a["double"][i]:
+                    for k in (s, s + 1):
+                        node_c[k].append((v, half_c[i]))
+                        node_m[k].append((v, half_m[i]))
+                else:
+                    node_c[s].append((v, cpu[i]))
+                    node_m[s].append((v, mem[i]))
+            m.AddExactlyOne(lits)
+            stay.append(x[i, int(own[i])])
+        m.Add(sum(stay) >= n - mnl)
+        groups = a["group"]
+        for gid in np.unique(groups[groups >= 0]):
+            members = np.flatnonzero(groups == gid)
+            for p in range(P):
+                lits = [x[i, k] for i in members for k in (2 * p, 2 * p + 1) if (i, k) in x]
+                if len(lits) > 1:
+                    m.AddAtMostOne(lits)
+        rs, rms = [], []
+        for k in range(S):
+            if not real[k]:
+                continue
+            used_c = sum(c * v for v, c in node_c[k]) if node_c[k] else 0
+            used_m = sum(c * v for v, c in node_m[k]) if node_m[k] else 0
+            m.Add(used_c <= int(cap_c[k]))
+            m.Add(used_m <= int(cap_m[k]))
+            q = m.NewIntVar(0, int(cap_c[k]) // blk + 1, "")
+            r = m.NewIntVar(0, blk - 1, "")
+            m.Add(int(cap_c[k]) - used_c == blk * q + r)
+            rs.append(r)
+            if objective == "multi":
+                qm = m.NewIntVar(0, int(cap_m[k]) // mblk + 1, "")
+                rm = m.NewIntVar(0, mblk - 1, "")
+                m.Add(int(cap_m[k]) - used_m == mblk * qm + rm)
+                rms.append(rm)
+        m.Minimize(wc * sum(rs) + (wm * sum(rms) if rms else 0))
+        rounds, R = _sequence(m, a, x, stay, cap_c, cap_m, mnl, seq) if seq else ({}, 0)
+        return m, x, rounds, R
 
-    hint_fr = hint_obj = None
+    def applied(plan) -> tuple[list[tuple[int, int]], list, int]:
+        """``plan`` replayed move by move: (moves applied, the moves skipped with what blocked each, objective of
+        the end placement)."""
+        c = _Cluster(a, cap_c, cap_m)
+        done, blocked = [], []
+        for v, s in plan:
+            why = c.blocking(v, s)
+            if why:
+                blocked.append(why)
+            else:
+                c.move(v, s)
+                done.append((int(v), int(s)))
+        fc, fm = (cap_c - c.uc)[real], (cap_m - c.um)[real]
+        return done, blocked, int(wc * (fc % blk).sum() + (wm * (fm % mblk).sum() if wm else 0))
+
+    best_plan, best_obj, source = [], applied([])[2], "model"
+    hint_fr = None
     if hint is not None:
         target = own.copy()
         for v, s in hint.items():
             if int(v) in pos:
                 target[pos[int(v)]] = int(s)
-        for (i, s), var in x.items():
-            m.AddHint(var, int(target[i] == s))
         if hint_plan is None:
             moves = [(int(a["index"][i]), int(target[i])) for i in range(n) if target[i] != own[i]]
             hint_plan = order_moves(a, moves, cap_c, cap_m, P)[0]
         hint_plan, _, hint_obj = applied(hint_plan)
         hint_fr = float(to_fr(hint_obj))
-        last = {pos[v]: k for k, (v, _) in enumerate(hint_plan)}  # a single-hop hint: one move per round
+        if hint_obj < best_obj:
+            best_plan, best_obj, source = hint_plan, hint_obj, "hint"
+    warm = best_plan  # an applicable plan to start from (the hint's)
+    seq: set = set()
+    name, model_fr, bound_fr, unordered = "unknown", math.nan, math.nan, 0
+    info = {"iterations": 0, "sequenced": 0}
+    while True:
+        m, x, rounds, R = build(seq)
+        info["iterations"] += 1
+        info["variables"] = len(x)
+        c = _Cluster(a, cap_c, cap_m)  # the warm start: its placement, and one move per round
+        c.replay(warm)
+        for (i, s), var in x.items():
+            m.AddHint(var, int(c.slot[i] == s))
+        last = {pos[v]: k for k, (v, _) in enumerate(warm)}
         for i, t in rounds.items():
-            m.AddHint(t, min(last[i], R - 1) if i in last and target[i] != own[i] else 0)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit)
-    solver.parameters.num_workers = int(workers)
-    solver.parameters.random_seed = int(seed)
-    solver.parameters.log_search_progress = bool(log)
-    st = solver.Solve(m)
-    name = {
-        cp_model.OPTIMAL: "optimal",
-        cp_model.FEASIBLE: "feasible",
-        cp_model.INFEASIBLE: "infeasible",
-        cp_model.MODEL_INVALID: "invalid",
-    }.get(st, "unknown")
-    seconds = time.perf_counter() - t0
-    scope = "single-hop plans (each VM moved at most once), " + (
-        "full model" if allowed is None else f"restricted model ({candidates} VMs x {destinations} destinations)"
-    )
-    info = {"variables": len(x), "rounds": R}
-    plan, unordered, model_fr, bound_fr = [], 0, math.nan, math.nan
-    obj = None
-    if name in ("optimal", "feasible"):
+            m.AddHint(t, min(last[i], R - 1) if i in last and c.slot[i] != own[i] else 0)
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = max(float(time_limit) - (time.perf_counter() - t0), 1e-3)
+        solver.parameters.num_workers = int(workers)
+        solver.parameters.random_seed = int(seed)
+        solver.parameters.log_search_progress = bool(log)
+        st = solver.Solve(m)
+        name = {
+            cp_model.OPTIMAL: "optimal",
+            cp_model.FEASIBLE: "feasible",
+            cp_model.INFEASIBLE: "infeasible",
+            cp_model.MODEL_INVALID: "invalid",
+        }.get(st, "unknown")
+        bound_fr = float(to_fr(solver.BestObjectiveBound())) if name in ("optimal", "feasible", "unknown") else math.nan
+        if name not in ("optimal", "feasible"):
+            model_fr = math.nan
+            break
+        model_fr = float(to_fr(solver.ObjectiveValue()))
         final = own.copy()
         for (i, s), var in x.items():
             if solver.BooleanValue(var):
                 final[i] = s
-        moved = [i for i in range(n) if final[i] != own[i]]
-        moved.sort(key=lambda i: (solver.Value(rounds[i]) if i in rounds else 0, i))
+        moved = sorted(
+            (i for i in range(n) if final[i] != own[i]),
+            key=lambda i: (solver.Value(rounds[i]) if i in rounds else 0, i),
+        )
         plan = [(int(a["index"][i]), int(final[i])) for i in moved]
-        _, unordered, obj = applied(plan)
-        if unordered:  # not expected (the rounds are applicable by construction): order as for a hint
+        done, blocked, obj = applied(plan)
+        if blocked:  # the rounds leave an unsequenced node short: a greedy order may still apply every move
             other = order_moves(a, plan, cap_c, cap_m, P)[0]
-            _, un2, obj2 = applied(other)
-            if un2 < unordered:
-                plan, unordered, obj = other, un2, obj2
-        model_fr = float(to_fr(solver.ObjectiveValue()))
-        bound_fr = float(to_fr(solver.BestObjectiveBound()))
-    elif name == "unknown":
-        bound_fr = float(to_fr(solver.BestObjectiveBound()))
-    source = "model"
-    if hint_obj is not None and (obj is None or hint_obj < obj):
-        plan, unordered, obj, source = hint_plan, 0, hint_obj, "hint"
+            d2, b2, o2 = applied(other)
+            if not b2:
+                done, blocked, obj = d2, b2, o2
+        if not blocked:
+            unordered = 0
+            if obj <= best_obj:
+                best_plan, best_obj, source = done, obj, "model"
+            break
+        # some moves wait for each other on nodes (or PMs) without sequence: sequence those, solve again
+        if obj < best_obj:
+            best_plan, best_obj, source = done, obj, "model"
+        warm = best_plan
+        new = set(w for why in blocked for w in why) - seq
+        if not new or time.perf_counter() - t0 >= time_limit:
+            name = "feasible"  # out of time: the best applicable plan found
+            break
+        seq |= new
+        info["sequenced"] = len(seq)
+    if source == "hint":
         name = "feasible"
-    if obj is None:
-        obj = applied([])[2]
-    info["wall"] = seconds
-    info["deterministic_time"] = solver.deterministic_time
+    info["wall"] = time.perf_counter() - t0
+    if seq:
+        scope = "single-hop plans (each VM moved at most once), "
+    else:
+        scope = "all plans (the placement model is a relaxation of every sequence of at most MNL moves), "
+    scope += "full model" if allowed is None else f"restricted model ({candidates} VMs x {destinations} destinations)"
     return CpSatResult(
         name,
-        plan,
+        best_plan,
         model_fr,
         bound_fr,
         time.perf_counter() - t0,
         unordered,
         hint_fr,
         info,
-        float(to_fr(obj)),
+        float(to_fr(best_obj)),
         source,
         scope,
     )
 
 
-def _sequence(m, a, x, stay, cap_c, cap_m, mnl) -> tuple[dict, int]:
-    """Rounds of the moves (see the module docstring): ``{VM position: round variable}`` for the VMs that may
-    move, and the number of rounds. Time runs ``0 .. 2R``: a VM that moves in round ``t`` occupies its old
+def _sequence(m, a, x, stay, cap_c, cap_m, mnl, seq: set) -> tuple[dict, int]:
+    """Rounds of the moves (see the module docstring) on the nodes ``("node", k)`` and anti-affinity PMs
+    ``("group", g, p)`` in ``seq``: ``{VM position: round variable}`` for the VMs that may move there or away,
+    and the number of rounds ``R``. Time runs ``0 .. 2R``: a VM that moves in round ``t`` occupies its old
     node(s) over ``[0, 2t + 1)`` (over ``[0, 2R)`` if it stays) and its new ones over ``[2t, 2R)``; a cumulative
     constraint per node and resource (capacity less what VMs that cannot move use there), and a no-overlap per
     anti-affinity group and PM, keep every step within the rules. A node where every possible arrival fits in
@@ -360,79 +404,79 @@ def _sequence(m, a, x, stay, cap_c, cap_m, mnl) -> tuple[dict, int]:
     slots_of = [[] for _ in range(n)]
     for i, s in x:
         slots_of[i].append(s)
-    movers = [i for i in range(n) if len(slots_of[i]) > 1]
-    R = max(1, min(int(mnl), len(movers)))
+    mover = np.array([len(slots_of[i]) > 1 for i in range(n)], dtype=bool)
+    R = max(1, min(int(mnl), int(mover.sum())))
     H = 2 * R
     nodes = lambda i, s: (s, s + 1) if dbl[i] else (s,)
     fixed = [np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int64)]  # used by VMs that cannot move
     used = [np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int64)]
-    mover = np.zeros(n, dtype=bool)
-    mover[movers] = True
+    stays, arrivals = [[] for _ in range(S)], [[] for _ in range(S)]  # VM positions (and slots)
     for i in range(n):
         for k in nodes(i, own[i]):
             for r in range(2):
                 used[r][k] += need[r][i]
                 if not mover[i]:
                     fixed[r][k] += need[r][i]
-    rounds, stays, arrivals = {}, [[] for _ in range(S)], [[] for _ in range(S)]
-    staying: dict[int, object] = {}
-    for i in movers:
-        t = m.NewIntVar(0, R - 1, "")
-        m.Add(t == 0).OnlyEnforceIf(stay[i])
-        rounds[i] = t
+            if mover[i]:
+                stays[k].append(i)
+        if mover[i]:
+            for s in slots_of[i]:
+                if s != own[i]:
+                    for k in nodes(i, s):
+                        arrivals[k].append((i, s))
+    rounds: dict[int, object] = {}
+    made: dict = {}
 
-        def resident(i=i, t=t):
-            if i not in staying:  # [0, 2t + 1) if it moves, [0, 2R) if it stays
-                end = m.NewIntVar(1, H, "")
-                m.Add(end == 2 * t + 1).OnlyEnforceIf(stay[i].Not())
-                m.Add(end == H).OnlyEnforceIf(stay[i])
-                staying[i] = m.NewIntervalVar(0, end, end, "")
-            return staying[i]
+    def round_of(i):
+        if i not in rounds:
+            rounds[i] = m.NewIntVar(0, R - 1, "")
+            m.Add(rounds[i] == 0).OnlyEnforceIf(stay[i])
+        return rounds[i]
 
-        for k in nodes(i, own[i]):
-            stays[k].append((i, resident))
-        for s in slots_of[i]:
-            if s != own[i]:
-                iv = m.NewOptionalIntervalVar(2 * t, H - 2 * t, H, x[i, s], "")
-                for k in nodes(i, s):
-                    arrivals[k].append((i, iv))
+    def resident(i, lit):  # on its old node(s) (or PM) over [0, 2t + 1) if ``lit`` (it left), else all along
+        key = ("res", i, lit.Index())
+        if key not in made:
+            t = round_of(i)
+            end = m.NewIntVar(1, H, "")
+            m.Add(end == 2 * t + 1).OnlyEnforceIf(lit)
+            m.Add(end == H).OnlyEnforceIf(lit.Not())
+            made[key] = m.NewIntervalVar(0, end, end, "")
+        return made[key]
+
+    def arrival(i, s):  # on slot ``s`` over [2t, 2R) if it ends there
+        key = ("arr", i, s)
+        if key not in made:
+            t = round_of(i)
+            made[key] = m.NewOptionalIntervalVar(2 * t, H - 2 * t, H, x[i, s], "")
+        return made[key]
+
     for k in range(S):
-        if not arrivals[k] or not stays[k]:
+        if ("node", k) not in seq or not arrivals[k] or not stays[k]:
             continue
         for r, cap in enumerate((cap_c, cap_m)):
             free = int(cap[k] - used[r][k])
             if sum(int(need[r][i]) for i, _ in arrivals[k]) <= free:
                 continue  # every arrival fits even before any departure
-            ivs = [make() for _, make in stays[k]] + [iv for _, iv in arrivals[k]]
-            dem = [int(need[r][i]) for i, _ in stays[k]] + [int(need[r][i]) for i, _ in arrivals[k]]
+            ivs = [resident(i, stay[i].Not()) for i in stays[k]] + [arrival(i, s) for i, s in arrivals[k]]
+            dem = [int(need[r][i]) for i in stays[k]] + [int(need[r][i]) for i, _ in arrivals[k]]
             m.AddCumulative(ivs, dem, int(cap[k] - fixed[r][k]))
     groups = a["group"]
-    P = S // 2
-    for gid in np.unique(groups[groups >= 0]):
+    for key in seq:
+        if key[0] != "group":
+            continue
+        _, gid, p = key
         members = np.flatnonzero(groups == gid)
-        for p in range(P):
-            on_p = (2 * p, 2 * p + 1)
-            ins = [
-                m.NewOptionalIntervalVar(2 * rounds[i], H - 2 * rounds[i], H, x[i, s], "")
-                for i in members
-                if i in rounds and own[i] // 2 != p
-                for s in on_p
-                if (i, s) in x
-            ]
-            home = [i for i in members if own[i] // 2 == p]
-            if not ins or not any(i in rounds for i in home):
-                continue  # no arrival, or a member that stays for good (the final constraint excludes arrivals)
-            ivs = []
-            for i in home:  # on the PM over [0, 2t + 1) if it leaves the PM in round t, else all along
-                t = rounds[i]
-                end = m.NewIntVar(1, H, "")
-                there = sum(x[i, s] for s in on_p if (i, s) in x)
-                gone = m.NewBoolVar("")
-                m.Add(there + gone == 1)
-                m.Add(end == 2 * t + 1).OnlyEnforceIf(gone)
-                m.Add(end == H).OnlyEnforceIf(gone.Not())
-                ivs.append(m.NewIntervalVar(0, end, end, ""))
-            m.AddNoOverlap(ivs + ins)
+        on_p = (2 * p, 2 * p + 1)
+        ins = [(i, s) for i in members if mover[i] and own[i] // 2 != p for s in on_p if (i, s) in x]
+        home = [i for i in members if own[i] // 2 == p]
+        if not ins or not home or not all(mover[i] for i in home):
+            continue  # no arrival, or a member that stays for good (the final constraint excludes arrivals)
+        ivs = []
+        for i in home:
+            gone = m.NewBoolVar("")  # it leaves the PM (a move to its other node keeps it there)
+            m.Add(sum(x[i, s] for s in on_p if (i, s) in x) + gone == 1)
+            ivs.append(resident(i, gone))
+        m.AddNoOverlap(ivs + [arrival(i, s) for i, s in ins])
     return rounds, R
 
 
