@@ -8,25 +8,33 @@ objective is ``sum r`` (the total free CPU is constant, so this is the FR times 
 ``objective = "multi"`` memory gets the same split (block ``mem_block``) and the two sums are weighted so that
 the objective is the multi-resource FR times a constant.
 
-Order. A plan is applied one migration at a time and every intermediate placement must be allowed too: two VMs
-that can only trade places simultaneously (neither fits where the other is until the other leaves) make a
-final placement that no order reaches. So the model also sequences the moves: each VM that may move gets a
-round ``t[v]`` in ``0 .. R-1`` (``R`` = MNL, or the number of VMs that may move if smaller); in round ``t``
-all moves of the round arrive (time ``2 t``) before any of them leaves (time ``2 t + 1``), and a cumulative
-constraint per node (CPU and memory) and a no-overlap per anti-affinity group and PM keep every node within
-capacity, and every PM within one VM of a group, at all times. Such rounds can be applied in any order within
-a round, and any sequence of at most MNL moves that moves each VM at most once is such a schedule (one move
-per round), so the model is exact for **single-hop plans** (each VM moved at most once, straight to its final
-place). The plan is the moves sorted by round. Plans that park a VM and move it again need at least three
-migrations for two VMs; at MNL 1 and 2 every plan is single-hop. ``status`` and ``bound_fr`` are those of this
-model (restricted to the candidates and destinations when ``candidates``/``destinations`` are set): ``scope``
-in the result says so.
+Order. A plan is applied one migration at a time and every intermediate placement must be allowed too: two VMs that
+can only trade places simultaneously (neither fits where the other is until the other leaves) make a final
+placement that no order reaches. :func:`solve` therefore works in iterations. It solves the placement model and
+orders its moves (by their rounds, below, else by :func:`order_moves`), replaying them under the simulator's rules.
+If every move applies, the plan is returned. If some wait for each other, the nodes (and anti-affinity PMs) where
+they are blocked are sequenced and the model is solved again. Sequencing: each VM that may move there gets a round
+``t[v]`` in ``0 .. R-1`` (``R`` = MNL, or the number of VMs that may move if smaller); in round ``t`` all moves of
+the round arrive (time ``2 t``) before any of them leaves (time ``2 t + 1``), and a cumulative constraint per
+sequenced node (CPU and memory) and a no-overlap per sequenced anti-affinity group and PM keep it within capacity,
+and within one VM of a group, at all times. The moves of a round can be applied in any order, and any sequence of
+at most MNL moves that moves each VM at most once is such a schedule (one move per round), so these constraints cut
+off no single-hop plan; each iteration sequences at least one more node, so the iterations end with an applicable
+plan.
 
-Never worse than the hint. :func:`solve` replays its plan and the hint's plan (``hint_plan``, a sequence of
-moves; by default the hinted placement's moves in the order :func:`order_moves` finds) move by move under the
-simulator's rules and returns the hint's plan when that is better (``source = "hint"``, status ``feasible``):
-a multi-hop plan, or a model stopped by its time limit before reaching the hint. ``fr`` is the FR of the
-returned plan as applied, ``model_fr`` the model's.
+What the status and bound hold for (``scope``). When the first model's plan applies as it is, the placement model
+is a relaxation of every plan (any sequence of at most MNL moves ends in a placement with at most MNL VMs away), so
+``optimal`` and ``bound_fr`` hold for all plans. Once nodes are sequenced they hold for **single-hop plans** (each
+VM moved at most once, straight to its final place); a plan that parks a VM and moves it again (at least three
+migrations for two VMs; at MNL 1 and 2 every plan is single-hop) can do better. A restricted model
+(``candidates``/``destinations``) restricts both to its VMs and destinations.
+
+Never worse than the hint. :func:`solve` replays the hint's plan (``hint_plan``, a sequence of moves; by default
+the hinted placement's moves in the order :func:`order_moves` finds) and returns it when it is better than the
+model's applicable plan (``source = "hint"``, status ``feasible``): a multi-hop plan, or a model stopped by its
+time limit before reaching the hint. A model out of time with a plan that does not apply in full returns the moves
+of it that apply, if that is better than the hint. ``fr`` is the FR of the returned plan as applied, ``model_fr``
+and ``bound_fr`` the last model's.
 """
 
 from __future__ import annotations

@@ -209,6 +209,30 @@ def test_swap_case_at_mnl_3_parking_a_vm():
     check_truthful(r, p, s0, snap, 3)
 
 
+def test_anti_affinity_swap_at_mnl_2_equals_brute_force():
+    """A (2 cores, PM 0 node 1) and B (3 cores, PM 1 node 0) are in one anti-affinity group: each may go to the
+    other's PM only once the other has left it. Trading them would give FR 1/3 (4 core blocks, nodes 7 | 3 and
+    6 | 2 cores, C 1 core on PM 1 node 0); applicable plans reach 2/3."""
+    snap = Snapshot(
+        np.array([[7.0, 3.0], [6.0, 2.0]]),
+        np.full((2, 2), 64.0),
+        np.array([2.0, 3.0, 1.0]),
+        np.ones(3),
+        np.zeros(3, dtype=bool),
+        np.array([0, 1, 1]),
+        np.array([1, 0, 0]),
+        vm_group=np.array([0, 0, -1]),
+    )
+    p, s0 = setup(snap, 2)
+    a = cpsat._arrays(s0, 0)
+    assert brute_force(a, a["cap_cpu"].reshape(-1), a["cap_mem"].reshape(-1), 2, 2, 4.0) == pytest.approx(1 / 3)
+    ref = best_fr(snap, 2, 4.0)
+    assert ref == pytest.approx(2 / 3)
+    r = cpsat.solve(s0, 0, 2, 4.0, time_limit=10, workers=1)
+    assert r.status == "optimal" and r.fr == pytest.approx(ref, abs=1e-9) and r.bound_fr == pytest.approx(ref)
+    check_truthful(r, p, s0, snap, 2)
+
+
 # ---- random tight snapshots -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("mnl", [2, 3])
 @pytest.mark.parametrize("seed", range(8))
