@@ -120,8 +120,9 @@ def methods_for(fam: Family) -> dict[str, Method]:
 
 
 def solvers_for(fam: Family) -> list[str]:
-    """The bundled solver names whose method applies to problems of ``fam``."""
-    methods = methods_for(fam)
+    """The bundled solver names whose method is one of ``fam``'s own (the generic methods apply to every
+    family, though a solver file of one may be written for another family's problems)."""
+    methods = fam.methods
     out = []
     for name, path in bundled("solvers").items():
         try:
@@ -221,7 +222,8 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
             source,
             "method",
             f"{cfg['method']!r} does not apply to {fam.name} problems; solvers that fit: "
-            f"{', '.join(solvers_for(fam)) or 'none bundled'} (methods: {', '.join(sorted(methods))})",
+            f"{', '.join(solvers_for(fam)) or 'none bundled'}, and those of the generic methods "
+            f"({', '.join(sorted(generic_methods()))}) such as hdpo_mlp; `opsrl list` shows them",
         )
     method = methods[cfg["method"]]
     cfg["options"] = validate(cfg["options"], method.options, source, prefix="options.")
