@@ -113,23 +113,23 @@ class Solver:
         return "\n".join(lines)
 
 
-def _method_families(method: str) -> tuple[tuple[str, ...], Method | None]:
-    """The families whose problems ``method`` applies to, and the method (None if no family knows it)."""
+def _method_families(method: str) -> list[tuple[str, Method]]:
+    """``(family, method)`` for each family whose problems ``method`` applies to (``"*"``: a generic method,
+    every family). One name may be a method of several families, with options of its own in each (``cpsat``)."""
     from .registry import FAMILY_MODULES, family, generic_methods
 
     generic = generic_methods()
     if method in generic:
-        return ("*",), generic[method]
-    found, where = None, []
+        return [("*", generic[method])]
+    out = []
     for name in FAMILY_MODULES:
         try:
             fam = family(name)
         except ConfigError:  # a family not available in this version
             continue
         if method in fam.methods:
-            found = found or fam.methods[method]
-            where.append(name)
-    return tuple(where), found
+            out.append((name, fam.methods[method]))
+    return out
 
 
 def solver(spec: PathLike | Solver, /, *, label: str | None = None, **options: Any) -> Solver:
@@ -163,13 +163,21 @@ def solver(spec: PathLike | Solver, /, *, label: str | None = None, **options: A
             top = k.split(".")[0]
             set_dotted(raw, k if top in SOLVER_SCHEMA else f"options.{k}", v)
         cfg = validate(raw, SOLVER_SCHEMA, source)
-        families, method = _method_families(cfg["method"])
-        if method is None:
+        candidates = _method_families(cfg["method"])
+        if not candidates:
             raise ConfigError(
                 source, "method", f"{cfg['method']!r} is not a method of opsrl; `opsrl list` shows the methods"
             )
-        checked = method_config(method, {k: v for k, v in cfg["options"].items()})
-    cfg["options"] = checked["options"]
+        fits, first_error = [], None
+        for fam_name, method in candidates:  # the options must be those of the method in at least one family
+            try:
+                fits.append((fam_name, method_config(method, cfg["options"])["options"]))
+            except ConfigError as e:
+                first_error = first_error or e
+        if not fits:
+            raise ConfigError(source, first_error.key, first_error.message)
+    cfg["options"] = fits[0][1]
+    families = tuple(f for f, _ in fits)
     cfg["source"] = source
     name = _bundled_name("solvers", path) or path.stem
     return Solver(name, source, cfg["method"], cfg, over, families, label)
@@ -206,11 +214,15 @@ class Result:
         return sorted(set(super().__dir__()) | set(self.record))
 
     def __repr__(self) -> str:
-        gap = self.record.get("gap_pct")
-        gap_txt = f", gap {gap:.2f}%" if isinstance(gap, (int, float)) and math.isfinite(gap) else ""
+        def finite(x):
+            return isinstance(x, (int, float)) and math.isfinite(x)
+
+        gap, err = self.record.get("gap_pct"), self.record.get("test_stderr")
+        gap_txt = f", gap {gap:.2f}%" if finite(gap) else ""
+        err_txt = f" ± {err:.2g}" if finite(err) else ""
         return (
             f"Result({self.record['solver']} on {self.record['problem']}, seed {self.record['seed']}: "
-            f"test cost {self.record['test_cost']:.6g} ± {self.record['test_stderr']:.2g}{gap_txt})"
+            f"test cost {self.record['test_cost']:.6g}{err_txt}{gap_txt})"
         )
 
     def to_dict(self) -> dict[str, Any]:
