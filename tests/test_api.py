@@ -434,3 +434,49 @@ def test_vm_file_is_read_from_the_problem_files_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     prob = opsrl.problem("c/p.toml")
     assert prob.snapshot.V == 2
+
+
+def test_microgrid_series_from_csv_and_parquet_give_the_same_scenarios(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    minutes = np.arange(3 * 1440)
+    frame = pd.DataFrame(
+        {"demand_kw": 250 + 50 * np.sin(minutes / 300.0), "wind_kw": 100 + 80 * np.cos(minutes / 700.0)}
+    )
+    frame.to_csv("site.csv", index=False)
+    frame.to_parquet("site.parquet", index=False)
+    probs = [
+        opsrl.problem(
+            {
+                "family": "microgrid",
+                "periods": 60,
+                "test": {"scenarios": 2},
+                "data": {"source": kind, "path": f"site.{kind}", "test_days": 1, "dev_days": 1},
+            }
+        )
+        for kind in ("csv", "parquet")
+    ]
+    a, b = (p.test_set() for p in probs)
+    assert a.data.keys() == b.data.keys() and all(np.allclose(a[k], b[k]) for k in a.data)
+    first = 2 * 1440 + int(a["start_minute"][0])  # the test day, from the episode's start minute
+    assert np.allclose(a["demand"][0, 1:61].numpy(), frame.demand_kw[first : first + 60], rtol=1e-6)
+    frame.iloc[:100].to_csv("short.csv", index=False)
+    with pytest.raises(ConfigError, match=r"key 'data.path': short.csv: 100 rows is not a whole number of days"):
+        opsrl.problem({"family": "microgrid", "data": {"source": "csv", "path": "short.csv"}})
+
+
+def test_an_edited_hydro_case_gets_its_own_reference(tmp_path, monkeypatch):
+    import shutil
+    from importlib import resources
+
+    from opsrl.hydro import reference
+
+    monkeypatch.chdir(tmp_path)
+    refs = []
+    for scale in (1.0, 2.0):
+        shutil.copytree(resources.files("opsrl.hydro") / "data" / "case3", "my_case", dirs_exist_ok=True)
+        grid = json.loads(Path("my_case/PowerModels.json").read_text())
+        for gen in grid["gen"].values():
+            gen["cost"] = [scale * c for c in gen["cost"]]
+        Path("my_case/PowerModels.json").write_text(json.dumps(grid))
+        refs.append(reference(opsrl.problem({"family": "hydro", "case": "my_case", "sdp_points": 11})).value)
+    assert refs[1] > refs[0]  # dearer thermal units: a dearer optimum, not the first case's cached one
