@@ -351,6 +351,11 @@ def execute_outcome(
         "hardware": hardware(dev),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    origin = getattr(prob, "origin", None) or {}
+    if "table" in origin:  # a problem built from a table (opsrl.problem(dict)): the table rebuilds it
+        record["config"]["problem_table"] = {"table": origin["table"], "overrides": origin["overrides"]}
+    elif not origin and not Path(str(prob.source)).is_file():  # built in Python: no file or table rebuilds it
+        record["config"]["problem_object"] = f"{type(prob).__module__}.{type(prob).__qualname__}"
     if time_limited:
         record["reproducible_note"] = (
             "training stopped (or may have stopped) at its time limit, so the number "
