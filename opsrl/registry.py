@@ -171,7 +171,7 @@ def build_problem(
         raise ConfigError(source, "name", f"{given_name!r} is not allowed; a non-empty string names the problem")
     problem = fam.build(cfg, source)
     problem.family = fam.name
-    problem.name = given_name or name or problem.name
+    problem.name = given_name or name or (problem.name if problem.name != Problem.name else fam.name)
     problem.description = description
     problem.source = source
     problem.origin = {"table": origin, "source": source, "overrides": dict(overrides or {})}
