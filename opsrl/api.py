@@ -399,6 +399,15 @@ def compare(
         raise ConfigError("executor", None, f"{executor!r} is not allowed; allowed: local, ray")
     if executor not in ("local", "ray"):
         raise ConfigError("executor", None, f"{executor!r} is not allowed; allowed: local, ray")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "executor", None, "'ray' needs Ray: pip install 'opsrl[ray]' (or 'ray[default]'); or use 'local'"
+            ) from None
+    if address is not None and executor != "ray":
+        raise ConfigError("address", None, "only the ray executor takes an address")
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
         raise ConfigError("retries", None, f"{retries!r} is not allowed; an integer from 0 to 100")
     p_list, s_list, seed_list = _as_list(problems), _as_list(solvers), _seeds(seeds)

@@ -150,6 +150,11 @@ def test_cpsat_on_ft06_from_a_text_file_reaches_the_published_optimum(fmt, tmp_p
     assert res.test_cost == 55.0  # ft06's optimum (Fisher and Thompson 1963; ScheduleOpt bks.json)
     assert res.reference is None and res.info["per_instance"][0]["status"] == "optimal"
     assert res.policy is None
+    # the same instance as a JobShop built in Python
+    from opsrl.jobshop import JobShop
+
+    obj = opsrl.run(JobShop([instances.read_file(tmp_path / "shop" / "mine.txt")]), "cpsat")
+    assert obj.test_cost == 55.0 and obj.family == "jobshop" and obj.problem == "mine"
 
 
 def _backlog_cost(level: float, mean: float, L: int, h: float, p: float) -> float:
@@ -365,6 +370,13 @@ def test_bad_arguments_of_run_and_compare(tmp_path):
         opsrl.run(shop, "base_stock", device="tpu")
     with pytest.raises(ConfigError, match=r"^executor: 'dask' is not allowed; allowed: local, ray"):
         opsrl.compare(shop, "base_stock", executor="dask")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"^executor: 'ray' needs Ray: pip install 'opsrl\[ray\]'"):
+            opsrl.compare(shop, "base_stock", executor="ray")
+    with pytest.raises(ConfigError, match=r"^address: only the ray executor takes an address"):
+        opsrl.compare(shop, "base_stock", address="localhost:6379")
     with pytest.raises(ConfigError, match=r"^seeds: "):
         opsrl.compare(shop, "base_stock", seeds=[1, 1])
     with pytest.raises(ConfigError, match=r"already compared \(solvers\[0\]\); give each configuration its own label"):
