@@ -186,28 +186,29 @@ def solver(spec: PathLike | Solver, /, *, label: str | None = None, **options: A
 # --- one run -------------------------------------------------------------------------------------
 class Result:
     """One finished run: the record's fields as attributes (``test_cost``, ``test_stderr``, ``gap_pct``,
-    ``reference``, ``train_seconds``, ``solver``, ``problem``, ``cell`` ..., see :meth:`to_dict`), the fitted
-    ``policy`` (callable on states of ``problem``: ``policy(state, t) -> action``; use it with
-    :func:`opsrl.core.evaluate` on scenarios of your own), the ``problem`` it ran on and the method's
-    ``outcome``. Solvers that solve each test scenario themselves (CP-SAT, hindsight bounds) hand back no
-    policy: ``policy`` is None.
+    ``reference``, ``train_seconds``, ``solver`` and ``problem`` (their names), ``cell`` ..., see
+    :meth:`to_dict`), the fitted ``policy`` (callable on states of the problem: ``policy(state, t) -> action``;
+    use it with :func:`opsrl.core.evaluate` on scenarios of your own), ``problem_object`` (the problem it ran
+    on, as the solver configured it) and the method's ``outcome``. Solvers that solve each test scenario
+    themselves (CP-SAT, hindsight bounds) hand back no policy: ``policy`` is None.
     """
 
     def __init__(self, record: dict[str, Any], outcome: Any, problem: Problem, family: Any):
         self.record = record
         self.outcome = outcome
         self.policy = getattr(outcome, "policy", None)
-        self.problem = problem
+        self.problem_object = problem
         self._family = family
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name == "record":
+        if name.startswith("_") or name in ("record", "outcome", "policy", "problem_object"):
             raise AttributeError(name)
         try:
             return self.record[name]
         except KeyError:
             raise AttributeError(
-                f"a Result has no field {name!r}; fields: {', '.join(sorted(self.record))}, policy, problem, outcome"
+                f"a Result has no field {name!r}; fields: {', '.join(sorted(self.record))}, policy, "
+                "problem_object, outcome"
             ) from None
 
     def __dir__(self) -> list[str]:
@@ -245,7 +246,7 @@ class Result:
             raise ValueError(
                 f"{self.record['family']} problems have no picture; families with one: {', '.join(having)}"
             )
-        return picture(self.problem, self.record)
+        return picture(self.problem_object, self.record)
 
 
 def _check_seed(seed: Any, source: str = "seed") -> int:

@@ -119,7 +119,8 @@ def test_run_on_a_single_store_object_matches_the_dp_optimum():
     opt = lost_sales_dp(5.0, 1, 4.0, 1.0).cost
     assert res.reference["kind"] == "optimum" and res.reference["value"] == pytest.approx(opt, rel=1e-9)
     assert abs(res.test_cost - opt) < 4 * res.test_stderr
-    assert res.family == "inventory" and res.problem is shop and res.solver == "optimal_dp"
+    assert res.family == "inventory" and res.problem_object is shop
+    assert res.problem == "single_store_L1" and res.solver == "optimal_dp"
     # the fitted policy, simulated on scenarios of the user's own, also costs the optimum
     mine = shop.sample(2048, "dev", 11, 300)
     ev = evaluate(shop, res.policy, mine, warmup=50)
@@ -257,7 +258,7 @@ def test_solver_keys_rebuild_a_table_problem_and_check_an_object(tmp_path):
         "test": small,
     }
     res = opsrl.run(table, str(tmp_path / "fixed.toml"))
-    assert res.problem.periods == 50 and res.record["config"]["problem"]["periods"] == 50
+    assert res.problem_object.periods == 50 and res.record["config"]["problem"]["periods"] == 50
 
 
 def test_import_opsrl_is_light():
