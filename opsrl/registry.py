@@ -221,9 +221,9 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
         raise ConfigError(
             source,
             "method",
-            f"{cfg['method']!r} does not apply to {fam.name} problems; solvers that fit: "
-            f"{', '.join(solvers_for(fam)) or 'none bundled'}, and those of the generic methods "
-            f"({', '.join(sorted(generic_methods()))}) such as hdpo_mlp; `opsrl list` shows them",
+            f"{cfg['method']!r} does not apply to {fam.name} problems; allowed: the methods "
+            f"{', '.join(sorted(methods))}; bundled solvers that fit: {', '.join(solvers_for(fam)) or 'none'}, "
+            "and those of the generic methods (such as hdpo_mlp); `opsrl list` shows them",
         )
     method = methods[cfg["method"]]
     cfg["options"] = validate(cfg["options"], method.options, source, prefix="options.")

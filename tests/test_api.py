@@ -303,10 +303,11 @@ def test_a_solver_of_another_family_names_the_solvers_that_fit(tmp_path):
     with pytest.raises(ConfigError) as e:
         opsrl.run(shop, "cpsat", store=tmp_path / "s.sqlite")
     assert e.value.key == "method" and e.value.source.endswith("cpsat.toml")
-    assert "'cpsat' does not apply to inventory problems; solvers that fit: base_stock, " in e.value.message
-    assert "optimal_dp" in e.value.message and "generic methods (hdpo" in e.value.message
+    assert "'cpsat' does not apply to inventory problems; allowed: the methods base_stock, " in e.value.message
+    assert "bundled solvers that fit: base_stock, capped_base_stock, echelon_stock, " in e.value.message
+    assert "optimal_dp" in e.value.message and "generic methods (such as hdpo_mlp)" in e.value.message
     jobs = opsrl.problem("jobshop/ft06")
-    with pytest.raises(ConfigError, match="'optimal_dp' does not apply to jobshop problems; solvers that fit: cpsat"):
+    with pytest.raises(ConfigError, match="'optimal_dp' does not apply to jobshop .*; bundled solvers that fit: cpsat"):
         opsrl.run(jobs, "optimal_dp", store=tmp_path / "s.sqlite")
     assert not (tmp_path / "s.sqlite").exists()
     with pytest.raises(ConfigError, match="no solver applies to any problem"):
