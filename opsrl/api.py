@@ -385,7 +385,8 @@ def compare(
     0, 1, 2) or a list. The cells are those of ``opsrl bench`` (problem, solver label, seed, config hash):
     with ``store`` every finished run is recorded there at once, and cells already recorded are not run again
     (a second call resumes); without, the runs go to a temporary store. A solver whose method does not apply
-    to a problem's family is left out of that problem, with a warning. ``executor`` is ``"local"`` or ``"ray"``
+    to a problem's family is left out of that problem, with a warning (so is a run whose method refuses the
+    problem when fitting, such as ``optimal_dp`` on a backlog store). ``executor`` is ``"local"`` or ``"ray"``
     (``address``: a running Ray cluster; default: start a local one). A cell that fails raises a
     ``RuntimeError`` naming it, after the others have run (and are recorded in ``store``).
     """
@@ -469,6 +470,8 @@ def compare(
         else:
             st = _store(store)
         res = run_sweep(sweep, st, ex, progress=progress, log=lambda m: None)
+        for key, why in res.not_applicable:  # the method refused the problem when fitting (no row for it)
+            warnings.warn(f"{key} not applicable: {why}", stacklevel=2)
         if res.failed:
             where = f"; the others are recorded in {st.path}" if store is not None else ""
             raise RuntimeError(

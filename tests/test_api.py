@@ -494,3 +494,10 @@ def test_an_edited_hydro_case_gets_its_own_reference(tmp_path, monkeypatch):
         Path("my_case/PowerModels.json").write_text(json.dumps(grid))
         refs.append(reference(opsrl.problem({"family": "hydro", "case": "my_case", "sdp_points": 11})).value)
     assert refs[1] > refs[0]  # dearer thermal units: a dearer optimum, not the first case's cached one
+
+
+def test_compare_warns_of_a_method_that_refuses_the_problem():
+    backlog = SingleStore(1, 1.0, 9.0, 4.0, unmet="backlog", test={"scenarios": 64, "periods": 100, "warmup": 20})
+    with pytest.warns(UserWarning, match="optimal_dp.*not applicable: optimal_dp applies to lost-sales problems"):
+        table = opsrl.compare(backlog, ["optimal_dp", _fixed_level(12.0)])
+    assert table.solver.tolist() == ["level_12"]
