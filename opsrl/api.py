@@ -14,6 +14,7 @@ key and what is allowed, before anything is trained or written.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import tempfile
@@ -228,8 +229,6 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """The run's record (a JSON-able dict), exactly as the results store keeps it."""
-        import copy
-
         return copy.deepcopy(self.record)
 
     def plot(self):
@@ -456,7 +455,10 @@ def compare(
                     )
                 over = dict(prep.problem_overrides or {}) if isinstance(p_arg, str) else {}
                 gpus = 1.0 if str(device).startswith("cuda") else 0.0
-                cells.append(Cell(p_arg, s_arg, seed, device, s_label, over, dict(s_over or {}), prep.cell, 1.0, gpus))
+                cell_problem = _pristine(p_arg)
+                cells.append(
+                    Cell(cell_problem, s_arg, seed, device, s_label, over, dict(s_over or {}), prep.cell, 1.0, gpus)
+                )
     for where_p, where_s, why in skipped:
         warnings.warn(f"{where_s} left out of {where_p}: {why}", stacklevel=2)
     if not cells:
@@ -486,6 +488,17 @@ def compare(
                 latest[key] = rec
         rows = [_row(latest[c.key]) for c in cells if c.key in latest]
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _pristine(problem: Any) -> Any:
+    """A copy of a problem object built in Python for one cell, as it is before any run: its cell is a digest of
+    its attributes, which a method's fit must not be able to change for the cells after it."""
+    if not isinstance(problem, Problem) or getattr(problem, "origin", None) is not None:
+        return problem  # names, tables and registry-built problems are built afresh by each cell
+    try:
+        return copy.deepcopy(problem)
+    except Exception:  # an object that cannot be copied runs as it is
+        return problem
 
 
 # --- reading the store ---------------------------------------------------------------------------
