@@ -184,6 +184,9 @@ def solver(spec: PathLike | Solver, /, *, label: str | None = None, **options: A
     return Solver(name, source, cfg["method"], cfg, over, families, label)
 
 
+_make_solver = solver  # (``run`` and ``compare`` take an argument named ``solver``)
+
+
 # --- one run -------------------------------------------------------------------------------------
 class Result:
     """One finished run: the record's fields as attributes (``test_cost``, ``test_stderr``, ``gap_pct``,
@@ -314,6 +317,7 @@ def run(
     label: str | None = None,
     progress: bool = False,
     trace: bool = True,
+    **options: Any,
 ) -> Result:
     """Run ``solver`` on ``problem``: fit (timed as training), evaluate on the problem's test scenarios, and
     with ``store`` record the run there exactly as ``opsrl run`` does. Returns a :class:`Result`.
@@ -321,14 +325,22 @@ def run(
     ``problem``: a bundled name, a problem file, a table (dict) or a problem object (from :func:`problem`
     or built in Python). ``solver``: a bundled name, a solver file, a :class:`Solver` (from :func:`solver`)
     or a :class:`~opsrl.core.Method` of your own (``fit(problem, options, config, ctx) -> SolveOutcome``;
-    its name labels the run). ``label`` names the solver in the record (default: its name).
+    its name labels the run). ``label`` names the solver in the record (default: its name). Other keywords
+    are the solver's options, as :func:`solver` takes them (``opsrl.run(p, "hdpo_mlp", max_steps=200)``).
     """
     from .bench.runner import check_device, execute_outcome, prepare
     from .bench.store import deferred_interrupt
 
     _check_seed(seed)
     check_device(device, "device")
-    s_arg, s_over, s_label = _solver_arg(solver)
+    if options and isinstance(solver, Method):
+        from .bench.runner import _from_flag, method_config
+
+        s_arg, s_over, s_label = solver, _flatten(options, "options"), None
+        with _from_flag(s_over, "options"):
+            method_config(solver, s_over)  # a bad option is named as the caller's, before anything runs
+    else:
+        s_arg, s_over, s_label = _solver_arg(_make_solver(solver, **options) if options else solver)
     prep = prepare(
         _problem_arg(problem), s_arg, seed=seed, device=device, solver_overrides=s_over, label=label or s_label
     )

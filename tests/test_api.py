@@ -370,6 +370,12 @@ def test_bad_arguments_of_run_and_compare(tmp_path):
         opsrl.run(shop, "base_stock", seed=-1)
     with pytest.raises(ConfigError, match=r"^device: 'tpu' is not a torch device"):
         opsrl.run(shop, "base_stock", device="tpu")
+    res = opsrl.run(shop, "base_stock", level=7.0)  # solver options as keywords, as opsrl.solver takes them
+    assert res.info["level"] == 7.0 and res.cell["solver_overrides"] == {"level": 7.0}
+    with pytest.raises(ConfigError, match=r"^options: key 'options.level': "):
+        opsrl.run(shop, "base_stock", level="high")
+    with pytest.raises(ConfigError, match=r"^options: key 'options.depth': unknown key"):
+        opsrl.run(shop, _fixed_level(12.0), depth=3)
     with pytest.raises(ConfigError, match=r"^executor: 'dask' is not allowed; allowed: local, ray"):
         opsrl.compare(shop, "base_stock", executor="dask")
     try:
