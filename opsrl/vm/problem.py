@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,11 @@ SCHEMA = {
             "size": Field(int, 3, allowed="VMs per group >= 2", check=lambda v: v >= 2),
         },
     ),
-    "file": Field(str, "", allowed="a trace or snapshot file (generator = 'file')"),
+    "file": Field(
+        str,
+        "",
+        allowed="a trace or snapshot file (generator = 'file'; relative: to the problem file's folder)",
+    ),
     "format": Field(str, "vmr2l", choices=("vmr2l", "azure", "huawei")),
     "trace": Field(dict, {}, doc="options of the trace loaders (see opsrl.vm.loaders)"),
     "drift": Field(dict, {}, schema=DRIFT_SCHEMA),
@@ -367,7 +372,10 @@ def build(config: Mapping[str, Any], source: str) -> VMRescheduling:
 
         if not cfg["file"]:
             raise ConfigError(source, "file", "missing; generator = 'file' needs a file path")
-        snapshot = load(cfg["file"], cfg["format"], cfg["trace"], source)
+        path = Path(cfg["file"])
+        if not path.is_absolute() and not source.startswith("<") and Path(source).is_file():
+            path = Path(source).resolve().parent / path  # relative to the problem file, not the working directory
+        snapshot = load(path, cfg["format"], cfg["trace"], source)
     elif cfg["file"]:
         raise ConfigError(source, "file", "only with generator = 'file'")
     if snapshot is not None:
