@@ -227,7 +227,7 @@ def replay(
     free = np.tile([node_cpu, node_cpu], (cap, 1)).astype(float)
     freem = np.tile([node_mem, node_mem], (cap, 1)).astype(float)
     where: dict[int, tuple[int, int, float, float, bool]] = {}
-    order: list[int] = []
+    order: dict[int, None] = {}  # VMs by their latest arrival (an id may be created again after its deletion)
     for _, kind, v, c, m in events:
         if kind == 1:
             if v in where:
@@ -264,7 +264,8 @@ def replay(
             free[p, n] -= c
             freem[p, n] -= m
         where[v] = (p, n, c, m, d)
-        order.append(v)
+        order.pop(v, None)
+        order[v] = None
     alive = [v for v in order if v in where]
     P = len(free)
     arr = lambda i, dt: np.asarray([where[v][i] for v in alive], dtype=dt)
