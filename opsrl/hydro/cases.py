@@ -162,6 +162,7 @@ class Gen(Record):
 
 
 class Branch(Record):
+    index: Integer | None = None
     f_bus: Integer | None = None
     t_bus: Integer | None = None
     br_status: Status = 1
@@ -175,6 +176,7 @@ class Branch(Record):
 
 
 class Load(Record):
+    index: Integer | None = None
     load_bus: Integer | None = None
     pd: Number | None = None
     status: Status = 1
