@@ -15,6 +15,11 @@ Huawei-East-1 trace (VMAgent). None of their data is bundled; the tests write sm
 * ``huawei``: the Huawei-East-1 CSV of VMAgent (MIT): ``vmid, cpu, memory, time, type`` (type 0 creates,
   1 deletes; memory in GB); replayed up to ``trace.time`` the same way on servers of ``trace.machine_cpu``
   cores and ``trace.machine_mem`` GB (VMAgent's default server: 40 cores, 90 GB).
+
+Each format has one schema (:class:`VMR2L`, :class:`AzureVmType` and :class:`AzureVm`, :class:`HuaweiRow`),
+checked by :mod:`opsrl.core.datafile` before any field is used; ids are unique (hosts' ``node_id``, VMs'
+``instance_id``, flavours, Azure ``vmId`` and ``(vmTypeId, machineId)``; a Huawei VM is created again only
+after its deletion), and a VM names an existing host. A relative ``file`` starts at the problem file's folder.
 """
 
 from __future__ import annotations
