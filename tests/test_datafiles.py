@@ -79,6 +79,8 @@ def test_json_syntax_error_names_line_and_column(tmp_path):
     f = tmp_path / "x.json"
     f.write_text('{\n  "a": 1,\n  "b": \n}\n')
     expect(error(load_json, f), "x.json", "line 4", "not valid JSON", "line 4, column 1")
+    f.write_text('{"bus": {"1": {"bus_i": 1}, "1": {"bus_i": 2}}}')  # one id twice: JSON keeps the last
+    expect(error(load_json, f), "x.json", "1", "appears twice in one object")
 
 
 def test_csv_header_and_row_lengths(tmp_path):

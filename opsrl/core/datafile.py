@@ -173,15 +173,33 @@ def read_text(path: str | Path, source: str | Path | None = None, key: str | Non
     return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is not data
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def load_json(path: str | Path, source: str | Path | None = None, key: str | None = None) -> Any:
-    """The JSON document in ``path``; text that is not JSON is a ConfigError naming line and column.
-    ``NaN`` and ``Infinity`` are read (as Python writes them) and then refused by the schema's numbers."""
+    """The JSON document in ``path``; text that is not JSON is a ConfigError naming line and column, and so
+    is a key that appears twice in one object (JSON readers would keep the last silently). ``NaN`` and
+    ``Infinity`` are read (as Python writes them) and then refused by the schema's numbers."""
     text = read_text(path, source, key)
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise ConfigError(
             path, f"line {e.lineno}", f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+        ) from None
+    except _DuplicateKey as e:
+        raise ConfigError(
+            path, str(e.args[0]), "this key appears twice in one object; each key of an object must be unique"
         ) from None
     except RecursionError:
         raise ConfigError(path, None, "not valid JSON: nested too deeply") from None
