@@ -607,3 +607,40 @@ def test_generated_ars_parameters(tmp_path, doc):
     f.write_text(json.dumps(doc))
     fit = family("microgrid").methods["ars_hysteresis"].fit
     loads_or_config_error(fit, prob, dict(cfg["options"], params=str(f)), cfg, SolveContext(seed=0, progress=False))
+
+
+@pytest.mark.parametrize(
+    "doc, key, words",
+    [
+        ([], None, ["found []", "table"]),
+        ({"width": "wide"}, "width", ['found "wide"', "an integer"]),
+        ({"width": 10**9}, "width", ["<= 4096"]),
+        ({"layers": None}, "layers", ["found null"]),
+    ],
+)
+def test_vm_policy_json(tmp_path, doc, key, words):
+    import shutil
+
+    from opsrl.vm import policy
+
+    shutil.copy(policy.WEIGHTS, tmp_path / "w.pt")
+    (tmp_path / "w.json").write_text(json.dumps(doc))
+    expect(error(policy.load, load_problem("vm/tiny"), tmp_path / "w.pt"), tmp_path / "w.json", key, *words)
+
+
+@pytest.mark.parametrize(
+    "doc, key, words",
+    [
+        ({}, "network", ["missing"]),
+        ({"network": [32, 3]}, "network", ["found [32, 3]", "table"]),
+        ({"network": {"width": 32, "layers": -1}}, "network.layers", [">= 0"]),
+    ],
+)
+def test_jobshop_dispatcher_json(tmp_path, doc, key, words):
+    import shutil
+
+    from opsrl.jobshop import dispatcher
+
+    shutil.copy(dispatcher.WEIGHTS, tmp_path / "w.pt")
+    (tmp_path / "w.json").write_text(json.dumps(doc))
+    expect(error(dispatcher.load, load_problem("jobshop/abz5"), tmp_path / "w.pt"), tmp_path / "w.json", key, *words)
