@@ -37,6 +37,7 @@ __all__ = [
     "Integer",
     "Id",
     "resolve",
+    "check_file",
     "read_text",
     "load_json",
     "read_csv",
@@ -140,15 +141,22 @@ def _where(path: Path, source: str | Path | None, key: str | None) -> tuple[str 
     return (source, key) if source is not None else (path, None)
 
 
-def read_bytes(path: str | Path, source: str | Path | None = None, key: str | None = None) -> bytes:
-    """The bytes of the file ``path``; a missing file, a folder or an unreadable file is a ConfigError
-    against ``source``'s ``key`` (the problem file that names it) or else against the path itself."""
+def check_file(path: str | Path, source: str | Path | None = None, key: str | None = None) -> Path:
+    """``path``, if it is a file; a missing file or a folder is a ConfigError against ``source``'s ``key``
+    (the problem file that names it) or else against the path itself."""
     path = Path(path)
     src, k = _where(path, source, key)
     if path.is_dir():
         raise ConfigError(src, k, f"{path} is a folder; a data file is required")
     if not path.is_file():
         raise ConfigError(src, k, f"file not found: {path}")
+    return path
+
+
+def read_bytes(path: str | Path, source: str | Path | None = None, key: str | None = None) -> bytes:
+    """The bytes of the file ``path`` (see :func:`check_file`); an unreadable file is a ConfigError too."""
+    path = check_file(path, source, key)
+    src, k = _where(path, source, key)
     try:
         return path.read_bytes()
     except OSError as e:

@@ -36,7 +36,7 @@ import torch
 from pydantic import Field as PydanticField
 
 from ..core import ConfigError, generator, numpy_rng
-from ..core.datafile import Number, Record, check_rows, read_bytes, read_csv, resolve
+from ..core.datafile import Number, Record, check_file, check_rows, read_csv, resolve
 
 DAY = 1440
 
@@ -165,7 +165,7 @@ def load_file(path: Path, kind: str, source: str) -> tuple[np.ndarray, np.ndarra
         demand = np.array([r.demand_kw for r in rows], dtype=float)
         wind = np.array([r.wind_kw for r in rows], dtype=float)
     else:
-        read_bytes(path, source, "data.path")  # a missing file or a folder
+        check_file(path, source, "data.path")
         try:
             import pandas as pd  # optional: only needed for Parquet input
         except ImportError:
