@@ -21,12 +21,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic import Field as PydanticField
 from pydantic_core import PydanticCustomError
 
 from .config import FLOAT_LIMIT, INT_LIMIT, ConfigError
@@ -59,44 +59,19 @@ class Record(BaseModel):
 _MAGNITUDE = f"a finite number of magnitude at most {FLOAT_LIMIT:g} is allowed"
 
 
-def _number(v: Any) -> Any:
-    if isinstance(v, bool):
+def _guard_number(v: Any) -> Any:
+    """What pydantic's float would take but a data file must not give: true/false, an integer too large
+    for a float. The rest (strings such as CSV cells, NaN, infinities, magnitudes) pydantic checks."""
+    if v is True or v is False:
         raise PydanticCustomError("number", "expected a number")
-    if isinstance(v, str):
-        try:
-            v = float(v.strip())
-        except ValueError:
-            raise PydanticCustomError("number", "expected a number") from None
-    if isinstance(v, int):
-        if abs(v) > FLOAT_LIMIT:
-            raise PydanticCustomError("number", _MAGNITUDE)
-        return float(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            raise PydanticCustomError("number", "NaN is not allowed; expected a finite number")
-        if math.isinf(v):
-            raise PydanticCustomError("number", "expected a finite number")
-        if abs(v) > FLOAT_LIMIT:
-            raise PydanticCustomError("number", _MAGNITUDE)
+    if type(v) is int and abs(v) > FLOAT_LIMIT:
+        raise PydanticCustomError("number", _MAGNITUDE)
     return v
 
 
-def _integer(v: Any) -> Any:
-    if isinstance(v, bool):
+def _guard_integer(v: Any) -> Any:
+    if v is True or v is False:
         raise PydanticCustomError("integer", "expected an integer")
-    if isinstance(v, str):
-        try:
-            v = float(v.strip()) if v.strip().lower() not in ("nan", "inf", "-inf", "infinity") else None
-        except ValueError:
-            v = None
-        if v is None:
-            raise PydanticCustomError("integer", "expected an integer")
-    if isinstance(v, float):
-        if not (math.isfinite(v) and v.is_integer()):
-            raise PydanticCustomError("integer", "expected an integer")
-        v = int(v)
-    if isinstance(v, int) and abs(v) > INT_LIMIT:
-        raise PydanticCustomError("integer", f"an integer of magnitude at most {INT_LIMIT} is allowed")
     return v
 
 
@@ -113,9 +88,11 @@ def _id(v: Any) -> Any:
 
 
 # A finite number of magnitude at most FLOAT_LIMIT (a string holding one is read, as in CSV cells).
-Number = Annotated[float, BeforeValidator(_number)]
+Number = Annotated[
+    float, BeforeValidator(_guard_number), PydanticField(allow_inf_nan=False, ge=-FLOAT_LIMIT, le=FLOAT_LIMIT)
+]
 # An integer of magnitude at most INT_LIMIT (an integer-valued float such as 3.0 is accepted).
-Integer = Annotated[int, BeforeValidator(_integer)]
+Integer = Annotated[int, BeforeValidator(_guard_integer), PydanticField(ge=-INT_LIMIT, le=INT_LIMIT)]
 # An id: a string or an integer, never null, a number with a fraction, a list or a table.
 Id = Annotated[str | int, BeforeValidator(_id)]
 
@@ -311,8 +288,13 @@ def _message(err: dict[str, Any]) -> str:
     ctx = err.get("ctx") or {}
     if kind in _CUSTOM:
         allowed = err["msg"]
+    elif kind == "finite_number" and str(err.get("input")).strip().lower() == "nan":
+        allowed = "NaN is not allowed; a finite number is required"
     elif kind == "literal_error":
         allowed = f"allowed: {ctx['expected']}"
+    elif kind in _BOUNDS and abs(ctx.get(_BOUNDS[kind], 0)) in (FLOAT_LIMIT, INT_LIMIT):
+        limit = ctx[_BOUNDS[kind]]
+        allowed = _MAGNITUDE if abs(limit) == FLOAT_LIMIT else f"an integer of magnitude at most {INT_LIMIT} is allowed"
     elif kind in _BOUNDS and _BOUNDS[kind] in ctx:
         bound = ctx[_BOUNDS[kind]]
         allowed = (
@@ -346,22 +328,24 @@ def _error(e: ValidationError, path: str | Path, prefix: str, where: Callable[[t
 _ADAPTERS: dict[Any, TypeAdapter] = {}
 
 
+def _adapter(schema: Any) -> TypeAdapter:
+    """One TypeAdapter per schema (building one costs more than validating a small file)."""
+    try:
+        adapter = _ADAPTERS.get(schema)
+    except TypeError:  # an unhashable schema
+        return TypeAdapter(schema)
+    if adapter is None:
+        adapter = _ADAPTERS[schema] = TypeAdapter(schema)
+    return adapter
+
+
 def check(
     schema: Any, data: Any, path: str | Path, prefix: str = "", where: Callable[[tuple], str] | None = None
 ) -> Any:
     """``data`` validated against ``schema`` (a pydantic model, or a type such as ``list[Model]``); the first
     problem is one :class:`ConfigError` against ``path`` whose key is the path inside the file (``prefix``
     first; ``where`` turns a pydantic location into a key where the default dotted path does not fit)."""
-    try:
-        adapter = _ADAPTERS.get(schema)
-    except TypeError:  # an unhashable schema
-        adapter = None
-    if adapter is None:
-        adapter = TypeAdapter(schema)
-        try:
-            _ADAPTERS[schema] = adapter
-        except TypeError:
-            pass
+    adapter = _adapter(schema)
     try:
         return adapter.validate_python(data)
     except ValidationError as e:
@@ -371,20 +355,19 @@ def check(
 
 
 def check_rows(model: type[BaseModel], rows: list[dict[str, Any]], path: str | Path, table: str | None = None) -> list:
-    """Rows of :func:`read_csv` validated one by one against ``model``; an error's key is ``row N.column``
-    (N: the line in the file). Rows of a database ``table`` have no lines: the key is ``table.column`` and
-    the message names the row's number."""
-    out = []
-    for i, row in enumerate(rows):
-        n = row.get("_line", i + 1)
-        try:
-            out.append(model.model_validate(row))
-        except ValidationError as e:
-            if table is None:
-                raise _error(e, path, "", lambda loc, n=n: location((f"row {n}", *loc))) from None
-            err = _error(e, path, table, None)
-            raise ConfigError(path, err.key, f"row {n}: {err.message}") from None
-    return out
+    """Rows of :func:`read_csv` validated against ``model``; the first row with a problem is named: the key is
+    ``row N.column`` (N: the line in the file). Rows of a database ``table`` have no lines: the key is
+    ``table.column`` and the message names the row's number."""
+    try:
+        return _adapter(list[model]).validate_python(rows)  # all rows in one call (fast for long series)
+    except ValidationError as e:
+        loc = e.errors(include_url=False)[0]["loc"]
+        i = loc[0] if loc and isinstance(loc[0], int) else 0
+        n = rows[i].get("_line", i + 1) if i < len(rows) and isinstance(rows[i], dict) else i + 1
+        if table is None:
+            raise _error(e, path, "", lambda loc: location((f"row {n}", *loc[1:]))) from None
+        err = _error(e, path, table, lambda loc: location(loc[1:]))
+        raise ConfigError(path, err.key, f"row {n}: {err.message}") from None
 
 
 def unique(ids: Iterable[tuple[Hashable, str]], path: str | Path, what: str) -> None:
