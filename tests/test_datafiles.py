@@ -352,6 +352,10 @@ def test_hydro_files_not_utf8_and_not_json(tmp_path):
     case = tiny_case(tmp_path / "e")
     (case / "hydro.json").write_text("[]")
     expect(error(load_case, case), "hydro.json", None, "found []", "table")
+    case = tiny_case(tmp_path / "f")
+    (case / "PowerModels.json").unlink()
+    (case / "PowerModels.json").mkdir()
+    expect(error(load_case, case), "PowerModels.json", None, "is a folder", "a data file is required")
 
 
 def test_hydro_initial_volume_of_the_wrong_type_names_the_flag(tmp_path, capsys):
