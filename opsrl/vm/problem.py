@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -372,10 +371,7 @@ def build(config: Mapping[str, Any], source: str) -> VMRescheduling:
 
         if not cfg["file"]:
             raise ConfigError(source, "file", "missing; generator = 'file' needs a file path")
-        path = Path(cfg["file"])
-        if not path.is_absolute() and not source.startswith("<") and Path(source).is_file():
-            path = Path(source).resolve().parent / path  # relative to the problem file, not the working directory
-        snapshot = load(path, cfg["format"], cfg["trace"], source)
+        snapshot = load(cfg["file"], cfg["format"], cfg["trace"], source)  # relative: to the problem file's folder
     elif cfg["file"]:
         raise ConfigError(source, "file", "only with generator = 'file'")
     if snapshot is not None:
