@@ -4,7 +4,8 @@
 prints a summary (or one JSON object with ``--json``) and appends the run to the results store.
 ``opsrl list`` shows the bundled problems and solvers.
 ``opsrl bench [SWEEP]`` runs a sweep (problems x solvers x seeds) into the results store, resumably,
-locally or on a Ray cluster; ``opsrl report`` writes the solver-comparison report of a store.
+locally or on a Ray cluster; ``opsrl report`` writes the solver-comparison report of a store;
+``opsrl export`` writes its runs as a CSV or Parquet table.
 
 Every input is checked before anything runs or is created: bad input stops with one message naming
 the file or flag, the key and what is allowed, and exit status 2. ``opsrl run`` checks its store
@@ -22,6 +23,8 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+
+from .faults import point as fault_point
 
 DEFAULT_PROBLEM = "inventory/lost_sales_p9_L4"
 DEFAULT_SOLVER = "hdpo_mlp"
@@ -246,17 +249,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if store is not None:
         from .bench.store import deferred_interrupt
 
+        fault_point("before_commit")
         with deferred_interrupt(reraise=False) as caught:
             rec["run_id"], _, _ = store.record(rec)
             rec["store"] = str(store.path)
-        try:
-            _print_run(rec, args, store)
-        except KeyboardInterrupt:
-            caught.append(True)
+            # from here on the outcome is decided: a Ctrl-C still says so, but the status stays 0
+            _settle(0, f"interrupted after the run was recorded (run {rec['run_id']} in {store.path})")
+        fault_point("after_commit")
+        _print_run(rec, args, store)
+        fault_point("after_print")
         if caught:
-            print(
-                f"opsrl: interrupted after the run was recorded (run {rec['run_id']} in {store.path})", file=sys.stderr
-            )
+            print(f"opsrl: {_outcome['message']}", file=sys.stderr)
         return 0
     _print_run(rec, args, None)
     return 0
@@ -390,6 +393,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     show = not args.quiet and (sys.stderr.isatty() or args.progress)
     try:
         res = run_sweep(sweep, store, ex, progress=show, fail_fast=args.fail_fast)
+        _settle(
+            0 if res.complete else 1,
+            f"interrupted after the sweep ended ({len(res.recorded)} cells run and recorded in {store.path})",
+        )
     except KeyboardInterrupt:
         try:
             done = len(store.finished(c.key for c in sweep.cells))
@@ -494,6 +501,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(
         f"report of {out['runs']} runs ({len(out['problems'])} problems) written to {out['html']} and {out['markdown']}"
     )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import export
+    from .bench.store import default_path
+
+    store = args.store if args.store is not None else str(default_path())
+    n = export(
+        store,
+        args.out,
+        force=args.force,
+        problem=args.problem or None,
+        solver=args.solver or None,
+        _arguments=("--store", "--out", "--force"),
+    )
+    print(f"wrote {n} runs of {store} to {args.out}")
     return 0
 
 
@@ -647,6 +671,14 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-pictures", action="store_true", help="leave out the problems' own pictures")
     _lock_timeout(rp)
     rp.set_defaults(func=cmd_report)
+
+    ex = sub.add_parser("export", help="write the runs of a results store as a table (CSV or Parquet)")
+    ex.add_argument("--store", default=None, help="results store (default $OPSRL_STORE or ./opsrl-results.sqlite)")
+    ex.add_argument("--out", required=True, help="output file: runs.csv or runs.parquet (Parquet needs pyarrow)")
+    ex.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    ex.add_argument("--problem", action="append", metavar="NAME", help="export only the runs of these problems")
+    ex.add_argument("--solver", action="append", metavar="NAME", help="export only the runs of these solvers")
+    ex.set_defaults(func=cmd_export)
     return p
 
 
@@ -654,38 +686,82 @@ _INTERRUPTED = {
     "run": "nothing was recorded for the unfinished run",
     "bench": "every cell finished before is recorded; run the same command again to resume",
     "report": "the report may be incomplete; the store is unchanged",
+    "export": "nothing was written; the store is unchanged",
 }
 
 
+# What the running command has committed (see :func:`_settle`); reset by each :func:`main`.
+_outcome: dict[str, Any] = {"status": None, "message": "", "interrupted": False}
+
+
+def _settle(status: int, message: str) -> None:
+    """The command's exit status is decided: its results are committed. A Ctrl-C after this point prints
+    ``message`` and leaves the status as it is (a run is recorded and exits 0, never 'interrupted')."""
+    _outcome["status"], _outcome["message"] = status, message
+
+
+def _on_sigint(signum, frame):
+    """Python's own Ctrl-C (a KeyboardInterrupt), noted first: an interrupt that a library turns into
+    another exception (a compiled module whose initialisation it cut short raises ImportError) is still
+    reported as an interrupt, not as a crash."""
+    _outcome["interrupted"] = True
+    raise KeyboardInterrupt
+
+
+def _interrupted(args) -> int:
+    if _outcome["status"] is not None:
+        print(f"opsrl: {_outcome['message']}", file=sys.stderr)
+        return _outcome["status"]
+    what = _INTERRUPTED.get(getattr(args, "command", None), "nothing was done")
+    print(f"opsrl: interrupted; {what}", file=sys.stderr)
+    return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``opsrl`` command in this process and return its exit status (130: interrupted)."""
+    import signal
+    import threading
+
+    _outcome.update(status=None, message="", interrupted=False)
     args = None
+    handler = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_sigint) if handler else None
     try:
         try:
-            args = parser().parse_args(argv)
-        except SystemExit as e:  # a usage error (printed as one line by _Parser.error) or --help
-            return e.code if isinstance(e.code, int) else 2
-        from .bench.store import StoreError  # the first heavy import (torch): Ctrl-C here is handled below
-        from .core import ConfigError
+            try:
+                args = parser().parse_args(argv)
+            except SystemExit as e:  # a usage error (printed as one line by _Parser.error) or --help
+                return e.code if isinstance(e.code, int) else 2
+            fault_point("start")
+            from .bench.store import StoreError  # the first heavy import (torch): Ctrl-C here is handled below
+            from .core import ConfigError
 
-        try:
-            return args.func(args)
-        except (ConfigError, StoreError, ValueError) as e:
-            print(f"opsrl: error: {e}", file=sys.stderr)
-            return 2
-        except MemoryError:
-            print(
-                "opsrl: error: out of memory; lower the sizes of the run (scenarios, periods, batch size, "
-                "layer widths)",
-                file=sys.stderr,
-            )
-            return 2
-    except BrokenPipeError:  # the output went to a pipe that closed (| head): not an error of opsrl
-        sys.stderr.close()
-        return 0
-    except KeyboardInterrupt:
-        what = _INTERRUPTED.get(getattr(args, "command", None), "nothing was done")
-        print(f"opsrl: interrupted; {what}", file=sys.stderr)
-        return 130
+            try:
+                return args.func(args)
+            except (ConfigError, StoreError, ValueError) as e:
+                if _outcome["interrupted"]:
+                    return _interrupted(args)
+                print(f"opsrl: error: {e}", file=sys.stderr)
+                return 2
+            except MemoryError:
+                print(
+                    "opsrl: error: out of memory; lower the sizes of the run (scenarios, periods, batch size, "
+                    "layer widths)",
+                    file=sys.stderr,
+                )
+                return 2
+        except BrokenPipeError:  # the output went to a pipe that closed (| head): not an error of opsrl
+            sys.stderr.close()
+            return 0
+        except KeyboardInterrupt:
+            return _interrupted(args)
+        except Exception:
+            if _outcome["interrupted"]:  # a Ctrl-C that a library turned into another exception
+                return _interrupted(args)
+            raise
+    finally:
+        if handler:
+            signal.signal(signal.SIGINT, previous)
 
 
 def entry(argv: Sequence[str] | None = None) -> None:
@@ -695,12 +771,21 @@ def entry(argv: Sequence[str] | None = None) -> None:
     130 and stops a loop that runs it; a Python parent sees ``-SIGINT``), not by ``exit(130)``: under
     ``python -m``, CPython 3.11 ends by SIGINT anyway when the Ctrl-C landed inside ``exec`` of a string
     (as the imports of sympy and dataclasses do) even though :func:`main` caught it, so only this way does
-    the outcome not depend on where the Ctrl-C landed.
+    the outcome not depend on where the Ctrl-C landed. Any other status is final once :func:`main` has
+    returned it: Ctrl-C is ignored during the shutdown that follows, so a recorded run never ends as an
+    interrupted one.
     """
-    code = main(argv)
+    import signal
+
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:  # landed in main's own bookkeeping, after its handlers
+        code = _interrupted(None) if _outcome["status"] is None else _outcome["status"]
     if code == 130:
         sys.excepthook = lambda *exc: None  # main() has said what was kept
         raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the status is decided; the shutdown is not interruptible
+    fault_point("shutdown")
     sys.exit(code)
 
 

@@ -1,4 +1,4 @@
-"""Faults: Ctrl-C at any moment of ``opsrl run`` (the commit included) and kills during ``opsrl bench``.
+"""Faults: Ctrl-C at every named moment of ``opsrl run`` and ``opsrl bench`` (the commit included), and kills.
 
 What must hold (issue 16): never a duplicate row, never a lost finished cell, and an exit status that
 tells the truth: ``opsrl run`` exits 0 exactly when its row is in the store (and says so), and ends as an
@@ -6,6 +6,11 @@ interrupted program (by SIGINT: status 130 in a shell) when it is not; ``opsrl b
 are recorded, and that is how many are. The store is read back with plain sqlite3, independently of
 opsrl's store code. Cells are tiny (a fixed base-stock level,
 64 test scenarios) so that every run takes well under a second after the imports.
+
+The default suite is deterministic: a Ctrl-C is delivered at each named point of a real process
+(:mod:`opsrl.faults`, ``OPSRL_FAULT_AT``) and the outcome asserted for each. The randomised versions
+(Ctrl-C and kills at random moments) are soaks, marked ``soak`` and left out of the default run:
+``python -m pytest -m soak tests/test_faults.py`` (``OPSRL_SOAK_TRIALS`` sets the trials per test).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from opsrl import cli
+from opsrl import cli, registry
 from opsrl.bench.store import ResultsStore
+from opsrl.faults import POINTS
 
 SMALL = ["--problem-set", "test.scenarios=64", "--problem-set", "test.periods=80", "--problem-set", "test.warmup=10"]
 RUN = ["run", "inventory/lost_sales_p4_L1", "base_stock", "--set", "level=6", "-q", *SMALL]
@@ -139,6 +145,91 @@ def _spawn(argv: list[str], env: dict) -> subprocess.Popen:
     return proc
 
 
+RECORDED_AT = {"insert", "after_commit", "after_print", "shutdown"}  # the row is committed at these points
+TRIALS = int(os.environ.get("OPSRL_SOAK_TRIALS", "4"))
+
+
+@pytest.mark.parametrize("where", POINTS)
+def test_ctrl_c_at_each_named_point_of_run(tmp_path, where):
+    """Recorded and exit 0 (saying which run), or nothing recorded and an interrupted exit: never both, never
+    neither, and never a traceback, wherever the Ctrl-C lands."""
+    store, log = tmp_path / "s.sqlite", tmp_path / "fired"
+    env = {**os.environ, "OPSRL_CACHE": str(tmp_path / "cache"), "OPSRL_FAULT_AT": where, "OPSRL_FAULT_LOG": str(log)}
+    proc = _spawn([*RUN, "--store", str(store)], env)
+    out, err = proc.communicate(timeout=300)
+    assert log.read_text() == f"{where}:1\n"  # the Ctrl-C was delivered there
+    assert "Traceback" not in err, err
+    after = rows(store)
+    if where in RECORDED_AT:
+        assert proc.returncode == 0, err
+        assert len(after) == 1
+        assert f"run {after[0][0]}" in out + err
+    else:
+        assert proc.returncode == -signal.SIGINT, err  # an interrupted program's exit (130 in a shell)
+        assert after == [] and "nothing was recorded" in err
+
+
+def test_ctrl_c_that_a_compiled_module_turns_into_an_import_error_is_an_interrupt(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C that lands while a family's compiled dependency initialises (scipy's HiGHS core) comes out of
+    the import as ``ImportError: initialization failed``: still an interruption, not a crash."""
+
+    def import_module(name):
+        try:
+            signal.raise_signal(signal.SIGINT)  # the Ctrl-C arrives inside the extension's initialisation ...
+            time.sleep(0.01)
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None  # ... which reports its own failure
+
+    monkeypatch.setattr(registry, "importlib", type("I", (), {"import_module": staticmethod(import_module)}))
+    store = tmp_path / "s.sqlite"
+    assert cli.main([*RUN, "--store", str(store)]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was recorded" in err and "ImportError" not in err
+    assert rows(store) == []
+
+
+def test_without_a_ctrl_c_an_import_error_is_not_called_an_interrupt(monkeypatch):
+    def import_module(name):
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(registry, "importlib", type("I", (), {"import_module": staticmethod(import_module)}))
+    with pytest.raises(ImportError, match="initialization failed"):
+        cli.main(RUN)
+
+
+@pytest.mark.parametrize(
+    "where, recorded",
+    [("start", 0), ("fit:1", 0), ("insert:1", 1), ("fit:3", 2), ("insert:3", 3), ("shutdown", SEEDS)],
+)
+def test_ctrl_c_at_each_named_point_of_bench(tmp_path, where, recorded):
+    """``opsrl bench`` interrupted at a named point says how many cells are recorded, and that is how many
+    are; a cell whose commit was under way is recorded whole; rerunning resumes with every cell once."""
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(SWEEP)
+    store, log = tmp_path / "s.sqlite", tmp_path / "fired"
+    env = {**os.environ, "OPSRL_CACHE": str(tmp_path / "cache"), "OPSRL_FAULT_LOG": str(log)}
+    argv = ["bench", str(sweep), "--store", str(store), "-q"]
+    proc = _spawn(argv, {**env, "OPSRL_FAULT_AT": where})
+    out, err = proc.communicate(timeout=300)
+    assert log.read_text().split() == [where if ":" in where else f"{where}:1"]
+    assert "Traceback" not in err, err
+    assert len(rows(store)) == recorded
+    if where == "shutdown":
+        assert proc.returncode == 0, err
+    else:
+        assert proc.returncode == -signal.SIGINT, err
+        if where == "start":
+            assert "every cell finished before is recorded" in err
+        else:
+            assert f"{recorded} of {SEEDS} cells are recorded" in err
+    proc = _spawn(argv, env)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    keys = [k for _, k in rows(store)]
+    assert len(keys) == SEEDS and len(set(keys)) == SEEDS
+
+
+@pytest.mark.soak
 def test_ctrl_c_at_random_moments_of_run(tmp_path):
     store = tmp_path / "s.sqlite"
     env = {**os.environ, "OPSRL_CACHE": str(tmp_path / "cache")}
@@ -150,7 +241,7 @@ def test_ctrl_c_at_random_moments_of_run(tmp_path):
     assert proc.returncode == 0, err
     rng = random.Random(16)
     outcomes = set()
-    for delay in [rng.uniform(0.0, 1.1 * full) for _ in range(4)]:
+    for delay in [rng.uniform(0.0, 1.1 * full) for _ in range(TRIALS)]:
         before = rows(store)
         proc = _spawn(argv, env)
         time.sleep(delay)
@@ -170,6 +261,7 @@ def test_ctrl_c_at_random_moments_of_run(tmp_path):
 
 
 # --- kills during `opsrl bench` ---------------------------------------------------------------------
+@pytest.mark.soak
 def test_kills_during_bench_never_duplicate_or_lose_a_cell(tmp_path):
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(SWEEP)
@@ -177,7 +269,7 @@ def test_kills_during_bench_never_duplicate_or_lose_a_cell(tmp_path):
     env = {**os.environ, "OPSRL_CACHE": str(tmp_path / "cache")}
     argv = ["bench", str(sweep), "--store", str(store), "-q"]
     rng = random.Random(161)
-    for _ in range(3):  # SIGKILL at random moments, then resume
+    for _ in range(TRIALS):  # SIGKILL at random moments, then resume
         before = rows(store)
         proc = _spawn(argv, env)
         time.sleep(rng.uniform(0.5, 3.0))

@@ -28,6 +28,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from ..faults import point as fault_point
+
 SCHEMA_VERSION = 2
 DEFAULT_PATH = "opsrl-results.sqlite"
 
@@ -278,6 +280,7 @@ class ResultsStore:
             f"VALUES ({', '.join('?' * (len(_COLUMNS) + len(_CELL_COLUMNS) + 1))})",
             values,
         )
+        fault_point("insert")
         return int(cur.lastrowid)
 
     def _write(self, fn):
