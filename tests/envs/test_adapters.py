@@ -232,6 +232,22 @@ def test_torchrl_partial_reset_steps_envs_at_different_periods():
     assert r[1].item() == -(c1 + c2).item()
 
 
+def test_torchrl_rollout_across_episodes_plays_the_next_batches():
+    """``rollout(..., break_when_any_done=False)`` resets done envs (all at once here) onto batch 1, 2, ..."""
+    p = problem("inventory/lost_sales_p4_L1")
+    env = TorchRLEnv(p, 3, "train", 9, periods=2)
+    td = env.rollout(6, lambda td: td.set("action", torch.full((3, 1), 4.0)), break_when_any_done=False)
+    r = td["next", "reward"][..., 0]
+    assert td["next", "truncated"][:, 1::2].all() and not td["next", "terminated"].any()
+    for k in range(3):
+        sc = p.sample(3, "train", episode_seed(9, k), 2)
+        s = p.initial_state(sc)
+        for t in range(2):
+            post, c1 = p.post_decision(s, torch.full((3, 1), 4.0))
+            s, c2 = p.transition(post, sc, t)
+            assert torch.equal(r[:, 2 * k + t], -(c1 + c2))
+
+
 def test_integer_actions_are_rounded_as_evaluation_rounds():
     p = problem("inventory/lost_sales_p4_L1")
     a, b = VectorEnv(p, 2, periods=3), VectorEnv(p, 2, periods=3)
