@@ -446,6 +446,13 @@ def _section(
             f"the {n_test} test instances are a fixed class, not a random sample: intervals cover the seed-to-seed "
             "spread only, and the per-instance mean gap is the figure papers report"
         )
+    counts = sorted({(r.runs[0].get("test") or {}).get("n") for r in rows + bounds} - {None})
+    if len(counts) > 1:
+        warnings.append(
+            f"solvers here evaluated different numbers of the test scenarios ({', '.join(map(str, counts))}: the "
+            "first n of the same set); their means are over different scenarios, so compare them through the "
+            "paired differences, which use the scenarios both evaluated"
+        )
     test_hashes = {(r.get("test") or {}).get("scenarios_hash") for r in runs}
     if len(test_hashes) > 1:
         warnings.append("the runs were not all evaluated on the same test scenarios; compare with care")
@@ -462,7 +469,13 @@ def _section(
         warnings,
         bounds=bounds,
         references=candidates,
-        metric={"name": metric_name, "unit": metric.unit, "direction": metric.direction, "path": value_path},
+        metric={
+            "name": metric_name,
+            "unit": metric.unit,
+            "direction": metric.direction,
+            "path": value_path,
+            "per_scenario": metric.per_scenario if value_path == metric.value else "test.per_scenario",
+        },
         fixed=fixed,
     )
     _gaps(section, metric.ratio, sample)
@@ -508,14 +521,18 @@ def _reference_candidates(
                 continue
             vals = [rb.value(r) for r in row.runs]
             if vals and all(_finite(v) for v in vals):
-                out.append(
-                    {
-                        "kind": "lower_bound" if rb.sense == "lower" else "upper_bound",
-                        "value": max(vals) if rb.sense == "lower" else min(vals),
-                        "source": f"{rb.kind}, from {row.label}",
-                        "from": "run record",
-                    }
-                )
+                pick = max if rb.sense == "lower" else min
+                i = vals.index(pick(vals))
+                cand = {
+                    "kind": "lower_bound" if rb.sense == "lower" else "upper_bound",
+                    "value": vals[i],
+                    "source": f"{rb.kind}, from {row.label}",
+                    "from": "run record",
+                }
+                per = rb.per_scenario(row.runs[i]) if getattr(rb, "per_scenario", None) else None
+                if per and all(_finite(v) for v in per):
+                    cand["per_scenario"] = per
+                out.append(cand)
     best = rows[0].mean if rows else None
     for c in out:
         if c.get("loose") or c["kind"] != "lower_bound" or best is None or not _finite(c["value"]):
@@ -552,11 +569,13 @@ def _gaps(section: ProblemSection, ratio: bool, sample: bool) -> None:
         if section.rows:
             best = section.rows[0].mean
             for row in rows:
-                row.diff = row.mean - best
+                if not row.loose:
+                    row.diff = row.mean - best
         return
     r = float(ref["value"])
     scale = max([abs(r)] + [abs(x.mean) for x in rows])
-    percent = ratio and r > 0 and abs(r) > NEAR_ZERO * scale and all(x.mean >= 0 for x in rows)
+    compared = [x for x in rows if not x.loose]  # a loose bound (about 0, even -1e-15) is not compared
+    percent = ratio and r > 0 and abs(r) > NEAR_ZERO * scale and all(x.mean >= -NEAR_ZERO * scale for x in compared)
     if not percent:
         section.warnings.append(
             f"the reference {_num(r)} is not a positive quantity (or the values compared may be negative): "
@@ -569,32 +588,32 @@ def _gaps(section: ProblemSection, ratio: bool, sample: bool) -> None:
         if row is bound_row:
             row.diff, row.gap, row.gap_half = 0.0, 0.0 if percent else None, 0.0 if percent else None
             continue
-        mean, half = row.mean, math.hypot(row.half, ref_half)
-        n_row = (row.runs[0].get("test") or {}).get("n")
-        if n_ref and n_row and n_ref < n_row:  # the bound covers the first n_ref scenarios only: compare there
-            a = row.per_scenario("test.per_scenario")
-            b = bound_row.per_scenario("test.per_scenario") if bound_row else None
+        if row.loose:  # a trivially loose bound: shown, never measured against
+            continue
+        d, base, half = row.mean - r, r, math.hypot(row.half, ref_half)
+        path = section.metric.get("per_scenario") or "test.per_scenario"
+        if bound_row is None and ref.get("per_scenario"):  # a bound per scenario carried by a run: pair with it
+            a = row.per_scenario(path)
+            if a is not None and min(len(x) for x in a) == len(ref["per_scenario"]):
+                n, d, half, _, _ = paired_difference(a, [ref["per_scenario"]], sample)
+        elif bound_row is not None:  # a bound solver's per-scenario bounds: pair on the scenarios both evaluated
+            a, b = row.per_scenario(path), bound_row.per_scenario(path)
+            n_row = (row.runs[0].get("test") or {}).get("n")
             if a is None or b is None:
-                row.gap_note = (
-                    f"no gap: the bound covers {n_ref} of {n_row} scenarios and per-scenario costs are missing"
-                )
-                continue
-            _, d, half, _, _ = paired_difference(a, b, sample)
-            mean = r + d
-            row.gap_note = f"on the bound's {n_ref} scenarios (paired)"
-        elif (
-            bound_row is not None
-            and row.per_scenario("test.per_scenario")
-            and bound_row.per_scenario("test.per_scenario")
-        ):
-            _, d, half, _, _ = paired_difference(
-                row.per_scenario("test.per_scenario"), bound_row.per_scenario("test.per_scenario"), sample
-            )
-            mean = r + d
-        row.diff = mean - r
-        if percent:
-            row.gap = 100.0 * (mean - r) / abs(r)
-            row.gap_half = 100.0 * half / abs(r)
+                if n_ref != n_row:
+                    row.gap_note = (
+                        f"no gap: the bound covers {n_ref} scenarios, this one {n_row}, per-scenario costs missing"
+                    )
+                    continue
+            else:
+                n, d, half, _, _ = paired_difference(a, b, sample)
+                base = sum(sum(x[:n]) / n for x in b) / len(b)
+                if n != n_row or n != n_ref:
+                    row.gap_note = f"on the first {n} test scenarios, which both evaluated (paired with the bound)"
+        row.diff = d
+        if percent and base > 0:
+            row.gap = 100.0 * d / base
+            row.gap_half = 100.0 * half / base
 
 
 def _instance_gaps(section: ProblemSection, view: FamilyView) -> None:
@@ -640,7 +659,9 @@ def _pairs(section: ProblemSection, path: str, ratio: bool, sample: bool, same_t
             if per[a.label] is None or per[b.label] is None:
                 continue
             n, mean, half, a_better, b_better = paired_difference(per[a.label], per[b.label], sample)
-            rel = 100.0 * mean / b.mean if ratio and b.mean > 0 and all(x.mean >= 0 for x in rows) else None
+            rel = None
+            if ratio and not b.loose and b.mean > 0 and all(x.mean >= 0 for x in rows if not x.loose):
+                rel = 100.0 * mean / b.mean
             section.paired.append(Paired(a.label, b.label, n, mean, half, rel, a_better, b_better))
 
 
@@ -1039,7 +1060,9 @@ def _table_rows(section: ProblemSection) -> list[tuple[str, list[str]]]:
             ci = "deterministic" if len(r.runs) == 1 or r.half == 0 else f"[{_num(r.low)}, {_num(r.mean + r.half)}]"
         else:
             ci = f"[{_num(r.low)}, {_num(r.mean + r.half)}]"
-        if r.gap is not None:
+        if r.gap is not None and r.deterministic and r.gap_half == 0:
+            delta = _num(r.gap, 2)  # exact: nothing random about one deterministic instance or a fixed class
+        elif r.gap is not None:
             delta = f"{_num(r.gap, 2)} ± {_num(r.gap_half, 2)}"
         elif r.diff is not None:
             delta = f"{r.diff:+.4g}"
@@ -1047,6 +1070,8 @@ def _table_rows(section: ProblemSection) -> list[tuple[str, list[str]]]:
             delta = "n/a"
         if r.gap_note and r.gap_note.startswith("no gap"):
             delta = "n/a"
+        if r.loose:
+            delta = "loose: not a reference"
         if r.bound:
             rank, cls = "bound", "bound"
             method = f"{r.method} ({r.bound}{'; trivially loose' if r.loose else ''})"
@@ -1074,14 +1099,15 @@ def _other_refs(section: ProblemSection) -> list[str]:
     for c in section.references:
         if c.get("used"):
             continue
-        why = c.get("loose") or "a tighter reference is used"
+        why = c.get("loose") or "the reference above is used (an optimum or best-known value, or a tighter bound)"
         out.append(f"{_kind(c)} {_num(c.get('value'))} ({c.get('source', '')}): not used, {why}")
     return out
 
 
 def _test_line(section: ProblemSection) -> str:
     t = section.test
-    kind = "fixed instances" if section.fixed else "test scenarios"
+    n = t.get("n")
+    kind = ("fixed instance" if n == 1 else "fixed instances") if section.fixed else "test scenarios"
     return (
         f"{t.get('n')} {kind} of {t.get('periods')} periods, warm-up {t.get('warmup')}, "
         f"metric {section.metric.get('name')} (test cost: {t.get('metric')})"
@@ -1093,7 +1119,8 @@ def _paired_rows(section: ProblemSection) -> list[list[str]]:
     for p in section.paired:
         rel = "" if p.relative is None else f"{p.relative:+.3f}"
         real = "yes" if abs(p.mean) > p.half else "no"
-        out.append([p.a, p.b, str(p.n), f"{p.mean:+.5g}", f"± {p.half:.3g}", rel, real, f"{p.a_better} / {p.b_better}"])
+        half = "exact" if p.half == 0 else f"± {p.half:.3g}"
+        out.append([p.a, p.b, str(p.n), f"{p.mean:+.5g}", half, rel, real, f"{p.a_better} / {p.b_better}"])
     return out
 
 

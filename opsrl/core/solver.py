@@ -118,6 +118,8 @@ class RecordBound:
     kind: str
     value: Callable[[Mapping[str, Any]], float | None]
     sense: str = "lower"
+    # the bound of each test scenario, in the order of the metric's ``per_scenario`` (for paired gaps), or None
+    per_scenario: Callable[[Mapping[str, Any]], list[float] | None] | None = None
 
 
 @dataclass(frozen=True)
