@@ -781,6 +781,7 @@ def time_chart(section: ProblemSection) -> str | None:
     configurations of one method (CP-SAT at several time limits) joined as a curve; bounds and the reference
     as horizontal lines."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     rows = section.rows
     if not rows:
@@ -835,6 +836,7 @@ def time_chart(section: ProblemSection) -> str | None:
                 label=f"{_kind(ref)} {ref['value']:.4g}" if ax is axes[0] else None,
             )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"{name} seconds (mean over runs; log)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(section.metric.get("name", "value"))
@@ -865,7 +867,7 @@ def profile_chart(family: str, values: dict[str, dict[str, float]]) -> str | Non
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("tau: within this factor of the best solver on an instance")
     ax.set_ylabel("share of instances")
-    ax.set_title(f"performance profile, {family} ({used} instances)", fontsize=10)
+    ax.set_title(f"performance profile, {family} ({used} instance{'' if used == 1 else 's'})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _png(fig)
@@ -1272,15 +1274,18 @@ def html_page(
         prof = charts.get(f"profile:{fam}", {}).get("profile")
         n_inst = meta.get("instances", {}).get(fam, 0)
         out.append(
-            f'<p class="meta">{n_inst} instances (a named instance or snapshot where the family splits its runs so, '
+            f'<p class="meta">{n_inst} instance{"" if n_inst == 1 else "s"} (a named instance or snapshot where the '
+            "family splits its runs so, "
             "else each problem). Wins: the lowest value on an instance (ties count for each).</p>"
         )
+        out.append('<div class="figs">')
         out.append(_html_table(["solver", "instances won"], [("", [k, str(v)]) for k, v in wins.items()], 1))
         if prof:
             out.append(
-                f'<div class="figs"><figure>{_img(prof, "performance profile of " + fam)}<figcaption>Dolan-Moré '
-                "performance profile</figcaption></figure></div>"
+                f"<figure>{_img(prof, 'performance profile of ' + fam)}<figcaption>Dolan-Moré "
+                "performance profile</figcaption></figure>"
             )
+        out.append("</div>")
         out.append("</section>")
     for i, s in enumerate(sections):
         c = charts.get(s.title, {})
