@@ -1,12 +1,21 @@
 """The solver-comparison report of a results store: one self-contained HTML page and a Markdown summary.
 
-Per problem (a problem name with one configuration and test set; see :mod:`opsrl.bench.cells`):
+Per problem (a problem name with one configuration and test set; see :mod:`opsrl.bench.cells`), read
+through what the problem's family declares (:class:`~opsrl.core.Family`: its metric, its bound solvers,
+the bounds its runs carry, its instances):
 
-* a table of solvers: runs (seeds), mean test cost, a 95% confidence interval, the gap to the
-  problem's reference (optimum, lower bound or best known, as stored with the runs) with its interval,
-  and the mean train and solve (test evaluation) times;
-* a bar chart of the gaps, the learning curves of the solvers that learn, and the problem's own
-  picture for the best solver.
+* a table of solvers ranked by the family's metric, then the bound solvers as marked rows, never ranked:
+  runs (seeds), mean, a 95% interval, the gap to the tightest usable reference (an optimum, else a
+  best-known value, else the largest lower bound that is not trivially loose) with its interval, or the
+  difference where a percentage means nothing; the per-instance mean gap; the family's side metrics; the
+  mean train and solve (test evaluation) times;
+* paired differences of every pair on the test scenarios both evaluated (the per-scenario costs each
+  record keeps), with intervals;
+* charts: the gaps, quality against time (train and solve seconds), the learning curves, and the
+  problem's own picture for the best solver.
+
+Per problem set (the problems of one family): the instances each solver wins and the Dolan-Moré
+performance profile.
 
 Statistics, for a solver with runs (seeds) ``i = 1..k``, test costs ``x_i`` and test standard errors
 ``s_i`` (every run is evaluated on the same test scenarios):
@@ -17,13 +26,16 @@ Statistics, for a solver with runs (seeds) ``i = 1..k``, test costs ``x_i`` and 
 * ``k >= 2``: half-width ``sqrt((t_{k-1} * sd(x) / sqrt(k))**2 + (z * mean(s_i))**2)``, the seed-to-seed
   spread (Student t quantile 0.975 with ``k - 1`` degrees of freedom) combined with the test sampling
   error, which the seeds share and so do not average out;
-* a problem with a single test scenario (one deterministic instance) has no test sampling error to
-  estimate: its intervals cover the seed-to-seed spread only, and the report says so;
+* a problem with a single test scenario (one deterministic instance), or whose test set is a fixed class
+  of instances (not a random sample), has no test sampling error to estimate: its intervals cover the
+  seed-to-seed spread only (``deterministic`` where the runs agree), and the report says so;
 * with only 2 or 3 runs the Student quantile is large (12.7 for 2 runs) and the report says so; where no
   run and no reference of a problem has a negative cost, the interval's lower end is cut at 0 (said too);
 * gap ``100 * (m - r) / |r|`` for the reference ``r``, its half-width ``100 * h / |r|`` (with the
-  reference's own standard error added in quadrature when it has one). A problem without a
-  reference is compared with its best solver in the report (kind ``best in report``).
+  reference's own standard error added in quadrature when it has one), or from the paired differences
+  where the reference is a bound known per scenario. A problem without a reference gets no gap: each
+  solver's difference to the best solver is shown instead;
+* paired difference of ``a`` and ``b``: see :func:`paired_difference`.
 
 When a store holds the same cell more than once (``opsrl run`` repeated by hand), the latest run counts.
 
