@@ -554,6 +554,9 @@ def _reference_candidates(
                 f"below {LOOSE_FRACTION:g} x the best solver's value ({_num(best)}): trivially loose, "
                 "so no gap is taken against it"
             )
+            for b in bounds:
+                if c.get("solver") == b.label:
+                    b.loose = c["loose"]
     return out
 
 
