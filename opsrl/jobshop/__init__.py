@@ -336,8 +336,14 @@ METHODS["cpsat"] = Method(
 
 def _instance_makespans(rec: Mapping[str, Any]) -> dict[str, tuple[float, float | None]] | None:
     """Report hook: each standard instance's makespan in a run, with its optimum or best-known makespan."""
-    rows = (rec.get("jobshop") or {}).get("instances") or []
-    out = {r["instance"]: (float(r["makespan"]), r.get("best_known")) for r in rows if r.get("makespan") is not None}
+    js = rec.get("jobshop") or {}
+    nominal = js.get("noise", "none") == "none"  # a noisy run's makespans are not comparable with the optimum
+    rows = js.get("instances") or []
+    out = {
+        r["instance"]: (float(r["makespan"]), r.get("best_known") if nominal else None)
+        for r in rows
+        if r.get("makespan") is not None
+    }
     return out or None
 
 
