@@ -154,11 +154,11 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
     for (problem, _), h in hand.items():
         assert f"## {problem}" in md
         for solver, r in h["rows"].items():
-            row = next(
-                line for line in md.splitlines() if f"| {solver} |" in line and f"{r['mean']:.4f}" in line
-            )
+            row = next(line for line in md.splitlines() if f"| {solver} |" in line and f"{r['mean']:.4f}" in line)
             assert f"[{max(0.0, r['mean'] - r['half']):.4f}, {r['mean'] + r['half']:.4f}]" in row  # cut at 0
-            assert f"{r['gap']:.2f} ± {r['gap_half']:.2f}" in row if r["gap"] is not None else f"{r['diff']:+.4g}" in row
+            assert (
+                f"{r['gap']:.2f} ± {r['gap_half']:.2f}" in row if r["gap"] is not None else f"{r['diff']:+.4g}" in row
+            )
             assert re.search(rf"<td>{re.escape(html.escape(solver))}</td>.*?<td class=\"n\">{r['mean']:.4f}</td>", page)
 
 
