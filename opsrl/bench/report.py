@@ -570,7 +570,12 @@ def _choose_reference(candidates: list[dict[str, Any]]) -> dict[str, Any] | None
             break
     else:
         lower = [c for c in usable if c["kind"] == "lower_bound"]
-        chosen = max(lower, key=lambda c: c["value"]) if lower else None
+        chosen = None
+        if lower:
+            top = max(c["value"] for c in lower)
+            tied = [c for c in lower if c["value"] >= top - 1e-9 * max(1.0, abs(top))]
+            # of equal bounds, one known per scenario (a bound solver's, CP-SAT's per snapshot) gives paired gaps
+            chosen = next((c for c in tied if c.get("from") == "bound solver" or c.get("per_scenario")), tied[0])
     for c in candidates:
         c["used"] = c is chosen
     return chosen
