@@ -108,6 +108,7 @@ class FamilyView:
     record_bounds: tuple
     instances: Any = None
     fixed_instances: Any = None
+    oracle: Any = None
 
 
 def family_view(name: str) -> FamilyView:
@@ -128,6 +129,7 @@ def family_view(name: str) -> FamilyView:
         tuple(getattr(fam, "record_bounds", ())),
         getattr(fam, "instances", None),
         getattr(fam, "fixed_instances", None),
+        getattr(fam, "oracle", None),
     )
 
 
@@ -148,6 +150,7 @@ class SolverRow:
     learns: bool = False
     bound: str | None = None  # the kind of bound this solver computes (declared by the family): never ranked
     loose: str = ""  # why this bound is trivially loose (not used as a reference)
+    oracle: str = ""  # why this run reads the future (not a policy one could run): shown apart, never ranked
     deterministic: bool = False  # no spread to show: one deterministic instance (or a fixed class) and equal runs
     instance_gap: float | None = None  # mean over the instances of each instance's gap (papers' figure)
     beside: dict[str, float] = field(default_factory=dict)
@@ -182,6 +185,7 @@ class SolverRow:
             "method": self.method,
             "bound": self.bound,
             "loose": self.loose or None,
+            "oracle": self.oracle or None,
             "runs": len(self.runs),
             "seeds": self.seeds,
             "mean": self.mean,
@@ -419,7 +423,11 @@ def _section(
             vals = [dotted(r, path) for r in good]
             if vals and all(_finite(v) for v in vals):
                 row.beside[lab] = sum(vals) / len(vals)
-        if method in view.bounds:
+        why = view.oracle(good[0]) if view.oracle else None
+        if why:
+            row.bound, row.oracle = "oracle, not a policy", why
+            bounds.append(row)
+        elif method in view.bounds:
             decl = view.bounds[method]
             row.bound = decl.kind
             if _matches(name, decl.loose_on):
@@ -515,6 +523,8 @@ def _reference_candidates(
             warnings.append(f"runs carry {len(refs)} different references; the most common one is used")
         out.append({**ref, "from": "family"})
     for b in bounds:
+        if b.oracle:
+            continue
         n_b = min(len(dotted(r, "test.per_scenario") or []) or (r.get("test") or {}).get("n") or 0 for r in b.runs)
         out.append(
             {
@@ -608,7 +618,7 @@ def _gaps(section: ProblemSection, ratio: bool, sample: bool) -> None:
         if row is bound_row:
             row.diff, row.gap, row.gap_half = 0.0, 0.0 if percent else None, 0.0 if percent else None
             continue
-        if row.loose:  # a trivially loose bound: shown, never measured against
+        if row.loose or row.oracle:  # a trivially loose bound, an oracle: shown, never measured
             continue
         d, base, half = row.mean - r, r, math.hypot(row.half, ref_half)
         path = section.metric.get("per_scenario") or "test.per_scenario"
@@ -844,7 +854,9 @@ def time_chart(section: ProblemSection) -> str | None:
                 color="black",
                 ls=":" if b.loose else "-.",
                 lw=0.9,
-                label=f"{b.label} (bound{', loose' if b.loose else ''})" if ax is axes[0] else None,
+                label=f"{b.label} ({'oracle' if b.oracle else 'bound'}{', loose' if b.loose else ''})"
+                if ax is axes[0]
+                else None,
             )
         ref = section.reference
         if ref is not None and ref.get("from") != "bound solver" and _finite(ref.get("value")):
@@ -1094,7 +1106,11 @@ def _table_rows(section: ProblemSection) -> list[tuple[str, list[str]]]:
             delta = "n/a"
         if r.loose:
             delta = "loose: not a reference"
-        if r.bound:
+        if r.oracle:
+            delta = "oracle: not compared"
+        if r.oracle:
+            rank, cls, method = "oracle", "bound", f"{r.method} (oracle: {r.oracle})"
+        elif r.bound:
             rank, cls = "bound", "bound"
             method = f"{r.method} ({r.bound}{'; trivially loose' if r.loose else ''})"
         else:

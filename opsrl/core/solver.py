@@ -150,3 +150,6 @@ class Family:
     # True where a problem's test scenarios are a fixed set of instances (a Taillard class), not a random sample:
     # its intervals then cover the seed-to-seed spread only
     fixed_instances: Callable[[Mapping[str, Any]], bool] | None = None
+    # why a run's policy reads the future (an oracle such as an MPC on perfect forecasts), or None: such runs are
+    # shown apart, never ranked and never a reference (only bounds may read the future)
+    oracle: Callable[[Mapping[str, Any]], str | None] | None = None

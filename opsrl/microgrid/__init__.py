@@ -525,4 +525,9 @@ FAMILY = Family(
     ),
     references=("hindsight",),
     bounds=(BoundSolver("perfect_foresight", "perfect-foresight bound"),),
+    oracle=lambda rec: (
+        "plans on the realised day (perfect forecasts)"
+        if (((rec.get("config") or {}).get("solver") or {}).get("options") or {}).get("forecast") == "perfect"
+        else None
+    ),
 )

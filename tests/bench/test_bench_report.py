@@ -284,3 +284,48 @@ def test_interval_of_few_runs_respects_non_negative_costs(tmp_path):
     negative = dict(rec(1, 12.0), test_cost=-1.0)  # a cost below zero: no cut
     (section,) = build_sections([rec(0, 4.0), negative])
     assert section.rows[0].low == pytest.approx(section.rows[0].mean - section.rows[0].half)
+
+
+def test_bounds_and_oracles_are_shown_apart_and_the_tightest_reference_is_used():
+    """Hand-made microgrid runs on 4 scenarios: a controller, a perfect-forecast MPC (an oracle: it reads the
+    future) and the perfect-foresight bound. The oracle and the bound are never ranked; the bound (known per
+    scenario) is the reference, so the gap is paired: by hand, d = (10, 12, 14, 16) - (8, 9, 10, 11)."""
+    from opsrl.bench.report import summarize as build_sections
+
+    def rec(i, solver, method, per, options=None):
+        return {
+            "id": i,
+            "problem": "microgrid/remote",
+            "solver": solver,
+            "seed": 0,
+            "method": method,
+            "family": "microgrid",
+            "test_cost": sum(per) / len(per),
+            "test_stderr": 1.0,
+            "test": {"n": len(per), "scenarios_hash": "h", "per_scenario": per},
+            "reference": None,
+            "train_seconds": 1.0,
+            "eval_seconds": 1.0,
+            "config": {"solver": {"method": method, "options": options or {}}},
+            "cell": {"key": f"k{i}", "problem_hash": "ph", "solver_hash": f"s{i}"},
+            "curve": [],
+        }
+
+    (section,) = build_sections(
+        [
+            rec(1, "controller", "mpc", [10.0, 12.0, 14.0, 16.0]),
+            rec(2, "oracle_mpc", "mpc_commit", [7.0, 8.0, 9.0, 10.0], {"forecast": "perfect"}),
+            rec(3, "perfect_foresight", "perfect_foresight", [8.0, 9.0, 10.0, 11.0]),
+        ]
+    )
+    assert [r.label for r in section.rows] == ["controller"] and section.best.label == "controller"
+    oracle, bound = sorted(section.bounds, key=lambda r: r.label)
+    assert oracle.oracle and oracle.gap is None and bound.bound == "perfect-foresight bound"
+    assert section.reference["solver"] == "perfect_foresight" and section.reference["value"] == 9.5
+    d = [2.0, 3.0, 4.0, 5.0]
+    sd = math.sqrt(sum((x - 3.5) ** 2 for x in d) / 3)
+    row = section.rows[0]
+    assert row.gap == pytest.approx(100 * 3.5 / 9.5, rel=1e-12)
+    assert row.gap_half == pytest.approx(100 * stats.t.ppf(0.975, 3) * sd / 2 / 9.5, rel=1e-9)
+    pairs = {(p.a, p.b): p for p in section.paired}
+    assert len(pairs) == 3 and pairs[("controller", "perfect_foresight")].a_better == 0
