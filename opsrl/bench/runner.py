@@ -319,7 +319,7 @@ def execute_outcome(
         recorder = TraceRecorder(prob, test.periods) if trace else None
         ev, eval_info = evaluate(recorder or prob, outcome.policy, test, warmup=prob.test_warmup), {}
     eval_seconds = time.perf_counter() - t0
-    test_info = {**ev.as_dict(), "scenarios_hash": scenarios_hash(test)}
+    test_info = {**ev.as_dict(), "scenarios_hash": scenarios_hash(test), **per_scenario_costs(ev)}
 
     ref = fam.reference(prob)
     gap = None
@@ -375,6 +375,19 @@ def execute_outcome(
 
 TRACE_SCENARIOS = 3
 TRACE_MAX_PERIODS = 2000  # periods of the test episode covered by the trace
+PER_SCENARIO_MAX = 65_536  # per-scenario test costs kept in a record up to this many scenarios
+
+
+def per_scenario_costs(ev) -> dict[str, Any]:
+    """The test cost of every scenario, in the test set's order (7 significant digits; None where not finite), for
+    the report's paired comparisons: every solver of a problem is evaluated on the same scenarios. A solver that
+    evaluates only the first n scenarios (a MIP per scenario) stores those n."""
+    x = ev.per_scenario.detach().double().cpu().reshape(-1).tolist()
+    if len(x) > PER_SCENARIO_MAX:
+        return {"per_scenario_note": f"{len(x)} scenarios: per-scenario costs not kept (more than {PER_SCENARIO_MAX})"}
+    return {"per_scenario": [float(f"{v:.7g}") if math.isfinite(v) else None for v in x]}
+
+
 TRACE_POINTS = 240  # periods kept (evenly spaced; costs averaged over the periods in between)
 TRACE_WIDTH = 16  # entries per scenario of a state tensor or an action kept in the trace
 TRACE_KEYS = 8  # state tensors kept (the first ones that change over the episode)

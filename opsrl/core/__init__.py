@@ -7,7 +7,7 @@ from .config import REQUIRED, ConfigError, Field, load_toml, validate
 from .problem import ActionSpec, Policy, Problem, Scenarios, State
 from .rollout import Evaluation, Trajectory, evaluate, rollout, scenario_costs, summarize
 from .seeding import SPLITS, generator, numpy_rng
-from .solver import Family, Method, Reference, SolveContext, SolveOutcome
+from .solver import BoundSolver, Family, Method, Metric, RecordBound, Reference, SolveContext, SolveOutcome
 
 __all__ = [
     "REQUIRED",
@@ -29,8 +29,11 @@ __all__ = [
     "SPLITS",
     "generator",
     "numpy_rng",
+    "BoundSolver",
     "Family",
     "Method",
+    "Metric",
+    "RecordBound",
     "Reference",
     "SolveContext",
     "SolveOutcome",

@@ -28,7 +28,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core import ConfigError, Family, Field, Method, Reference, SolveContext, SolveOutcome, summarize
+from ..core import (
+    BoundSolver,
+    ConfigError,
+    Family,
+    Field,
+    Method,
+    Metric,
+    RecordBound,
+    Reference,
+    SolveContext,
+    SolveOutcome,
+    summarize,
+)
 from ..core.config import size
 from .model import Hydro, build
 from .plots import picture
@@ -250,4 +262,32 @@ METHODS = {
 }
 
 
-FAMILY = Family("hydro", build, METHODS, reference, record, picture)
+def _sddp_bound(rec: dict[str, Any]) -> float | None:
+    """SDDP's lower bound on the expected total cost, as its run recorded it."""
+    b = (rec.get("info") or {}).get("bound")
+    return float(b) if isinstance(b, (int, float)) and not isinstance(b, bool) else None
+
+
+FAMILY = Family(
+    "hydro",
+    build,
+    METHODS,
+    reference,
+    record,
+    picture,
+    metric=Metric(
+        "total cost over the horizon",
+        "",
+        "min",
+        beside=(("thermal", "thermal_cost"), ("deficit MWh", "deficit_mwh"), ("spill", "spill")),
+    ),
+    references=("optimum", "sddp_bound", "hindsight"),
+    bounds=(BoundSolver("hindsight_lp", "perfect-information (hindsight) bound"),),
+    record_bounds=(
+        RecordBound(
+            "sddp",
+            "SDDP lower bound",
+            lambda r: _sddp_bound(r),
+        ),
+    ),
+)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..core import ConfigError, Family, Field, Method, Reference, SolveContext, SolveOutcome
+from ..core import BoundSolver, ConfigError, Family, Field, Method, Metric, Reference, SolveContext, SolveOutcome
 from ..core.config import positive
 from . import dp, heuristics
 from .history import HISTORY_METHODS, DemandHistory
@@ -201,4 +201,27 @@ METHODS = {
 }
 
 
-FAMILY = Family("inventory", build, METHODS, reference)
+FAMILY = Family(
+    "inventory",
+    build,
+    METHODS,
+    reference,
+    metric=Metric("expected cost per period and location", "", "min"),
+    references=("optimum", "lower_bound"),
+    bounds=(
+        BoundSolver(
+            "hindsight_lp",
+            "perfect-information (hindsight) LP bound",
+            # knowing every store's demand, stock is pre-positioned at no cost: the LP is about 0 on these networks
+            loose_on=(
+                "inventory/warehouse_*",
+                "inventory/multi_warehouse_*",
+                "inventory/transshipment_*",
+                "inventory/serial_*",
+                "inventory/identical_*",
+            ),
+            loose_why="perfect information pre-positions the stock at no cost (the LP is about 0 here); "
+            "the store-level bound is the reference",
+        ),
+    ),
+)

@@ -32,7 +32,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ..algos import hdpo
-from ..core import ConfigError, Family, Field, Method, Scenarios, SolveContext, SolveOutcome, summarize
+from ..core import (
+    BoundSolver,
+    ConfigError,
+    Family,
+    Field,
+    Method,
+    Metric,
+    Scenarios,
+    SolveContext,
+    SolveOutcome,
+    summarize,
+)
 from ..core.config import non_negative, positive
 from . import instances, lagrangian, mip, rules
 from .relaxed import GumbelSetupPolicy
@@ -343,4 +354,15 @@ def reference(problem) -> None:
     return None
 
 
-FAMILY = Family("lotsizing", build, METHODS, reference, record, picture)
+FAMILY = Family(
+    "lotsizing",
+    build,
+    METHODS,
+    reference,
+    record,
+    picture,
+    metric=Metric("total cost over the episode", "", "min"),
+    references=("hindsight", "item_bound"),
+    # per scenario the larger of SCIP's best bound and (item_bound_steps > 0) the item Lagrangian bound
+    bounds=(BoundSolver("hindsight_mip", "perfect-information bound (MIP's bound, or the item bound if larger)"),),
+)

@@ -35,7 +35,18 @@ import numpy as np
 import torch
 from pydantic import Field as PydanticField
 
-from ..core import Evaluation, Family, Field, Method, Reference, Scenarios, SolveContext, SolveOutcome
+from ..core import (
+    BoundSolver,
+    Evaluation,
+    Family,
+    Field,
+    Method,
+    Metric,
+    Reference,
+    Scenarios,
+    SolveContext,
+    SolveOutcome,
+)
 from ..core.config import non_negative, positive
 from ..core.datafile import Integer, Number, Record, check, load_json
 from ..core.rollout import summarize
@@ -526,4 +537,26 @@ METHODS = {
 }
 
 
-FAMILY = Family("microgrid", build, METHODS, reference, record, picture)
+FAMILY = Family(
+    "microgrid",
+    build,
+    METHODS,
+    reference,
+    record,
+    picture,
+    # the cost prices fuel-equivalent litres (battery energy used counted at the fuel it is worth) plus the wear
+    # term and penalties; the litres and the wear are shown beside it
+    metric=Metric(
+        "cost per day (fuel-equivalent, wear, penalties)",
+        "",
+        "min",
+        beside=(("fuel-eq. L", "fuel_eq_litres"), ("wear", "degradation"), ("violations", "violations_total")),
+    ),
+    references=("hindsight",),
+    bounds=(BoundSolver("perfect_foresight", "perfect-foresight bound"),),
+    oracle=lambda rec: (
+        "plans on the realised day (perfect forecasts)"
+        if (((rec.get("config") or {}).get("solver") or {}).get("options") or {}).get("forecast") == "perfect"
+        else None
+    ),
+)

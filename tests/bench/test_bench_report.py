@@ -85,10 +85,17 @@ def _by_hand(store_path):
         refs = {json.dumps(r["reference"], sort_keys=True) for recs in solvers.values() for r in recs}
         assert len(refs) == 1
         ref = json.loads(refs.pop())
-        ref_value = ref["value"] if ref else min(r["mean"] for r in rows.values())
+        # without a reference (ordering cost: no known optimum) there is no gap: the difference to the best solver
+        best = min(r["mean"] for r in rows.values())
         for r in rows.values():
-            r["gap"] = 100 * (r["mean"] - ref_value) / abs(ref_value)
-            r["gap_half"] = 100 * r["half"] / abs(ref_value)
+            if ref:
+                r["gap"] = 100 * (r["mean"] - ref["value"]) / abs(ref["value"])
+                r["gap_half"] = 100 * r["half"] / abs(ref["value"])
+                r["diff"] = r["mean"] - ref["value"]
+            else:
+                r["gap"] = r["gap_half"] = None
+                r["diff"] = r["mean"] - best
+        ref_value = ref["value"] if ref else None
         out[(problem, phash)] = {"rows": rows, "ref": ref, "ref_value": ref_value}
     return out
 
@@ -113,8 +120,8 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
         if h["ref"]:
             assert section["reference"]["kind"] == "optimum"
             assert section["reference"]["value"] == pytest.approx(h["ref"]["value"], rel=1e-12)
-        else:
-            assert section["reference"]["kind"] == "best in report"
+        else:  # no reference: none is made up from the best solver, and nothing is called a gap
+            assert section["reference"] is None
         assert {s["solver"] for s in section["solvers"]} == set(h["rows"])
         means = [s["mean"] for s in section["solvers"]]
         assert means == sorted(means) and section["best"] == section["solvers"][0]["solver"]
@@ -125,8 +132,12 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
             assert s["ci_half_width"] == pytest.approx(r["half"], rel=1e-9)
             # every cost here is >= 0 (inventory costs): the interval's lower end is cut at 0
             assert s["ci_low"] == pytest.approx(max(0.0, r["mean"] - r["half"]), rel=1e-9, abs=1e-12)
-            assert s["gap_pct"] == pytest.approx(r["gap"], rel=1e-9, abs=1e-12)
-            assert s["gap_ci_half_width_pct"] == pytest.approx(r["gap_half"], rel=1e-9)
+            if r["gap"] is None:
+                assert s["gap_pct"] is None and s["gap_ci_half_width_pct"] is None
+            else:
+                assert s["gap_pct"] == pytest.approx(r["gap"], rel=1e-9, abs=1e-12)
+                assert s["gap_ci_half_width_pct"] == pytest.approx(r["gap_half"], rel=1e-9)
+            assert s["difference"] == pytest.approx(r["diff"], rel=1e-9, abs=1e-12)
             assert s["train_seconds"] == pytest.approx(r["train"], rel=1e-12)
     # the rerun counted, not the sweep's run of that cell
     p4 = next(h for (p, ph), h in hand.items() if p == "inventory/lost_sales_p4_L1" and h["ref"])
@@ -143,11 +154,11 @@ def test_report_numbers_equal_the_hand_computation(report_store, tmp_path):
     for (problem, _), h in hand.items():
         assert f"## {problem}" in md
         for solver, r in h["rows"].items():
-            row = next(
-                line for line in md.splitlines() if line.startswith(f"| {solver} |") and f"{r['mean']:.4f}" in line
-            )
+            row = next(line for line in md.splitlines() if f"| {solver} |" in line and f"{r['mean']:.4f}" in line)
             assert f"[{max(0.0, r['mean'] - r['half']):.4f}, {r['mean'] + r['half']:.4f}]" in row  # cut at 0
-            assert f"{r['gap']:.2f} ± {r['gap_half']:.2f}" in row
+            assert (
+                f"{r['gap']:.2f} ± {r['gap_half']:.2f}" in row if r["gap"] is not None else f"{r['diff']:+.4g}" in row
+            )
             assert re.search(rf"<td>{re.escape(html.escape(solver))}</td>.*?<td class=\"n\">{r['mean']:.4f}</td>", page)
 
 
@@ -187,8 +198,11 @@ def test_report_page_is_self_contained_with_charts_and_pictures(report_store, tm
         for solver in h["rows"]:
             assert f"<td>{html.escape(solver)}</td>" in page
     images = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    # per problem a gap chart and a picture; learning curves where HDPO ran (the two swept problems)
-    assert len(images) == 3 * 2 + 2
+    # per problem a quality-against-time chart and a picture; a gap chart and learning curves (HDPO) on the two
+    # swept problems (the third has one solver and no reference: nothing to draw a gap of); one performance
+    # profile for the inventory problem set
+    assert len(images) == 3 * 2 + 2 * 2 + 1
+    assert page.count("quality against time</figcaption>") == 3 and page.count("performance profile</figcaption>") == 1
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -270,3 +284,48 @@ def test_interval_of_few_runs_respects_non_negative_costs(tmp_path):
     negative = dict(rec(1, 12.0), test_cost=-1.0)  # a cost below zero: no cut
     (section,) = build_sections([rec(0, 4.0), negative])
     assert section.rows[0].low == pytest.approx(section.rows[0].mean - section.rows[0].half)
+
+
+def test_bounds_and_oracles_are_shown_apart_and_the_tightest_reference_is_used():
+    """Hand-made microgrid runs on 4 scenarios: a controller, a perfect-forecast MPC (an oracle: it reads the
+    future) and the perfect-foresight bound. The oracle and the bound are never ranked; the bound (known per
+    scenario) is the reference, so the gap is paired: by hand, d = (10, 12, 14, 16) - (8, 9, 10, 11)."""
+    from opsrl.bench.report import summarize as build_sections
+
+    def rec(i, solver, method, per, options=None):
+        return {
+            "id": i,
+            "problem": "microgrid/remote",
+            "solver": solver,
+            "seed": 0,
+            "method": method,
+            "family": "microgrid",
+            "test_cost": sum(per) / len(per),
+            "test_stderr": 1.0,
+            "test": {"n": len(per), "scenarios_hash": "h", "per_scenario": per},
+            "reference": None,
+            "train_seconds": 1.0,
+            "eval_seconds": 1.0,
+            "config": {"solver": {"method": method, "options": options or {}}},
+            "cell": {"key": f"k{i}", "problem_hash": "ph", "solver_hash": f"s{i}"},
+            "curve": [],
+        }
+
+    (section,) = build_sections(
+        [
+            rec(1, "controller", "mpc", [10.0, 12.0, 14.0, 16.0]),
+            rec(2, "oracle_mpc", "mpc_commit", [7.0, 8.0, 9.0, 10.0], {"forecast": "perfect"}),
+            rec(3, "perfect_foresight", "perfect_foresight", [8.0, 9.0, 10.0, 11.0]),
+        ]
+    )
+    assert [r.label for r in section.rows] == ["controller"] and section.best.label == "controller"
+    oracle, bound = sorted(section.bounds, key=lambda r: r.label)
+    assert oracle.oracle and oracle.gap is None and bound.bound == "perfect-foresight bound"
+    assert section.reference["solver"] == "perfect_foresight" and section.reference["value"] == 9.5
+    d = [2.0, 3.0, 4.0, 5.0]
+    sd = math.sqrt(sum((x - 3.5) ** 2 for x in d) / 3)
+    row = section.rows[0]
+    assert row.gap == pytest.approx(100 * 3.5 / 9.5, rel=1e-12)
+    assert row.gap_half == pytest.approx(100 * stats.t.ppf(0.975, 3) * sd / 2 / 9.5, rel=1e-9)
+    pairs = {(p.a, p.b): p for p in section.paired}
+    assert len(pairs) == 3 and pairs[("controller", "perfect_foresight")].a_better == 0
