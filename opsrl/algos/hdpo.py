@@ -41,7 +41,7 @@ from ..core import (
     rollout,
     scenario_costs,
 )
-from ..core.config import check_memory, non_negative, positive, scenario_bytes, size
+from ..core.config import check_memory, non_negative, positive, scenario_bytes, size, threads, validate
 from ..core.rollout import Shield
 
 OPTIONS = {
@@ -94,7 +94,7 @@ OPTIONS = {
     "lr_patience": Field(
         int, 4, allowed="evaluations without improvement before the learning rate decays (0: never)", check=non_negative
     ),
-    "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
+    "threads": threads(0),
     "imitate": Field(
         str,
         "",
@@ -332,6 +332,37 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
     )
 
 
+def sizes(problem: Problem, o: Mapping[str, Any], config: Mapping[str, Any]) -> list:
+    """The training pool, the dev set and the network (its activations kept over a whole training rollout of
+    the largest batch), estimated before anything is allocated (see :mod:`opsrl.algos.sizes`)."""
+    from ..nn import POLICY_SCHEMA
+    from .sizes import network_need, pool_needs
+
+    src = config["source"]
+    train_periods = o["train_periods"] or problem.periods
+    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
+    needs = pool_needs(
+        problem,
+        o,
+        src,
+        [
+            ("train_scenarios", "train_periods", "train", train_periods),
+            ("dev_scenarios", "dev_periods", "dev", dev_periods),
+        ],
+    )
+    pol = validate(config.get("policy", {}), POLICY_SCHEMA, src, prefix="policy.")
+    rows = max(o["batch_size"], o["max_batch_size"]) * train_periods
+    net = network_need(
+        problem, pol, rows, src, "batch_size" if o["batch_size"] >= o["max_batch_size"] else "max_batch_size"
+    )
+    return needs + ([net] if net is not None else [])
+
+
 METHOD = Method(
-    "hdpo", fit, OPTIONS, learns=True, description="pathwise gradient of the scenario cost through the simulator (HDPO)"
+    "hdpo",
+    fit,
+    OPTIONS,
+    learns=True,
+    description="pathwise gradient of the scenario cost through the simulator (HDPO)",
+    sizes=sizes,
 )

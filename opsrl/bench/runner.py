@@ -24,7 +24,7 @@ import torch
 
 from .. import __version__
 from ..core import ConfigError, Problem, Scenarios, SolveContext, State, evaluate, rollout
-from ..core.config import check_memory, scenario_bytes
+from ..core.config import Need, check_memory, check_needs, scenario_bytes
 from ..faults import point as fault_point
 from ..registry import family as get_family
 from ..registry import fit_solver, load_for_solver, load_problem, load_solver
@@ -123,6 +123,39 @@ def check_test_memory(prob: Problem, device: torch.device) -> None:
         )
 
 
+def check_solver_sizes(prob: Problem, method: Any, scfg: dict[str, Any], device: torch.device) -> None:
+    """Refuse a run whose solver would allocate more than half the memory free: the test set, the options
+    that count scenarios (``Field.counts``) and what the method's ``sizes`` hook estimates (networks, plans),
+    together, before anything is allocated; the message names the keys of the largest part."""
+    src = scfg["source"]
+    n_test = int(prob.test_scenarios or 0)
+    periods = int(prob.test_periods or prob.periods)
+    test = scenario_bytes(prob, n_test, periods, "test") if n_test > 0 else None
+    needs = []
+    if test is not None:
+        needs.append(
+            Need(f"the test set ({n_test} scenarios x {periods} periods)", test, prob.source, ("test.scenarios",))
+        )
+    per_scenario = None
+    for name, field in method.options.items():
+        value = scfg["options"].get(name)
+        if not field.counts or isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            continue
+        if per_scenario is None:
+            per_scenario = scenario_bytes(prob, 1, periods, "dev")
+            if per_scenario is None:
+                return
+        key = f"options.{name}"
+        if field.counts == "test_copies":
+            nbytes = (test or per_scenario * max(n_test, 1)) * value
+            needs.append(Need(f"{value} copies of the test set ({key})", nbytes, src, (key, "test.scenarios")))
+        else:
+            needs.append(Need(f"{value} scenarios ({key})", per_scenario * value, src, (key,)))
+    if method.sizes is not None:
+        needs += list(method.sizes(prob, scfg["options"], scfg) or [])
+    check_needs(needs, device)
+
+
 def prepare(
     problem: str | Path,
     solver: str | Path,
@@ -145,7 +178,8 @@ def prepare(
         solver_name, method, scfg = load_solver(solver, fam, solver_overrides)
         if scfg["problem"]:  # the solver sets problem keys (how the problem reads its action, ...)
             prob = load_for_solver(problem, scfg, problem_overrides)
-    check_test_memory(prob, dev)
+        check_test_memory(prob, dev)
+        check_solver_sizes(prob, method, scfg, dev)
     cell = cell_id(
         prob,
         solver_name,
