@@ -332,9 +332,13 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
     )
 
 
-def sizes(problem: Problem, o: Mapping[str, Any], config: Mapping[str, Any]) -> list:
+def sizes(
+    problem: Problem, o: Mapping[str, Any], config: Mapping[str, Any], policy: Mapping[str, Any] | None = None
+) -> list:
     """The training pool, the dev set and the network (its activations kept over a whole training rollout of
-    the largest batch), estimated before anything is allocated (see :mod:`opsrl.algos.sizes`)."""
+    the largest batch), estimated before anything is allocated (see :mod:`opsrl.algos.sizes`). A method whose
+    network is set by its options (``policy``: a validated policy table, widths from ``options.hidden``)
+    passes it."""
     from ..nn import POLICY_SCHEMA
     from .sizes import network_need, pool_needs
 
@@ -350,11 +354,10 @@ def sizes(problem: Problem, o: Mapping[str, Any], config: Mapping[str, Any]) -> 
             ("dev_scenarios", "dev_periods", "dev", dev_periods),
         ],
     )
-    pol = validate(config.get("policy", {}), POLICY_SCHEMA, src, prefix="policy.")
+    pol = policy or validate(config.get("policy", {}), POLICY_SCHEMA, src, prefix="policy.")
     rows = max(o["batch_size"], o["max_batch_size"]) * train_periods
-    net = network_need(
-        problem, pol, rows, src, "batch_size" if o["batch_size"] >= o["max_batch_size"] else "max_batch_size"
-    )
+    batch_key = "batch_size" if o["batch_size"] >= o["max_batch_size"] else "max_batch_size"
+    net = network_need(problem, pol, rows, src, batch_key, hidden_key="options.hidden" if policy else "policy.hidden")
     return needs + ([net] if net is not None else [])
 
 

@@ -48,6 +48,7 @@ def network_need(
     batch_key: str,
     copies: int = 1,
     n_out: int | None = None,
+    hidden_key: str = "policy.hidden",
 ) -> Need | None:
     """The bytes of the network a validated ``[policy]`` table describes, trained on ``rows`` inputs at once
     (a batch x the periods kept for its backward pass). MLPs read ``problem.obs_dim``; graph networks
@@ -65,7 +66,7 @@ def network_need(
             f"the policy network ({kind}, widths {hidden}, {int(rows)} rows a step)",
             nbytes,
             source,
-            ("policy.hidden", f"options.{batch_key}"),
+            (hidden_key, f"options.{batch_key}"),
         )
     width = policy.get("width") or (policy.get("hidden") or [0])[0]
     layers = int(policy.get("layers") or 1)
@@ -73,7 +74,7 @@ def network_need(
         return None
     nodes = max(1, int(getattr(problem, "n_locations", 1) or 1))
     nbytes = mlp_bytes(width, [width] * (3 * layers + 2), 1, rows * nodes, copies)
-    key = "policy.width" if "width" in policy else "policy.hidden"
+    key = "policy.width" if "width" in policy else hidden_key
     return Need(
         f"the policy network ({kind}, width {width}, {layers} layers, {int(rows * nodes)} node rows a step)",
         nbytes,

@@ -136,21 +136,24 @@ def check_solver_sizes(prob: Problem, method: Any, scfg: dict[str, Any], device:
         needs.append(
             Need(f"the test set ({n_test} scenarios x {periods} periods)", test, prob.source, ("test.scenarios",))
         )
-    per_scenario = None
+    opts = scfg["options"]
     for name, field in method.options.items():
-        value = scfg["options"].get(name)
+        value = opts.get(name)
         if not field.counts or isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             continue
-        if per_scenario is None:
-            per_scenario = scenario_bytes(prob, 1, periods, "dev")
-            if per_scenario is None:
-                return
         key = f"options.{name}"
-        if field.counts == "test_copies":
-            nbytes = (test or per_scenario * max(n_test, 1)) * value
-            needs.append(Need(f"{value} copies of the test set ({key})", nbytes, src, (key, "test.scenarios")))
-        else:
-            needs.append(Need(f"{value} scenarios ({key})", per_scenario * value, src, (key,)))
+        kind, _, periods_key = field.counts.partition(":")  # "scenarios:dev_periods": their periods set there
+        if kind == "test_copies":
+            if test is not None:
+                needs.append(
+                    Need(f"{value} copies of the test set ({key})", test * value, src, (key, "test.scenarios"))
+                )
+            continue
+        p = int(opts.get(periods_key) or 0) or periods
+        nbytes = scenario_bytes(prob, value, p, "dev")
+        if nbytes is not None:
+            keys = (key, f"options.{periods_key}") if periods_key else (key,)
+            needs.append(Need(f"{value} scenarios x {p} periods ({key})", nbytes, src, keys))
     if method.sizes is not None:
         needs += list(method.sizes(prob, scfg["options"], scfg) or [])
     check_needs(needs, device)

@@ -182,17 +182,25 @@ def _too_large(field: Field, value: Any) -> str | None:
 
 
 def size(
-    default: Any = REQUIRED, max: float = 10**6, *, low: int = 1, allowed: str = "", doc: str = "", item: bool = False
+    default: Any = REQUIRED,
+    max: float = 10**6,
+    *,
+    low: int = 1,
+    allowed: str = "",
+    doc: str = "",
+    item: bool = False,
+    counts: str = "",
 ) -> Field:
     """A size (scenarios, periods, a lead time, a width): an integer from ``low`` to ``max``.
 
     ``item=True`` makes it a list of such integers (layer widths). The message of a refused value
-    says both bounds, so that a typo (``1e9`` periods) is caught before anything is allocated.
+    says both bounds, so that a typo (``1e9`` periods) is caught before anything is allocated. ``counts``
+    (``"scenarios"`` or ``"test_copies"``, see :class:`Field`) puts its memory in the runner's estimate.
     """
     words = allowed or f"an integer from {low} to {max:g}"
     if item:
         return Field(list, default, item=int, allowed=words, doc=doc, max=max, check=lambda v: all(x >= low for x in v))
-    return Field(int, default, allowed=words, doc=doc, max=max, check=lambda v: v >= low)
+    return Field(int, default, allowed=words, doc=doc, max=max, check=lambda v: v >= low, counts=counts)
 
 
 # the widest layer a network may have, and the most layers: a width beyond this is a typo, not a network
@@ -225,7 +233,7 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def threads(default: int = 0, *, allowed: str = "", doc: str = "") -> Field:
+def threads(default: int = 0, *, low: int = 0, allowed: str = "", doc: str = "") -> Field:
     """A number of CPU threads: from 0 (leave the library's setting) to the CPUs this process may use. More
     threads than CPUs only slow a run down, and a huge number crashes the OpenMP runtime."""
     n = cpu_count()
@@ -233,9 +241,9 @@ def threads(default: int = 0, *, allowed: str = "", doc: str = "") -> Field:
     return Field(
         int,
         default,
-        allowed=f"{words}, from 0 to {n} (the CPUs of this machine)",
+        allowed=f"{words}, from {low} to {n} (the CPUs of this machine)",
         doc=doc,
-        check=lambda v: 0 <= v <= n,
+        check=lambda v: low <= v <= n,
     )
 
 
