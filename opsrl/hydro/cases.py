@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..core import ConfigError
+from ..core.config import FLOAT_LIMIT
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED = ("case3", "bolivia")
@@ -155,6 +156,8 @@ def _num(
     v = float(v)
     if math.isnan(v) or (math.isinf(v) and not allow_inf):
         raise ConfigError(path, name, f"{v} is not allowed; expected a finite number")
+    if math.isfinite(v) and abs(v) > FLOAT_LIMIT:  # the stage LP's solver takes 1e20 and beyond for infinity
+        raise ConfigError(path, name, f"{v:g} is too large; a number of magnitude at most {FLOAT_LIMIT:g} is allowed")
     if abs(v) < DENORMAL:
         v = 0.0
     if low is not None and v < low:
