@@ -34,6 +34,17 @@ FAMILY_MODULES = {
 SOLVER_SCHEMA = {
     "method": Field(str, allowed="a method name (see `opsrl list`)"),
     "description": Field(str, ""),
+    "family": Field(
+        list,
+        [],
+        item=str,
+        allowed="the problem families the solver is written for: a name or a list of names of "
+        + ", ".join(FAMILY_MODULES),
+        check=lambda v: all(name in FAMILY_MODULES for name in v),
+        doc="the families whose problems this solver is written for (its policy, options and problem keys); "
+        "given another family's problem it stops with one message naming the solvers that fit. Empty: any "
+        "family its method applies to (a generic method's solver with generic settings)",
+    ),
     "policy": Field(dict, {}),
     "options": Field(dict, {}),
     "problem": Field(
@@ -121,6 +132,28 @@ def methods_for(fam: Family) -> dict[str, Method]:
     return {**generic_methods(), **fam.methods}
 
 
+def solvers_for(family_name: str | None) -> list[str]:
+    """The bundled solvers written for ``family_name``'s problems (their ``family`` key names it); with None,
+    those that name no family (generic settings of a generic method)."""
+    out = []
+    for name, path in bundled("solvers").items():
+        try:
+            declared = load_toml(path).get("family", [])
+        except ConfigError:
+            continue
+        declared = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
+        if (family_name in declared) if family_name is not None else not declared:
+            out.append(name)
+    return out
+
+
+def _fitting(fam: Family) -> str:
+    """Which bundled solvers fit ``fam``'s problems, in words."""
+    generic = [n for n in solvers_for(None) if load_toml(bundled("solvers")[n]).get("method") in methods_for(fam)]
+    out = f"solvers for {fam.name} problems: {', '.join(solvers_for(fam.name)) or 'none bundled'}"
+    return out + (f" (and, where their method applies, the generic {', '.join(generic)})" if generic else "")
+
+
 def load_problem(name: str | Path, overrides: dict[str, Any] | None = None) -> Problem:
     """Build a problem from a file or bundled name; ``overrides`` are dotted keys set before validation."""
     from .core.config import set_dotted
@@ -153,12 +186,22 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
     for k, v in (overrides or {}).items():
         top = k.split(".")[0]
         set_dotted(raw, k if top in SOLVER_SCHEMA else f"options.{k}", v)
+    if isinstance(raw.get("family"), str):  # one family, as a name
+        raw["family"] = [raw["family"]]
     cfg = validate(raw, SOLVER_SCHEMA, source)
+    if cfg["family"] and fam.name not in cfg["family"]:
+        raise ConfigError(
+            source,
+            "family",
+            f"this solver is written for {' and '.join(cfg['family'])} problems, not for {fam.name} problems; "
+            + _fitting(fam),
+        )
     if cfg["method"] not in methods:
         raise ConfigError(
             source,
             "method",
-            f"{cfg['method']!r} does not apply to {fam.name} problems; allowed: {', '.join(sorted(methods))}",
+            f"{cfg['method']!r} does not apply to {fam.name} problems (methods that do: "
+            f"{', '.join(sorted(methods))}); " + _fitting(fam),
         )
     method = methods[cfg["method"]]
     cfg["options"] = validate(cfg["options"], method.options, source, prefix="options.")
