@@ -200,8 +200,8 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
         raise ConfigError(
             source,
             "method",
-            f"{cfg['method']!r} does not apply to {fam.name} problems (methods that do: "
-            f"{', '.join(sorted(methods))}); " + _fitting(fam),
+            f"{cfg['method']!r} does not apply to {fam.name} problems; allowed: {', '.join(sorted(methods))}; "
+            + _fitting(fam),
         )
     method = methods[cfg["method"]]
     cfg["options"] = validate(cfg["options"], method.options, source, prefix="options.")

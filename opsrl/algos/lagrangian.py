@@ -209,7 +209,7 @@ POLICY_SCHEMA = {
         list,
         [64, 64],
         item=int,
-        allowed=f"a list of at most {MAX_LAYERS} layer widths, each an integer from 1 to {MAX_WIDTH}",
+        allowed=f"a list of at most {MAX_LAYERS} positive layer widths, each at most {MAX_WIDTH}",
         check=lambda v: all(w > 0 for w in v),
         max=MAX_WIDTH,
         max_len=MAX_LAYERS,

@@ -211,7 +211,7 @@ MAX_LAYERS = 64
 def widths(default: Any = REQUIRED, *, allowed: str = "", doc: str = "") -> Field:
     """Layer widths of a network: a list of 1 to ``MAX_LAYERS`` integers from 1 to ``MAX_WIDTH``. The memory of
     the network itself (parameters and activations) is estimated before it is built (:func:`mlp_bytes`)."""
-    words = allowed or f"a list of 1 to {MAX_LAYERS} layer widths, each an integer from 1 to {MAX_WIDTH}"
+    words = allowed or f"a list of 1 to {MAX_LAYERS} positive layer widths, each at most {MAX_WIDTH}"
     return Field(
         list,
         default,
