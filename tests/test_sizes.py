@@ -315,3 +315,18 @@ def test_bundled_solvers_declare_their_family():
         for fam_name in declared or list(fams):
             load_solver(path, fams[fam_name])
     assert no_family == {"hdpo_mlp", "hdpo_mlp_net", "tsddr", "tsddr_lstm", "tsldr"}
+
+
+def test_sweep_leaves_out_solvers_of_another_family():
+    """A sweep over two families runs each solver on the problems of its own family and says so for the rest."""
+    from opsrl.bench.sweep import load_sweep
+
+    sw = load_sweep(problems=[P4, "vm/tiny"], solvers=["ppo", "vm_greedy", "myopic"], seeds=[0])
+    ran = sorted((c.id.problem, c.id.solver) for c in sw.cells)
+    assert ran == sorted([(P4, "ppo"), (P4, "myopic"), ("vm/tiny", "vm_greedy")])
+    why = {(p, s): w for p, s, w in sw.skipped}
+    assert why == {
+        ("vm/tiny", "ppo"): "the solver is written for inventory problems",
+        (P4, "vm_greedy"): "method 'greedy' does not apply to inventory problems",
+        ("vm/tiny", "myopic"): "method 'myopic' does not apply to vm problems",
+    }
