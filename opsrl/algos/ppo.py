@@ -94,9 +94,9 @@ OPTIONS = {
     "batch_size": size(256, 10**6, allowed="scenarios per rollout, from 1 to 10^6"),
     "train_scenarios": size(32768, 10**7, allowed="the size of the training pool, from 1 to 10^7"),
     "train_periods": size(0, 10**6, low=0, allowed="periods per training rollout (0: the problem's own), at most 10^6"),
-    "iterations": Field(int, 200, allowed="a positive number of rollout-and-update iterations", check=positive),
-    "epochs": Field(int, 4, allowed="a positive number of passes over each rollout", check=positive),
-    "minibatches": Field(int, 4, allowed="a positive number of minibatches per pass", check=positive),
+    "iterations": size(200, 10**7, allowed="rollout-and-update iterations, from 1 to 10^7"),
+    "epochs": size(4, 10**4, allowed="passes over each rollout, from 1 to 10^4"),
+    "minibatches": size(4, 10**6, allowed="minibatches per pass, from 1 to 10^6"),
     "gamma": Field(
         float,
         -1.0,
