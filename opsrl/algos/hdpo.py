@@ -60,7 +60,7 @@ OPTIONS = {
     "dev_periods": size(
         0, 10**6, low=0, allowed="periods per dev rollout (0: the problem's test periods), at most 10^6"
     ),
-    "max_steps": size(4000, 10**9, allowed="gradient steps, from 1 to 10^9"),
+    "max_steps": size(4000, 10**9, allowed="a positive number of gradient steps, at most 10^9"),
     "lr_warmup": Field(
         int, 20, allowed="steps over which the learning rate ramps up linearly (0: none)", check=non_negative
     ),

@@ -572,7 +572,7 @@ OPTIONS = {
     "batch_size": size(32, 10**6, allowed="scenarios per gradient step, from 1 to 10^6"),
     "train_scenarios": size(4096, 10**7, allowed="the size of the training pool, from 1 to 10^7"),
     "dev_scenarios": size(256, 10**7, allowed="dev scenarios, from 1 to 10^7"),
-    "max_steps": size(1000, 10**9, allowed="gradient steps, from 1 to 10^9"),
+    "max_steps": size(1000, 10**9, allowed="a positive number of gradient steps, at most 10^9"),
     "eval_every": Field(int, 25, allowed="a positive number of steps", check=positive),
     "patience": Field(
         int, 0, allowed="evaluations without improvement before stopping (0: never stop early)", check=non_negative
