@@ -4,7 +4,8 @@
 prints a summary (or one JSON object with ``--json``) and appends the run to the results store.
 ``opsrl list`` shows the bundled problems and solvers.
 ``opsrl bench [SWEEP]`` runs a sweep (problems x solvers x seeds) into the results store, resumably,
-locally or on a Ray cluster; ``opsrl report`` writes the solver-comparison report of a store.
+locally or on a Ray cluster; ``opsrl report`` writes the solver-comparison report of a store;
+``opsrl export`` writes its runs as a CSV or Parquet table.
 
 Every input is checked before anything runs or is created: bad input stops with one message naming
 the file or flag, the key and what is allowed, and exit status 2. ``opsrl run`` checks its store
@@ -503,6 +504,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import export
+    from .bench.store import default_path
+
+    store = args.store if args.store is not None else str(default_path())
+    n = export(
+        store,
+        args.out,
+        force=args.force,
+        problem=args.problem or None,
+        solver=args.solver or None,
+        _arguments=("--store", "--out", "--force"),
+    )
+    print(f"wrote {n} runs of {store} to {args.out}")
+    return 0
+
+
 # --- argument types: a bad value is an argparse error (exit 2) that names its flag -------------------
 def _seed(text: str) -> int:
     try:
@@ -653,6 +671,14 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-pictures", action="store_true", help="leave out the problems' own pictures")
     _lock_timeout(rp)
     rp.set_defaults(func=cmd_report)
+
+    ex = sub.add_parser("export", help="write the runs of a results store as a table (CSV or Parquet)")
+    ex.add_argument("--store", default=None, help="results store (default $OPSRL_STORE or ./opsrl-results.sqlite)")
+    ex.add_argument("--out", required=True, help="output file: runs.csv or runs.parquet (Parquet needs pyarrow)")
+    ex.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    ex.add_argument("--problem", action="append", metavar="NAME", help="export only the runs of these problems")
+    ex.add_argument("--solver", action="append", metavar="NAME", help="export only the runs of these solvers")
+    ex.set_defaults(func=cmd_export)
     return p
 
 
@@ -660,6 +686,7 @@ _INTERRUPTED = {
     "run": "nothing was recorded for the unfinished run",
     "bench": "every cell finished before is recorded; run the same command again to resume",
     "report": "the report may be incomplete; the store is unchanged",
+    "export": "nothing was written; the store is unchanged",
 }
 
 

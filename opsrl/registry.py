@@ -10,11 +10,13 @@ them in ``opsrl/_bundled/`` (see ``setup.py``), read from there. More roots can 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import importlib
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -150,29 +152,83 @@ def solvers_for(family_name: str | None) -> list[str]:
 def _fitting(fam: Family) -> str:
     """Which bundled solvers fit ``fam``'s problems, in words."""
     generic = [n for n in solvers_for(None) if load_toml(bundled("solvers")[n]).get("method") in methods_for(fam)]
-    out = f"solvers for {fam.name} problems: {', '.join(solvers_for(fam.name)) or 'none bundled'}"
-    return out + (f" (and, where their method applies, the generic {', '.join(generic)})" if generic else "")
+    out = f"bundled solvers that fit: {', '.join(solvers_for(fam.name)) or 'none'}"
+    if generic:
+        out += (
+            f", and those of the generic methods (such as hdpo_mlp) where their method applies ({', '.join(generic)})"
+        )
+    return out + "; `opsrl list` shows them"
 
 
 def load_problem(name: str | Path, overrides: dict[str, Any] | None = None) -> Problem:
     """Build a problem from a file or bundled name; ``overrides`` are dotted keys set before validation."""
+    path = resolve("problems", name)
+    problem = build_problem(load_toml(path), str(path), overrides, _bundled_name("problems", path) or path.stem)
+    problem.origin = {"file": str(path), "overrides": dict(overrides or {})}
+    return problem
+
+
+def build_problem(
+    table: Mapping[str, Any], source: str = "<dict>", overrides: dict[str, Any] | None = None, name: str | None = None
+) -> Problem:
+    """Build a problem from a table such as a problem file holds (``family``, ``description``, the family's keys;
+    a table may also give its ``name``), with ``overrides`` (dotted keys) set before validation.
+
+    Relative file paths in the table resolve against the folder of ``source`` when it is a file, else against
+    the working directory. The problem remembers the table (``problem.origin``), so that a solver that sets
+    problem keys can build it again with them (:func:`load_for_solver`).
+    """
     from .core.config import set_dotted
 
-    path = resolve("problems", name)
-    cfg = load_toml(path)
+    if not isinstance(table, Mapping):
+        raise ConfigError(source, None, f"a problem is a table (dict) of keys, got {type(table).__name__}")
+    origin = copy.deepcopy(dict(table))
+    cfg = copy.deepcopy(dict(table))
     for k, v in (overrides or {}).items():
         set_dotted(cfg, k, v)
-    source = str(path)
     if "family" not in cfg:
         raise ConfigError(source, "family", f"missing; one of {', '.join(FAMILY_MODULES)} is required")
+    if not isinstance(cfg["family"], str):
+        raise ConfigError(source, "family", f"{cfg['family']!r} is not allowed; one of {', '.join(FAMILY_MODULES)}")
     fam = family(cfg.pop("family"), source)
     description = cfg.pop("description", "")
+    given_name = cfg.pop("name", None)
+    if given_name is not None and (not isinstance(given_name, str) or not given_name.strip()):
+        raise ConfigError(source, "name", f"{given_name!r} is not allowed; a non-empty string names the problem")
     problem = fam.build(cfg, source)
     problem.family = fam.name
-    problem.name = _bundled_name("problems", path) or path.stem
+    problem.name = given_name or name or (problem.name if problem.name != Problem.name else fam.name)
     problem.description = description
     problem.source = source
+    problem.origin = {"table": origin, "source": source, "overrides": dict(overrides or {})}
     return problem
+
+
+def family_of(problem: Problem, source: str = "problem") -> Family:
+    """The family of a problem object: its ``family`` attribute, else the family module that defines its class.
+
+    A problem class of the user's own (no opsrl family) gets a family of its own name with no methods of its
+    own: the generic methods (``hdpo``, ``ppo`` ...) and a :class:`Method` object still run on it.
+    """
+    if not isinstance(problem, Problem):
+        raise ConfigError(
+            source,
+            None,
+            f"a {type(problem).__name__} is not a problem; allowed: an opsrl.core.Problem object, a problem "
+            "file, a bundled name or a table (dict)",
+        )
+    name = getattr(problem, "family", "") or ""
+    if name in FAMILY_MODULES:
+        return family(name, source)
+    module = type(problem).__module__
+    for fam_name, mod in FAMILY_MODULES.items():
+        if module == mod or module.startswith(mod + "."):
+            return family(fam_name, source)
+    return Family(name or type(problem).__name__, _no_build)
+
+
+def _no_build(config: Mapping[str, Any], source: str) -> Problem:
+    raise ConfigError(source, "family", "a problem class of your own is built in Python, not from a table")
 
 
 def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None = None) -> tuple[str, Method, dict]:
@@ -189,18 +245,18 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
     if isinstance(raw.get("family"), str):  # one family, as a name
         raw["family"] = [raw["family"]]
     cfg = validate(raw, SOLVER_SCHEMA, source)
-    if cfg["family"] and fam.name not in cfg["family"]:
-        raise ConfigError(
-            source,
-            "family",
-            f"this solver is written for {' and '.join(cfg['family'])} problems, not for {fam.name} problems; "
-            + _fitting(fam),
-        )
     if cfg["method"] not in methods:
         raise ConfigError(
             source,
             "method",
-            f"{cfg['method']!r} does not apply to {fam.name} problems; allowed: {', '.join(sorted(methods))}; "
+            f"{cfg['method']!r} does not apply to {fam.name} problems; allowed: the methods "
+            f"{', '.join(sorted(methods))}; " + _fitting(fam),
+        )
+    if cfg["family"] and fam.name not in cfg["family"]:  # a method of both, or a generic one, set for another
+        raise ConfigError(
+            source,
+            "family",
+            f"this solver is written for {' and '.join(cfg['family'])} problems, not for {fam.name} problems; "
             + _fitting(fam),
         )
     method = methods[cfg["method"]]
@@ -230,17 +286,55 @@ def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def load_for_solver(problem: str | Path, scfg: dict, overrides: dict[str, Any] | None = None) -> Problem:
+def load_for_solver(problem: str | Path | Problem, scfg: dict, overrides: dict[str, Any] | None = None) -> Problem:
     """Load ``problem`` with the keys solver config ``scfg`` sets in its ``[problem]`` table, then ``overrides``.
-    A key the problem rejects is reported against the solver file that set it."""
+    A key the problem rejects is reported against the solver file that set it.
+
+    ``problem`` may also be a problem object built by :func:`load_problem` or :func:`build_problem` (it is
+    built again from its file or table, with its own overrides); a problem built in Python without a table
+    must already have the values the solver sets.
+    """
     keys = scfg.get("problem") or {}
+    if isinstance(problem, Problem):
+        origin = getattr(problem, "origin", None)
+        if origin is None:
+            return _check_solver_keys(problem, scfg)
+        overrides = {**origin["overrides"], **(overrides or {})}
     try:
+        if isinstance(problem, Problem):
+            if "file" in origin:
+                rebuilt = load_problem(origin["file"], {**keys, **overrides})
+            else:
+                rebuilt = build_problem(origin["table"], origin["source"], {**keys, **overrides}, problem.name)
+            rebuilt.origin["overrides"] = dict(overrides)
+            return rebuilt
         return load_problem(problem, {**keys, **(overrides or {})})
     except ConfigError as e:
         hit = next((k for k in keys if e.key is not None and (e.key == k or e.key.startswith(k + "."))), None)
         if hit is None or hit in (overrides or {}):
             raise
         raise ConfigError(scfg["source"], f"problem.{hit}", f"rejected by {e.source}: {e.message}") from None
+
+
+def _check_solver_keys(problem: Problem, scfg: dict) -> Problem:
+    """A problem object without a table: it must already hold the values the solver's [problem] table sets."""
+    config = getattr(problem, "config", None) or {}
+    for key, want in (scfg.get("problem") or {}).items():
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
+        if node != want:
+            raise ConfigError(
+                scfg["source"],
+                f"problem.{key}",
+                f"this solver needs the problem built with {key} = {want!r}, and this {type(problem).__name__} "
+                f"object has {'no such key' if node is _MISSING else repr(node)}; build it with that value "
+                f"(for example opsrl.problem(..., **{{{key!r}: {want!r}}}))",
+            )
+    return problem
+
+
+_MISSING = object()
 
 
 def _bundled_name(kind: str, path: Path) -> str | None:

@@ -323,6 +323,32 @@ def test_sweep_cells_counted_before_expansion(tmp_path, store, capsys):
     refused(["bench", f, "--store", store], store, capsys, str(f), "110000 cells are too many", "at most 100000")
 
 
+@pytest.mark.parametrize(
+    "entry, words",
+    [
+        ('{ name = "inventory/lost_sales_p9_L4", set = { "test.scenarios" = 2000000000 } }', ["test.scenarios"]),
+        ('{ name = "inventory/lost_sales_p9_L4", set = { "test.periods" = 0 } }', ["test.periods"]),
+    ],
+)
+def test_a_sweep_checks_every_cell_before_the_first_runs(tmp_path, store, capsys, monkeypatch, entry, words):
+    """The bad cell is the sweep's last: nothing may run (or be recorded) before it is found."""
+    f = write(
+        tmp_path,
+        "sweep.toml",
+        f'problems = ["inventory/lost_sales_p4_L1", {entry}]\nsolvers = ["base_stock"]\nseeds = 2\n',
+    )
+    refused(["bench", f, "--store", store], store, capsys, *words, monkeypatch=monkeypatch)
+
+
+def test_a_sweep_refuses_more_cpus_per_cell_than_can_exist(tmp_path, store, capsys):
+    f = write(
+        tmp_path,
+        "sweep.toml",
+        'problems = ["inventory/lost_sales_p4_L1"]\nsolvers = [{ name = "base_stock", num_cpus = 1e15 }]\n',
+    )
+    refused(["bench", f, "--store", store], store, capsys, str(f), "num_cpus", "at most 1024")
+
+
 def test_malformed_sweep(tmp_path, store, capsys):
     f = write(tmp_path, "sweep.toml", 'problems = "inventory/lost_sales_p4_L1"\nsolvers = ["base_stock"]\n')
     refused(["bench", f, "--store", store], store, capsys, str(f), "'problems'", "expected a list")

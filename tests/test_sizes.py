@@ -221,12 +221,19 @@ def _vmr2l(total_cpu: float) -> dict:
     return {"cluster_list": [{"cluster_name": "c", "host_info": [host], "vm_type_info": [], "vm_instance": [vm]}]}
 
 
-def test_absurd_numa_capacity_refused(tmp_path, store, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "total_cpu, words",
+    [
+        (1e308, ("cluster_list[0].host_info[0].numa[0].total_cpu", "1e+15")),  # the loader's magnitude bound
+        (1e12, ("cap_cpu", "from 0 to 1e+06 CPUs")),  # a number, but no NUMA node's (check_snapshot)
+    ],
+)
+def test_absurd_numa_capacity_refused(tmp_path, store, capsys, monkeypatch, total_cpu, words):
     data = tmp_path / "snap.json"
-    data.write_text(json.dumps(_vmr2l(1e308)))
+    data.write_text(json.dumps(_vmr2l(total_cpu)))
     prob = tmp_path / "p.toml"
     prob.write_text(f'family = "vm"\ngenerator = "file"\nfile = "{data}"\nmnl = 1\n')
-    refused(run_args(prob, "vm_greedy", store), store, capsys, str(data), "cap_cpu", "1e+06", monkeypatch=monkeypatch)
+    refused(run_args(prob, "vm_greedy", store), store, capsys, str(data), *words, monkeypatch=monkeypatch)
 
 
 def test_absurd_reservoir_refused(tmp_path, store, capsys, monkeypatch):
@@ -255,7 +262,6 @@ def test_absurd_reservoir_refused(tmp_path, store, capsys, monkeypatch):
         ("vm/tiny", "ppo_lotsizing_small", "vm_greedy"),
         ("hydro/case3", "hdpo_gnn", "sddp"),
         ("vm/tiny", "cpsat", "vm_cpsat"),  # jobshop's CP-SAT settings; its method name exists in both families
-        (P4, "vm_gnn", "base_stock"),
         ("lotsizing/i15_m5", "ppo", "ppo_lotsizing"),
         ("jobshop/abz5", "hdpo_scu", "gnn_greedy"),
     ],
@@ -272,7 +278,20 @@ def test_solver_of_another_family(store, capsys, monkeypatch, problem, solver, f
         fits,
         monkeypatch=monkeypatch,
     )
-    assert "solvers for" in msg
+    assert "bundled solvers that fit" in msg
+
+
+def test_family_method_of_another_family(store, capsys, monkeypatch):
+    """A family's own method on another family's problem: the method does not apply, and the solvers that fit."""
+    refused(
+        run_args(P4, "vm_gnn", store),
+        store,
+        capsys,
+        "'method'",
+        "'gnn' does not apply to inventory problems",
+        "bundled solvers that fit: base_stock",
+        monkeypatch=monkeypatch,
+    )
 
 
 def family_name(problem: str) -> str:

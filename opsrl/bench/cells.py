@@ -9,6 +9,7 @@ are not part of the cell: a cell is the same experiment wherever it runs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -20,7 +21,6 @@ import torch
 
 from ..core import Problem, Scenarios, load_toml
 from ..core.config import set_dotted
-from ..registry import resolve
 
 
 def _digest(obj: Any, n: int = 16) -> str:
@@ -29,15 +29,31 @@ def _digest(obj: Any, n: int = 16) -> str:
 
 
 def problem_spec(problem: Problem, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The problem's file content (overrides applied, description dropped) and its test set."""
-    raw = load_toml(problem.source if Path(problem.source).is_file() else resolve("problems", problem.name))
-    for k, v in (overrides or {}).items():
-        set_dotted(raw, k, v)
-    raw.pop("description", None)
+    """The problem's file content (overrides applied, description dropped) and its test set.
+
+    A problem built from a table (:func:`opsrl.registry.build_problem`) stands for its table; one built in
+    Python for its class and a fingerprint of its attributes (:func:`object_fingerprint`).
+    """
+    origin = getattr(problem, "origin", None) or {}
+    spec: dict[str, Any] = {"family": problem.family, "name": problem.name}
+    if "table" in origin:
+        raw = copy.deepcopy(origin["table"])
+    elif "file" in origin:
+        raw = load_toml(origin["file"])
+    elif isinstance(getattr(problem, "source", None), str) and Path(problem.source).is_file():
+        raw = load_toml(problem.source)
+    else:
+        raw = None
+        spec["object"] = f"{type(problem).__module__}.{type(problem).__qualname__}"
+        spec["fingerprint"] = object_fingerprint(problem)
+    if raw is not None:
+        for k, v in (overrides or {}).items():
+            set_dotted(raw, k, v)
+        raw.pop("description", None)
+        raw.pop("name", None)
+        spec["file"] = raw
     return {
-        "family": problem.family,
-        "name": problem.name,
-        "file": raw,
+        **spec,
         "test": {
             "scenarios": problem.test_scenarios,
             "periods": problem.test_periods,
@@ -45,6 +61,54 @@ def problem_spec(problem: Problem, overrides: Mapping[str, Any] | None = None) -
             "warmup": problem.test_warmup,
         },
     }
+
+
+_SKIP = (str, int, float, bool, type(None))
+
+
+def object_fingerprint(obj: Any) -> str:
+    """A digest of what a problem object holds: its public attributes, recursively (numbers, strings, lists,
+    dicts, tensors and arrays by their bytes, other objects by their own attributes, at most 6 levels deep).
+
+    Two objects built with the same numbers have the same fingerprint; callables and private attributes
+    (caches) are left out."""
+    h = hashlib.sha256()
+
+    def feed(x: Any, depth: int) -> None:
+        if isinstance(x, _SKIP):
+            h.update(repr(x).encode())
+        elif isinstance(x, torch.Tensor):
+            v = x.detach().to("cpu").contiguous()
+            h.update(f"tensor{v.dtype}{tuple(v.shape)}".encode())
+            h.update(v.view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+        elif hasattr(x, "dtype") and hasattr(x, "tobytes") and hasattr(x, "shape"):  # numpy arrays and scalars
+            h.update(f"array{x.dtype}{tuple(x.shape)}".encode())
+            h.update(x.tobytes() if str(x.dtype) != "object" else repr(x).encode())
+        elif depth <= 0 or callable(x):
+            h.update(type(x).__name__.encode())
+        elif isinstance(x, Mapping):
+            h.update(b"{")
+            for k in sorted(x, key=str):
+                if isinstance(k, str) and k.startswith("_"):
+                    continue
+                h.update(str(k).encode())
+                feed(x[k], depth - 1)
+            h.update(b"}")
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            h.update(b"[")
+            for v in sorted(x, key=repr) if isinstance(x, (set, frozenset)) else x:
+                feed(v, depth - 1)
+            h.update(b"]")
+        elif isinstance(x, (torch.dtype, torch.device, Path)):
+            h.update(str(x).encode())
+        elif hasattr(x, "__dict__"):
+            h.update(type(x).__qualname__.encode())
+            feed(vars(x), depth - 1)
+        else:
+            h.update(type(x).__name__.encode())
+
+    feed(obj, 6)
+    return h.hexdigest()[:16]
 
 
 def solver_spec(label: str, config: Mapping[str, Any]) -> dict[str, Any]:

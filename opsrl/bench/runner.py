@@ -14,7 +14,7 @@ import datetime as _dt
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,11 +23,11 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..core import ConfigError, Problem, Scenarios, SolveContext, State, evaluate, rollout
+from ..core import ConfigError, Method, Problem, Scenarios, SolveContext, State, evaluate, rollout, validate
 from ..core.config import Need, check_memory, check_needs, scenario_bytes
 from ..faults import point as fault_point
+from ..registry import build_problem, family_of, fit_solver, load_for_solver, load_problem, load_solver
 from ..registry import family as get_family
-from ..registry import fit_solver, load_for_solver, load_problem, load_solver
 from .cells import cell_id, scenarios_hash
 
 
@@ -160,8 +160,8 @@ def check_solver_sizes(prob: Problem, method: Any, scfg: dict[str, Any], device:
 
 
 def prepare(
-    problem: str | Path,
-    solver: str | Path,
+    problem: str | Path | Mapping[str, Any] | Problem,
+    solver: str | Path | Method,
     *,
     seed: int = 0,
     device: str = "cpu",
@@ -171,16 +171,45 @@ def prepare(
 ) -> Prepared:
     """Load and check the problem and the solver (names, keys, values, device, sizes); train nothing.
 
+    ``problem`` is a problem file, a bundled name, a table (a dict such as a problem file holds, with
+    ``family``) or a problem object (:class:`~opsrl.core.Problem`, built in Python or by
+    :func:`opsrl.registry.load_problem`); ``solver`` is a solver file, a bundled name or a
+    :class:`~opsrl.core.Method` (its name labels the run; ``solver_overrides`` are its options).
     Every bad input stops here with one :class:`ConfigError`, before a store is opened or a step is run.
     """
     check_seed(seed)
     dev = check_device(device)
     with _from_flag(solver_overrides, "--set"), _from_flag(problem_overrides, "--problem-set"):
-        prob = load_problem(problem, problem_overrides)
-        fam = get_family(prob.family)
-        solver_name, method, scfg = load_solver(solver, fam, solver_overrides)
+        if isinstance(problem, Problem):
+            if problem_overrides:
+                if getattr(problem, "origin", None) is None:
+                    raise ConfigError(
+                        "problem_overrides",
+                        next(iter(problem_overrides)),
+                        f"a {type(problem).__name__} built in Python takes no overrides; set the value when "
+                        "building it (or build it with opsrl.problem(name, **overrides))",
+                    )
+                prob = load_for_solver(problem, {"problem": {}}, problem_overrides)
+            else:
+                prob = problem
+            fam = family_of(prob)
+            prob.family = fam.name
+            if not isinstance(getattr(prob, "source", None), str):
+                prob.source = f"<{type(prob).__name__} object>"
+            problem_overrides = dict((getattr(prob, "origin", None) or {}).get("overrides") or {})
+        elif isinstance(problem, Mapping):
+            prob = build_problem(problem, "<dict>", problem_overrides)
+            fam = get_family(prob.family)
+        else:
+            prob = load_problem(problem, problem_overrides)
+            fam = get_family(prob.family)
+        if isinstance(solver, Method):
+            solver_name, method, scfg = solver.name, solver, method_config(solver, solver_overrides)
+        else:
+            solver_name, method, scfg = load_solver(solver, fam, solver_overrides)
         if scfg["problem"]:  # the solver sets problem keys (how the problem reads its action, ...)
-            prob = load_for_solver(problem, scfg, problem_overrides)
+            prob = load_for_solver(prob if not isinstance(problem, (str, Path)) else problem, scfg, problem_overrides)
+            prob.family = fam.name
         check_test_memory(prob, dev)
         check_solver_sizes(prob, method, scfg, dev)
     cell = cell_id(
@@ -193,6 +222,27 @@ def prepare(
         solver_overrides=solver_overrides,
     )
     return Prepared(prob, fam, solver_name, method, scfg, cell, int(seed), dev, solver_overrides, problem_overrides)
+
+
+def method_config(method: Method, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The solver configuration of a :class:`Method` object: its options (``options`` over the schema's
+    defaults) validated, as :func:`opsrl.registry.load_solver` gives for a solver file."""
+    source = f"<method {method.name}>"
+    if not isinstance(method.name, str) or not method.name.strip():
+        raise ConfigError("solver", "name", f"{method.name!r} is not allowed; a Method needs a non-empty name")
+    opts = {}
+    from ..core.config import set_dotted
+
+    for k, v in (options or {}).items():
+        set_dotted(opts, k.removeprefix("options."), v)
+    return {
+        "method": method.name,
+        "description": method.description,
+        "policy": {},
+        "options": validate(opts, method.options, source, prefix="options."),
+        "problem": {},
+        "source": source,
+    }
 
 
 @contextlib.contextmanager
@@ -229,8 +279,8 @@ def check_seed(seed: Any, source: str = "--seed") -> int:
 
 
 def run(
-    problem: str | Path,
-    solver: str | Path,
+    problem: str | Path | Mapping[str, Any] | Problem,
+    solver: str | Path | Method,
     *,
     seed: int = 0,
     device: str = "cpu",
@@ -269,6 +319,19 @@ def execute(
     """Fit (timed as training), evaluate on the test split and build the record of a prepared run.
 
     ``log`` receives the method's progress messages; ``stage`` (if given) one message per stage."""
+    return execute_outcome(prep, progress=progress, log=log, trace=trace, stage=stage)[0]
+
+
+def execute_outcome(
+    prep: Prepared,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda m: None,
+    trace: bool = True,
+    stage: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """:func:`execute`, returning the record and the method's :class:`~opsrl.core.SolveOutcome` (its fitted
+    policy, for :func:`opsrl.run`)."""
     prob, fam, method, scfg, seed, dev = prep.problem, prep.family, prep.method, prep.config, prep.seed, prep.device
     cell = prep.cell
     torch.manual_seed(seed)
@@ -327,6 +390,11 @@ def execute(
         "hardware": hardware(dev),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    origin = getattr(prob, "origin", None) or {}
+    if "table" in origin:  # a problem built from a table (opsrl.problem(dict)): the table rebuilds it
+        record["config"]["problem_table"] = {"table": origin["table"], "overrides": origin["overrides"]}
+    elif not origin and not Path(str(prob.source)).is_file():  # built in Python: no file or table rebuilds it
+        record["config"]["problem_object"] = f"{type(prob).__module__}.{type(prob).__qualname__}"
     if time_limited:
         record["reproducible_note"] = (
             "training stopped (or may have stopped) at its time limit, so the number "
@@ -339,7 +407,7 @@ def execute(
         record["trace"] = policy_trace(prob, outcome.policy, test, eval_seconds)
     if fam.record is not None:
         record.update(fam.record(prob, outcome))
-    return record
+    return record, outcome
 
 
 TRACE_SCENARIOS = 3

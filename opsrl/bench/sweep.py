@@ -46,7 +46,7 @@ from typing import Any
 
 from ..core import ConfigError, Field, load_toml, validate
 from ..core.config import non_negative
-from ..registry import bundled, family, load_problem, load_solver, methods_for, resolve
+from ..registry import bundled, family, load_problem, methods_for, resolve
 from .cells import CellId, cell_id
 from .store import ResultsStore, deferred_interrupt
 
@@ -60,12 +60,13 @@ ENTRY_SOLVER = {
     "label": Field(str, "", allowed="the solver's name in results (default: its file's name)"),
     "set": Field(dict, {}, allowed="a table of solver overrides"),
     "device": Field(str, "", allowed="a torch device (default: the sweep's)"),
-    "num_cpus": Field(float, 1.0, allowed="CPUs per cell, a number >= 0", check=non_negative),
+    "num_cpus": Field(float, 1.0, allowed="CPUs per cell, a number from 0 to 1024", check=non_negative, max=1024),
     "num_gpus": Field(
         float,
         -1.0,
-        allowed="GPUs per cell, a number >= 0 (default: 1 on CUDA, else 0)",
+        allowed="GPUs per cell, a number from 0 to 64 (default: 1 on CUDA, else 0)",
         check=lambda v: v >= 0 or v == -1.0,
+        max=64,
     ),
 }
 
@@ -248,7 +249,7 @@ def load_sweep(
         cfg["seeds"] = seeds
     if device:
         cfg["device"] = device
-    from .runner import check_device
+    from .runner import check_device, prepare
 
     check_device(cfg["device"], "--device" if device else source, None if device else "device", here=False)
     p_source = source if p_key == "problems" else "<command line>"
@@ -325,13 +326,31 @@ def load_sweep(
             if why is not None:
                 skipped.append((prob.name, se["label"] or _solver_display_name(se["ref"]), why))
                 continue
-            with _context(s_source, se["where"]):
-                solver_name, _, scfg = load_solver(se["ref"], fam, s_over)
             dev = se["device"] or cfg["device"]
+            # the checks of `opsrl run` (prepare: the solver's own problem keys, sizes, the test set's memory) for
+            # every cell before the first one runs; a device of another machine (Ray) is checked by name above
+            # and the memory estimate is then made for the CPU, where the scenarios are drawn
+            here = dev if dev.split(":")[0] == "cpu" else "cpu"
+            with _context(s_source, se["where"]), _context(p_source, pe["where"]):
+                prep = prepare(
+                    pref,
+                    se["ref"],
+                    seed=cfg["seeds"][0],
+                    device=here,
+                    solver_overrides=s_over,
+                    problem_overrides=p_over,
+                    label=se["label"],
+                )
             gpus = se["num_gpus"] if se["num_gpus"] >= 0 else (1.0 if dev.startswith("cuda") else 0.0)
             for seed in cfg["seeds"]:
                 cid = cell_id(
-                    prob, solver_name, scfg, seed, label=se["label"], problem_overrides=p_over, solver_overrides=s_over
+                    prep.problem,
+                    prep.solver_name,
+                    prep.config,
+                    seed,
+                    label=se["label"],
+                    problem_overrides=p_over,
+                    solver_overrides=s_over,
                 )
                 cells.append(
                     Cell(pref, se["ref"], seed, dev, se["label"], p_over, s_over, cid, se["num_cpus"], gpus, sweep_name)
@@ -382,8 +401,10 @@ def run_cell(
     from .runner import run
 
     threads = torch.get_num_threads()
-    if payload.get("num_cpus", 0) >= 1:  # the cell's declared CPUs (Ray also sets OMP_NUM_THREADS)
-        torch.set_num_threads(int(payload["num_cpus"]))
+    if (
+        payload.get("num_cpus", 0) >= 1
+    ):  # the cell's declared CPUs (Ray also sets OMP_NUM_THREADS), at most this machine's
+        torch.set_num_threads(min(int(payload["num_cpus"]), os.cpu_count() or 1))
     try:
         rec = run(
             payload["problem"],

@@ -52,6 +52,17 @@ def fingerprint(problem: Hydro) -> str:
     return json.dumps(cfg, sort_keys=True)
 
 
+def _case_digest(problem: Hydro) -> str:
+    """A digest of the case's data (every array and number of :class:`Case`), for the in-process cache."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(vars(problem.case).items()):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(v).tobytes() if isinstance(v, np.ndarray) else repr(v).encode())
+    return h.hexdigest()[:16]
+
+
 def _check(problem, ctx: SolveContext, what: str) -> None:
     if not isinstance(problem, Hydro):
         raise ConfigError(ctx.source, "method", f"{what} applies to hydro problems")
@@ -65,6 +76,7 @@ def reference(problem: Hydro) -> Reference | None:
     if problem.inflow_model != "independent":
         return None  # SDP and SDDP assume stage-wise independent inflows
     key = fingerprint(problem) + f"|{problem.test_scenarios}|{problem.test_seed}|{problem.cfg['sdp_points']}"
+    key += "|" + _case_digest(problem)  # a case folder edited between two problems of one session
     if key in _CACHE:
         return _CACHE[key]
     stored = json.loads(REFERENCES.read_text()) if REFERENCES.is_file() else {}

@@ -17,16 +17,18 @@ allowed) a load that no unit can serve.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BeforeValidator, model_validator
+from pydantic import Field as PydanticField
 
 from ..core import ConfigError
 from ..core.config import FLOAT_LIMIT
+from ..core.datafile import Id, Integer, Number, Record, check, load_json, read_text, refuse, resolve, unique
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED = ("case3", "bolivia")
@@ -119,27 +121,131 @@ class Case:
         )
 
 
+# --- the schemas of the two JSON files (checked before any field is used) ---------------------------------
+def _int_or_same(v: Any) -> Any:
+    """An integer-valued number as an int (so that ``1.0`` matches ``Literal[1]``); anything else unchanged."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def _not_nan(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        raise refuse("NaN is not allowed; expected a number (or Infinity: no limit)")
+    return v
+
+
+Status = Annotated[Literal[0, 1], BeforeValidator(_int_or_same)]
+BusNumber = Annotated[Integer, PydanticField(ge=1)]
+Limit = Annotated[float, BeforeValidator(_not_nan)]  # a rating: a number, or Infinity for none
+
+
+class Bus(Record):
+    bus_i: BusNumber | None = None
+    index: BusNumber | None = None
+    bus_type: Annotated[Literal[1, 2, 3, 4], BeforeValidator(_int_or_same)] = 1
+
+    @model_validator(mode="after")
+    def _numbered(self) -> Bus:
+        if self.bus_i is None and self.index is None:
+            raise refuse("a bus needs its number in bus_i (or index)")
+        return self
+
+
+class Gen(Record):
+    index: Integer | None = None
+    gen_bus: Integer | None = None
+    gen_status: Status = 1
+    pmin: Number = 0.0
+    pmax: Number | None = None
+    cost: list[Number] = []
+
+
+class Branch(Record):
+    index: Integer | None = None
+    f_bus: Integer | None = None
+    t_bus: Integer | None = None
+    br_status: Status = 1
+    br_r: Number = 0.0
+    br_x: Number | None = None
+    tap: Number = 1.0
+    shift: Number = 0.0
+    rate_a: Limit = math.inf
+    angmin: Number = -math.pi / 3
+    angmax: Number = math.pi / 3
+
+
+class Load(Record):
+    index: Integer | None = None
+    load_bus: Integer | None = None
+    pd: Number | None = None
+    status: Status = 1
+
+
+class PowerModels(Record):
+    """``PowerModels.json``: the network (PowerModels' data dictionary; keys it does not use are ignored)."""
+
+    baseMVA: Number
+    cost_deficit: Number
+    name: Id | None = None
+    bus: dict[str, Bus] = PydanticField(min_length=1)
+    gen: dict[str, Gen] = {}
+    branch: dict[str, Branch] = {}
+    load: dict[str, Load] = {}
+
+
+class Reservoir(Record):
+    index: Integer
+    index_grid: Integer | None = None
+    name: Id | None = None
+    max_volume: Number
+    min_volume: Number = 0.0
+    initial_volume: Number = 0.0
+    max_turn: Number
+    production_factor: Number
+    spill_cost: Number = 0.0
+    min_turn: Number = 0.0
+    final_volume: Number = 0.0
+    minimal_outflow_violation_cost: Number = 0.0
+    minimal_volume_violation_cost: Number = 0.0
+    downstream_turn: list[Integer] = []
+    downstream_spill: list[Integer] = []
+
+
+class HydroFile(Record):
+    """``hydro.json``: the reservoirs and their cascade."""
+
+    Hydrogenerators: list[Reservoir] = PydanticField(min_length=1)
+    stage_hours: Number = 1.0
+
+
+def _integer_key(k: str, path: Path, where: str) -> int:
+    """An entry's index from its key when it has no ``index`` field."""
+    try:
+        return int(k)
+    except ValueError:
+        raise ConfigError(path, f"{where}.index", f"missing, and the entry's key {k!r} is not a number") from None
+
+
 def case_folder(name: str, relative_to: str | Path | None = None, source: str = "<problem>") -> Path:
     """A bundled case name (``case3``, ``bolivia``) or a folder (absolute, or relative to ``relative_to``)."""
     if name in BUNDLED:
         return DATA_DIR / name
-    p = Path(name)
-    if not p.is_absolute() and relative_to is not None:
-        p = Path(relative_to).resolve().parent / p
+    p = resolve(name, relative_to)
     if not p.is_dir():
         raise ConfigError(source, "case", f"{name!r} is neither a bundled case ({', '.join(BUNDLED)}) nor a folder")
     return p
 
 
-def _json(path: Path) -> dict:
-    if not path.is_file():
+def _json(path: Path, schema: type[Record]) -> dict:
+    """The JSON file ``path`` checked against ``schema``; returned as read (the checks below read it)."""
+    if not path.exists():
         raise ConfigError(
             path, None, "file not found (a case folder needs PowerModels.json, hydro.json and inflows.csv)"
         )
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(path, None, f"not readable JSON: {e}") from None
+    data = load_json(path)
+    check(schema, data, path)
+    return data
 
 
 def _num(
@@ -156,8 +262,6 @@ def _num(
     v = float(v)
     if math.isnan(v) or (math.isinf(v) and not allow_inf):
         raise ConfigError(path, name, f"{v} is not allowed; expected a finite number")
-    if math.isfinite(v) and abs(v) > FLOAT_LIMIT:  # the stage LP's solver takes 1e20 and beyond for infinity
-        raise ConfigError(path, name, f"{v:g} is too large; a number of magnitude at most {FLOAT_LIMIT:g} is allowed")
     if abs(v) < DENORMAL:
         v = 0.0
     if low is not None and v < low:
@@ -173,12 +277,9 @@ def _table(d: dict, key: str, path: Path) -> dict:
 
 
 def _csv(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(path, None, f"file not found ({what})")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(path, None, f"cannot read the file ({e})") from None
+    text = read_text(path)
     rows = [r for r in text.strip().splitlines() if r.strip()]
     if not rows:
         raise ConfigError(path, None, "empty file")
@@ -197,8 +298,12 @@ def _csv(path: Path, what: str) -> np.ndarray:
         except ValueError:
             raise ConfigError(path, f"row {i + 1}", "expected comma-separated numbers (no header)") from None
         for j, v in enumerate(vals):
-            if not math.isfinite(v):
-                raise ConfigError(path, f"row {i + 1}, column {j + 1}", f"{v} is not allowed; expected a finite number")
+            if not math.isfinite(v) or abs(v) > FLOAT_LIMIT:
+                raise ConfigError(
+                    path,
+                    f"row {i + 1}, column {j + 1}",
+                    f"{v:g} is not allowed; expected a finite number of magnitude at most {FLOAT_LIMIT:g}",
+                )
         out.append(vals)
     return np.asarray(out, dtype=np.float64)
 
@@ -245,7 +350,15 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
     folder = Path(folder)
     pm_path, hy_path = folder / "PowerModels.json", folder / "hydro.json"
     in_path, pr_path, de_path = folder / "inflows.csv", folder / "scenarioprobability.csv", folder / "_demand.csv"
-    pm, hy = _json(pm_path), _json(hy_path)
+    pm, hy = _json(pm_path, PowerModels), _json(hy_path, HydroFile)
+    for table in ("bus", "gen", "branch", "load"):
+        entries = _sorted(_table(pm, table, pm_path))
+        if table == "bus":
+            ids = ((b.get("bus_i", b.get("index")), f"bus.{k}") for k, b in entries)
+        else:
+            ids = ((e.get("index"), f"{table}.{k}.index") for k, e in entries)
+        unique(ids, pm_path, f"{table} number" if table == "bus" else f"{table} index")
+    unique(((r["index"], f"Hydrogenerators[{i}].index") for i, r in enumerate(hy["Hydrogenerators"])), hy_path, "index")
 
     base = _num(pm, "baseMVA", pm_path, "", low=None)
     if base <= 0:
@@ -345,7 +458,14 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
     gens = _sorted(_table(pm, "gen", pm_path))
     gen_index = {}
     for k, g in gens:
-        gen_index[int(g.get("index", k))] = (k, g)
+        gi = int(g["index"]) if g.get("index") is not None else _integer_key(k, pm_path, f"gen.{k}")
+        if gi in gen_index:
+            raise ConfigError(
+                pm_path,
+                f"gen.{k}.index",
+                f"found {gi}, the index of gen.{gen_index[gi][0]} too; each gen index must be unique",
+            )
+        gen_index[gi] = (k, g)
     hb, hpmin, hpmax, hcost, hconst = np.full(H, -1), np.zeros(H), np.full(H, np.inf), np.zeros(H), np.zeros(H)
     hydro_gens = set()
     for i, gi in enumerate(grid_of):
@@ -375,8 +495,7 @@ def load_case(folder: str | Path, *, allow_deficit: bool = True, demand_file: bo
                 f"needs an outflow of {hpmin[i] * base / pf[i]:g} m3/s, above the reservoir's max_turn {mt[i]:g}",
             )
     gen_ids, gbus, gpmin, gpmax, gcost, gconst = [], [], [], [], [], []
-    for k, g in gens:
-        gi = int(g.get("index", k))
+    for gi, (k, g) in gen_index.items():
         if gi in hydro_gens or int(g.get("gen_status", 1)) == 0:
             continue
         w = f"gen.{k}"

@@ -51,7 +51,9 @@ SCHEMA: dict[str, Field] = {
     "demand_file": Field(bool, False, doc="read per-bus loads per stage from the case's _demand.csv"),
     "deficit": Field(bool, True, doc="allow unserved load at cost_deficit (at every bus, as the source)"),
     "inflow_model": Field(str, "independent", choices=("independent", "ar1")),
-    "initial_volume": Field(list, [], allowed="a list of one volume (hm3) per reservoir, or [] for hydro.json's"),
+    "initial_volume": Field(
+        list, [], item=float, allowed="a list of one volume (hm3) per reservoir, or [] for hydro.json's"
+    ),
     "final_water_value": Field(float, 0.0, allowed="a value per hm3 left at the end (>= 0)", check=lambda v: v >= 0),
     "target_penalty": Field(
         float,

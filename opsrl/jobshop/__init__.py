@@ -64,6 +64,8 @@ __all__ = [
 def reference(problem: JobShop) -> Reference | None:
     if not isinstance(problem, JobShop) or not problem.instances or problem.stochastic:
         return None
+    if any(_bounds(i) is None for i in problem.instances):  # an instance of the user's own: no known bound
+        return None
     names = [i.name for i in problem.instances]
     value = sum(instances.best_known(n) for n in names) / len(names)
     closed = all(instances.is_closed(n) for n in names)
@@ -71,6 +73,11 @@ def reference(problem: JobShop) -> Reference | None:
     if len(names) > 1:
         src = f"mean over {len(names)} instances of the {'optima' if closed else 'best-known makespans'}; {src}"
     return Reference("optimum" if closed else "best_known", value, src)
+
+
+def _bounds(inst: Instance) -> dict | None:
+    """The published bounds of a bundled instance (:func:`instances.load` keeps them), else None."""
+    return inst.meta.get("bounds")
 
 
 def schedules(state: dict, problem: JobShop | None = None) -> list[dict[str, list[list[float]]]]:
@@ -103,7 +110,10 @@ def _instance_rows(problem: JobShop, scenarios: Scenarios, makespan: torch.Tenso
         if not sel:
             continue
         ms = float(makespan[sel].double().mean())
-        b = instances.bounds(inst.name)
+        b = _bounds(inst)
+        if b is None:  # an instance of the user's own
+            rows.append({"instance": inst.name, "makespan": ms})
+            continue
         row = {
             "instance": inst.name,
             "makespan": ms,
@@ -247,8 +257,8 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
             }
             if problem.stochastic:
                 row["mean_executed_makespan"] = float(per[sel].mean())
-            if problem.instances:
-                b = instances.bounds(inst.name)
+            b = _bounds(inst) if problem.instances else None
+            if b is not None:
                 row.update(best_known=b["upper_bound"], closed=b["status"] == "closed")
                 if not problem.stochastic:
                     row["gap_pct"] = 100.0 * (res.makespan - b["upper_bound"]) / b["upper_bound"]

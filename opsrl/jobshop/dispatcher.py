@@ -13,17 +13,30 @@ instance size.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import Field as PydanticField
 
 from ..core import Scenarios
+from ..core.datafile import Integer, Record, check, load_json
 from .simulator import JobShop, metrics
 
 __all__ = ["WEIGHTS", "load", "best_of"]
 
 WEIGHTS = Path(__file__).resolve().parent / "data" / "gnn_dispatcher.pt"
+
+
+class Network(Record):
+    width: Annotated[Integer, PydanticField(ge=1, le=4096)] = 32
+    layers: Annotated[Integer, PydanticField(ge=0, le=64)] = 3
+
+
+class DispatcherMeta(Record):
+    """The JSON beside the dispatcher's weights: the network's size (other keys: how it was trained)."""
+
+    network: Network
 
 
 def load(problem: JobShop, path: str | Path | None = None, source: str = "<weights>"):
@@ -32,8 +45,8 @@ def load(problem: JobShop, path: str | Path | None = None, source: str = "<weigh
 
     path = Path(path) if path else WEIGHTS
     meta = path.with_suffix(".json")
-    net = json.loads(meta.read_text())["network"] if meta.is_file() else {"width": 32, "layers": 3}
-    ac = GraphActorCritic(problem, net["width"], net["layers"])
+    net = check(DispatcherMeta, load_json(meta), meta).network if meta.exists() else Network()
+    ac = GraphActorCritic(problem, net.width, net.layers)
     from ..core.config import load_weights
 
     load_weights(ac, path, source, "options.weights")  # a file that is not torch weights: one ConfigError

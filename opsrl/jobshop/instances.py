@@ -35,6 +35,7 @@ __all__ = [
     "uniform",
     "pad",
     "read_text",
+    "read_file",
     "DATA_SOURCE",
 ]
 
@@ -126,20 +127,105 @@ def is_closed(name: str) -> bool:
     return _data()["bounds"][name]["status"] == "closed"
 
 
+def _ints(line: str, where: str) -> list[int]:
+    try:
+        return [int(v) for v in line.split()]
+    except ValueError:
+        raise ValueError(f"{where}: {line.strip()!r} is not a row of integers") from None
+
+
 def read_text(text: str, name: str = "instance") -> Instance:
-    """Parse the standard text format: ``jobs machines``, then one line of ``machine duration`` pairs per job."""
-    rows = [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    n = int(rows[0][0])
+    """Parse a job-shop instance in either text format, told apart by their content:
+
+    * the standard (OR-Library) format: a line ``jobs machines``, then one line per job of
+      ``machine duration`` pairs, machines numbered from 0. Lines before the header that are not two integers
+      (OR-Library's description line) and lines starting with ``#`` are skipped.
+    * Taillard's format: a header line of ``jobs machines`` (and optionally seeds and bounds), a line ``Times``
+      followed by one line of durations per job, a line ``Machines`` followed by one line of machines per job,
+      numbered from 1.
+
+    A malformed instance raises one ``ValueError`` naming ``name``, the line and what is allowed."""
+    lines = [(k + 1, line) for k, line in enumerate(text.splitlines())]
+    rows = [(k, line) for k, line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if any(line.strip().lower().startswith("times") for _, line in rows):
+        return _read_taillard(rows, name)
+    head = next(
+        (
+            i
+            for i, (_, line) in enumerate(rows)
+            if len(line.split()) == 2 and line.replace(" ", "").replace("\t", "").isdigit()
+        ),
+        None,
+    )
+    if head is None:
+        raise ValueError(f"{name}: no header line 'jobs machines' (two integers); allowed: the standard text format")
+    k0, header = rows[head]
+    n, m = _ints(header, f"{name}, line {k0}")
+    if n <= 0 or m <= 0:
+        raise ValueError(f"{name}, line {k0}: {n} jobs and {m} machines; both must be positive")
+    body = rows[head + 1 : head + 1 + n]
+    if len(body) < n:
+        raise ValueError(f"{name}: the header (line {k0}) says {n} jobs, the file has {len(body)} job lines")
     machine, duration = [], []
-    for row in rows[1 : 1 + n]:
-        vals = [int(v) for v in row]
-        machine.append(vals[0::2])
+    for j, (k, row) in enumerate(body):
+        vals = _ints(row, f"{name}, line {k}")
+        if not vals or len(vals) % 2:
+            raise ValueError(
+                f"{name}, line {k}: job {j} has {len(vals)} numbers; allowed: pairs 'machine duration' (an even count)"
+            )
+        ms = vals[0::2]
+        if any(x < 0 or x >= m for x in ms):
+            raise ValueError(f"{name}, line {k}: job {j} names a machine outside 0..{m - 1} (numbered from 0)")
+        machine.append(ms)
         duration.append([float(v) for v in vals[1::2]])
     inst = Instance(name, machine, duration)
-    if inst.jobs != n:
-        raise ValueError(f"{name}: header says {n} jobs, found {inst.jobs}")
     inst.check()
     return inst
+
+
+def _read_taillard(rows: list[tuple[int, str]], name: str) -> Instance:
+    keys = [line.strip().lower() for _, line in rows]
+    t = next(i for i, key in enumerate(keys) if key.startswith("times"))
+    mi = next((i for i, key in enumerate(keys) if key.startswith("machines")), None)
+    if mi is None or mi < t:
+        raise ValueError(f"{name}: a 'Times' section needs a 'Machines' section after it (Taillard's format)")
+    header = [(k, line) for k, line in rows[:t] if line.split() and line.split()[0].lstrip("-").isdigit()]
+    if not header:
+        raise ValueError(f"{name}: no line 'jobs machines ...' before 'Times' (Taillard's format)")
+    k0, line = header[0]
+    vals = _ints(line, f"{name}, line {k0}")
+    if len(vals) < 2 or vals[0] <= 0 or vals[1] <= 0:
+        raise ValueError(f"{name}, line {k0}: expected positive 'jobs machines' first, got {line.strip()!r}")
+    n, m = vals[:2]
+    times, machines = rows[t + 1 : mi], rows[mi + 1 : mi + 1 + n]
+    if len(times) != n or len(machines) != n:
+        raise ValueError(
+            f"{name}: {n} jobs, but {len(times)} lines of times and {len(machines)} lines of machines "
+            "(Taillard's format)"
+        )
+    duration, machine = [], []
+    for j, ((kt, lt), (km, lm)) in enumerate(zip(times, machines)):
+        d, mm = _ints(lt, f"{name}, line {kt}"), _ints(lm, f"{name}, line {km}")
+        if len(d) != m or len(mm) != m:
+            raise ValueError(f"{name}, lines {kt} and {km}: job {j} needs {m} times and {m} machines")
+        if any(x < 1 or x > m for x in mm):
+            raise ValueError(
+                f"{name}, line {km}: job {j} names a machine outside 1..{m} (Taillard's are numbered from 1)"
+            )
+        duration.append([float(v) for v in d])
+        machine.append([x - 1 for x in mm])
+    inst = Instance(name, machine, duration)
+    inst.check()
+    return inst
+
+
+def read_file(path, name: str | None = None) -> Instance:
+    """A job-shop instance from a text file in the standard or Taillard's format (see :func:`read_text`);
+    named after the file unless ``name`` is given."""
+    from pathlib import Path
+
+    path = Path(path)
+    return read_text(path.read_text(encoding="utf-8"), name or path.stem)
 
 
 # --- Taillard's generator ------------------------------------------------------------------------

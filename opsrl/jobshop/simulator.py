@@ -241,6 +241,13 @@ TEST_SCHEMA = {
 }
 SCHEMA = {
     "instances": Field(list, [], item=str, allowed='a list of standard instance names such as "ta01"'),
+    "files": Field(
+        list,
+        [],
+        item=str,
+        allowed="a list of instance files in the standard (OR-Library) or Taillard text format "
+        "(relative: to the problem file's folder)",
+    ),
     "generator": Field(dict, {}, allowed="a table [generator] with kind, jobs, machines, low, high"),
     "schedule": Field(str, "non_delay", choices=SCHEDULES),
     "noise": Field(dict, {}, schema=NOISE_SCHEMA),
@@ -425,8 +432,10 @@ def build(config: Mapping[str, Any], source: str) -> JobShop:
         gen_cfg = validate(cfg["generator"], GENERATOR_SCHEMA, source, prefix="generator.")
         if gen_cfg["high"] < gen_cfg["low"]:
             raise ConfigError(source, "generator.high", f"{gen_cfg['high']} is below generator.low ({gen_cfg['low']})")
-    if bool(names) == bool(gen_cfg):
-        raise ConfigError(source, "instances", "give either a non-empty list of instances or a [generator] table")
+    if bool(names or cfg["files"]) == bool(gen_cfg):
+        raise ConfigError(
+            source, "instances", "give either a non-empty list of instances (or files), or a [generator] table"
+        )
     known = set(inst_mod.names())
     for i, n in enumerate(names):
         if n not in known:
@@ -451,7 +460,7 @@ def build(config: Mapping[str, Any], source: str) -> JobShop:
             "noise hides at decision time; use 'non_delay' with noise",
         )
     return JobShop(
-        [inst_mod.load(n) for n in names],
+        [inst_mod.load(n) for n in names] + _read_files(cfg["files"], source),
         generator_cfg=gen_cfg,
         schedule=cfg["schedule"],
         noise=noise["distribution"],
@@ -461,3 +470,26 @@ def build(config: Mapping[str, Any], source: str) -> JobShop:
         test_seed=cfg["test"]["seed"],
         config=cfg,
     )
+
+
+def _read_files(files: Sequence[str], source: str) -> list[Instance]:
+    """The instances of ``files`` (paths relative to the problem file's folder), each checked."""
+    from pathlib import Path
+
+    base = Path(source).resolve().parent if not source.startswith("<") and Path(source).is_file() else Path(".")
+    out = []
+    for i, f in enumerate(files):
+        path = Path(f) if Path(f).is_absolute() else base / f
+        if not path.is_file():
+            raise ConfigError(source, f"files[{i}]", f"file not found: {path}; allowed: a job-shop instance text file")
+        try:
+            out.append(inst_mod.read_file(path))
+        except UnicodeDecodeError:
+            raise ConfigError(source, f"files[{i}]", f"{path}: not UTF-8 text; allowed: a job-shop text file") from None
+        except ValueError as e:
+            raise ConfigError(source, f"files[{i}]", f"{path}: {e}") from None
+    names = [inst.name for inst in out]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ConfigError(source, f"files[{i}]", f"a second instance named {n!r}; give each file its own name")
+    return out

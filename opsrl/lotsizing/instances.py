@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core import numpy_rng
 
-__all__ = ["Instance", "PUBLISHED", "OLDER", "SETTINGS", "generate", "min_biased"]
+__all__ = ["Instance", "PUBLISHED", "OLDER", "SETTINGS", "generate", "min_biased", "load", "save", "from_table"]
 
 # field: (hi, lo, p0) exactly as the authors' calls generate_matrix(rows, cols, hi, lo, p0)
 PUBLISHED = {
@@ -103,3 +103,111 @@ def generate(items: int, machines: int, seed: int, setting: str = "published", m
         initial_setup=init_setup,
         redraws=redraws,
     )
+
+
+# --- a plant of the user's own: TOML or JSON ------------------------------------------------------
+MATRIX_KEYS = ("capacity", "setup_cost", "setup_loss")  # [machines, items]
+VECTOR_KEYS = ("holding_cost", "lost_sales_cost", "max_inventory", "initial_inventory")  # [items]
+REQUIRED_KEYS = ("capacity", "setup_cost", "holding_cost", "lost_sales_cost")
+DEFAULTS = {"setup_loss": 0.0, "max_inventory": 100.0, "initial_inventory": 0.0}
+FILE_KEYS = (*MATRIX_KEYS, *VECTOR_KEYS, "initial_setup", "items", "machines", "description")
+
+
+def array(value, shape: tuple[int, ...], source: str, key: str) -> np.ndarray:
+    """``value`` as a float array of ``shape`` with every entry finite and >= 0, else one ConfigError."""
+    from ..core import ConfigError
+
+    what = "machines x items" if len(shape) == 2 else ("machines" if key == "initial_setup" else "items")
+    try:
+        a = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            source, key, f"expected numbers in the shape {' x '.join(map(str, shape))} ({what})"
+        ) from None
+    if a.shape != shape:
+        raise ConfigError(
+            source,
+            key,
+            f"expected shape {' x '.join(map(str, shape))} ({what}), got {' x '.join(map(str, a.shape)) or 'a number'}",
+        )
+    if not np.isfinite(a).all():
+        raise ConfigError(source, key, "NaN or infinite values are not allowed")
+    if (a < 0).any():
+        idx = tuple(int(i) for i in np.argwhere(a < 0)[0])
+        raise ConfigError(source, key, f"negative value {a[idx]:g} at {list(idx)}; numbers >= 0 are allowed")
+    return a
+
+
+def from_table(table, source: str) -> Instance:
+    """A plant from a table (the content of an instance file, or a dict): ``capacity``, ``setup_cost`` and
+    optionally ``setup_loss`` as machines x items matrices; ``holding_cost``, ``lost_sales_cost`` and optionally
+    ``max_inventory`` (default 100), ``initial_inventory`` (default 0) one number per item; optionally
+    ``initial_setup``, one integer 0..items per machine (0: idle, the default). ``items`` and ``machines``, if
+    given, must match the matrices. Every bad field is one ConfigError naming ``source`` and the key."""
+    from ..core import ConfigError
+
+    if not isinstance(table, dict):
+        raise ConfigError(source, None, f"a lot-sizing instance is a table of keys, got {type(table).__name__}")
+    unknown = sorted(set(table) - set(FILE_KEYS))
+    if unknown:
+        raise ConfigError(source, unknown[0], f"unknown key; allowed: {', '.join(FILE_KEYS)}")
+    missing = [k for k in REQUIRED_KEYS if k not in table]
+    if missing:
+        raise ConfigError(source, missing[0], f"missing; an instance needs {', '.join(REQUIRED_KEYS)}")
+    cap = table["capacity"]
+    if not isinstance(cap, list) or not cap or not all(isinstance(r, list) and r for r in cap):
+        raise ConfigError(source, "capacity", "a non-empty list of lists (machines x items) of numbers >= 0")
+    M, I = len(cap), len(cap[0])
+    for key, n in (("machines", M), ("items", I)):
+        if key in table and (isinstance(table[key], bool) or table[key] != n):
+            raise ConfigError(
+                source, key, f"{table[key]!r} does not match the capacity matrix ({M} x {I}); allowed: {n}"
+            )
+    arrays = {}
+    for k in MATRIX_KEYS:
+        arrays[k] = array(table[k], (M, I), source, k) if k in table else np.full((M, I), DEFAULTS[k])
+    for k in VECTOR_KEYS:
+        arrays[k] = array(table[k], (I,), source, k) if k in table else np.full(I, DEFAULTS[k])
+    setup = np.zeros(M, dtype=np.int64)
+    if "initial_setup" in table:
+        a = array(table["initial_setup"], (M,), source, "initial_setup")
+        if (a != np.round(a)).any() or (a > I).any():
+            raise ConfigError(source, "initial_setup", f"one integer in 0..{I} per machine (0: idle)")
+        setup = a.astype(np.int64)
+    if (arrays["max_inventory"] <= 0).any():
+        i = int(np.argmax(arrays["max_inventory"] <= 0))
+        raise ConfigError(source, "max_inventory", f"item {i + 1} has a cap of 0; every cap must be > 0")
+    return Instance(initial_setup=setup, **arrays)
+
+
+def load(path, source: str = "<problem>", key: str = "instance") -> Instance:
+    """A plant from a TOML or JSON file (the keys of :func:`from_table`); a missing or unreadable file is
+    reported against ``source``'s ``key``, a bad field against the file."""
+    import json
+    from pathlib import Path
+
+    from ..core import ConfigError, load_toml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(source, key, f"file not found: {path}; allowed: a TOML or JSON lot-sizing instance")
+    if path.suffix.lower() == ".json":
+        try:
+            table = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ConfigError(path, None, f"not a readable JSON file ({e})") from None
+    elif path.suffix.lower() == ".toml":
+        table = load_toml(path)
+    else:
+        raise ConfigError(source, key, f"{path.name}: allowed: a .toml or .json file")
+    return from_table(table, str(path))
+
+
+def save(inst: Instance, path) -> None:
+    """Write a plant as a JSON instance file that :func:`load` reads back (to edit a generated one)."""
+    import json
+    from pathlib import Path
+
+    table = {k: getattr(inst, k).tolist() for k in (*MATRIX_KEYS, *VECTOR_KEYS)}
+    table["initial_setup"] = [int(v) for v in inst.initial_setup]
+    Path(path).write_text(json.dumps(table, indent=1))

@@ -100,6 +100,12 @@ SCHEMA = {
     **{k: Field(list, [], allowed="a list of lists (machines x items) of numbers >= 0") for k in _MATRIX_KEYS},
     **{k: Field(list, [], allowed="a list of numbers >= 0, one per item") for k in _VECTOR_KEYS},
     "initial_setup": Field(list, [], allowed="a list of integers 0..items, one per machine (0: idle)"),
+    "instance": Field(
+        str,
+        "",
+        allowed="a TOML or JSON file of the plant (capacity, costs ...; relative: to the problem file's folder) "
+        "instead of items, machines, seed and the matrices",
+    ),
     "demand": Field(dict, {}, schema=DEMAND_SCHEMA),
     "test": Field(dict, {}, schema=TEST_SCHEMA),
 }
@@ -319,6 +325,8 @@ class LotSizing(Problem):
 def build(config: Mapping[str, Any], source: str) -> LotSizing:
     """Build a :class:`LotSizing` problem from a problem file's table (keys: :data:`SCHEMA`, ``docs/lotsizing.md``)."""
     cfg = validate(config, SCHEMA, source)
+    if cfg["instance"]:
+        return _build_from_file(cfg, config, source)
     I, M = cfg["items"], cfg["machines"]
     if cfg["capacity"]:
         shape = np.shape(cfg["capacity"]) if all(isinstance(r, list) for r in cfg["capacity"]) else ()
@@ -342,6 +350,35 @@ def build(config: Mapping[str, Any], source: str) -> LotSizing:
         if (a != np.round(a)).any() or (a > I).any():
             raise ConfigError(source, "initial_setup", f"one integer in 0..{I} per machine (0: idle)")
         inst.initial_setup = a.astype(np.int64)
+    return LotSizing(
+        inst,
+        cfg["periods"],
+        cfg["demand"],
+        cfg["initial"],
+        cfg["idle"],
+        cfg["test"]["scenarios"],
+        cfg["test"]["seed"],
+        cfg,
+        source,
+        cfg["observation"],
+    )
+
+
+def _build_from_file(cfg: Mapping[str, Any], given: Mapping[str, Any], source: str) -> LotSizing:
+    """A problem whose plant is read from ``cfg['instance']`` (see :func:`opsrl.lotsizing.instances.load`)."""
+    from pathlib import Path
+
+    from .instances import load
+
+    clash = [k for k in (*_MATRIX_KEYS, *_VECTOR_KEYS, "initial_setup", "items", "machines", "seed") if k in given]
+    if clash:
+        raise ConfigError(
+            source, clash[0], "the plant comes from the instance file; set this key there, or leave out 'instance'"
+        )
+    path = Path(cfg["instance"])
+    if not path.is_absolute() and not source.startswith("<") and Path(source).is_file():
+        path = Path(source).resolve().parent / path
+    inst = load(path, source, "instance")
     return LotSizing(
         inst,
         cfg["periods"],

@@ -29,13 +29,15 @@ for a policy ``day``: the first test day's dispatch, which the report draws (:fu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field as PydanticField
 
 from ..core import Evaluation, Family, Field, Method, Reference, Scenarios, SolveContext, SolveOutcome
 from ..core.config import non_negative, positive, size
+from ..core.datafile import Integer, Number, Record, check, load_json
 from ..core.rollout import summarize
 from .constraints import ConstraintChecker
 from .controllers import MPC, AdaptiveHysteresis, OperatorRules, SocHysteresis, search_hysteresis, train_adaptive
@@ -283,8 +285,6 @@ def _fit_hysteresis(problem, o, config, ctx: SolveContext) -> SolveOutcome:
 
 def _fit_adaptive(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     """Shipped or freshly trained :class:`AdaptiveHysteresis` parameters (see :data:`ARS_OPTIONS`)."""
-    import json
-
     from ..core import ConfigError
 
     _check_genset_load(problem, ctx, "ars_hysteresis")
@@ -293,18 +293,26 @@ def _fit_adaptive(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     if o["params"]:
         name = o["params"]
         path = Path(name) if name.endswith(".json") else DATA / f"{name}.json"
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(ctx.source, "options.params", f"no parameter file {path}")
-        meta = json.loads(path.read_text())
-        if meta.get("leads") != list(problem.leads):
+        meta = load_json(path, ctx.source, "options.params")
+        params = check(ArsParams, meta, path)
+        if params.leads != list(problem.leads):
             raise ConfigError(
                 ctx.source,
                 "options.params",
-                f"{path.name} was trained on forecast leads {meta.get('leads')}; "
-                f"this problem has {list(problem.leads)}",
+                f"{path.name} was trained on forecast leads {params.leads}; this problem has {list(problem.leads)}",
             )
-        theta = np.asarray(meta["theta"], dtype=np.float64)
-        info = {"params": path.name, **{k: v for k, v in meta.items() if isinstance(v, (int, float, str))}}
+        sizes = (AdaptiveHysteresis.size(problem, False), AdaptiveHysteresis.size(problem, True))
+        if len(params.theta) not in sizes:
+            raise ConfigError(
+                path,
+                "theta",
+                f"found {len(params.theta)} parameters; {sizes[0]} or {sizes[1]} are allowed "
+                f"for {len(problem.leads)} forecast leads",
+            )
+        theta = np.asarray(params.theta, dtype=np.float64)
+        info = {"params": path.name, **_scalars(meta)}
     else:
         dev = problem.sample(o["dev_scenarios"], "dev", ctx.seed, problem.test_periods, ctx.device)
         train = problem.sample(o["train_scenarios"], "train", ctx.seed, problem.test_periods, ctx.device)
@@ -391,6 +399,28 @@ def _fit_bound(problem, o, config, ctx: SolveContext) -> SolveOutcome:
 
 DATA = Path(__file__).resolve().parent / "data"
 
+
+class ArsParams(Record):
+    """A parameter file of ``ars_hysteresis`` (``options.params``): the parameters and the forecast leads they
+    were trained on (other keys say how; they are copied into the run's record)."""
+
+    theta: list[Number] = PydanticField(min_length=1)
+    leads: list[Integer]
+
+
+def _scalars(meta: dict[str, Any]) -> dict[str, Any]:
+    """The strings and finite numbers of a parameter file (copied into the run's record)."""
+    return {k: v for k, v in meta.items() if isinstance(v, (int, str)) or (isinstance(v, float) and np.isfinite(v))}
+
+
+class ShippedMeta(Record):
+    """The JSON beside a shipped network's weights: its ``policy`` table (checked as a solver's) and the
+    proposal it was trained on."""
+
+    policy: dict[str, Any]
+    proposal: Literal["battery_kw", "genset_load"] = "battery_kw"
+
+
 SHIPPED_OPTIONS = {
     "weights": Field(
         str,
@@ -404,8 +434,6 @@ SHIPPED_OPTIONS = {
 
 def _fit_shipped(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     """Load a shipped actor-critic (``NAME.json``: its ``policy`` table and the ``proposal`` it was trained on)."""
-    import json
-
     from ..core import ConfigError
     from ..core.config import load_weights
     from ..nn.actor_critic import build_actor_critic
@@ -416,17 +444,18 @@ def _fit_shipped(problem, o, config, ctx: SolveContext) -> SolveOutcome:
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
         raise ConfigError(ctx.source, "options.weights", f"no {path} with {meta_path.name} beside it")
-    meta = json.loads(meta_path.read_text())
+    meta = load_json(meta_path, ctx.source, "options.weights")
+    check(ShippedMeta, meta, meta_path)
     want = meta.get("proposal", "battery_kw")
     if problem.p.proposal != want:
         raise ConfigError(
             ctx.source, "problem.shield.proposal", f"the network {name} proposes {want}: set shield.proposal = {want!r}"
         )
-    ac = build_actor_critic(problem, meta["policy"], ctx.source)
+    ac = build_actor_critic(problem, meta["policy"], str(meta_path))
     load_weights(ac, path, ctx.source, "options.weights")
     ac.eval()
     ac.sampling = o["sampling"]
-    info = {"weights": str(path.name), **{k: v for k, v in meta.items() if isinstance(v, (int, float, str))}}
+    info = {"weights": str(path.name), **_scalars(meta)}
     return _policy_outcome(problem, ac, info)
 
 

@@ -29,12 +29,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field as PydanticField
 
 from ..core import ConfigError, generator, numpy_rng
+from ..core.datafile import Number, Record, check_file, check_rows, read_csv, resolve
 
 DAY = 1440
 
@@ -148,30 +150,22 @@ def forecasts(
     return torch.stack(out, dim=2)
 
 
-def load_file(path: Path, kind: str, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``demand_kw`` and ``wind_kw`` from a CSV or Parquet file (whole days of minutes)."""
-    if not path.is_file():
-        raise ConfigError(source, "data.path", f"file not found: {path}")
-    if kind == "csv":
-        import csv
+class SeriesRow(Record):
+    """A row of a microgrid CSV series: one minute's demand and available wind power (kW, >= 0)."""
 
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            cols = reader.fieldnames or []
-            rows = list(reader)
-        missing = [c for c in ("demand_kw", "wind_kw") if c not in cols]
-        if missing:
-            raise ConfigError(
-                source,
-                "data.path",
-                f"{path.name} lacks column(s) {', '.join(missing)}; required: demand_kw, wind_kw (one row per minute)",
-            )
-        try:
-            demand = np.array([float(r["demand_kw"]) for r in rows])
-            wind = np.array([float(r["wind_kw"]) for r in rows])
-        except ValueError as e:
-            raise ConfigError(source, "data.path", f"{path.name}: a value is not a number ({e})") from None
+    demand_kw: Annotated[Number, PydanticField(ge=0)]
+    wind_kw: Annotated[Number, PydanticField(ge=0)]
+
+
+def load_file(path: Path, kind: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``demand_kw`` and ``wind_kw`` from a CSV or Parquet file (whole days of minutes). A missing file
+    or a folder is an error of the problem file's ``data.path``; what is in the file, of the file."""
+    if kind == "csv":
+        rows = check_rows(SeriesRow, read_csv(path, ("demand_kw", "wind_kw"), source, "data.path"), str(path))
+        demand = np.array([r.demand_kw for r in rows], dtype=float)
+        wind = np.array([r.wind_kw for r in rows], dtype=float)
     else:
+        check_file(path, source, "data.path")
         try:
             import pandas as pd  # optional: only needed for Parquet input
         except ImportError:
@@ -212,12 +206,14 @@ def load_file(path: Path, kind: str, source: str) -> tuple[np.ndarray, np.ndarra
     return demand, wind
 
 
-def file_days(cfg: Mapping[str, Any], source: str, base: Path) -> dict[str, np.ndarray]:
-    """The day indices of each split for a data file."""
+def file_days(cfg: Mapping[str, Any], source: str, base: Path | None = None) -> dict[str, np.ndarray]:
+    """The day indices of each split for a data file (a relative ``data.path`` starts at ``base``, by default
+    the folder of the problem file ``source``)."""
     d = cfg["data"]
+    if not d["path"]:
+        raise ConfigError(source, "data.path", f"missing; data.source = {d['source']!r} needs the path of its file")
     path = Path(d["path"])
-    if not path.is_absolute():
-        path = base / path
+    path = base / path if base is not None and not path.is_absolute() else resolve(path, source)
     demand, wind = load_file(path, d["source"], source)
     days = len(demand) // DAY
     test = d["test_days"] or max(1, days // 4)

@@ -80,7 +80,7 @@ class Microgrid(Problem):
         self.rainflow = OnlineRainflow(self.p.depth_exp, self.p.rf_stack)
         self._file = None
         if cfg["data"]["source"] != "synthetic":
-            self._file = data_mod.file_days(cfg, source, base_dir or Path("."))
+            self._file = data_mod.file_days(cfg, source, base_dir)
         G = self.p.G
         if self.shielded:
             # proposal in [0, 1]^2: fraction of the gensets to run, then (shield.proposal) the battery set-point
@@ -433,4 +433,4 @@ def build(config: Mapping[str, Any], source: str) -> Microgrid:
     from .params import check_config
 
     cfg = check_config(config, source)
-    return Microgrid(cfg, source, Path(source).parent if source and not source.startswith("<") else Path("."))
+    return Microgrid(cfg, source)  # a relative data.path starts at the problem file's folder

@@ -185,7 +185,7 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
     def evaluate(scenarios: Scenarios):
         s0 = problem.initial_state(scenarios)
         B, T = scenarios.n, problem.periods
-        hints = [None] * B
+        hints, hint_plans = [None] * B, [None] * B
         hint_secs = 0.0
         if o["warm_start"]:
             t0 = time.perf_counter()
@@ -199,6 +199,8 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
             moved = (g["vm_pm"] != s0["vm_pm"]) | (g["vm_node"] != s0["vm_node"])
             own = simulator.own_slot(g)
             hints = [{int(v): int(own[b, v]) for v in moved[b].nonzero()[:, 0]} for b in range(B)]
+            pv, ps = g["plan_vm"].cpu(), g["plan_slot"].cpu()  # the hint's moves in order (-1: none)
+            hint_plans = [[(int(v), int(s)) for v, s in zip(pv[b], ps[b]) if v >= 0] for b in range(B)]
         plan_vm = -torch.ones(B, T, dtype=torch.long)
         plan_slot = -torch.ones(B, T, dtype=torch.long)
         rows, secs = [], torch.zeros(B, dtype=torch.float64)
@@ -218,6 +220,7 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
                 o["log"],
                 o["candidates"],
                 o["destinations"],
+                hint_plans[b],
             )
             secs[b] = r.seconds + hint_secs
             for t, (v, s) in enumerate(r.plan[:T]):
@@ -225,15 +228,19 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
             rows.append(
                 {
                     "status": r.status,
+                    "scope": r.scope,
+                    "fr": r.fr,
+                    "source": r.source,
                     "model_fr": r.model_fr,
                     "bound_fr": r.bound_fr,
+                    "hint_fr": r.hint_fr,
                     "seconds": r.seconds,
                     "moves": len(r.plan),
                     "unordered": r.unordered,
                     **r.info,
                 }
             )
-            bar.set_postfix(fr=f"{r.model_fr:.4f}", status=r.status)
+            bar.set_postfix(fr=f"{r.fr:.4f}", status=r.status)
         dev = s0["free_cpu"].device
         planned, _ = simulator.apply_plan(s0, plan_vm.to(dev), plan_slot.to(dev))
         planned.update(plan_vm=plan_vm.to(dev), plan_slot=plan_slot.to(dev))

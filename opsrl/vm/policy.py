@@ -6,20 +6,30 @@ were trained by the generic ``ppo`` on synthetic Medium snapshots with ``benchma
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import Field as PydanticField
 from torch.distributions import Categorical
 
 from ..core import Scenarios
 from ..core.config import load_weights
+from ..core.datafile import Integer, Record, check, load_json
 from ..nn.two_stage import TwoStageActorCritic, _dense_mean, _masked_logits, sample_logits
 from . import simulator as sim
 
 DATA = Path(__file__).resolve().parent / "data"
 WEIGHTS = DATA / "two_stage.pt"
 META = DATA / "two_stage.json"
+
+
+class PolicyMeta(Record):
+    """The JSON beside the weights: the network's width and message-passing layers (other keys say how it
+    was trained)."""
+
+    width: Annotated[Integer, PydanticField(ge=1, le=4096)] = 32
+    layers: Annotated[Integer, PydanticField(ge=0, le=64)] = 2
 
 
 def load(problem, weights: str | Path | None = None, source: str = "<solver>") -> TwoStageActorCritic:
@@ -31,8 +41,8 @@ def load(problem, weights: str | Path | None = None, source: str = "<solver>") -
     if weights and not path.exists() and (DATA / path).is_file():  # a bare name: one of the bundled files
         path = DATA / path
     meta = path.with_suffix(".json")
-    cfg = json.loads(meta.read_text()) if meta.is_file() else {}
-    ac = TwoStageActorCritic(problem, int(cfg.get("width", 32)), int(cfg.get("layers", 2)))
+    cfg = check(PolicyMeta, load_json(meta), meta) if meta.exists() else PolicyMeta()
+    ac = TwoStageActorCritic(problem, cfg.width, cfg.layers)
     load_weights(ac, path, source, "options.weights")
     ac.eval()
     return ac

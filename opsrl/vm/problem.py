@@ -75,7 +75,11 @@ SCHEMA = {
             "size": Field(int, 3, allowed="VMs per group, from 2 to 10^6", check=lambda v: v >= 2, max=10**6),
         },
     ),
-    "file": Field(str, "", allowed="a trace or snapshot file (generator = 'file')"),
+    "file": Field(
+        str,
+        "",
+        allowed="a trace or snapshot file (generator = 'file'; relative: to the problem file's folder)",
+    ),
     "format": Field(str, "vmr2l", choices=("vmr2l", "azure", "huawei")),
     "trace": Field(dict, {}, doc="options of the trace loaders (see opsrl.vm.loaders)"),
     "drift": Field(dict, {}, schema=DRIFT_SCHEMA),
@@ -383,7 +387,7 @@ def build(config: Mapping[str, Any], source: str) -> VMRescheduling:
 
         if not cfg["file"]:
             raise ConfigError(source, "file", "missing; generator = 'file' needs a file path")
-        snapshot = load(cfg["file"], cfg["format"], cfg["trace"], source)
+        snapshot = load(cfg["file"], cfg["format"], cfg["trace"], source)  # relative: to the problem file's folder
     elif cfg["file"]:
         raise ConfigError(source, "file", "only with generator = 'file'")
     if snapshot is not None:

@@ -129,9 +129,12 @@ def test_cpsat_solver_through_the_method(hint):
     greedy = rollout(p, baselines.Greedy(p), sc).costs.sum(1)
     assert (ev.per_scenario <= greedy.double() + 1e-9).all()  # optimal at MNL 2 beats (or ties) greedy
     assert all(r["status"] == "optimal" for r in info["snapshots"])
+    s0 = p.initial_state(sc)
+    for b, r in enumerate(info["snapshots"]):  # each row's FR is the plan as applied, never worse than the hint's
+        assert r["unordered"] == 0 and r["fr"] <= r["hint_fr"] + 1e-12
+        assert r["fr"] == pytest.approx(float(ev.per_scenario[b]) + float(p.fr(s0)[b]), abs=1e-6)
     if hint == "policy":  # ... and the learned plan it started from
         best = pol.best_of(p, pol.load(p), sc, 8)
-        s0 = p.initial_state(sc)
         assert (ev.per_scenario <= (p.fr(best) - p.fr(s0)).double() + 1e-9).all()
         # brute force is the independent reference: the same optimum whichever plan hinted it
         for b in range(sc.n):
