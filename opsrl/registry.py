@@ -134,6 +134,13 @@ def methods_for(fam: Family) -> dict[str, Method]:
     return {**generic_methods(), **fam.methods}
 
 
+def solver_table(raw: dict[str, Any]) -> dict[str, Any]:
+    """A solver file's table as :data:`SOLVER_SCHEMA` reads it: ``family = "vm"`` is ``family = ["vm"]``."""
+    if isinstance(raw.get("family"), str):
+        raw = {**raw, "family": [raw["family"]]}
+    return raw
+
+
 def solvers_for(family_name: str | None) -> list[str]:
     """The bundled solvers written for ``family_name``'s problems (their ``family`` key names it); with None,
     those that name no family (generic settings of a generic method)."""
@@ -242,9 +249,7 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
     for k, v in (overrides or {}).items():
         top = k.split(".")[0]
         set_dotted(raw, k if top in SOLVER_SCHEMA else f"options.{k}", v)
-    if isinstance(raw.get("family"), str):  # one family, as a name
-        raw["family"] = [raw["family"]]
-    cfg = validate(raw, SOLVER_SCHEMA, source)
+    cfg = validate(solver_table(raw), SOLVER_SCHEMA, source)
     if cfg["method"] not in methods:
         raise ConfigError(
             source,

@@ -349,3 +349,16 @@ def test_sweep_leaves_out_solvers_of_another_family():
         (P4, "vm_greedy"): "method 'greedy' does not apply to inventory problems",
         ("vm/tiny", "myopic"): "method 'myopic' does not apply to vm problems",
     }
+
+
+def test_compare_leaves_out_solvers_of_another_family(tmp_path):
+    """The Python API's compare leaves a solver written for another family out of that problem, as the sweep."""
+    import warnings
+
+    import opsrl
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = opsrl.compare(["vm/tiny"], ["vm_greedy", "ppo_lotsizing_small"], seeds=1, store=tmp_path / "s.sqlite")
+    assert list(df["solver"]) == ["vm_greedy"]
+    assert any("ppo_lotsizing_small" in str(w.message) or "written for lotsizing" in str(w.message) for w in caught)
