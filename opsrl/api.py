@@ -145,7 +145,7 @@ def solver(spec: PathLike | Solver, /, *, label: str | None = None, **options: A
     from .bench.runner import _from_flag, method_config
     from .core import load_toml, validate
     from .core.config import set_dotted
-    from .registry import SOLVER_SCHEMA, _bundled_name, resolve
+    from .registry import SOLVER_SCHEMA, _bundled_name, resolve, solver_table
 
     if isinstance(spec, Solver):
         return solver(spec.path, label=label or spec.label, **{**spec.overrides, **_flatten(options, "options")})
@@ -163,7 +163,7 @@ def solver(spec: PathLike | Solver, /, *, label: str | None = None, **options: A
         for k, v in over.items():
             top = k.split(".")[0]
             set_dotted(raw, k if top in SOLVER_SCHEMA else f"options.{k}", v)
-        cfg = validate(raw, SOLVER_SCHEMA, source)
+        cfg = validate(solver_table(raw), SOLVER_SCHEMA, source)
         candidates = _method_families(cfg["method"])
         if not candidates:
             raise ConfigError(
@@ -179,6 +179,17 @@ def solver(spec: PathLike | Solver, /, *, label: str | None = None, **options: A
             raise ConfigError(source, first_error.key, first_error.message)
     cfg["options"] = fits[0][1]
     families = tuple(f for f, _ in fits)
+    if cfg["family"]:  # the families the file is written for, of those its method applies to
+        written = tuple(f for f in cfg["family"] if families == ("*",) or f in families)
+        if not written:
+            raise ConfigError(
+                source,
+                "family",
+                f"{cfg['method']!r} applies to {', '.join(families)} problems, not to those of "
+                f"{', '.join(cfg['family'])}",
+            )
+        families = written
+        cfg["options"] = next(o for f, o in fits if f in ("*", families[0]))  # that family's options
     cfg["source"] = source
     name = _bundled_name("solvers", path) or path.stem
     return Solver(name, source, cfg["method"], cfg, over, families, label)
@@ -396,8 +407,9 @@ def compare(
     0, 1, 2) or a list. The cells are those of ``opsrl bench`` (problem, solver label, seed, config hash):
     with ``store`` every finished run is recorded there at once, and cells already recorded are not run again
     (a second call resumes); without, the runs go to a temporary store. A solver whose method does not apply
-    to a problem's family is left out of that problem, with a warning (so is a run whose method refuses the
-    problem when fitting, such as ``optimal_dp`` on a backlog store). ``executor`` is ``"local"`` or ``"ray"``
+    to a problem's family, or whose file is written for other families, is left out of that problem, with a
+    warning (so is a run whose method refuses the problem when fitting, such as ``optimal_dp`` on a backlog
+    store). ``executor`` is ``"local"`` or ``"ray"``
     (``address``: a running Ray cluster; default: start a local one). A cell that fails raises a
     ``RuntimeError`` naming it, after the others have run (and are recorded in ``store``).
     """
@@ -443,7 +455,7 @@ def compare(
                 try:
                     prep = prepare(p_arg, s_arg, seed=seed, device="cpu", solver_overrides=s_over, label=s_label)
                 except ConfigError as e:
-                    if e.key == "method":  # the solver does not fit this problem's family
+                    if e.key in ("method", "family"):  # the solver does not fit this problem's family
                         skipped.append((f"problems[{i}]", f"solvers[{j}]", e.message))
                         break
                     raise

@@ -36,6 +36,17 @@ FAMILY_MODULES = {
 SOLVER_SCHEMA = {
     "method": Field(str, allowed="a method name (see `opsrl list`)"),
     "description": Field(str, ""),
+    "family": Field(
+        list,
+        [],
+        item=str,
+        allowed="the problem families the solver is written for: a name or a list of names of "
+        + ", ".join(FAMILY_MODULES),
+        check=lambda v: all(name in FAMILY_MODULES for name in v),
+        doc="the families whose problems this solver is written for (its policy, options and problem keys); "
+        "given another family's problem it stops with one message naming the solvers that fit. Empty: any "
+        "family its method applies to (a generic method's solver with generic settings)",
+    ),
     "policy": Field(dict, {}),
     "options": Field(dict, {}),
     "problem": Field(
@@ -123,19 +134,37 @@ def methods_for(fam: Family) -> dict[str, Method]:
     return {**generic_methods(), **fam.methods}
 
 
-def solvers_for(fam: Family) -> list[str]:
-    """The bundled solver names whose method is one of ``fam``'s own (the generic methods apply to every
-    family, though a solver file of one may be written for another family's problems)."""
-    methods = fam.methods
+def solver_table(raw: dict[str, Any]) -> dict[str, Any]:
+    """A solver file's table as :data:`SOLVER_SCHEMA` reads it: ``family = "vm"`` is ``family = ["vm"]``."""
+    if isinstance(raw.get("family"), str):
+        raw = {**raw, "family": [raw["family"]]}
+    return raw
+
+
+def solvers_for(family_name: str | None) -> list[str]:
+    """The bundled solvers written for ``family_name``'s problems (their ``family`` key names it); with None,
+    those that name no family (generic settings of a generic method)."""
     out = []
     for name, path in bundled("solvers").items():
         try:
-            method = load_toml(path).get("method")
+            declared = load_toml(path).get("family", [])
         except ConfigError:
             continue
-        if method in methods:
+        declared = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
+        if (family_name in declared) if family_name is not None else not declared:
             out.append(name)
     return out
+
+
+def _fitting(fam: Family) -> str:
+    """Which bundled solvers fit ``fam``'s problems, in words."""
+    generic = [n for n in solvers_for(None) if load_toml(bundled("solvers")[n]).get("method") in methods_for(fam)]
+    out = f"bundled solvers that fit: {', '.join(solvers_for(fam.name)) or 'none'}"
+    if generic:
+        out += (
+            f", and those of the generic methods (such as hdpo_mlp) where their method applies ({', '.join(generic)})"
+        )
+    return out + "; `opsrl list` shows them"
 
 
 def load_problem(name: str | Path, overrides: dict[str, Any] | None = None) -> Problem:
@@ -220,14 +249,20 @@ def load_solver(name: str | Path, fam: Family, overrides: dict[str, Any] | None 
     for k, v in (overrides or {}).items():
         top = k.split(".")[0]
         set_dotted(raw, k if top in SOLVER_SCHEMA else f"options.{k}", v)
-    cfg = validate(raw, SOLVER_SCHEMA, source)
+    cfg = validate(solver_table(raw), SOLVER_SCHEMA, source)
     if cfg["method"] not in methods:
         raise ConfigError(
             source,
             "method",
             f"{cfg['method']!r} does not apply to {fam.name} problems; allowed: the methods "
-            f"{', '.join(sorted(methods))}; bundled solvers that fit: {', '.join(solvers_for(fam)) or 'none'}, "
-            "and those of the generic methods (such as hdpo_mlp); `opsrl list` shows them",
+            f"{', '.join(sorted(methods))}; " + _fitting(fam),
+        )
+    if cfg["family"] and fam.name not in cfg["family"]:  # a method of both, or a generic one, set for another
+        raise ConfigError(
+            source,
+            "family",
+            f"this solver is written for {' and '.join(cfg['family'])} problems, not for {fam.name} problems; "
+            + _fitting(fam),
         )
     method = methods[cfg["method"]]
     cfg["options"] = validate(cfg["options"], method.options, source, prefix="options.")

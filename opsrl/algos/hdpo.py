@@ -41,7 +41,7 @@ from ..core import (
     rollout,
     scenario_costs,
 )
-from ..core.config import check_memory, non_negative, positive, scenario_bytes, size
+from ..core.config import check_memory, non_negative, positive, scenario_bytes, size, threads, validate
 from ..core.rollout import Shield
 
 OPTIONS = {
@@ -60,7 +60,7 @@ OPTIONS = {
     "dev_periods": size(
         0, 10**6, low=0, allowed="periods per dev rollout (0: the problem's test periods), at most 10^6"
     ),
-    "max_steps": Field(int, 4000, allowed="a positive number of gradient steps", check=positive),
+    "max_steps": size(4000, 10**9, allowed="a positive number of gradient steps, at most 10^9"),
     "lr_warmup": Field(
         int, 20, allowed="steps over which the learning rate ramps up linearly (0: none)", check=non_negative
     ),
@@ -94,7 +94,7 @@ OPTIONS = {
     "lr_patience": Field(
         int, 4, allowed="evaluations without improvement before the learning rate decays (0: never)", check=non_negative
     ),
-    "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
+    "threads": threads(0),
     "imitate": Field(
         str,
         "",
@@ -332,6 +332,40 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
     )
 
 
+def sizes(
+    problem: Problem, o: Mapping[str, Any], config: Mapping[str, Any], policy: Mapping[str, Any] | None = None
+) -> list:
+    """The training pool, the dev set and the network (its activations kept over a whole training rollout of
+    the largest batch), estimated before anything is allocated (see :mod:`opsrl.algos.sizes`). A method whose
+    network is set by its options (``policy``: a validated policy table, widths from ``options.hidden``)
+    passes it."""
+    from ..nn import POLICY_SCHEMA
+    from .sizes import network_need, pool_needs
+
+    src = config["source"]
+    train_periods = o["train_periods"] or problem.periods
+    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
+    needs = pool_needs(
+        problem,
+        o,
+        src,
+        [
+            ("train_scenarios", "train_periods", "train", train_periods),
+            ("dev_scenarios", "dev_periods", "dev", dev_periods),
+        ],
+    )
+    pol = policy or validate(config.get("policy", {}), POLICY_SCHEMA, src, prefix="policy.")
+    rows = max(o["batch_size"], o["max_batch_size"]) * train_periods
+    batch_key = "batch_size" if o["batch_size"] >= o["max_batch_size"] else "max_batch_size"
+    net = network_need(problem, pol, rows, src, batch_key, hidden_key="options.hidden" if policy else "policy.hidden")
+    return needs + ([net] if net is not None else [])
+
+
 METHOD = Method(
-    "hdpo", fit, OPTIONS, learns=True, description="pathwise gradient of the scenario cost through the simulator (HDPO)"
+    "hdpo",
+    fit,
+    OPTIONS,
+    learns=True,
+    description="pathwise gradient of the scenario cost through the simulator (HDPO)",
+    sizes=sizes,
 )

@@ -53,7 +53,7 @@ from ..core import (
     scenario_costs,
     summarize,
 )
-from ..core.config import non_negative, positive
+from ..core.config import MAX_LAYERS, MAX_WIDTH, non_negative, positive, size, threads, validate
 from ..core.lp import BACKENDS, LP, LPSolution, StageLP, solve
 
 CONTRACT = ("stage_lp", "stage_post", "stage_cost", "target_bounds")
@@ -206,14 +206,21 @@ POLICY_SCHEMA = {
         doc="mlp on the features, lstm over the history of features, or linear in the features (TS-LDR)",
     ),
     "hidden": Field(
-        list, [64, 64], item=int, allowed="a list of positive layer widths", check=lambda v: all(w > 0 for w in v)
+        list,
+        [64, 64],
+        item=int,
+        allowed=f"a list of at most {MAX_LAYERS} positive layer widths, each at most {MAX_WIDTH}",
+        check=lambda v: all(w > 0 for w in v),
+        max=MAX_WIDTH,
+        max_len=MAX_LAYERS,
     ),
     "activation": Field(str, "elu", choices=("elu", "relu", "tanh", "silu")),
     "history": Field(
         int,
         0,
-        allowed="an integer >= 0: past observations fed to the mlp or linear rule beside the current one",
+        allowed="an integer from 0 to 10^4: past observations fed to the mlp or linear rule beside the current one",
         check=non_negative,
+        max=10**4,
     ),
     "time": Field(
         str,
@@ -562,10 +569,10 @@ class TargetRule:
 # --- training ------------------------------------------------------------------------------------------------
 OPTIONS = {
     "lr": Field(float, 1e-3, allowed="a positive learning rate", check=positive),
-    "batch_size": Field(int, 32, allowed="a positive integer (scenarios per gradient step)", check=positive),
-    "train_scenarios": Field(int, 4096, allowed="a positive integer (size of the training pool)", check=positive),
-    "dev_scenarios": Field(int, 256, allowed="a positive integer", check=positive),
-    "max_steps": Field(int, 1000, allowed="a positive number of gradient steps", check=positive),
+    "batch_size": size(32, 10**6, allowed="scenarios per gradient step, from 1 to 10^6"),
+    "train_scenarios": size(4096, 10**7, allowed="the size of the training pool, from 1 to 10^7"),
+    "dev_scenarios": size(256, 10**7, allowed="dev scenarios, from 1 to 10^7"),
+    "max_steps": size(1000, 10**9, allowed="a positive number of gradient steps, at most 10^9"),
     "eval_every": Field(int, 25, allowed="a positive number of steps", check=positive),
     "patience": Field(
         int, 0, allowed="evaluations without improvement before stopping (0: never stop early)", check=non_negative
@@ -600,9 +607,9 @@ OPTIONS = {
     ),
     "anneal_steps": Field(int, 0, allowed="steps of the penalty annealing (0: half of max_steps)", check=non_negative),
     "eval_chunk": Field(int, 0, allowed="scenarios per evaluation batch (0: all at once)", check=non_negative),
-    "train_periods": Field(int, 0, allowed="periods of a training scenario (0: the problem's)", check=non_negative),
-    "dev_periods": Field(int, 0, allowed="periods of a dev scenario (0: the problem's)", check=non_negative),
-    "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
+    "train_periods": size(0, 10**6, low=0, allowed="periods of a training scenario (0: the problem's), at most 10^6"),
+    "dev_periods": size(0, 10**6, low=0, allowed="periods of a dev scenario (0: the problem's), at most 10^6"),
+    "threads": threads(0),
 }
 
 
@@ -719,10 +726,29 @@ def _fit(kind: str, name: str):
     return fit
 
 
+def sizes(problem: Problem, o: Mapping[str, Any], config: Mapping[str, Any]) -> list:
+    """The training pool and the dev set, estimated before they are drawn; the policy table is checked here
+    too (its widths are bounded), so that a typo stops before anything is allocated."""
+    from .sizes import pool_needs
+
+    src = config["source"]
+    validate(config.get("policy", {}), POLICY_SCHEMA, src, prefix="policy.")
+    return pool_needs(
+        problem,
+        o,
+        src,
+        [
+            ("train_scenarios", "train_periods", "train", o["train_periods"] or problem.periods),
+            ("dev_scenarios", "dev_periods", "dev", o["dev_periods"] or problem.periods),
+        ],
+    )
+
+
 METHOD = Method(
     "tsddr",
     _fit("mlp", "tsddr"),
     OPTIONS,
+    sizes=sizes,
     learns=True,
     description="Lagrangian deep decision rules (TS-DDR): a policy proposes target states, a stage LP "
     "makes them feasible, its duals train the policy",
@@ -731,6 +757,7 @@ LSTM_METHOD = Method(
     "tsddr_lstm",
     _fit("lstm", "tsddr_lstm"),
     OPTIONS,
+    sizes=sizes,
     learns=True,
     description="TS-DDR with an LSTM over the history of what is known",
 )
@@ -738,6 +765,7 @@ LINEAR_METHOD = Method(
     "tsldr",
     _fit("linear", "tsldr"),
     OPTIONS,
+    sizes=sizes,
     learns=True,
     description="Lagrangian linear decision rules (TS-LDR): targets linear in what is known",
 )

@@ -75,7 +75,7 @@ from ..core import (
     scenario_costs,
     summarize,
 )
-from ..core.config import non_negative, positive, probability
+from ..core.config import non_negative, positive, probability, size, threads, validate
 
 __all__ = [
     "OPTIONS",
@@ -91,12 +91,12 @@ __all__ = [
 
 OPTIONS = {
     "lr": Field(float, 3e-4, allowed="a positive learning rate", check=positive),
-    "batch_size": Field(int, 256, allowed="a positive number of scenarios per rollout", check=positive),
-    "train_scenarios": Field(int, 32768, allowed="a positive size of the training pool", check=positive),
-    "train_periods": Field(int, 0, allowed="periods per training rollout (0: the problem's own)", check=non_negative),
-    "iterations": Field(int, 200, allowed="a positive number of rollout-and-update iterations", check=positive),
-    "epochs": Field(int, 4, allowed="a positive number of passes over each rollout", check=positive),
-    "minibatches": Field(int, 4, allowed="a positive number of minibatches per pass", check=positive),
+    "batch_size": size(256, 10**6, allowed="scenarios per rollout, from 1 to 10^6"),
+    "train_scenarios": size(32768, 10**7, allowed="the size of the training pool, from 1 to 10^7"),
+    "train_periods": size(0, 10**6, low=0, allowed="periods per training rollout (0: the problem's own), at most 10^6"),
+    "iterations": size(200, 10**7, allowed="rollout-and-update iterations, from 1 to 10^7"),
+    "epochs": size(4, 10**4, allowed="passes over each rollout, from 1 to 10^4"),
+    "minibatches": size(4, 10**6, allowed="minibatches per pass, from 1 to 10^6"),
     "gamma": Field(
         float,
         -1.0,
@@ -120,7 +120,7 @@ OPTIONS = {
         "finite for problems whose metric is an episode total",
     ),
     "post_critic": Field(bool, False, doc="the post-decision critic of PDPPO"),
-    "group_size": Field(int, 1, allowed="a positive number of rollouts per training scenario", check=positive),
+    "group_size": size(1, 10**4, allowed="rollouts per training scenario, from 1 to 10^4"),
     "baseline": Field(
         str,
         "critic",
@@ -150,7 +150,7 @@ OPTIONS = {
         "the rollouts)",
         check=non_negative,
     ),
-    "dev_scenarios": Field(int, 1024, allowed="a positive integer", check=positive),
+    "dev_scenarios": size(1024, 10**7, allowed="dev scenarios, from 1 to 10^7"),
     "dev_samples": Field(
         int,
         0,
@@ -158,11 +158,13 @@ OPTIONS = {
         "scenario: risk-seeking evaluation, for policies used that way)",
         check=non_negative,
     ),
-    "dev_periods": Field(int, 0, allowed="periods per dev rollout (0: the problem's test periods)", check=non_negative),
+    "dev_periods": size(
+        0, 10**6, low=0, allowed="periods per dev rollout (0: the problem's test periods), at most 10^6"
+    ),
     "eval_every": Field(int, 10, allowed="a positive number of iterations", check=positive),
     "time_limit": Field(float, 0.0, allowed="seconds of training (0: no limit)", check=non_negative),
     "lr_decay": Field(bool, True, doc="anneal the learning rate linearly to 0 over the iterations"),
-    "threads": Field(int, 0, allowed="torch CPU threads (0: leave as is)", check=non_negative),
+    "threads": threads(0),
     "imitate": Field(
         str,
         "",
@@ -601,10 +603,43 @@ def fit_pd(problem, options, config, ctx) -> SolveOutcome:
     return _fit(problem, options, config, ctx, True)
 
 
+def sizes(problem: Problem, o: Mapping[str, Any], config: Mapping[str, Any]) -> list:
+    """The training pool, the dev set (with its samples) and the actor-critic on one rollout of the batch,
+    estimated before anything is allocated (see :mod:`opsrl.algos.sizes`)."""
+    from ..nn.actor_critic import AC_SCHEMA
+    from .sizes import network_need, pool_needs
+
+    src = config["source"]
+    train_periods = o["train_periods"] or problem.periods
+    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
+    needs = pool_needs(
+        problem,
+        o,
+        src,
+        [
+            ("train_scenarios", "train_periods", "train", train_periods),
+            ("dev_scenarios", "dev_periods", "dev", dev_periods),
+        ],
+    )
+    if o["dev_samples"] > 1 and needs:  # the dev set is held once per sample
+        dev = needs[-1]
+        needs[-1] = type(dev)(
+            f"{dev.what[:-1]}, x {o['dev_samples']} samples)",
+            dev.nbytes * o["dev_samples"],
+            src,
+            (*dev.keys, "options.dev_samples"),
+        )
+    pol = validate(config.get("policy", {}), AC_SCHEMA, src, prefix="policy.")
+    rows = o["batch_size"] * o["group_size"] * train_periods
+    net = network_need(problem, pol, rows, src, "batch_size", copies=3 if o["post_critic"] else 2)
+    return needs + ([net] if net is not None else [])
+
+
 METHOD = Method(
     "ppo",
     fit,
     OPTIONS,
+    sizes=sizes,
     learns=True,
     description="proximal policy optimisation (GAE, clipped surrogate) on sampled scenarios",
 )
@@ -612,6 +647,7 @@ PD_METHOD = Method(
     "pdppo",
     fit_pd,
     OPTIONS,
+    sizes=lambda problem, o, config: sizes(problem, {**o, "post_critic": True}, config),
     learns=True,
     description="PPO with a second critic on the post-decision state (optimistic max of the two)",
 )

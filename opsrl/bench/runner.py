@@ -24,7 +24,7 @@ import torch
 
 from .. import __version__
 from ..core import ConfigError, Method, Problem, Scenarios, SolveContext, State, evaluate, rollout, validate
-from ..core.config import check_memory, scenario_bytes
+from ..core.config import Need, check_memory, check_needs, scenario_bytes
 from ..faults import point as fault_point
 from ..registry import build_problem, family_of, fit_solver, load_for_solver, load_problem, load_solver
 from ..registry import family as get_family
@@ -123,6 +123,42 @@ def check_test_memory(prob: Problem, device: torch.device) -> None:
         )
 
 
+def check_solver_sizes(prob: Problem, method: Any, scfg: dict[str, Any], device: torch.device) -> None:
+    """Refuse a run whose solver would allocate more than half the memory free: the test set, the options
+    that count scenarios (``Field.counts``) and what the method's ``sizes`` hook estimates (networks, plans),
+    together, before anything is allocated; the message names the keys of the largest part."""
+    src = scfg["source"]
+    n_test = int(prob.test_scenarios or 0)
+    periods = int(prob.test_periods or prob.periods)
+    test = scenario_bytes(prob, n_test, periods, "test") if n_test > 0 else None
+    needs = []
+    if test is not None:
+        needs.append(
+            Need(f"the test set ({n_test} scenarios x {periods} periods)", test, prob.source, ("test.scenarios",))
+        )
+    opts = scfg["options"]
+    for name, field in method.options.items():
+        value = opts.get(name)
+        if not field.counts or isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            continue
+        key = f"options.{name}"
+        kind, _, periods_key = field.counts.partition(":")  # "scenarios:dev_periods": their periods set there
+        if kind == "test_copies":
+            if test is not None:
+                needs.append(
+                    Need(f"{value} copies of the test set ({key})", test * value, src, (key, "test.scenarios"))
+                )
+            continue
+        p = int(opts.get(periods_key) or 0) or periods
+        nbytes = scenario_bytes(prob, value, p, "dev")
+        if nbytes is not None:
+            keys = (key, f"options.{periods_key}") if periods_key else (key,)
+            needs.append(Need(f"{value} scenarios x {p} periods ({key})", nbytes, src, keys))
+    if method.sizes is not None:
+        needs += list(method.sizes(prob, scfg["options"], scfg) or [])
+    check_needs(needs, device)
+
+
 def prepare(
     problem: str | Path | Mapping[str, Any] | Problem,
     solver: str | Path | Method,
@@ -174,7 +210,8 @@ def prepare(
         if scfg["problem"]:  # the solver sets problem keys (how the problem reads its action, ...)
             prob = load_for_solver(prob if not isinstance(problem, (str, Path)) else problem, scfg, problem_overrides)
             prob.family = fam.name
-    check_test_memory(prob, dev)
+        check_test_memory(prob, dev)
+        check_solver_sizes(prob, method, scfg, dev)
     cell = cell_id(
         prob,
         solver_name,

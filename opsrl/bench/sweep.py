@@ -314,15 +314,17 @@ def load_sweep(
         allowed = methods_for(fam)
         for se in s_entries:
             s_over = {**g_solver, **se["set"], **dict(solver_set or {})}
-            method = s_over.get("method", load_toml(resolve("solvers", se["ref"])).get("method"))
+            raw = load_toml(resolve("solvers", se["ref"]))
+            method = s_over.get("method", raw.get("method"))
+            written_for = s_over.get("family", raw.get("family", []))  # the families the solver file is written for
+            written_for = [written_for] if isinstance(written_for, str) else written_for
+            why = None
             if isinstance(method, str) and method not in allowed:
-                skipped.append(
-                    (
-                        prob.name,
-                        se["label"] or _solver_display_name(se["ref"]),
-                        f"method {method!r} does not apply to {fam.name} problems",
-                    )
-                )
+                why = f"method {method!r} does not apply to {fam.name} problems"
+            elif isinstance(written_for, list) and written_for and fam.name not in written_for:
+                why = f"the solver is written for {' and '.join(map(str, written_for))} problems"
+            if why is not None:
+                skipped.append((prob.name, se["label"] or _solver_display_name(se["ref"]), why))
                 continue
             dev = se["device"] or cfg["device"]
             # the checks of `opsrl run` (prepare: the solver's own problem keys, sizes, the test set's memory) for

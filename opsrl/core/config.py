@@ -29,6 +29,11 @@ __all__ = [
     "set_dotted",
     "size",
     "check_memory",
+    "Need",
+    "check_needs",
+    "mlp_bytes",
+    "threads",
+    "widths",
     "INT_LIMIT",
     "FLOAT_LIMIT",
 ]
@@ -76,6 +81,10 @@ class Field:
     doc: str = ""
     max: float | None = None  # largest allowed value (numbers; default: INT_LIMIT / FLOAT_LIMIT)
     max_len: int | None = None  # most items of a list
+    # what the value counts, for the memory estimate made before anything is allocated (opsrl.bench.runner
+    # .check_solver_sizes): "scenarios" (that many scenarios of the problem are drawn) or "test_copies" (that
+    # many copies of the test set are held at once, such as the plans of a best-of-K)
+    counts: str = ""
 
 
 def _type_name(t: type) -> str:
@@ -173,17 +182,111 @@ def _too_large(field: Field, value: Any) -> str | None:
 
 
 def size(
-    default: Any = REQUIRED, max: float = 10**6, *, low: int = 1, allowed: str = "", doc: str = "", item: bool = False
+    default: Any = REQUIRED,
+    max: float = 10**6,
+    *,
+    low: int = 1,
+    allowed: str = "",
+    doc: str = "",
+    item: bool = False,
+    counts: str = "",
 ) -> Field:
     """A size (scenarios, periods, a lead time, a width): an integer from ``low`` to ``max``.
 
     ``item=True`` makes it a list of such integers (layer widths). The message of a refused value
-    says both bounds, so that a typo (``1e9`` periods) is caught before anything is allocated.
+    says both bounds, so that a typo (``1e9`` periods) is caught before anything is allocated. ``counts``
+    (``"scenarios"`` or ``"test_copies"``, see :class:`Field`) puts its memory in the runner's estimate.
     """
     words = allowed or f"an integer from {low} to {max:g}"
     if item:
         return Field(list, default, item=int, allowed=words, doc=doc, max=max, check=lambda v: all(x >= low for x in v))
-    return Field(int, default, allowed=words, doc=doc, max=max, check=lambda v: v >= low)
+    return Field(int, default, allowed=words, doc=doc, max=max, check=lambda v: v >= low, counts=counts)
+
+
+# the widest layer a network may have, and the most layers: a width beyond this is a typo, not a network
+MAX_WIDTH = 2**16
+MAX_LAYERS = 64
+
+
+def widths(default: Any = REQUIRED, *, allowed: str = "", doc: str = "") -> Field:
+    """Layer widths of a network: a list of 1 to ``MAX_LAYERS`` integers from 1 to ``MAX_WIDTH``. The memory of
+    the network itself (parameters and activations) is estimated before it is built (:func:`mlp_bytes`)."""
+    words = allowed or f"a list of 1 to {MAX_LAYERS} positive layer widths, each at most {MAX_WIDTH}"
+    return Field(
+        list,
+        default,
+        item=int,
+        allowed=words,
+        doc=doc,
+        max=MAX_WIDTH,
+        max_len=MAX_LAYERS,
+        check=lambda v: len(v) > 0 and all(w >= 1 for w in v),
+    )
+
+
+def cpu_count() -> int:
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def threads(default: int = 0, *, low: int = 0, allowed: str = "", doc: str = "") -> Field:
+    """A number of CPU threads: from 0 (leave the library's setting) to the CPUs this process may use. More
+    threads than CPUs only slow a run down, and a huge number crashes the OpenMP runtime."""
+    n = cpu_count()
+    words = allowed or "torch CPU threads (0: leave as is)"
+    return Field(
+        int,
+        default,
+        allowed=f"{words}, from {low} to {n} (the CPUs of this machine)",
+        doc=doc,
+        check=lambda v: low <= v <= n,
+    )
+
+
+def mlp_bytes(n_in: int, hidden: list[int], n_out: int, rows: float = 1.0, copies: int = 1) -> float:
+    """Bytes of ``copies`` MLPs ``n_in -> hidden... -> n_out`` in float32 training: parameters, their
+    gradients and Adam's two moments (4 x 4 bytes a parameter), and the activations of ``rows`` inputs
+    kept for the backward pass (value and gradient, 2 x 4 bytes a unit a row)."""
+    dims = [int(n_in), *map(int, hidden), int(n_out)]
+    params = sum((a + 1) * b for a, b in zip(dims[:-1], dims[1:]))
+    units = sum(dims[1:])
+    return float(copies) * (16.0 * params + 8.0 * float(rows) * units)
+
+
+@dataclass(frozen=True)
+class Need:
+    """Memory a run will allocate (an estimate, made before anything is): ``what`` in words, the bytes, and
+    the keys that drive it (``source`` is the file or flag they are set in; the first key is the one named)."""
+
+    what: str
+    nbytes: float
+    source: str
+    keys: tuple[str, ...]
+
+
+def check_needs(needs: list[Need], device: Any = "cpu", fraction: float = 0.5) -> None:
+    """Refuse a run whose estimated needs exceed ``fraction`` of the memory free on ``device``: one
+    :class:`ConfigError` naming the largest need, its size and the keys to lower."""
+    needs = [n for n in needs if n.nbytes > 0]
+    if not needs:
+        return
+    free = available_memory(device)
+    total = sum(n.nbytes for n in needs)
+    if free is None or total <= fraction * free:
+        return
+    big = max(needs, key=lambda n: n.nbytes)
+    others = "" if len(needs) == 1 else f" (of about {_bytes(total)} for the whole run)"
+    keys = " or ".join(f"'{k}'" for k in big.keys)
+    raise ConfigError(
+        big.source,
+        big.keys[0],
+        f"{big.what} would need about {_bytes(big.nbytes)} of memory{others}, more than {fraction:.0%} of the "
+        f"{_bytes(free)} free on {device}; lower {keys}",
+    )
 
 
 def check_memory(

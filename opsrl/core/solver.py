@@ -67,6 +67,11 @@ class Method:
     options: Mapping[str, Field] = field(default_factory=dict)
     learns: bool = False
     description: str = ""
+    # sizes that depend on the problem: ``sizes(problem, options, solver_config) -> list[Need]`` estimates the
+    # memory the method will allocate (its networks, pools, plans), before anything is; it may also raise a
+    # ConfigError for a value that cannot be meaningful on this problem. Options whose Field sets ``counts``
+    # (scenario counts) are estimated without it (opsrl.bench.runner.check_solver_sizes).
+    sizes: Callable[[Problem, Mapping[str, Any], Mapping[str, Any]], list[Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..core import BoundSolver, ConfigError, Family, Field, Method, Metric, Reference, SolveContext, SolveOutcome
-from ..core.config import positive
+from ..core.config import positive, size
 from . import dp, heuristics
 from .history import HISTORY_METHODS, DemandHistory
 from .history import build as build_history
@@ -103,8 +103,8 @@ def reference(problem: SingleStore) -> Reference | None:
 
 
 SEARCH_OPTIONS = {
-    "dev_scenarios": Field(int, 1024, allowed="a positive integer", check=positive),
-    "dev_periods": Field(int, 300, allowed="a positive integer", check=positive),
+    "dev_scenarios": size(1024, 10**7, allowed="dev scenarios, from 1 to 10^7", counts="scenarios:dev_periods"),
+    "dev_periods": size(300, 10**6, allowed="periods per dev scenario, from 1 to 10^6"),
     "level": Field(float, -1.0, allowed="a fixed base-stock level >= 0 (default: searched)"),
     "cap": Field(float, -1.0, allowed="a fixed order cap >= 0 (capped base stock; default: searched)"),
 }

@@ -82,7 +82,7 @@ DATA_SCHEMA = {
 }
 
 FEATURES_SCHEMA = {
-    "lags": Field(int, 7, allowed="an integer >= 0 (past demands observed)", check=non_negative),
+    "lags": Field(int, 7, allowed="an integer from 0 to 10^4 (past demands observed)", check=non_negative, max=10**4),
     "calendar": Field(
         list,
         ["auto"],

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..core import ConfigError, Field, Method, Reference, SolveContext, SolveOutcome, summarize
-from ..core.config import positive
+from ..core.config import size
 from .network_heuristics import EchelonStock, clark_scarf, search_levels
 from .networks import Network
 
@@ -72,8 +72,8 @@ def network_reference(problem: Network, dp_optimum: Callable[[float, int, float,
 
 
 ECHELON_OPTIONS = {
-    "dev_scenarios": Field(int, 256, allowed="a positive integer", check=positive),
-    "dev_periods": Field(int, 200, allowed="a positive integer", check=positive),
+    "dev_scenarios": size(256, 10**7, allowed="dev scenarios, from 1 to 10^7", counts="scenarios:dev_periods"),
+    "dev_periods": size(200, 10**6, allowed="periods per dev scenario, from 1 to 10^6"),
     "levels": Field(
         str,
         "auto",

@@ -469,7 +469,7 @@ SCHEMAS = {
     },
     "warehouse": {
         **COMMON,
-        "stores": Field(int, allowed="a positive integer", check=positive),
+        "stores": Field(int, allowed="a number of stores from 1 to 10^5", check=positive, max=10**5),
         "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
         "unmet": Field(str, "lost_sales", choices=("lost_sales", "backlog")),
         "warehouse_holding_cost": Field(float, 0.5, allowed="a number >= 0", check=non_negative),
@@ -478,7 +478,7 @@ SCHEMAS = {
     },
     "transshipment": {
         **COMMON,
-        "stores": Field(int, allowed="a positive integer", check=positive),
+        "stores": Field(int, allowed="a number of stores from 1 to 10^5", check=positive, max=10**5),
         "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
         "unmet": Field(str, "backlog", choices=("lost_sales", "backlog")),
         "centre_lead_time": Field(int, 2, allowed="an integer >= 1", check=lambda v: v >= 1),
@@ -486,8 +486,8 @@ SCHEMAS = {
     },
     "multi_warehouse": {
         **COMMON,
-        "stores": Field(int, allowed="a positive integer", check=positive),
-        "warehouses": Field(int, allowed="a positive integer", check=positive),
+        "stores": Field(int, allowed="a number of stores from 1 to 10^5", check=positive, max=10**5),
+        "warehouses": Field(int, allowed="a number of warehouses from 1 to 10^4", check=positive, max=10**4),
         "correlation": Field(float, 0.0, allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1),
         "unmet": Field(str, "lost_sales", choices=("lost_sales", "backlog")),
         "warehouse_holding_cost": _num_list([0.5], "a non-empty list of numbers >= 0 (cycled over the warehouses)"),
@@ -497,7 +497,7 @@ SCHEMAS = {
     },
     "identical": {
         **COMMON,
-        "stores": Field(int, allowed="a positive integer", check=positive),
+        "stores": Field(int, allowed="a number of stores from 1 to 10^5", check=positive, max=10**5),
         "lead_time": Field(int, allowed="an integer >= 1", check=lambda v: v >= 1),
         "holding_cost": Field(float, 1.0, allowed="a number >= 0", check=non_negative),
         "shortage_cost": Field(float, allowed="a positive number", check=positive),

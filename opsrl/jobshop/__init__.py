@@ -42,7 +42,7 @@ from ..core import (
     rollout,
     summarize,
 )
-from ..core.config import non_negative, positive
+from ..core.config import non_negative, positive, size
 from . import check, cpsat, instances, rules
 from .instances import Instance
 from .simulator import JobShop, build, metrics
@@ -196,7 +196,7 @@ def _rule_method(name: str) -> Method:
 
 CPSAT_OPTIONS = {
     "time_limit": Field(float, 10.0, allowed="a positive number of seconds per instance", check=positive),
-    "workers": Field(int, 2, allowed="a positive number of CP-SAT workers", check=positive),
+    "workers": size(2, 256, allowed="CP-SAT workers, from 1 to 256"),
     "seed": Field(int, 0, allowed="an integer >= 0 (CP-SAT random seed)", check=non_negative),
     "warm_start": Field(bool, True, doc="hint the best dispatching rule's schedule"),
     "log": Field(bool, False, doc="print CP-SAT's search log"),
@@ -283,15 +283,14 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
 
 GNN_OPTIONS = {
     "weights": Field(str, "", allowed="a path to dispatcher weights ('': the shipped ones)"),
-    "samples": Field(
-        int,
+    "samples": size(
         1,
-        allowed="schedules per instance: 1 (greedy) or more (the best of that many, the "
+        10**5,
+        allowed="schedules per instance, from 1 (greedy) to 10^5 (the best of that many, the "
         "first greedy, the others sampled)",
-        check=positive,
     ),
     "seed": Field(int, 0, allowed="an integer >= 0 (sampling seed)", check=non_negative),
-    "max_nodes": Field(int, 200_000, allowed="a positive number of graph nodes per batch", check=positive),
+    "max_nodes": size(200_000, 10**8, allowed="graph nodes per batch, from 1 to 10^8"),
 }
 
 
@@ -326,7 +325,7 @@ def _fit_gnn(problem, o, config, ctx) -> SolveOutcome:
 
 def _gnn_method(name: str, samples: int) -> Method:
     opts = dict(GNN_OPTIONS)
-    opts["samples"] = Field(int, samples, allowed=GNN_OPTIONS["samples"].allowed, check=positive)
+    opts["samples"] = size(samples, 10**5, allowed=GNN_OPTIONS["samples"].allowed)
     what = "greedy" if samples == 1 else f"best of {samples} sampled schedules"
     return Method(
         name, _fit_gnn, opts, description=f"the shipped GNN dispatcher (imitation and self-labelling), {what}"

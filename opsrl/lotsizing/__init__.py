@@ -44,7 +44,7 @@ from ..core import (
     SolveOutcome,
     summarize,
 )
-from ..core.config import non_negative, positive
+from ..core.config import non_negative, positive, size, threads, widths
 from . import instances, lagrangian, mip, rules
 from .relaxed import GumbelSetupPolicy
 from .rules import CoverRule, search_cover
@@ -150,7 +150,7 @@ COVER_OPTIONS = {
         allowed="periods of cover up to which a machine keeps its setup (0: search on dev)",
         check=non_negative,
     ),
-    "dev_scenarios": Field(int, 256, allowed="a positive number of dev scenarios for the search", check=positive),
+    "dev_scenarios": size(256, 10**7, allowed="dev scenarios for the search, from 1 to 10^7", counts="scenarios"),
 }
 
 
@@ -168,7 +168,7 @@ def _fit_cover(problem, o, config, ctx) -> SolveOutcome:
 
 
 MPC_OPTIONS = {
-    "horizon": Field(int, 8, allowed="a positive number of periods planned ahead", check=positive),
+    "horizon": size(8, 10**4, allowed="periods planned ahead, from 1 to 10^4"),
     "time_limit": Field(float, 1.0, allowed="seconds per MIP", check=positive),
     "scenarios": Field(
         int, 10, allowed="how many of the test scenarios are run (one MIP per scenario and period)", check=positive
@@ -222,12 +222,13 @@ HINDSIGHT_OPTIONS = {
         False,
         doc="model the cap's discard exactly (a binary per item and period); false: free disposal, a relaxation",
     ),
-    "threads": Field(int, 1, allowed="a positive number of solver threads", check=positive),
+    "threads": threads(1, low=1, allowed="solver threads"),
     "item_bound_steps": Field(
         int,
         0,
-        allowed="0 (off) or a positive number of subgradient steps",
+        allowed="0 (off) or a number of subgradient steps up to 10^6",
         check=non_negative,
+        max=10**6,
         doc="also the item-decomposition Lagrangian bound (lagrangian.py); each scenario keeps the larger bound",
     ),
 }
@@ -287,14 +288,13 @@ def _fit_hindsight(problem, o, config, ctx) -> SolveOutcome:
 HDPO_OPTIONS = {
     **hdpo.OPTIONS,
     "temperature": Field(float, 1.0, allowed="a positive Gumbel-softmax temperature", check=positive),
-    "hidden": Field(
-        list,
-        [128, 128],
-        item=int,
-        allowed="a list of positive layer widths",
-        check=lambda v: len(v) > 0 and all(w > 0 for w in v),
-    ),
+    "hidden": widths([128, 128]),
 }
+
+
+def _sizes_hdpo(problem, o, config) -> list:
+    """HDPO's pools and the setup policy's MLP (widths ``options.hidden``, one logit per machine and choice)."""
+    return hdpo.sizes(problem, o, config, policy={"kind": "mlp", "hidden": o["hidden"]})
 
 
 def _fit_hdpo(problem, o, config, ctx) -> SolveOutcome:
@@ -342,6 +342,7 @@ METHODS: dict[str, Method] = {
         "hdpo_gumbel",
         _fit_hdpo,
         HDPO_OPTIONS,
+        sizes=_sizes_hdpo,
         learns=True,
         description="HDPO through a straight-through Gumbel-softmax relaxation of the setups",
     ),

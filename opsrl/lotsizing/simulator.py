@@ -40,7 +40,7 @@ DEMAND_SCHEMA = {
         choices=("binomial", "poisson", "pmf"),
         doc="i.i.d. per item and period: Binomial(n, p), Poisson(mean) or a user pmf",
     ),
-    "n": Field(int, 20, allowed="a positive number of trials (binomial)", check=positive),
+    "n": Field(int, 20, allowed="a number of trials from 1 to 10^6 (binomial)", check=positive, max=10**6),
     "p": Field(float, 0.4, allowed="a probability (binomial)", check=probability),
     "mean": Field(float, 8.0, allowed="a positive mean (poisson)", check=positive),
     "values": Field(
@@ -68,8 +68,12 @@ _MATRIX_KEYS = ("capacity", "setup_cost", "setup_loss")
 _VECTOR_KEYS = ("holding_cost", "lost_sales_cost", "max_inventory", "initial_inventory")
 
 SCHEMA = {
-    "items": Field(int, 0, allowed="a positive number of items (0: from the given matrices)", check=non_negative),
-    "machines": Field(int, 0, allowed="a positive number of machines (0: from the given matrices)", check=non_negative),
+    "items": Field(
+        int, 0, allowed="a number of items up to 10^4 (0: from the given matrices)", check=non_negative, max=10**4
+    ),
+    "machines": Field(
+        int, 0, allowed="a number of machines up to 10^4 (0: from the given matrices)", check=non_negative, max=10**4
+    ),
     "seed": Field(int, 0, allowed="an integer >= 0 (the instance generator's seed)", check=non_negative),
     "setting": Field(
         str,
@@ -77,7 +81,7 @@ SCHEMA = {
         choices=tuple(SETTINGS),
         doc="generator parameters: the published six instances or the older 15 x 5 setting",
     ),
-    "periods": Field(int, 100, allowed="a positive horizon", check=positive),
+    "periods": Field(int, 100, allowed="a horizon from 1 to 10^6 periods", check=positive, max=10**6),
     "initial": Field(
         str,
         "random",

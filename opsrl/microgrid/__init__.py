@@ -47,7 +47,7 @@ from ..core import (
     SolveContext,
     SolveOutcome,
 )
-from ..core.config import non_negative, positive
+from ..core.config import non_negative, positive, size
 from ..core.datafile import Integer, Number, Record, check, load_json
 from ..core.rollout import summarize
 from .constraints import ConstraintChecker
@@ -154,8 +154,10 @@ OPERATOR_OPTIONS = {
 }
 
 MPC_OPTIONS = {
-    "replan_minutes": Field(int, 15, allowed="a positive integer", check=positive),
-    "horizon_minutes": Field(int, 240, allowed="a positive integer (forecast leads up to it are used)", check=positive),
+    "replan_minutes": size(15, 1440, allowed="minutes between plans, from 1 to 1440 (a day)"),
+    "horizon_minutes": size(
+        240, 1440, allowed="minutes planned ahead, from 1 to 1440 (a day; forecast leads up to it are used)"
+    ),
 }
 
 HYSTERESIS_OPTIONS = {
@@ -165,7 +167,7 @@ HYSTERESIS_OPTIONS = {
         float, 1.0, allowed="a load in [0, 1] (0: minimum load, 1: rated)", check=lambda v: 0 <= v <= 1
     ),
     "search": Field(bool, True, doc="search start_soc and stop_soc on dev days (the given values are then unused)"),
-    "dev_scenarios": Field(int, 16, allowed="a positive number of dev days", check=positive),
+    "dev_scenarios": size(16, 10**6, allowed="dev days, from 1 to 10^6", counts="scenarios"),
 }
 
 ARS_OPTIONS = {
@@ -187,13 +189,13 @@ ARS_OPTIONS = {
         check=positive,
     ),
     "adapt_load": Field(bool, True, doc="learn the genset load too (otherwise rated load, as soc_hysteresis)"),
-    "iterations": Field(int, 80, allowed="an integer >= 0", check=non_negative),
-    "directions": Field(int, 12, allowed="a positive integer", check=positive),
-    "top": Field(int, 6, allowed="a positive integer, at most directions", check=positive),
+    "iterations": size(80, 10**6, low=0, allowed="an integer from 0 to 10^6"),
+    "directions": size(12, 10**4, allowed="directions per iteration, from 1 to 10^4"),
+    "top": size(6, 10**4, allowed="a positive integer, at most directions"),
     "noise": Field(float, 0.02, allowed="a positive number (perturbation of the parameters)", check=positive),
     "step": Field(float, 0.01, allowed="a positive number (step size)", check=positive),
-    "train_scenarios": Field(int, 48, allowed="a positive number of training days", check=positive),
-    "dev_scenarios": Field(int, 16, allowed="a positive number of dev days", check=positive),
+    "train_scenarios": size(48, 10**6, allowed="training days, from 1 to 10^6"),
+    "dev_scenarios": size(16, 10**6, allowed="dev days, from 1 to 10^6", counts="scenarios"),
     "select_every": Field(int, 5, allowed="a positive number of iterations", check=positive),
 }
 
@@ -211,13 +213,10 @@ COMMIT_OPTIONS = {
         choices=("real", "perfect"),
         doc="real: the state's forecasts; perfect: the realised demand and wind (an oracle)",
     ),
-    "horizon_minutes": Field(
-        int,
-        240,
-        allowed="a positive number of minutes (real forecasts: at most the longest forecast lead)",
-        check=positive,
+    "horizon_minutes": size(
+        240, 1440, allowed="minutes planned ahead, from 1 to 1440 (real forecasts: at most the longest forecast lead)"
     ),
-    "replan_minutes": Field(int, 15, allowed="a positive integer", check=positive),
+    "replan_minutes": size(15, 1440, allowed="minutes between plans, from 1 to 1440 (a day)"),
     "terminal_kwh": Field(
         float,
         -1.0,
@@ -489,6 +488,20 @@ def record(problem, outcome: SolveOutcome) -> dict[str, Any]:
     return metrics
 
 
+def _sizes_adaptive(problem, o, config) -> list:
+    """ARS rolls out 2 x directions candidates on every training day in one batch (when it trains)."""
+    from ..core.config import Need, scenario_bytes
+
+    if o["params"]:
+        return []
+    k = 2 * o["directions"] * o["train_scenarios"]
+    nbytes = scenario_bytes(problem, k, problem.test_periods or problem.periods, "train")
+    if nbytes is None:
+        return []
+    what = f"the batched ARS rollout (2 x {o['directions']} directions x {o['train_scenarios']} training days)"
+    return [Need(what, nbytes, config["source"], ("options.train_scenarios", "options.directions"))]
+
+
 METHODS = {
     m.name: m
     for m in (
@@ -510,6 +523,7 @@ METHODS = {
             "ars_hysteresis",
             _fit_adaptive,
             ARS_OPTIONS,
+            sizes=_sizes_adaptive,
             description="state-of-charge hysteresis whose thresholds and genset load follow the forecasts and the "
             "time of day, learned by augmented random search under a cap on wear",
         ),

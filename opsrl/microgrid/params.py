@@ -17,19 +17,37 @@ _pos = dict(allowed="a positive number", check=positive)
 _nonneg = dict(allowed="a number >= 0", check=non_negative)
 _posint = dict(allowed="a positive integer", check=positive)
 _nonnegint = dict(allowed="an integer >= 0", check=non_negative)
+# durations in minutes: a day at most (each is a look-ahead, a window or a timer of the per-minute simulator,
+# whose tensors grow with it)
+DAY = 1440
+_minutes = dict(allowed=f"minutes, an integer from 0 to {DAY} (a day)", check=non_negative, max=DAY)
 
 GENSET = {
-    "count": Field(int, 2, **_posint, doc="number of diesel gensets, in priority order"),
+    "count": Field(
+        int,
+        2,
+        allowed="an integer from 1 to 100",
+        check=positive,
+        max=100,
+        doc="number of diesel gensets, in priority order",
+    ),
     "rated_kw": Field(float, 400.0, **_pos),
     "fuel_slope": Field(float, 0.25, **_nonneg, doc="litres per kWh (fuel L/h = slope * P + intercept)"),
     "fuel_intercept": Field(float, 10.0, **_nonneg, doc="litres per hour while on (also in warm-up and cool-down)"),
-    "min_run_minutes": Field(int, 30, **_nonnegint, doc="minimum time in running mode before a stop"),
-    "warmup_minutes": Field(int, 3, **_nonnegint),
+    "min_run_minutes": Field(int, 30, **_minutes, doc="minimum time in running mode before a stop"),
+    "warmup_minutes": Field(int, 3, **_minutes),
     "warmup_kw": Field(float, 100.0, **_nonneg, doc="fixed output during warm-up"),
-    "cooldown_minutes": Field(int, 6, **_nonnegint, doc="minutes at 0 kW before the genset is off"),
+    "cooldown_minutes": Field(int, 6, **_minutes, doc="minutes at 0 kW before the genset is off"),
     "min_load_kw": Field(float, 120.0, **_nonneg),
     "overload_fraction": Field(float, 0.1, **_nonneg, doc="overload above rated power, allowed only as reserve"),
-    "rolling_hours": Field(float, 48.0, **_pos, doc="window of the rolling average load"),
+    "rolling_hours": Field(
+        float,
+        48.0,
+        allowed="hours, a number > 0 and at most 8760 (a year)",
+        check=positive,
+        max=8760.0,
+        doc="window of the rolling average load (its hourly history is drawn with every scenario)",
+    ),
     "rolling_max_fraction": Field(float, 0.7, **_frac, doc="rolling average load limit, fraction of rated"),
     "rolling_margin_kw": Field(
         float, 2.0, **_nonneg, doc="the shield commits every genset once a rolling average is this close to its limit"
@@ -59,7 +77,13 @@ BATTERY = {
         choices=("auto", "rainflow", "surrogate"),
         doc="auto: exact rainflow when gradients are off (evaluation), surrogate when on",
     ),
-    "rainflow_stack": Field(int, 64, allowed="an integer >= 4", check=lambda v: v >= 4),
+    "rainflow_stack": Field(
+        int,
+        64,
+        allowed="an integer from 4 to 10000 (unclosed half-cycles kept per scenario)",
+        check=lambda v: v >= 4,
+        max=10_000,
+    ),
     "initial_soc_low": Field(float, 0.3, **_frac),
     "initial_soc_high": Field(float, 0.7, **_frac),
 }
@@ -92,8 +116,10 @@ FORECAST = {
         list,
         [15, 30, 60, 120, 240],
         item=int,
-        allowed="increasing positive minutes",
+        allowed=f"increasing minutes, each from 1 to {DAY} (a day ahead), at most 64 leads",
         check=lambda v: len(v) > 0 and all(x > 0 for x in v) and list(v) == sorted(set(v)),
+        max=DAY,
+        max_len=64,
     ),
     "demand_error": Field(float, 0.03, **_nonneg, doc="relative error of the demand forecast per sqrt(hour) of lead"),
     "wind_error": Field(float, 0.15, **_nonneg, doc="relative error of the wind forecast per sqrt(hour) of lead"),
@@ -126,7 +152,7 @@ COSTS = {
 
 SHIELD = {
     "horizon_minutes": Field(
-        int, 0, **_nonnegint, doc="worst-case look-ahead (0: cool-down + warm-up + 1, the time to bring any genset in)"
+        int, 0, **_minutes, doc="worst-case look-ahead (0: cool-down + warm-up + 1, the time to bring any genset in)"
     ),
     "plan_with_reserve": Field(
         bool,
@@ -161,12 +187,28 @@ SHIELD = {
 DATA = {
     "source": Field(str, "synthetic", choices=("synthetic", "csv", "parquet")),
     "path": Field(str, "", allowed="a CSV or Parquet file (relative paths: to the problem file)"),
-    "test_days": Field(int, 0, **_nonnegint, doc="last days of the file held out for test (0: a quarter)"),
-    "dev_days": Field(int, 0, **_nonnegint, doc="days before the test days used for dev (0: a quarter)"),
+    "test_days": Field(
+        int,
+        0,
+        allowed="an integer from 0 to 10^5",
+        check=non_negative,
+        max=10**5,
+        doc="last days of the file held out for test (0: a quarter)",
+    ),
+    "dev_days": Field(
+        int,
+        0,
+        allowed="an integer from 0 to 10^5",
+        check=non_negative,
+        max=10**5,
+        doc="days before the test days used for dev (0: a quarter)",
+    ),
 }
 
 BOUND = {
-    "time_step": Field(int, 15, allowed="minutes per period of the perfect-foresight bound", check=positive),
+    "time_step": Field(
+        int, 15, allowed=f"minutes per period of the perfect-foresight bound, from 1 to {DAY}", check=positive, max=DAY
+    ),
     "integer": Field(bool, False, doc="integer genset counts (only with time_step = 1)"),
     "time_limit": Field(float, 60.0, **_pos, doc="seconds per day for the solver"),
 }

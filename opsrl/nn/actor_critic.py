@@ -35,20 +35,14 @@ from torch import nn
 from torch.distributions import Beta, Categorical, Normal
 
 from ..core import ActionSpec, ConfigError, Field, Problem, State, validate
-from ..core.config import load_weights
+from ..core.config import MAX_LAYERS, MAX_WIDTH, load_weights, size, widths
 from .mlp import ACTIVATIONS, MLP, box_head
 
 __all__ = ["ActionHead", "ActionDistribution", "MLPActorCritic", "AC_SCHEMA", "time_to_go"]
 
 AC_SCHEMA = {
     "kind": Field(str, "mlp", choices=("mlp", "graph", "two_stage")),
-    "hidden": Field(
-        list,
-        [64, 64],
-        item=int,
-        allowed="a list of positive layer widths",
-        check=lambda v: len(v) > 0 and all(w > 0 for w in v),
-    ),
+    "hidden": widths([64, 64]),
     "activation": Field(str, "tanh", choices=tuple(ACTIVATIONS)),
     "continuous": Field(
         str, "beta", choices=("beta", "gaussian"), doc="distribution of continuous dimensions of a bounded box"
@@ -58,15 +52,17 @@ AC_SCHEMA = {
         [],
         item=int,
         allowed="one integer per action dimension: 0 (continuous) or the number "
-        "of evenly spaced values (>= 2) of a categorical dimension",
+        "of evenly spaced values (from 2 to 10^5) of a categorical dimension",
         check=lambda v: all(n == 0 or n >= 2 for n in v),
+        max=10**5,
+        max_len=4096,
     ),
     "init_std": Field(
         float, 0.5, allowed="a positive initial standard deviation of Gaussian dimensions", check=lambda v: v > 0
     ),
     # graph policies (kind = "graph", see opsrl.nn.gnn_dispatch)
-    "width": Field(int, 64, allowed="a positive embedding width (graph policies)", check=lambda v: v > 0),
-    "layers": Field(int, 3, allowed="a number of message-passing layers >= 1 (graph policies)", check=lambda v: v >= 1),
+    "width": size(64, MAX_WIDTH, allowed=f"an embedding width (graph policies), from 1 to {MAX_WIDTH}"),
+    "layers": size(3, MAX_LAYERS, allowed=f"message-passing layers (graph policies), from 1 to {MAX_LAYERS}"),
     "weights": Field(str, "", allowed="a path to saved weights to start from ('' : none)"),
 }
 

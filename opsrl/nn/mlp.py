@@ -10,18 +10,13 @@ import torch
 from torch import nn
 
 from ..core import ActionSpec, ConfigError, Field, Problem, State, validate
+from ..core.config import MAX_LAYERS, size, widths
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 POLICY_SCHEMA = {
     "kind": Field(str, "mlp", choices=("mlp", "gnn"), doc="mlp on observe(state), or gnn on graph(state)"),
-    "hidden": Field(
-        list,
-        [64, 64],
-        item=int,
-        allowed="a list of positive layer widths",
-        check=lambda v: len(v) > 0 and all(w > 0 for w in v),
-    ),
+    "hidden": widths([64, 64]),
     "activation": Field(str, "elu", choices=tuple(ACTIVATIONS)),
     "integer": Field(
         str,
@@ -30,7 +25,7 @@ POLICY_SCHEMA = {
         doc="integer actions in training: rounded with a straight-through gradient, or left "
         "continuous (relaxed); evaluation always rounds",
     ),
-    "layers": Field(int, 2, allowed="a positive number of message-passing rounds (gnn)", check=lambda v: v > 0),
+    "layers": size(2, MAX_LAYERS, allowed=f"message-passing rounds (gnn), from 1 to {MAX_LAYERS}"),
     "output_scale": Field(
         float, 0.0, allowed="a number >= 0 (0: the problem's own action scale)", check=lambda v: v >= 0
     ),

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import ConfigError, Family, Field, Method, Metric, RecordBound, Scenarios, SolveOutcome, rollout, summarize
-from ..core.config import non_negative, positive
+from ..core.config import non_negative, positive, size, threads
 from . import baselines, simulator
 from .problem import VMRescheduling, build
 from .snapshots import Snapshot, check_snapshot, generate, stack
@@ -145,7 +145,7 @@ def _policy_method(name: str, make, description: str) -> Method:
 
 CPSAT_OPTIONS = {
     "time_limit": Field(float, 60.0, allowed="a positive number of seconds per snapshot", check=positive),
-    "workers": Field(int, 2, allowed="a positive number of CP-SAT workers", check=positive),
+    "workers": size(2, 256, allowed="CP-SAT workers, from 1 to 256"),
     "seed": Field(int, 0, allowed="an integer >= 0 (CP-SAT random seed)", check=non_negative),
     "warm_start": Field(bool, True, doc="hint a plan's final placement (``hint`` says whose)"),
     "hint": Field(
@@ -155,7 +155,9 @@ CPSAT_OPTIONS = {
         "counts in plan_seconds)",
         choices=("greedy", "policy"),
     ),
-    "hint_samples": Field(int, 64, allowed="plans the policy samples for the hint (>= 1)", check=positive),
+    "hint_samples": size(
+        64, 10**5, allowed="plans the policy samples for the hint, from 1 to 10^5", counts="test_copies"
+    ),
     "candidates": Field(
         int,
         100,
@@ -263,20 +265,18 @@ def _fit_cpsat(problem, o, config, ctx) -> SolveOutcome:
 
 GNN_OPTIONS = {
     "weights": Field(str, "", allowed="a path to two-stage policy weights ('': the shipped ones)"),
-    "samples": Field(
-        int,
+    "samples": size(
         1,
-        allowed="plans per snapshot: 1 (greedy decoding) or more (the best of that many in "
+        10**5,
+        allowed="plans per snapshot, from 1 (greedy decoding) to 10^5 (the best of that many in "
         "one batch: the first greedy, the others sampled)",
-        check=positive,
+        counts="test_copies",
     ),
     "seed": Field(int, 0, allowed="an integer >= 0 (sampling seed)", check=non_negative),
-    "threads": Field(
-        int,
+    "threads": threads(
         1,
-        allowed="torch threads while planning, >= 0 (0: leave torch's setting; 1 by default: best of 64 on "
+        allowed="torch threads while planning (0: leave torch's setting; 1 by default: best of 64 on "
         "Medium took 1.6 s per snapshot with one thread and 7.3 s with two on the shared 2-core machine)",
-        check=non_negative,
     ),
 }
 

@@ -44,9 +44,23 @@ DRIFT_SCHEMA = {
 
 SCHEMA = {
     "generator": Field(str, "medium", choices=tuple(GENERATORS) + ("file",)),
-    "pms": Field(int, 0, allowed="a number of PMs >= 0 (0: the generator's own)", check=non_negative),
-    "vms": Field(int, 0, allowed="a cap on VMs per snapshot >= 0 (0: the generator's own)", check=non_negative),
-    "mnl": Field(int, 50, allowed="a migration number limit >= 1", check=lambda v: v >= 1),
+    "pms": Field(
+        int, 0, allowed="a number of PMs from 0 to 10^5 (0: the generator's own)", check=non_negative, max=10**5
+    ),
+    "vms": Field(
+        int,
+        0,
+        allowed="a cap on VMs per snapshot from 0 to 10^6 (0: the generator's own)",
+        check=non_negative,
+        max=10**6,
+    ),
+    "mnl": Field(
+        int,
+        50,
+        allowed="a migration number limit from 1 to the number of VMs of a snapshot (the default 50 is cut to it)",
+        check=lambda v: v >= 1,
+        max=10**6,
+    ),
     "block": Field(float, 16.0, allowed="a positive CPU block size", check=positive),
     "mem_block": Field(float, 64.0, allowed="a positive memory block size in GiB", check=positive),
     "objective": Field(str, "cpu", choices=("cpu", "multi")),
@@ -55,8 +69,10 @@ SCHEMA = {
         dict,
         {},
         schema={
-            "groups": Field(int, 0, allowed="a number of groups >= 0", check=non_negative),
-            "size": Field(int, 3, allowed="VMs per group >= 2", check=lambda v: v >= 2),
+            "groups": Field(
+                int, 0, allowed="a number of groups >= 0, at most VMs / size", check=non_negative, max=10**6
+            ),
+            "size": Field(int, 3, allowed="VMs per group, from 2 to 10^6", check=lambda v: v >= 2, max=10**6),
         },
     ),
     "file": Field(
@@ -376,4 +392,24 @@ def build(config: Mapping[str, Any], source: str) -> VMRescheduling:
         raise ConfigError(source, "file", "only with generator = 'file'")
     if snapshot is not None:
         check_snapshot(snapshot, source, "file")
-    return VMRescheduling(cfg, source, snapshot)
+    else:  # groups of distinct VMs: more than fit in a snapshot would be searched for without end
+        aa, n_vms = cfg["anti_affinity"], cfg["vms"] or GENERATORS[cfg["generator"]]["vms"]
+        if aa["groups"] * aa["size"] > n_vms:
+            raise ConfigError(
+                source,
+                "anti_affinity.groups",
+                f"{aa['groups']} groups of {aa['size']} VMs are more than the {n_vms} VMs of a snapshot; at most "
+                f"{n_vms // aa['size']} groups of {aa['size']} are allowed",
+            )
+    problem = VMRescheduling(cfg, source, snapshot)
+    n_vms = problem.action_spec.n
+    if problem.mnl > n_vms:  # at most MNL VMs end away from their start: an MNL above the VMs limits nothing
+        if "mnl" in config:
+            raise ConfigError(
+                source,
+                "mnl",
+                f"{problem.mnl} is more migrations than the {n_vms} VMs of a snapshot; an integer from 1 to "
+                f"{n_vms} is allowed",
+            )
+        problem = VMRescheduling({**cfg, "mnl": n_vms}, source, snapshot)  # the default 50, cut to the VMs
+    return problem

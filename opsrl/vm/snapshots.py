@@ -67,9 +67,14 @@ class Snapshot:
         return out[0], out[1]
 
 
+# the largest CPU count (cores) and memory (GiB) of one NUMA node or VM: beyond any machine, and far enough
+# below float32's range that free capacities, their sums and the fragment rate stay finite
+MAX_NODE_SIZE = 1e6
+
+
 def check_snapshot(s: Snapshot, source: str, key: str = "file") -> Snapshot:
-    """Stop with a ConfigError for data the simulator cannot accept (NaN, negative sizes, a VM larger than
-    every node, a placement over capacity, a bad host or node index, anti-affinity broken at the start)."""
+    """Stop with a ConfigError for data the simulator cannot accept (NaN, negative or absurd sizes, a VM larger
+    than every node, a placement over capacity, a bad host or node index, anti-affinity broken at the start)."""
     arrays = {"cap_cpu": s.cap_cpu, "cap_mem": s.cap_mem, "vm_cpu": s.vm_cpu, "vm_mem": s.vm_mem}
     for k, a in arrays.items():
         a = np.asarray(a, dtype=float)
@@ -77,6 +82,14 @@ def check_snapshot(s: Snapshot, source: str, key: str = "file") -> Snapshot:
             raise ConfigError(source, key, f"{s.name}: {k} has NaN or infinite values; finite numbers are allowed")
         if (a < 0).any():
             raise ConfigError(source, key, f"{s.name}: {k} has negative values; sizes must be >= 0")
+        if a.size and a.max() > MAX_NODE_SIZE:
+            unit = "CPUs" if "cpu" in k else "GiB"
+            raise ConfigError(
+                source,
+                key,
+                f"{s.name}: {k} has a value of {a.max():g}; sizes from 0 to {MAX_NODE_SIZE:g} {unit} per NUMA node "
+                "or VM are allowed",
+            )
     if s.P == 0:
         raise ConfigError(source, key, f"{s.name}: no physical machines; at least one is required")
     if s.V and ((s.vm_pm < 0).any() or (s.vm_pm >= s.P).any()):

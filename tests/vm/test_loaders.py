@@ -77,7 +77,7 @@ def test_vmr2l_json(tmp_path):
     assert s.vm_cpu.tolist() == [4, 32] and s.vm_mem.tolist() == [8, 64]
     assert s.vm_double.tolist() == [False, True] and s.vm_node.tolist() == [1, 2] and s.vm_pm.tolist() == [0, 1]
     assert s.vm_movable.tolist() == [True, False]
-    p = build({"generator": "file", "file": str(f), "format": "vmr2l", "mnl": 3}, "<test>")
+    p = build({"generator": "file", "file": str(f), "format": "vmr2l", "mnl": 2}, "<test>")
     st = p.initial_state(p.test_set())
     assert st["free_cpu"][0].tolist() == [[44, 40], [28, 28]]
     # FR: (12 + 8 + 12 + 12) / 140
