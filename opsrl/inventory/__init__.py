@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..core import BoundSolver, ConfigError, Family, Field, Method, Metric, Reference, SolveContext, SolveOutcome
-from ..core.config import positive, size
+from ..core.config import size
 from . import dp, heuristics
 from .history import HISTORY_METHODS, DemandHistory
 from .history import build as build_history
