@@ -507,3 +507,20 @@ def test_compare_warns_of_a_method_that_refuses_the_problem():
     with pytest.warns(UserWarning, match="optimal_dp.*not applicable: optimal_dp applies to lost-sales problems"):
         table = opsrl.compare(backlog, ["optimal_dp", _fixed_level(12.0)])
     assert table.solver.tolist() == ["level_12"]
+
+
+def test_the_readme_example_runs_and_matches_the_dp_optimum(tmp_path, monkeypatch):
+    """The README's Python example (its only python block), on the user's own store, against the lost-sales DP."""
+    from opsrl.inventory.dp import lost_sales_dp
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = re.findall(r"^```python\n(.*?)^```", readme, re.M | re.S)
+    assert len(code.strip().splitlines()) <= 10
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {"__name__": "__readme__"}
+    exec(compile(code, "README.md", "exec"), ns)
+    opt = lost_sales_dp(4.0, 2, 9.0, 1.0).cost
+    row = ns["table"].set_index("solver").loc["optimal_dp"]
+    assert row.reference_value == pytest.approx(opt, rel=1e-9)
+    assert abs(row.test_cost - opt) < 4 * row.test_stderr
+    assert len(opsrl.results("runs.sqlite")) == 3

@@ -89,3 +89,22 @@ problem_set = {toml_inline(PROBLEM_SET)}
     assert all(recs[k]["host"] for k in recs) and all(
         len(recs[c.key]["curve"]) >= 1 for c in sweep.cells if c.id.solver == "hdpo_2s"
     )
+
+
+def test_a_family_suite_runs_unchanged_on_ray(tmp_path):
+    """A bundled family suite (jobshop_taillard_quick) as Ray tasks: every cell recorded once, and the
+    deterministic cells (rules, the greedy GNN) give the makespans this process computes."""
+    sweep = load_sweep("jobshop_taillard_quick")
+    store = ResultsStore(tmp_path / "suite.sqlite")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2**20)
+    try:
+        result = run_sweep(sweep, store, RayExecutor(retries=1), progress=False)
+    finally:
+        ray.shutdown()
+    assert result.failed == [] and result.complete
+    rows = raw_rows(store.path)
+    assert sorted(r[4] for r in rows) == sorted(c.key for c in sweep.cells)
+    recs = {r[4]: json.loads(r[5]) for r in rows}
+    for cell in sweep.cells:
+        if cell.id.solver in ("spt", "mwkr", "fdd_mwkr", "gnn_greedy"):
+            assert recs[cell.key]["test_cost"] == run_cell(cell.payload())["test_cost"]
