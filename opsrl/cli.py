@@ -489,15 +489,22 @@ def cmd_report(args: argparse.Namespace) -> int:
             None,
             f"{store.path}: no results store there; record runs with opsrl run or opsrl bench first, or give --store",
         )
-    out = write_report(
-        store,
-        args.out,
-        title=args.title,
-        pictures=not args.no_pictures,
-        problems=args.problem or None,
-        sweeps=args.sweep or None,
-        progress=sys.stderr.isatty(),
-    )
+    try:
+        out = write_report(
+            store,
+            args.out,
+            title=args.title,
+            pictures=not args.no_pictures,
+            problems=args.problem or None,
+            sweeps=args.sweep or None,
+            progress=sys.stderr.isatty(),
+        )
+    except OSError as e:  # the output folder cannot be created or written (the store is only read)
+        raise _config_error(
+            "--out", None, f"{out_dir}: cannot write the report there ({e.strerror or e}); give a writable folder"
+        ) from None
+    for why in out["left_out"]:
+        print(f"opsrl: note: left out of the report, incomplete in the store: {why}", file=sys.stderr)
     print(
         f"report of {out['runs']} runs ({len(out['problems'])} problems) written to {out['html']} and {out['markdown']}"
     )

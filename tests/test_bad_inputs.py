@@ -436,3 +436,31 @@ def test_ctrl_c_during_imports_gives_no_traceback(tmp_path):
     if proc.returncode != 0:  # interrupted (if it finished first, it printed the list)
         assert proc.returncode == -signal.SIGINT and "interrupted" in err
     assert not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize("where", ["a_file/sub", "/proc/opsrl-report"])
+def test_report_to_an_unwritable_place(tmp_path, store, capsys, where):
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / where if not where.startswith("/") else Path(where)
+    refused(["report", "--store", store, "--out", out], store, capsys, "--out", "cannot write the report there")
+
+
+def test_report_names_incomplete_records_and_reports_the_rest(tmp_path, store, capsys):
+    """Rows whose record lacks a field or holds a non-numeric test cost are named, never dropped silently."""
+    import json as _json
+
+    con = sqlite3.connect(store)
+    (record,) = [_json.loads(r[0]) for r in con.execute("SELECT record FROM runs")]
+    bad = [{k: v for k, v in record.items() if k != "problem"}, {**record, "test_cost": "abc", "cell": {}}]
+    for i, r in enumerate(bad):
+        con.execute(
+            "INSERT INTO runs (created, problem, solver, seed, record, cell_key) VALUES (?, ?, ?, ?, ?, ?)",
+            ("x", "p", "s", 0, _json.dumps(r), f"bad{i}"),
+        )
+    con.commit()
+    con.close()
+    assert cli.main(["report", "--store", str(store), "--out", str(tmp_path / "rep"), "--no-pictures"]) == 0
+    out, err = capsys.readouterr()
+    assert "run 2: 'problem' is missing" in err and "run 3: 'test_cost' is 'abc', not a finite number" in err
+    assert "report of 1 runs (1 problems)" in out
+    assert "run 3: 'test_cost' is 'abc'" in (tmp_path / "rep" / "report.md").read_text()

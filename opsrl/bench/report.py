@@ -1183,6 +1183,8 @@ def markdown(sections: Sequence[ProblemSection], meta: dict[str, Any]) -> str:
         "marked and never ranked. Charts and pictures: report.html.",
         "",
     ]
+    if meta.get("left_out"):
+        lines += [f"Left out, incomplete in the store: {'; '.join(meta['left_out'])}.", ""]
     for fam, wins in meta.get("wins", {}).items():
         lines += [f"## Problem set: {fam}", "", "Instances won (lowest value; ties count for each):", ""]
         lines += ["| solver | wins |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in wins.items()] + [""]
@@ -1301,6 +1303,8 @@ def html_page(
         "Bounds are marked rows and lines, never ranked; gaps are to the tightest usable reference.</p>",
         f'<p class="meta">opsrl {e(", ".join(meta["versions"]))}; hardware {e("; ".join(meta["hardware"]))}</p>',
     ]
+    if meta.get("left_out"):
+        out.append(f'<p class="meta">Left out, incomplete in the store: {e("; ".join(meta["left_out"]))}</p>')
     sets = meta.get("wins", {})
     nav = [f'<a href="#set-{e(f)}">problem set {e(f)}</a>' for f in sets]
     nav += [f'<a href="#p{i}">{e(s.title)}</a>' for i, s in enumerate(sections)]
@@ -1393,7 +1397,13 @@ def write_report(
 
     if not store.path.exists():
         raise ValueError(f"{store.path}: no results store there (run `opsrl bench` or `opsrl run` first)")
-    records = list(store.records())
+    records, left_out = [], []
+    for r in store.records():
+        why = incomplete(r)
+        if why is None:
+            records.append(r)
+        else:  # said in the report and by the command, never dropped silently
+            left_out.append(f"run {r.get('id')}: {why}")
     if sweeps:
         missing = sorted(set(sweeps) - {r.get("sweep") for r in records})
         if missing:
@@ -1405,13 +1415,15 @@ def write_report(
             raise ValueError(f"{store.path}: no runs of {', '.join(missing)}")
         records = [r for r in records if r["problem"] in set(problems)]
     if not records:
-        raise ValueError(f"{store.path}: the store holds no runs")
+        extra = f" ({len(left_out)} incomplete: {'; '.join(left_out[:3])})" if left_out else ""
+        raise ValueError(f"{store.path}: the store holds no complete runs{extra}")
     sections = summarize(records)
     used = latest_per_cell(records)
     meta = {
         "title": title,
         "store": str(store.path),
         "runs": len(used),
+        "left_out": left_out,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": sorted({(r.get("versions") or {}).get("opsrl", "?") for r in used}),
         "hardware": sorted({_hw(r) for r in used}),
@@ -1434,7 +1446,29 @@ def write_report(
     profiles = {fam: dict(zip(("ratios", "instances"), performance_profile(v))) for fam, v in sets.items()}
     doc = {**meta, "profiles": profiles, "problems": [s.as_dict() for s in sections]}
     _write(paths["json"], json.dumps(doc, indent=1, allow_nan=True))
-    return {**{k: str(v) for k, v in paths.items()}, "runs": len(used), "problems": [s.title for s in sections]}
+    return {
+        **{k: str(v) for k, v in paths.items()},
+        "runs": len(used),
+        "problems": [s.title for s in sections],
+        "left_out": left_out,
+    }
+
+
+_REQUIRED = {"problem": str, "solver": str, "seed": int}
+
+
+def incomplete(record: dict[str, Any]) -> str | None:
+    """Why a stored record cannot be reported (a field missing or of the wrong type), or None."""
+    for key, kind in _REQUIRED.items():
+        v = record.get(key)
+        if not isinstance(v, kind) or isinstance(v, bool):
+            return f"{key!r} is {'missing' if v is None else f'{v!r}, not a {kind.__name__}'}"
+    cost = record.get("test_cost")
+    if not _finite(cost):
+        return f"'test_cost' is {'missing' if cost is None else repr(cost)}, not a finite number"
+    if not isinstance(record.get("test", {}), dict) or not isinstance(record.get("cell", {}) or {}, dict):
+        return "'test' or 'cell' is not a table"
+    return None
 
 
 def _hw(r: dict[str, Any]) -> str:
