@@ -1415,8 +1415,9 @@ def write_report(
             raise ValueError(f"{store.path}: no runs of {', '.join(missing)}")
         records = [r for r in records if r["problem"] in set(problems)]
     if not records:
-        extra = f" ({len(left_out)} incomplete: {'; '.join(left_out[:3])})" if left_out else ""
-        raise ValueError(f"{store.path}: the store holds no complete runs{extra}")
+        if left_out:
+            raise ValueError(f"{store.path}: the store holds no complete runs ({'; '.join(left_out[:3])})")
+        raise ValueError(f"{store.path}: the store holds no runs")
     sections = summarize(records)
     used = latest_per_cell(records)
     meta = {
