@@ -340,20 +340,10 @@ def sizes(
     network is set by its options (``policy``: a validated policy table, widths from ``options.hidden``)
     passes it."""
     from ..nn import POLICY_SCHEMA
-    from .sizes import network_need, pool_needs
+    from .sizes import network_need, train_dev_needs
 
     src = config["source"]
-    train_periods = o["train_periods"] or problem.periods
-    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
-    needs = pool_needs(
-        problem,
-        o,
-        src,
-        [
-            ("train_scenarios", "train_periods", "train", train_periods),
-            ("dev_scenarios", "dev_periods", "dev", dev_periods),
-        ],
-    )
+    needs, train_periods = train_dev_needs(problem, o, src)
     pol = policy or validate(config.get("policy", {}), POLICY_SCHEMA, src, prefix="policy.")
     rows = max(o["batch_size"], o["max_batch_size"]) * train_periods
     batch_key = "batch_size" if o["batch_size"] >= o["max_batch_size"] else "max_batch_size"

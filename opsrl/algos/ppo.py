@@ -607,20 +607,10 @@ def sizes(problem: Problem, o: Mapping[str, Any], config: Mapping[str, Any]) -> 
     """The training pool, the dev set (with its samples) and the actor-critic on one rollout of the batch,
     estimated before anything is allocated (see :mod:`opsrl.algos.sizes`)."""
     from ..nn.actor_critic import AC_SCHEMA
-    from .sizes import network_need, pool_needs
+    from .sizes import network_need, train_dev_needs
 
     src = config["source"]
-    train_periods = o["train_periods"] or problem.periods
-    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
-    needs = pool_needs(
-        problem,
-        o,
-        src,
-        [
-            ("train_scenarios", "train_periods", "train", train_periods),
-            ("dev_scenarios", "dev_periods", "dev", dev_periods),
-        ],
-    )
+    needs, train_periods = train_dev_needs(problem, o, src)
     if o["dev_samples"] > 1 and needs:  # the dev set is held once per sample
         dev = needs[-1]
         needs[-1] = type(dev)(

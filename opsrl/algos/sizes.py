@@ -16,7 +16,7 @@ from typing import Any
 from ..core import Problem
 from ..core.config import Need, mlp_bytes, scenario_bytes
 
-__all__ = ["pool_needs", "network_need", "action_outputs"]
+__all__ = ["pool_needs", "train_dev_needs", "network_need", "action_outputs"]
 
 
 def pool_needs(
@@ -33,6 +33,18 @@ def pool_needs(
             keys = (f"options.{key}",) + ((f"options.{periods_key}",) if periods_key in o else ())
             out.append(Need(f"the {split} pool ({n} scenarios x {periods} periods)", nbytes, source, keys))
     return out
+
+
+def train_dev_needs(problem: Problem, o: Mapping[str, Any], source: str) -> tuple[list[Need], int]:
+    """The training pool and the dev set of a learning method's options (``train_scenarios``/``train_periods``,
+    ``dev_scenarios``/``dev_periods``), and the training periods."""
+    train_periods = o["train_periods"] or problem.periods
+    dev_periods = o["dev_periods"] or problem.test_periods or problem.periods
+    pools = [
+        ("train_scenarios", "train_periods", "train", train_periods),
+        ("dev_scenarios", "dev_periods", "dev", dev_periods),
+    ]
+    return pool_needs(problem, o, source, pools), train_periods
 
 
 def action_outputs(problem: Problem) -> int:

@@ -29,7 +29,8 @@ import torch
 
 from ..core import ActionSpec, ConfigError, Field, Problem, Scenarios, State, numpy_rng, validate
 from ..core.config import non_negative, positive, probability
-from .instances import SETTINGS, Instance, generate
+from ..core.datafile import resolve
+from .instances import SETTINGS, Instance, array, generate
 
 __all__ = ["LotSizing", "build", "SCHEMA"]
 
@@ -109,26 +110,6 @@ SCHEMA = {
     "demand": Field(dict, {}, schema=DEMAND_SCHEMA),
     "test": Field(dict, {}, schema=TEST_SCHEMA),
 }
-
-
-def _array(value: list, shape: tuple[int, ...], source: str, key: str) -> np.ndarray:
-    try:
-        a = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ConfigError(source, key, f"expected numbers in the shape {' x '.join(map(str, shape))}") from None
-    if a.shape != shape:
-        raise ConfigError(
-            source,
-            key,
-            f"expected shape {' x '.join(map(str, shape))} (machines x items / items), "
-            f"got {' x '.join(map(str, a.shape))}",
-        )
-    if not np.isfinite(a).all():
-        raise ConfigError(source, key, "NaN or infinite values are not allowed")
-    if (a < 0).any():
-        idx = tuple(int(i) for i in np.argwhere(a < 0)[0])
-        raise ConfigError(source, key, f"negative value {a[idx]:g} at {list(idx)}; numbers >= 0 are allowed")
-    return a
 
 
 class LotSizing(Problem):
@@ -341,15 +322,19 @@ def build(config: Mapping[str, Any], source: str) -> LotSizing:
         raise ConfigError(source, "seed", f"{e}; try another seed or give the capacity matrix") from None
     for k in _MATRIX_KEYS:
         if cfg[k]:
-            setattr(inst, k, _array(cfg[k], (M, I), source, k))
+            setattr(inst, k, array(cfg[k], (M, I), source, k))
     for k in _VECTOR_KEYS:
         if cfg[k]:
-            setattr(inst, k, _array(cfg[k], (I,), source, k))
+            setattr(inst, k, array(cfg[k], (I,), source, k))
     if cfg["initial_setup"]:
-        a = _array(cfg["initial_setup"], (M,), source, "initial_setup")
+        a = array(cfg["initial_setup"], (M,), source, "initial_setup")
         if (a != np.round(a)).any() or (a > I).any():
             raise ConfigError(source, "initial_setup", f"one integer in 0..{I} per machine (0: idle)")
         inst.initial_setup = a.astype(np.int64)
+    return _problem(inst, cfg, source)
+
+
+def _problem(inst: Instance, cfg: Mapping[str, Any], source: str) -> LotSizing:
     return LotSizing(
         inst,
         cfg["periods"],
@@ -366,8 +351,6 @@ def build(config: Mapping[str, Any], source: str) -> LotSizing:
 
 def _build_from_file(cfg: Mapping[str, Any], given: Mapping[str, Any], source: str) -> LotSizing:
     """A problem whose plant is read from ``cfg['instance']`` (see :func:`opsrl.lotsizing.instances.load`)."""
-    from pathlib import Path
-
     from .instances import load
 
     clash = [k for k in (*_MATRIX_KEYS, *_VECTOR_KEYS, "initial_setup", "items", "machines", "seed") if k in given]
@@ -375,19 +358,5 @@ def _build_from_file(cfg: Mapping[str, Any], given: Mapping[str, Any], source: s
         raise ConfigError(
             source, clash[0], "the plant comes from the instance file; set this key there, or leave out 'instance'"
         )
-    path = Path(cfg["instance"])
-    if not path.is_absolute() and not source.startswith("<") and Path(source).is_file():
-        path = Path(source).resolve().parent / path
-    inst = load(path, source, "instance")
-    return LotSizing(
-        inst,
-        cfg["periods"],
-        cfg["demand"],
-        cfg["initial"],
-        cfg["idle"],
-        cfg["test"]["scenarios"],
-        cfg["test"]["seed"],
-        cfg,
-        source,
-        cfg["observation"],
-    )
+    inst = load(resolve(cfg["instance"], source), source, "instance")  # relative: to the problem file's folder
+    return _problem(inst, cfg, source)
