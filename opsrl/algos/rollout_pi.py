@@ -47,7 +47,6 @@ CandidatesFn = Callable[[State, int], torch.Tensor]
 """``candidates_fn(state, t) -> [B, K, D]`` candidate actions of each state (the base policy's first)."""
 
 
-
 # --- actions ----------------------------------------------------------------------------------
 def decisions(problem: Problem) -> tuple[int, int]:
     """``(D, n)``: the number of decisions of an action and the choices of each."""

@@ -31,7 +31,14 @@ HAND = {
 def hand_problem(**kw):
     return build({**HAND, **kw}, "hand.toml")
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small batched tensors: one thread (two threads on a busy machine only wait for each other)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _plant(periods=6):
