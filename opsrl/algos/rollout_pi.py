@@ -187,7 +187,10 @@ class RolloutStep:
         B = _batch(state)
         seed = (self.seed * 1_000_003 + self.calls * 7919 + t * 101 + rnd) % (2**31)
         dev = next(v.device for v in state.values() if isinstance(v, torch.Tensor))
-        return self.problem.sample(B * n_paths, "train", seed, device=dev)
+        # whole episodes (the rollout stops at the episode's end, as the policy's own episode does); periods
+        # t .. are the continuation, the earlier ones are never read
+        periods = max(int(self.problem.periods), t + 1)
+        return self.problem.sample(B * n_paths, "train", seed, periods, device=dev)
 
     @torch.no_grad()
     def choose(self, state: State, t: int, cands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
