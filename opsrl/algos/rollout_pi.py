@@ -100,9 +100,11 @@ def _batch(state: State) -> int:
 
 
 def state_bytes(problem: Problem) -> int:
-    """Bytes of one state row (measured on a one-scenario initial state)."""
-    st = problem.initial_state(problem.sample(1, "dev", 0))
-    return sum(v[:1].numel() * v.element_size() for v in st.values() if isinstance(v, torch.Tensor) and v.dim())
+    """Bytes of one row of a rollout: a state and its scenario (measured on one scenario)."""
+    sc = problem.sample(1, "dev", 0)
+    st = problem.initial_state(sc)
+    rows = [*st.values(), *sc.data.values()]
+    return sum(v[:1].numel() * v.element_size() for v in rows if isinstance(v, torch.Tensor) and v.dim())
 
 
 # --- the rollout step ---------------------------------------------------------------------------
@@ -156,7 +158,6 @@ class RolloutStep:
         seed: int = 0,
         paths_fn: Callable[[State, int, int, int], Scenarios] | None = None,
         source: str = "<rollout>",
-        max_rows: int | None = None,
     ):
         if horizon < 1:
             raise ConfigError(source, "options.horizon", f"a positive number of periods; got {horizon}")
@@ -168,13 +169,12 @@ class RolloutStep:
         self.rounds, self.seed, self.source = int(halving_rounds), int(seed), source
         self.D, self.n = decisions(problem)
         self.paths_fn = paths_fn or self.fresh_paths
-        self.max_rows = max_rows
         self.calls = 0
 
     def check_memory(self, states: int, candidates: int) -> None:
         """Refuse a step whose states x candidates x paths rows would not fit in memory."""
         rows = states * candidates * self.paths
-        nbytes = 4.0 * rows * state_bytes(self.problem)  # state, post-state, next state and temporaries
+        nbytes = 4.0 * rows * state_bytes(self.problem)  # scenario rows, states, post-states, temporaries
         check_memory(
             nbytes,
             self.source,
