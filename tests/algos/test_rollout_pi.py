@@ -186,8 +186,9 @@ def test_job_shop_rollout_and_iteration_from_a_dispatching_rule():
     pol = rp.RolloutPolicy(p, spt, rp.candidate_fn(p, [spt], extra=[every]), horizon=p.periods, paths=1)
     # a deterministic instance, the rule among the candidates and rollouts to the end: never worse than the rule
     roll = evaluate(p, pol, test).mean
-    assert roll <= base
+    assert 55 <= roll < base  # ft06's optimum is 55 (Fisher and Thompson; problems/jobshop/ft06.toml)
     best, curve = rp.policy_iteration(
         p, spt, iterations=1, states=24, periods_per_iteration=6, horizon=p.periods, paths=1, extra=[every], steps=100
     )
     assert evaluate(p, best, p.sample(64, "dev", 0)).mean <= curve[0]["dev_cost"] + 1e-9
+    assert curve[1]["dev_cost"] < curve[0]["dev_cost"]  # one iteration already improves on the rule
