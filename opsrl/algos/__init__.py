@@ -3,7 +3,7 @@
 ``opsrl.algos`` imports only ``opsrl.core`` (and ``opsrl.nn`` for the policies it builds).
 """
 
-from . import hdpo, lagrangian, ppo
+from . import hdpo, lagrangian, ppo, rollout_pi
 
 METHODS = {
     m.name: m
@@ -14,7 +14,8 @@ METHODS = {
         lagrangian.METHOD,
         lagrangian.LSTM_METHOD,
         lagrangian.LINEAR_METHOD,
+        rollout_pi.METHOD,
     )
 }
 
-__all__ = ["METHODS", "hdpo", "ppo"]
+__all__ = ["METHODS", "hdpo", "ppo", "rollout_pi"]
