@@ -1,7 +1,9 @@
 """Rollout and policy iteration by simulation (opsrl.algos.rollout_pi), checked against exhaustive simulation:
 every candidate, every path, one scenario row at a time with explicit loops."""
 
+import importlib.util
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,27 +11,15 @@ import torch
 from opsrl.algos import rollout_pi as rp
 from opsrl.core import ConfigError, SolveContext, evaluate, rollout, validate
 from opsrl.lotsizing.rules import CoverRule
-from opsrl.lotsizing.simulator import build
 
-# the hand-made plant of tests/lotsizing/helpers.py (2 items, 2 machines; machine 2 makes both items)
-HAND = {
-    "items": 2,
-    "machines": 2,
-    "initial": "instance",
-    "periods": 3,
-    "capacity": [[10, 0], [4, 6]],
-    "setup_cost": [[5, 7], [3, 2]],
-    "setup_loss": [[1, 1], [2, 1]],
-    "holding_cost": [0.5, 0.25],
-    "lost_sales_cost": [2, 3],
-    "max_inventory": [12, 12],
-    "initial_inventory": [3, 1],
-    "initial_setup": [1, 0],
-}
-
-
-def hand_problem(**kw):
-    return build({**HAND, **kw}, "hand.toml")
+# the hand-made plant of tests/lotsizing/helpers.py (2 items, 2 machines; machine 2 makes both items), loaded by path:
+# tests/algos is not a package beside tests/lotsizing
+_spec = importlib.util.spec_from_file_location(
+    "lotsizing_hand_plant", Path(__file__).parents[1] / "lotsizing" / "helpers.py"
+)
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+HAND, hand_problem = _helpers.HAND, _helpers.hand_problem
 
 
 @pytest.fixture(autouse=True)
