@@ -105,12 +105,13 @@ def check_device(
     raise ConfigError(source, key, f"{str(device)!r}: opsrl does not run on {dev.type!r} devices; allowed: {allowed}")
 
 
-def check_test_memory(prob: Problem, device: torch.device) -> None:
-    """Refuse a test set that would not fit in memory (estimated from a one-scenario sample)."""
+def check_test_memory(prob: Problem, device: torch.device) -> float | None:
+    """Refuse a test set that would not fit in memory (estimated from a one-scenario sample); its bytes, or None
+    where nothing is estimated."""
     n = int(prob.test_scenarios or 0)
     periods = int(prob.test_periods or prob.periods)
     if n <= 0:
-        return
+        return None
     nbytes = scenario_bytes(prob, n, periods, "test")
     if nbytes is not None:
         check_memory(
@@ -121,16 +122,19 @@ def check_test_memory(prob: Problem, device: torch.device) -> None:
             device,
             lower="'test.scenarios' or 'test.periods'",
         )
+    return nbytes
 
 
-def check_solver_sizes(prob: Problem, method: Any, scfg: dict[str, Any], device: torch.device) -> None:
-    """Refuse a run whose solver would allocate more than half the memory free: the test set, the options
-    that count scenarios (``Field.counts``) and what the method's ``sizes`` hook estimates (networks, plans),
-    together, before anything is allocated; the message names the keys of the largest part."""
+def check_solver_sizes(
+    prob: Problem, method: Any, scfg: dict[str, Any], device: torch.device, test: float | None
+) -> None:
+    """Refuse a run whose solver would allocate more than half the memory free: the test set (``test``: its
+    bytes, from :func:`check_test_memory`), the options that count scenarios (``Field.counts``) and what the
+    method's ``sizes`` hook estimates (networks, plans), together, before anything is allocated; the message
+    names the keys of the largest part."""
     src = scfg["source"]
     n_test = int(prob.test_scenarios or 0)
     periods = int(prob.test_periods or prob.periods)
-    test = scenario_bytes(prob, n_test, periods, "test") if n_test > 0 else None
     needs = []
     if test is not None:
         needs.append(
@@ -210,8 +214,7 @@ def prepare(
         if scfg["problem"]:  # the solver sets problem keys (how the problem reads its action, ...)
             prob = load_for_solver(prob if not isinstance(problem, (str, Path)) else problem, scfg, problem_overrides)
             prob.family = fam.name
-        check_test_memory(prob, dev)
-        check_solver_sizes(prob, method, scfg, dev)
+        check_solver_sizes(prob, method, scfg, dev, check_test_memory(prob, dev))
     cell = cell_id(
         prob,
         solver_name,
@@ -412,6 +415,9 @@ def execute_outcome(
 
 TRACE_SCENARIOS = 3
 TRACE_MAX_PERIODS = 2000  # periods of the test episode covered by the trace
+TRACE_POINTS = 240  # periods kept (evenly spaced; costs averaged over the periods in between)
+TRACE_WIDTH = 16  # entries per scenario of a state tensor or an action kept in the trace
+TRACE_KEYS = 8  # state tensors kept (the first ones that change over the episode)
 PER_SCENARIO_MAX = 65_536  # per-scenario test costs kept in a record up to this many scenarios
 
 
@@ -423,11 +429,6 @@ def per_scenario_costs(ev) -> dict[str, Any]:
     if len(x) > PER_SCENARIO_MAX:
         return {"per_scenario_note": f"{len(x)} scenarios: per-scenario costs not kept (more than {PER_SCENARIO_MAX})"}
     return {"per_scenario": [float(f"{v:.7g}") if math.isfinite(v) else None for v in x]}
-
-
-TRACE_POINTS = 240  # periods kept (evenly spaced; costs averaged over the periods in between)
-TRACE_WIDTH = 16  # entries per scenario of a state tensor or an action kept in the trace
-TRACE_KEYS = 8  # state tensors kept (the first ones that change over the episode)
 
 
 def _compact(x: torch.Tensor) -> list:
