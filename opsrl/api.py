@@ -413,6 +413,7 @@ def compare(
     (``address``: a running Ray cluster; default: start a local one). A cell that fails raises a
     ``RuntimeError`` naming it, after the others have run (and are recorded in ``store``).
     """
+    from .bench.cells import cell_id
     from .bench.runner import check_device, prepare
     from .bench.sweep import MAX_CELLS, Cell, Sweep, run_sweep
     from .bench.sweep import executor as make_executor
@@ -451,14 +452,23 @@ def compare(
         p_name = None
         for j, s in enumerate(s_list):
             s_arg, s_over, s_label = _solver_arg(s, f"solvers[{j}]")
+            try:  # checked once per problem and solver; a seed changes only the cell's identity
+                prep = prepare(p_arg, s_arg, seed=seed_list[0], device="cpu", solver_overrides=s_over, label=s_label)
+            except ConfigError as e:
+                if e.key in ("method", "family"):  # the solver does not fit this problem's family
+                    skipped.append((f"problems[{i}]", f"solvers[{j}]", e.message))
+                    continue
+                raise
             for seed in seed_list:
-                try:
-                    prep = prepare(p_arg, s_arg, seed=seed, device="cpu", solver_overrides=s_over, label=s_label)
-                except ConfigError as e:
-                    if e.key in ("method", "family"):  # the solver does not fit this problem's family
-                        skipped.append((f"problems[{i}]", f"solvers[{j}]", e.message))
-                        break
-                    raise
+                cid = cell_id(
+                    prep.problem,
+                    prep.solver_name,
+                    prep.config,
+                    seed,
+                    label=s_label,
+                    problem_overrides=prep.problem_overrides,
+                    solver_overrides=prep.solver_overrides,
+                )
                 if p_name is None:
                     p_name = prep.problem.name
                     if p_name in names:
@@ -469,7 +479,7 @@ def compare(
                             "name (a table's 'name' key, or problem.name = ...)",
                         )
                     names[p_name] = f"problems[{i}]"
-                lab = prep.cell.solver
+                lab = cid.solver
                 if labels.setdefault(lab, j) != j:
                     raise ConfigError(
                         f"solvers[{j}]",
@@ -480,9 +490,7 @@ def compare(
                 over = dict(prep.problem_overrides or {}) if isinstance(p_arg, str) else {}
                 gpus = 1.0 if str(device).startswith("cuda") else 0.0
                 cell_problem = _pristine(p_arg)
-                cells.append(
-                    Cell(cell_problem, s_arg, seed, device, s_label, over, dict(s_over or {}), prep.cell, 1.0, gpus)
-                )
+                cells.append(Cell(cell_problem, s_arg, seed, device, s_label, over, dict(s_over or {}), cid, 1.0, gpus))
     for where_p, where_s, why in skipped:
         warnings.warn(f"{where_s} left out of {where_p}: {why}", stacklevel=2)
     if not cells:

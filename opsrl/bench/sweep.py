@@ -401,9 +401,8 @@ def run_cell(
     from .runner import run
 
     threads = torch.get_num_threads()
-    if (
-        payload.get("num_cpus", 0) >= 1
-    ):  # the cell's declared CPUs (Ray also sets OMP_NUM_THREADS), at most this machine's
+    # the cell's declared CPUs (Ray also sets OMP_NUM_THREADS), at most this machine's
+    if payload.get("num_cpus", 0) >= 1:
         torch.set_num_threads(min(int(payload["num_cpus"]), os.cpu_count() or 1))
     try:
         rec = run(
