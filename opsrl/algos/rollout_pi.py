@@ -62,10 +62,16 @@ def flat_action(action: torch.Tensor, B: int, D: int) -> torch.Tensor:
 
 
 def mask3(problem: Problem, state: State, B: int, D: int, n: int) -> torch.Tensor | None:
-    """The action mask as ``[B, D, n]`` booleans, or None where everything is allowed."""
+    """The action mask as ``[B, D, n]`` booleans, or None where everything is allowed. A problem whose mask
+    covers only the first of its ``D`` decisions (``[B, n]``: the later stages depend on the first choice) gets
+    rows that allow nothing for the later decisions, which :func:`allowed` reads as "any choice" (as a
+    finished job shop's); the simulator then treats a disallowed pair as it always does."""
     m = problem.action_mask(state)
     if m is None:
         return None
+    if D > 1 and m.numel() == B * n:  # a staged action (VM: which VM, then where): the mask of the first stage
+        rest = torch.zeros(B, D - 1, n, dtype=torch.bool, device=m.device)  # nothing masked: any choice
+        return torch.cat([m.reshape(B, 1, n).bool(), rest], 1)
     return m.reshape(B, D, n).bool()
 
 
@@ -199,10 +205,10 @@ class RolloutStep:
         if K < 1:
             raise ConfigError(self.source, "options.candidates", "at least one candidate action per state")
         ok = allowed(cands, mask3(self.problem, state, B, D, self.n))
-        if not bool(ok.any(1).all()):
-            raise ValueError("a state has no allowed candidate action (the first, the base policy's, must be)")
-        first = ok.long().argmax(1)  # the first allowed candidate stands in for the forbidden ones
-        cands = torch.where(ok.unsqueeze(-1), cands, cands[torch.arange(B), first].unsqueeze(1))
+        # the first candidate is the base policy's own action: whatever it is (a VM rule's "no move"), the
+        # simulator takes it, and it stands in for the forbidden ones
+        ok[:, 0] = True
+        cands = torch.where(ok.unsqueeze(-1), cands, cands[:, :1])
         self.calls += 1
         idx = torch.arange(K, device=cands.device).expand(B, -1)  # the survivors' indices into cands
         total = torch.zeros(B, K, dtype=torch.float64, device=cands.device)  # aligned with idx

@@ -15,7 +15,9 @@ Methods of this family:
 * ``hindsight_mip``: the perfect-information MIP of each test scenario, reported as a lower bound (never a
   policy), with the incumbent plan's cost alongside;
 * ``hdpo_gumbel``: HDPO (the generic trainer of :mod:`opsrl.algos.hdpo`) on a straight-through Gumbel-softmax
-  relaxation of the setup choices.
+  relaxation of the setup choices;
+* ``graph_policy``: the item-machine network of :mod:`.learned` (one set of weights for every plant size),
+  trained by cloning the rolling MIP and policy iteration by rollouts; shipped as ``lotsizing_learned``.
 
 A run record adds ``lotsizing``: the mean setup, holding and lost-sales costs per episode, setups and lost
 units per episode, and the first test scenario's stock and setups over time, which :func:`picture` draws.
@@ -45,7 +47,7 @@ from ..core import (
     summarize,
 )
 from ..core.config import non_negative, positive, size, threads, widths
-from . import instances, lagrangian, mip, rules
+from . import instances, lagrangian, learned, mip, rules
 from .relaxed import GumbelSetupPolicy
 from .rules import CoverRule, search_cover
 from .simulator import LotSizing, build
@@ -346,6 +348,7 @@ METHODS: dict[str, Method] = {
         learns=True,
         description="HDPO through a straight-through Gumbel-softmax relaxation of the setups",
     ),
+    "graph_policy": learned.METHOD,
 }
 
 

@@ -1,0 +1,207 @@
+"""Train the shipped lot-sizing policy (``lotsizing_learned``): one item-machine network for the six sizes.
+
+1. ``clone``: fit :class:`opsrl.lotsizing.learned.ItemMachinePolicy` to the rolling MIP's decisions on
+   training scenarios (``benchmarks/lotsizing_mip_runs.py`` writes them), all sizes at once;
+2. ``pi``: approximate policy iteration (:mod:`opsrl.algos.rollout_pi`): states visited by the current
+   network on fresh training scenarios are labelled with their best candidate (the network's greedy action,
+   "keep every setup", the cover rule, samples of the network) by rollouts of the network itself on shared
+   demand paths (common random numbers, sequential halving); the network is refitted to the labels; the
+   network with the least dev cost summed over sizes (relative to the cover rule) is kept.
+
+Every stage writes a checkpoint (``benchmarks/results/lotsizing_learned/``); a restart resumes after the
+last finished one. The curve (dev cost of every size after each stage) goes to ``curve.json``.
+
+    python benchmarks/lotsizing_learned.py --iterations 4 --states 768
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from opsrl.algos import rollout_pi as rpi
+from opsrl.core import evaluate, rollout
+from opsrl.lotsizing.learned import ItemMachinePolicy
+from opsrl.lotsizing.rules import CoverRule, search_cover
+from opsrl.registry import load_problem
+
+OUT = Path(__file__).parent / "results" / "lotsizing_learned"
+SIZES = ["i15_m5", "i20_m10", "i25_m10", "i25_m15", "i30_m10", "i30_m15"]
+
+
+def packed(d: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """MIP label file -> (x [N, I + M + 1], y [N, M])."""
+    T, n, I = d["inventory"].shape
+    t = torch.arange(T, dtype=torch.float32).view(T, 1, 1).expand(T, n, 1)
+    x = torch.cat([d["inventory"].float(), d["setup"].float(), t], -1).reshape(T * n, -1)
+    return x, d["action"].reshape(T * n, -1)
+
+
+class Bound:
+    """The shared network as a policy of one problem."""
+
+    def __init__(self, net: ItemMachinePolicy, problem):
+        self.net, self.problem = net, problem
+        self.D, self.n = problem.M, problem.K
+
+    def _on(self):
+        if self.net.problem is not self.problem:
+            self.net.bind(self.problem)
+        return self.net
+
+    def __call__(self, state, t):
+        return self._on()(state, t)
+
+    def sample(self, state, t, k, gen):
+        return self._on().sample(state, t, k, gen)
+
+
+def fit(net, data, steps, lr, seed, batch=256, log=print):
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 10)
+    net.train()
+    for s in range(steps):
+        loss = 0.0
+        for p, x, y in data:
+            net.bind(p)
+            j = torch.randint(x.shape[0], (min(batch, x.shape[0]),), generator=g)
+            logp = torch.log_softmax(net.masked_logits(x[j]), -1)
+            loss = loss - logp.gather(2, y[j].unsqueeze(-1)).squeeze(-1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if s % 200 == 0 or s == steps - 1:
+            log(f"  fit step {s}: loss {float(loss) / len(data):.4f}")
+    net.eval()
+
+
+def dev_costs(net, probs, devs):
+    out = {}
+    with torch.no_grad():
+        for name, p in probs.items():
+            out[name] = evaluate(p, Bound(net, p), devs[name]).mean
+    return out
+
+
+def main() -> None:  # noqa: C901 (one script, its stages in order)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=SIZES)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--clone-steps", type=int, default=2000)
+    ap.add_argument("--iterations", type=int, default=4)
+    ap.add_argument("--states", type=int, default=512, help="states labelled per size and iteration")
+    ap.add_argument("--periods", type=int, default=16, help="periods the states of an iteration are taken at")
+    ap.add_argument("--horizon", type=int, default=16)
+    ap.add_argument("--paths", type=int, default=8)
+    ap.add_argument("--halving", type=int, default=1)
+    ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument("--chunk", type=int, default=64)
+    ap.add_argument("--fit-steps", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=128, help="labels per size in a minibatch")
+    ap.add_argument("--dev", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--labels", type=Path, default=OUT, help="folder of the MIP label files")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder of the checkpoints, curve and log")
+    a = ap.parse_args()
+    out = a.out
+    torch.set_num_threads(a.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    log_file = (out / "train.log").open("a")
+
+    def log(msg):
+        line = f"[{time.perf_counter() - t_start:7.0f} s] {msg}"
+        print(line, flush=True)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    probs = {n: load_problem(f"lotsizing/{n}") for n in a.sizes}
+    devs = {n: p.sample(a.dev, "dev", a.seed) for n, p in probs.items()}
+    rules = {}
+    for n, p in probs.items():
+        best, _ = search_cover(p, p.sample(256, "dev", a.seed))
+        rules[n] = CoverRule(p, best["low"], best["high"])
+    rule_dev = {n: evaluate(p, rules[n], devs[n]).mean for n, p in probs.items()}
+    log(f"cover rule dev costs {json.dumps({k: round(v, 1) for k, v in rule_dev.items()})}")
+    curve_path = out / "curve.json"
+    curve = json.loads(curve_path.read_text()) if curve_path.exists() else {"rule_dev": rule_dev, "stages": []}
+
+    def score(c):  # dev cost relative to the cover rule, averaged over sizes
+        return sum(c[n] / rule_dev[n] for n in c) / len(c)
+
+    torch.manual_seed(a.seed)
+    net = ItemMachinePolicy(None, a.width, a.layers)
+    labels = {}
+    for n in probs:
+        d = torch.load(a.labels / f"{n}_mip_labels.pt")
+        labels[n] = list(packed(d))
+    ck = out / "clone.pt"
+    if ck.exists():
+        net.load_state_dict(torch.load(ck))
+        net.eval()
+    else:
+        t0 = time.perf_counter()
+        fit(net, [(probs[n], *labels[n]) for n in probs], a.clone_steps, 3e-3, a.seed, a.batch, log=log)
+        torch.save(net.state_dict(), ck)
+        c = dev_costs(net, probs, devs)
+        curve["stages"].append({"stage": "clone", "dev": c, "seconds": time.perf_counter() - t0})
+        curve_path.write_text(json.dumps(curve, indent=1))
+        log(f"clone: dev {json.dumps({k: round(v, 1) for k, v in c.items()})} score {score(c):.3f}")
+    best_net, best_score = copy.deepcopy(net), score(curve["stages"][0]["dev"]) if curve["stages"] else 9e9
+    for s in curve["stages"][1:]:
+        best_score = min(best_score, score(s["dev"]))
+    if (out / "best.pt").exists():
+        best_net.load_state_dict(torch.load(out / "best.pt"))
+    done = len(curve["stages"]) - 1
+    if (out / f"pi_{done}.pt").exists():
+        net.load_state_dict(torch.load(out / f"pi_{done}.pt"))
+        labels = torch.load(out / "labels.pt")
+    g = torch.Generator().manual_seed(a.seed + 5)
+    for it in range(done + 1, a.iterations + 1):
+        t0 = time.perf_counter()
+        net.eval()
+        for n, p in probs.items():
+            T = p.periods
+            P = min(a.periods, T)
+            N = max(1, -(-a.states // P))
+            base = Bound(net, p)
+            keep = lambda s, t: s["setup"].argmax(-1).unsqueeze(1)  # noqa: E731
+            cands = rpi.candidate_fn(p, [base, rules[n]], [keep], base, a.samples, a.seed + it)
+            sc = p.sample(N, "train", a.seed * 1009 + it)
+            with torch.no_grad():
+                traj = rollout(p, base, sc, record=True)
+            xs, ys = [], []
+            for t in sorted(torch.randperm(T, generator=g)[:P].tolist()):
+                st = traj.states[t]
+                y = rpi.label_states(p, base, st, t, cands, a.horizon, a.paths, a.halving, a.seed * 31 + it, a.chunk)
+                xs.append(net.bind(p).features(st, t))
+                ys.append(y)
+            x, y = torch.cat(xs), torch.cat(ys)
+            labels[n][0] = torch.cat([labels[n][0], x])
+            labels[n][1] = torch.cat([labels[n][1], y])
+            log(f"iteration {it}: {n} labelled {x.shape[0]} states ({time.perf_counter() - t0:.0f} s)")
+        fit(net, [(probs[n], *labels[n]) for n in probs], a.fit_steps, 1e-3, a.seed + it, a.batch, log=log)
+        c = dev_costs(net, probs, devs)
+        sc_ = score(c)
+        if sc_ < best_score:
+            best_score, best_net = sc_, copy.deepcopy(net)
+            torch.save(best_net.state_dict(), out / "best.pt")
+        torch.save(net.state_dict(), out / f"pi_{it}.pt")
+        torch.save(labels, out / "labels.pt")
+        curve["stages"].append({"stage": f"pi_{it}", "dev": c, "seconds": time.perf_counter() - t0})
+        curve_path.write_text(json.dumps(curve, indent=1))
+        dev = json.dumps({k: round(v, 1) for k, v in c.items()})
+        log(f"iteration {it}: dev {dev} score {sc_:.3f} (best {best_score:.3f})")
+
+
+if __name__ == "__main__":
+    main()

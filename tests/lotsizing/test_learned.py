@@ -1,0 +1,129 @@
+"""The item-machine policy (opsrl.lotsizing.learned) and the shipped ``lotsizing_learned`` solver."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from opsrl.core import ConfigError, evaluate
+from opsrl.lotsizing import learned
+from opsrl.lotsizing.instances import generate
+from opsrl.lotsizing.rules import CoverRule
+from opsrl.lotsizing.simulator import LotSizing
+from opsrl.registry import load_problem
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _permuted(inst, items, machines):
+    """The same plant with its items and machines renumbered (``items[k]``: the old index of new item k)."""
+    inv_items = np.argsort(items)  # old item i is new item inv_items[i]
+    setup = np.where(inst.initial_setup > 0, inv_items[np.maximum(inst.initial_setup - 1, 0)] + 1, 0)[machines]
+    return dataclasses.replace(
+        inst,
+        capacity=inst.capacity[machines][:, items],
+        setup_cost=inst.setup_cost[machines][:, items],
+        setup_loss=inst.setup_loss[machines][:, items],
+        holding_cost=inst.holding_cost[items],
+        lost_sales_cost=inst.lost_sales_cost[items],
+        max_inventory=inst.max_inventory[items],
+        initial_inventory=inst.initial_inventory[items],
+        initial_setup=setup,
+    )
+
+
+def test_renumbering_items_and_machines_renumbers_the_logits():
+    """A graph network: the logits of a renumbered plant are the renumbered logits (weights shared by all
+    items and machines), checked against the plant itself with explicit index maps."""
+    torch.manual_seed(0)
+    net = learned.ItemMachinePolicy(None, width=16, layers=2).eval()
+    inst = generate(7, 4, seed=11)
+    rng = np.random.default_rng(0)
+    items, machines = rng.permutation(7), rng.permutation(4)
+    p, q = LotSizing(inst), LotSizing(_permuted(inst, items, machines))
+    sc = p.sample(5, "dev", 1)
+    st = p.initial_state(sc)
+    inv_items = np.argsort(items)
+    setup_idx = st["setup"].argmax(-1)  # [B, M], 0 idle
+    new_setup = torch.where(setup_idx > 0, torch.as_tensor(inv_items)[(setup_idx - 1).clamp_min(0)] + 1, 0)
+    st_q = {
+        "inventory": st["inventory"][:, items],
+        "setup": torch.nn.functional.one_hot(new_setup[:, machines], 8).float(),
+    }
+    with torch.no_grad():
+        lp = net.bind(p).logits(st, 3)
+        lq = net.bind(q).logits(st_q, 3)
+    cols = torch.as_tensor(np.concatenate([[0], items + 1]))
+    expect = lp[:, machines][:, :, cols]
+    allowed = expect > -1e8
+    assert torch.equal(allowed, lq > -1e8)
+    assert torch.allclose(lq[allowed], expect[allowed], atol=1e-4)
+
+
+def test_one_network_runs_on_every_size_and_respects_the_mask():
+    torch.manual_seed(0)
+    net = learned.ItemMachinePolicy(None, width=8, layers=1).eval()
+    for name in ("i15_m5", "i30_m15"):
+        p = load_problem(f"lotsizing/{name}")
+        st = p.initial_state(p.sample(3, "dev", 0))
+        a = net.bind(p)(st, 0)
+        assert a.shape == (3, p.M)
+        assert bool(p.allowed.gather(1, a.T).all())  # every machine idle or on an item it can make
+
+
+def test_shipped_solver_runs_after_install_and_beats_the_cover_rule():
+    """``lotsizing_learned`` needs no training; its cost equals the network's own rollout, and on the first 20
+    test scenarios of the smallest and largest sizes it is below the cover rule (thresholds of
+    docs/lotsizing.md's table), a fixed network on fixed scenarios."""
+    from opsrl import api
+
+    for name, low, high in (("i15_m5", 1.0, 12.0), ("i30_m15", None, None)):
+        p = load_problem(f"lotsizing/{name}")
+        test = p.test_set().select(slice(0, 20))
+        net = learned.load(p)
+        mine = evaluate(p, net, test).mean
+        if low is None:
+            from opsrl.lotsizing.rules import search_cover
+
+            best, _ = search_cover(p, p.sample(64, "dev", 0))
+            low, high = best["low"], best["high"]
+        assert mine < evaluate(p, CoverRule(p, low, high), test).mean
+    p = load_problem("lotsizing/i15_m5", {"test": {"scenarios": 20}})
+    r = api.run(p, "lotsizing_learned", store=None)
+    assert r.mean == pytest.approx(evaluate(p, learned.load(p), p.test_set()).mean, rel=1e-6)
+
+
+def test_bad_weights_file_is_one_error_naming_the_key(tmp_path):
+    bad = tmp_path / "w.pt"
+    bad.write_text("not weights")
+    p = load_problem("lotsizing/i15_m5")
+    with pytest.raises(ConfigError, match="options.weights"):
+        learned.load(p, bad, "s.toml")
+    other = tmp_path / "o.pt"
+    torch.save(learned.ItemMachinePolicy(None, width=8, layers=1).state_dict(), other)
+    with pytest.raises(ConfigError, match="do not fit"):
+        learned.load(p, other, "s.toml")
+
+
+def test_a_plant_too_large_for_memory_is_refused_before_anything_runs(tmp_path, capsys):
+    from opsrl import cli
+
+    prob = tmp_path / "big.toml"
+    prob.write_text('family = "lotsizing"\nitems = 2000\nmachines = 2000\nperiods = 2\n[test]\nscenarios = 256\n')
+    rc = cli.main(["run", str(prob), "lotsizing_learned", "-q", "--no-store"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "options.chunk" in err and "Traceback" not in err
+
+
+def test_weights_json_says_how_they_were_trained():
+    meta = json.loads(learned.WEIGHTS.with_suffix(".json").read_text())
+    assert {"width", "layers", "command", "sizes"} <= set(meta)
