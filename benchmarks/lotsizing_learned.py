@@ -4,14 +4,15 @@
    training scenarios (``benchmarks/lotsizing_mip_runs.py`` writes them), all sizes at once;
 2. ``pi``: approximate policy iteration (:mod:`opsrl.algos.rollout_pi`): states visited by the current
    network on fresh training scenarios are labelled with their best candidate (the network's greedy action,
-   "keep every setup", the cover rule, samples of the network) by rollouts of the network itself on shared
-   demand paths (common random numbers, sequential halving); the network is refitted to the labels; the
-   network with the least dev cost summed over sizes (relative to the cover rule) is kept.
+   "keep every setup", the cover rule, samples of the network and, in the first ``--mip-candidate``
+   iterations, the rolling MIP's action in that state) by rollouts of the network itself on shared demand
+   paths (common random numbers, sequential halving); the network is refitted to all labels so far; the
+   network with the least dev cost averaged over sizes (relative to the cover rule) is kept.
 
 Every stage writes a checkpoint (``benchmarks/results/lotsizing_learned/``); a restart resumes after the
 last finished one. The curve (dev cost of every size after each stage) goes to ``curve.json``.
 
-    python benchmarks/lotsizing_learned.py --iterations 4 --states 768
+    python benchmarks/lotsizing_learned.py --iterations 12 --states 512 --mip-candidate 3
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 from opsrl.algos import rollout_pi as rpi
 from opsrl.core import evaluate, rollout
+from opsrl.lotsizing import mip
 from opsrl.lotsizing.learned import ItemMachinePolicy
 from opsrl.lotsizing.rules import CoverRule, search_cover
 from opsrl.registry import load_problem
@@ -78,7 +80,7 @@ def fit(net, data, steps, lr, seed, batch=256, log=print):
         opt.step()
         sched.step()
         if s % 200 == 0 or s == steps - 1:
-            log(f"  fit step {s}: loss {float(loss) / len(data):.4f}")
+            log(f"  fit step {s}: loss {float(loss.detach()) / len(data):.4f}")
     net.eval()
 
 
@@ -88,6 +90,37 @@ def dev_costs(net, probs, devs):
         for name, p in probs.items():
             out[name] = evaluate(p, Bound(net, p), devs[name]).mean
     return out
+
+
+def ship(a) -> None:
+    """The best network and how it was made, where ``lotsizing_learned`` reads them."""
+    import shutil
+
+    from opsrl.lotsizing.learned import DATA, WEIGHTS, plant_key
+
+    curve = json.loads((a.out / "curve.json").read_text())
+    stages = curve["stages"]
+    rel = [sum(s["dev"][n] / curve["rule_dev"][n] for n in s["dev"]) / len(s["dev"]) for s in stages]
+    best = min(range(len(stages)), key=rel.__getitem__)
+    target, plant = WEIGHTS, {}
+    if len(a.sizes) == 1:  # a network of one plant: found by the plant's fingerprint
+        target = DATA / f"learned_{a.sizes[0]}.pt"
+        plant = {"plant": plant_key(load_problem(f"lotsizing/{a.sizes[0]}"))}
+    shutil.copyfile(a.out / "best.pt", target)
+    meta = {
+        **plant,
+        "width": a.width,
+        "layers": a.layers,
+        "sizes": list(stages[0]["dev"]),
+        "stage": stages[best]["stage"],
+        "dev_cost": stages[best]["dev"],
+        "cover_rule_dev_cost": curve["rule_dev"],
+        "train_seconds": sum(s["seconds"] for s in stages[: best + 1]),
+        "command": "python benchmarks/lotsizing_mip_runs.py --label-scenarios 24 --phase labels; "
+        "python benchmarks/lotsizing_learned.py " + a.command,
+    }
+    target.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"shipped {stages[best]['stage']} to {target}")
 
 
 def main() -> None:  # noqa: C901 (one script, its stages in order)
@@ -104,14 +137,33 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
     ap.add_argument("--halving", type=int, default=1)
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=64)
+    ap.add_argument(
+        "--mip-candidate",
+        type=int,
+        default=0,
+        help="iterations (from the first) in which the rolling MIP's action is also a candidate (0: never)",
+    )
     ap.add_argument("--fit-steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=128, help="labels per size in a minibatch")
     ap.add_argument("--dev", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--minutes", type=float, default=0.0, help="start no iteration after this many minutes (0: no limit)"
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--labels", type=Path, default=OUT, help="folder of the MIP label files")
     ap.add_argument("--out", type=Path, default=OUT, help="folder of the checkpoints, curve and log")
+    ap.add_argument(
+        "--ship",
+        action="store_true",
+        help="train nothing: copy the best network to opsrl/lotsizing/data/ (learned.pt, or learned_<size>.pt "
+        "for one size) with its JSON",
+    )
+    ap.add_argument("--command", default="", help="with --ship: the training command's arguments, for the JSON")
     a = ap.parse_args()
+    if a.ship:
+        ship(a)
+        return
     out = a.out
     torch.set_num_threads(a.threads)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,6 +219,9 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
         labels = torch.load(out / "labels.pt")
     g = torch.Generator().manual_seed(a.seed + 5)
     for it in range(done + 1, a.iterations + 1):
+        if a.minutes and time.perf_counter() - t_start > 60 * a.minutes:
+            log(f"time budget of {a.minutes:g} minutes spent: no iteration {it}")
+            break
         t0 = time.perf_counter()
         net.eval()
         for n, p in probs.items():
@@ -175,7 +230,8 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
             N = max(1, -(-a.states // P))
             base = Bound(net, p)
             keep = lambda s, t: s["setup"].argmax(-1).unsqueeze(1)  # noqa: E731
-            cands = rpi.candidate_fn(p, [base, rules[n]], [keep], base, a.samples, a.seed + it)
+            teachers = [rules[n]] + ([mip.RollingMIP(p, 8, 1.0)] if it <= a.mip_candidate else [])
+            cands = rpi.candidate_fn(p, [base, *teachers], [keep], base, a.samples, a.seed + it)
             sc = p.sample(N, "train", a.seed * 1009 + it)
             with torch.no_grad():
                 traj = rollout(p, base, sc, record=True)

@@ -1,13 +1,14 @@
 """The shipped lot-sizing policy against the references, paired on the same test scenarios, every size.
 
-Per size: the learned policy (``lotsizing_learned``'s weights, or ``--weights``) and the cover rule (thresholds
-searched on dev) on the 100 test scenarios; the rolling MIP on the first test scenarios
+Per size: the learned policy (the weights ``lotsizing_learned`` picks for the plant, ``learned.shipped``:
+the plant's own network where one is shipped, else the shared one; or ``--weights``) and the cover rule
+(thresholds searched on dev) on the 100 test scenarios; the rolling MIP on the first test scenarios
 (``benchmarks/lotsizing_mip_runs.py``'s ``*_mip_test.json``); PPO and PDPPO at 500k steps (best-on-dev, the
-mean over their ten seeds of each scenario's cost, ``benchmarks/results/lotsizing_*_500k.json``, where run);
-the rollout policy on top of the learned one on the first ``--rollout-scenarios``; the perfect-information
-bound where computed (``lotsizing_refs*.json``). Paired differences ``learned - other`` with 95% t intervals on
-the scenarios both ran, and the decision time per period of each policy. Writes ``--json`` and prints a
-Markdown table; ``--plot`` draws the policy-iteration curve of ``curve.json``.
+mean over their ten seeds of each scenario's cost, ``benchmarks/results/lotsizing_pdppo_*_500k.json``, where
+run); the rollout policy on top of the learned one on the first ``--rollout-scenarios``; the
+perfect-information bound where computed (``lotsizing_refs*.json``). Paired differences ``learned - other``
+with 95% t intervals on the scenarios both ran, and the decision time per period of each policy. Writes
+``--json`` and prints a Markdown table; ``--plot`` draws the policy-iteration curves of the training runs.
 
     python benchmarks/lotsizing_learned_eval.py --json benchmarks/results/lotsizing_learned/eval.json \
         --plot docs/figures/lotsizing_learned_curve.png
@@ -60,10 +61,10 @@ def timed_costs(p, policy, sc):
 
 
 def ppo_costs(name: str, method: str):
-    f = RES / f"lotsizing_{method}_{name}_500k.json"
+    f = RES / f"lotsizing_pdppo_{name}_500k.json"  # both methods' ten seeds (the published actor: not frozen)
     if not f.exists():
         return None
-    runs = [r for r in json.loads(f.read_text())["runs"] if r["method"] == method and "frozen" not in str(r)]
+    runs = [r for r in json.loads(f.read_text())["runs"] if r["method"] == method]
     if not runs:
         return None
     return np.mean([r["best_test_per_scenario"] for r in runs], 0).tolist(), len(runs)
@@ -82,30 +83,38 @@ def bound_costs(name: str):
     return json.loads(f.read_text())["bound_per_scenario"] if f.exists() else None
 
 
-def plot_curve(curve_file: Path, mip: dict, out: Path) -> None:
+def plot_curve(folder: Path, mip: dict, out: Path) -> None:
+    """Dev cost after each stage: the plant's own network (``<size>/curve.json``) and the shared one
+    (``shared/curve.json``), with the cover rule (dev) and the rolling MIP (test) as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cv = json.loads(curve_file.read_text())
-    names = list(cv["rule_dev"])
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
-    for ax, n in zip(axes.flat, names):
-        ys = [s["dev"][n] for s in cv["stages"]]
-        ax.plot(range(len(ys)), ys, "o-", label="learned (dev, 64 scenarios)")
-        ax.axhline(cv["rule_dev"][n], color="tab:red", ls="--", label="cover rule (dev)")
+    shared = json.loads((folder / "shared" / "curve.json").read_text()) if (folder / "shared").is_dir() else None
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, n in zip(axes.flat, SIZES):
+        own = folder / n / "curve.json"
+        rule = None
+        for cv, label, style in (
+            (json.loads(own.read_text()) if own.exists() else None, "own network", "o-"),
+            (shared, "shared network", "s--"),
+        ):
+            if cv is None or n not in cv["rule_dev"]:
+                continue
+            ys = [s["dev"][n] for s in cv["stages"]]
+            ax.plot(range(len(ys)), ys, style, label=label)
+            rule = cv["rule_dev"][n]
+        if rule is not None:
+            ax.axhline(rule, color="tab:red", ls="--", lw=1, label="cover rule (dev)")
         if n in mip:
-            ax.axhline(mip[n], color="tab:green", ls=":", label="rolling MIP (test, first scenarios)")
+            ax.axhline(mip[n], color="tab:green", ls=":", label="rolling MIP (test, first 30)")
         ax.set_title(n)
-        ax.set_xticks(range(len(ys)))
-        ax.set_xticklabels(["clone"] + [str(i) for i in range(1, len(ys))])
+        ax.set_xlabel("stage (0: clone of the rolling MIP, then policy iterations)")
     axes[0, 0].legend(fontsize=8)
-    for ax in axes[1]:
-        ax.set_xlabel("policy iteration (0: clone of the rolling MIP)")
     for ax in axes[:, 0]:
-        ax.set_ylabel("episode cost")
-    fig.suptitle("Policy iteration of the shared item-machine network (benchmarks/lotsizing_learned.py)")
+        ax.set_ylabel("episode cost (dev, 64 scenarios)")
+    fig.suptitle("Policy iteration of the item-machine network (benchmarks/lotsizing_learned.py)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -120,7 +129,7 @@ def main() -> None:
     ap.add_argument("--paths", type=int, default=8)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
-    ap.add_argument("--curve", type=Path, default=OUT / "curve.json")
+    ap.add_argument("--curves", type=Path, default=OUT, help="folder of the training runs (curve.json per size)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     rows, mip_means = {}, {}
@@ -159,7 +168,7 @@ def main() -> None:
         a.json.write_text(json.dumps(rows, indent=1))
     print(table(rows))
     if a.plot:
-        plot_curve(a.curve, mip_means, a.plot)
+        plot_curve(a.curves, mip_means, a.plot)
 
 
 def table(rows: dict) -> str:

@@ -23,6 +23,7 @@ that labelled states are cheap to keep and the plant enters only through :meth:`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -178,11 +179,30 @@ class PolicyMeta(Record):
     layers: Annotated[Integer, PydanticField(ge=0, le=64)] = 2
 
 
+def plant_key(problem) -> str:
+    """A fingerprint of ``problem``'s plant (capacity, setup cost and loss, holding and lost-sales cost, cap)."""
+    h = hashlib.sha256()
+    for a in (problem.cap, problem.sc, problem.sl, problem.h, problem.ls, problem.max_inv):
+        h.update(a.detach().cpu().double().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def shipped(problem) -> Path:
+    """The bundled weights for ``problem``: those trained on this very plant (``data/learned_<name>.pt``, whose
+    JSON's ``plant`` is :func:`plant_key` of the problem) where there are such, else the shared network
+    (``data/learned.pt``) that runs on any plant."""
+    own = DATA / f"learned_{problem.name.removeprefix('lotsizing_')}.pt"
+    meta = own.with_suffix(".json")
+    if own.is_file() and meta.is_file() and load_json(meta).get("plant") == plant_key(problem):
+        return own
+    return WEIGHTS
+
+
 def load(problem, weights: str | Path | None = None, source: str = "<solver>") -> ItemMachinePolicy:
-    """The network with the shipped weights (or ``weights``: a file, or the name of a bundled one in
-    ``data/``) bound to ``problem``, in eval mode. A file that is not such weights is a ConfigError against
-    ``source``'s ``options.weights``."""
-    path = Path(weights) if weights else WEIGHTS
+    """The network with the shipped weights (:func:`shipped`, or ``weights``: a file, or the name of a bundled
+    one in ``data/``) bound to ``problem``, in eval mode. A file that is not such weights is a ConfigError
+    against ``source``'s ``options.weights``."""
+    path = Path(weights) if weights else shipped(problem)
     if weights and not path.exists() and (DATA / path).is_file():
         path = DATA / path
     meta = path.with_suffix(".json")
@@ -233,8 +253,11 @@ def _fit(problem, o: Mapping[str, Any], config: Mapping[str, Any], ctx: SolveCon
     if not isinstance(problem, LotSizing):
         raise ConfigError(ctx.source, "method", "this method applies to lot-sizing problems")
     net = load(problem, o["weights"] or None, ctx.source)
-    meta = (Path(o["weights"]) if o["weights"] else WEIGHTS).with_suffix(".json")
-    info: dict[str, Any] = {"weights": o["weights"] or str(WEIGHTS), "width": net.width, "layers": net.layers}
+    path = Path(o["weights"]) if o["weights"] else shipped(problem)
+    if o["weights"] and not path.exists():
+        path = DATA / path
+    meta = path.with_suffix(".json")
+    info: dict[str, Any] = {"weights": str(path), "width": net.width, "layers": net.layers}
     if meta.exists():
         info["trained"] = {k: v for k, v in load_json(meta).items() if k not in ("width", "layers")}
     return SolveOutcome(policy=Chunked(net, o["chunk"]), info=info)

@@ -98,7 +98,7 @@ def test_shipped_solver_runs_after_install_and_beats_the_cover_rule():
         assert mine < evaluate(p, CoverRule(p, low, high), test).mean
     p = load_problem("lotsizing/i15_m5", {"test": {"scenarios": 20}})
     r = api.run(p, "lotsizing_learned", store=None)
-    assert r.mean == pytest.approx(evaluate(p, learned.load(p), p.test_set()).mean, rel=1e-6)
+    assert r.test_cost == pytest.approx(evaluate(p, learned.load(p), p.test_set()).mean, rel=1e-6)
 
 
 def test_bad_weights_file_is_one_error_naming_the_key(tmp_path):
