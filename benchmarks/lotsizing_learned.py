@@ -4,7 +4,8 @@
    training scenarios (``benchmarks/lotsizing_mip_runs.py`` writes them), all sizes at once;
 2. ``pi``: approximate policy iteration (:mod:`opsrl.algos.rollout_pi`): states visited by the current
    network on fresh training scenarios are labelled with their best candidate (the network's greedy action,
-   "keep every setup", the cover rule, samples of the network and, in the first ``--mip-candidate``
+   "keep every setup", the cover rule, samples of the network, ``--flips`` one-machine changes of its greedy
+   action where it is least sure and, in the first ``--mip-candidate``
    iterations, the rolling MIP's action in that state) by rollouts of the network itself on shared demand
    paths (common random numbers, sequential halving); the network is refitted to all labels so far; the
    network with the least dev cost averaged over sizes (relative to the cover rule) is kept.
@@ -63,6 +64,24 @@ class Bound:
         return self._on().sample(state, t, k, gen)
 
 
+def flips(base: Bound, k: int):
+    """``k`` candidates per state that change one machine of the network's greedy action to its second
+    choice: the machines whose two best logits are closest (the network's closest calls)."""
+
+    def fn(state, t):
+        logits = base._on().logits(state, t)  # [B, M, I + 1]
+        top = logits.topk(2, -1)
+        greedy, alt = top.indices[..., 0], top.indices[..., 1]
+        margin = top.values[..., 0] - top.values[..., 1]  # a second choice the mask forbids: about 1e9
+        j = min(k, greedy.shape[1])
+        ms = margin.topk(j, -1, largest=False).indices  # [B, j]
+        cands = greedy.unsqueeze(1).repeat(1, j, 1)  # [B, j, M]
+        cands.scatter_(2, ms.unsqueeze(-1), alt.gather(1, ms).unsqueeze(-1))
+        return cands
+
+    return fn
+
+
 def fit(net, data, steps, lr, seed, batch=256, log=print):
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -92,6 +111,29 @@ def dev_costs(net, probs, devs):
     return out
 
 
+def _args(curve: dict) -> str:
+    """The options of every (re)start of a run, as command lines (those that differ from the defaults)."""
+    keep = (
+        "sizes",
+        "iterations",
+        "states",
+        "horizon",
+        "paths",
+        "halving",
+        "samples",
+        "flips",
+        "mip_candidate",
+        "clone_steps",
+        "fit_steps",
+        "batch",
+        "minutes",
+        "width",
+        "layers",
+    )
+    runs = [" ".join(f"--{k.replace('_', '-')} {r[k]}" for k in keep if k in r) for r in curve.get("runs", [])]
+    return "; then ".join(runs)
+
+
 def ship(a) -> None:
     """The best network and how it was made, where ``lotsizing_learned`` reads them."""
     import shutil
@@ -117,7 +159,7 @@ def ship(a) -> None:
         "cover_rule_dev_cost": curve["rule_dev"],
         "train_seconds": sum(s["seconds"] for s in stages[: best + 1]),
         "command": "python benchmarks/lotsizing_mip_runs.py --label-scenarios 24 --phase labels; "
-        "python benchmarks/lotsizing_learned.py " + a.command,
+        "python benchmarks/lotsizing_learned.py " + (a.command or _args(curve)),
     }
     target.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"shipped {stages[best]['stage']} to {target}")
@@ -136,6 +178,9 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
     ap.add_argument("--paths", type=int, default=8)
     ap.add_argument("--halving", type=int, default=1)
     ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument(
+        "--flips", type=int, default=4, help="candidates that change one machine of the greedy action (closest calls)"
+    )
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument(
         "--mip-candidate",
@@ -186,6 +231,8 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
     log(f"cover rule dev costs {json.dumps({k: round(v, 1) for k, v in rule_dev.items()})}")
     curve_path = out / "curve.json"
     curve = json.loads(curve_path.read_text()) if curve_path.exists() else {"rule_dev": rule_dev, "stages": []}
+    opts = {k: " ".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in vars(a).items()}
+    curve.setdefault("runs", []).append(opts)  # every (re)start's options
 
     def score(c):  # dev cost relative to the cover rule, averaged over sizes
         return sum(c[n] / rule_dev[n] for n in c) / len(c)
@@ -231,7 +278,8 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
             base = Bound(net, p)
             keep = lambda s, t: s["setup"].argmax(-1).unsqueeze(1)  # noqa: E731
             teachers = [rules[n]] + ([mip.RollingMIP(p, 8, 1.0)] if it <= a.mip_candidate else [])
-            cands = rpi.candidate_fn(p, [base, *teachers], [keep], base, a.samples, a.seed + it)
+            extra = [keep] + ([flips(base, a.flips)] if a.flips else [])
+            cands = rpi.candidate_fn(p, [base, *teachers], extra, base, a.samples, a.seed + it)
             sc = p.sample(N, "train", a.seed * 1009 + it)
             with torch.no_grad():
                 traj = rollout(p, base, sc, record=True)
