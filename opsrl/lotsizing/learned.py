@@ -188,13 +188,13 @@ def plant_key(problem) -> str:
 
 
 def shipped(problem) -> Path:
-    """The bundled weights for ``problem``: those trained on this very plant (``data/learned_<name>.pt``, whose
+    """The bundled weights for ``problem``: those trained on this very plant (a ``data/learned_*.pt`` whose
     JSON's ``plant`` is :func:`plant_key` of the problem) where there are such, else the shared network
     (``data/learned.pt``) that runs on any plant."""
-    own = DATA / f"learned_{problem.name.removeprefix('lotsizing_')}.pt"
-    meta = own.with_suffix(".json")
-    if own.is_file() and meta.is_file() and load_json(meta).get("plant") == plant_key(problem):
-        return own
+    key = plant_key(problem)
+    for meta in sorted(DATA.glob("learned_*.json")):
+        if load_json(meta).get("plant") == key and meta.with_suffix(".pt").is_file():
+            return meta.with_suffix(".pt")
     return WEIGHTS
 
 
