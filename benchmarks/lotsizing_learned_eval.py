@@ -164,7 +164,8 @@ def main() -> None:
         row["vs"] = {k: paired(row["learned"], row[k]) for k in ("mip", "cover", "ppo", "pdppo", "rollout") if k in row}
         rows[name] = row
         print(name, json.dumps({k: round(v["diff"], 1) for k, v in row["vs"].items()}), flush=True)
-    if a.json:
+    if a.json:  # sizes run before (another call) are kept, these replace theirs
+        rows = {**(json.loads(a.json.read_text()) if a.json.exists() else {}), **rows}
         a.json.write_text(json.dumps(rows, indent=1))
     print(table(rows))
     if a.plot:

@@ -79,26 +79,33 @@ def test_one_network_runs_on_every_size_and_respects_the_mask():
         assert bool(p.allowed.gather(1, a.T).all())  # every machine idle or on an item it can make
 
 
-def test_shipped_solver_runs_after_install_and_beats_the_cover_rule():
-    """``lotsizing_learned`` needs no training; its cost equals the network's own rollout, and on the first 20
-    test scenarios of the smallest and largest sizes it is below the cover rule (thresholds of
-    docs/lotsizing.md's table), a fixed network on fixed scenarios."""
+SIZES = ("i15_m5", "i20_m10", "i25_m10", "i25_m15", "i30_m10", "i30_m15")
+
+
+@pytest.mark.parametrize("name", SIZES)
+def test_each_bundled_plant_ships_its_own_network_and_it_beats_the_cover_rule(name):
+    """``lotsizing_learned`` needs no training: on each of the six bundled plants it finds the network
+    trained on that plant (by the plant's fingerprint), and that fixed network is below the cover rule (its
+    thresholds searched on dev) on the first 20 test scenarios, fixed scenarios."""
+    from opsrl.lotsizing.rules import search_cover
+
+    p = load_problem(f"lotsizing/{name}")
+    assert learned.shipped(p).name == f"learned_{name}.pt"
+    test = p.test_set().select(slice(0, 20))
+    best, _ = search_cover(p, p.sample(64, "dev", 0))
+    rule = evaluate(p, CoverRule(p, best["low"], best["high"]), test).mean
+    assert evaluate(p, learned.load(p), test).mean < rule
+
+
+def test_another_plant_gets_the_shared_network_and_the_solver_records_its_cost():
     from opsrl import api
 
-    for name, low, high in (("i15_m5", 1.0, 12.0), ("i30_m15", None, None)):
-        p = load_problem(f"lotsizing/{name}")
-        test = p.test_set().select(slice(0, 20))
-        net = learned.load(p)
-        mine = evaluate(p, net, test).mean
-        if low is None:
-            from opsrl.lotsizing.rules import search_cover
-
-            best, _ = search_cover(p, p.sample(64, "dev", 0))
-            low, high = best["low"], best["high"]
-        assert mine < evaluate(p, CoverRule(p, low, high), test).mean
+    inst = generate(7, 4, seed=11)
+    assert learned.shipped(LotSizing(inst)) == learned.WEIGHTS
     p = load_problem("lotsizing/i15_m5", {"test": {"scenarios": 20}})
     r = api.run(p, "lotsizing_learned", store=None)
     assert r.test_cost == pytest.approx(evaluate(p, learned.load(p), p.test_set()).mean, rel=1e-6)
+    assert r.info["weights"].endswith("learned_i15_m5.pt")
 
 
 def test_bad_weights_file_is_one_error_naming_the_key(tmp_path):
