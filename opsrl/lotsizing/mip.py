@@ -132,8 +132,10 @@ def plan(
         pywraplp.Solver.NOT_SOLVED: "not_solved",
     }
     st = names.get(status, "error")
-    if st not in ("optimal", "feasible"):
-        return PlanResult(st, math.nan, math.nan, secs)
+    if st not in ("optimal", "feasible") or (relax and st != "optimal"):
+        # an LP stopped before its optimum (GLOP at its time limit) has a primal value above the LP optimum:
+        # not a lower bound, so nothing is returned
+        return PlanResult(f"lp_{st}" if relax else st, math.nan, math.nan, secs)
     obj = solver.Objective().Value()
     bound = solver.Objective().BestBound() if st == "feasible" else obj
     if (integer and st == "optimal") or relax:
@@ -181,7 +183,9 @@ def hindsight(problem, scenarios, b: int, **kw) -> PlanResult:
     )
     r = plan(**data, **kw)
     if r.status != "optimal":
-        lp = plan(**data, relax=True, exact_cap=kw.get("exact_cap", False))
+        # the LP of 100 periods takes GLOP 10-20 s on one core: a generous limit, and no bound if it is hit
+        lp_time = max(300.0, float(kw.get("time_limit", 10.0)))
+        lp = plan(**data, relax=True, exact_cap=kw.get("exact_cap", False), time_limit=lp_time)
         if math.isfinite(lp.bound) and not (lp.bound <= r.bound):
             r.bound = lp.bound
             r.parts = {**r.parts, "bound_from": "lp_relaxation"}

@@ -92,6 +92,23 @@ def test_bound_below_every_policy_on_the_same_scenarios():
     assert bool((bounds > 0).all())
 
 
+def test_an_lp_stopped_before_its_optimum_gives_no_bound():
+    """GLOP cut short by its time limit returns a primal value above the LP optimum (it once reported 3,976 on an
+    i25_m10 scenario whose LP optimum is 120 and whose policies cost 2,700): never a bound. A 1 ms limit on a
+    100-period 25 x 10 relaxation (GLOP needs seconds) stops it every time."""
+    p = build({"items": 25, "machines": 10, "seed": 2510, "periods": 100}, "i25_m10.toml")
+    sc = p.sample(1, "test", 0)
+    data = dict(
+        **mip._arrays(p),
+        inv0=sc["inventory0"][0].double().numpy(),
+        setup0=sc["setup0"][0].numpy(),
+        demand=sc["demand"][0].double().numpy(),
+    )
+    r = mip.plan(**data, relax=True, time_limit=0.001)
+    assert r.status.startswith("lp_") and r.status != "lp_optimal"
+    assert np.isnan(r.bound) and np.isnan(r.objective)
+
+
 def test_cover_rule_on_a_hand_state():
     """Item 1 is short (cover 0.5 period) and item 2 full; machine 1 is set up for nothing, machine 2 for item 2."""
     p = hand_problem()
