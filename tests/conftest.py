@@ -12,3 +12,12 @@ def _isolated(tmp_path, monkeypatch):
     # under pytest-xdist every worker gets one thread, so workers do not fight over the cores
     torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Small batched tensors: one thread (two threads on a busy machine only wait for each other)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

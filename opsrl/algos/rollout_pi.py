@@ -363,11 +363,16 @@ class FactorisedPolicy(nn.Module):
 
     @torch.no_grad()
     def sample(self, state: State, t: int, k: int, gen: torch.Generator) -> torch.Tensor:
-        logits = self.logits(state, t)
-        B = logits.shape[0]
-        probs = torch.softmax(logits.float(), -1).reshape(B * self.D, self.n).cpu()
-        draw = torch.multinomial(probs, k, replacement=True, generator=gen)  # [B * D, k]
-        return draw.view(B, self.D, k).permute(0, 2, 1).to(logits.device)
+        return sample_logits(self.logits(state, t), k, gen)
+
+
+@torch.no_grad()
+def sample_logits(logits: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """``k`` actions ``[B, k, D]`` drawn from factorised logits ``[B, D, n]`` (one softmax per decision)."""
+    B, D, n = logits.shape
+    probs = torch.softmax(logits.float(), -1).reshape(B * D, n).cpu()
+    draw = torch.multinomial(probs, k, replacement=True, generator=gen)  # [B * D, k]
+    return draw.view(B, D, k).permute(0, 2, 1).to(logits.device)
 
 
 def fit_classifier(

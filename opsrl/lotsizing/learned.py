@@ -161,14 +161,11 @@ class ItemMachinePolicy(nn.Module):
     def forward(self, state: State, t: int) -> torch.Tensor:
         return self.logits(state, t).argmax(-1)  # [B, M]
 
-    @torch.no_grad()
     def sample(self, state: State, t: int, k: int, gen: torch.Generator) -> torch.Tensor:
         """``k`` sampled actions per state, ``[B, k, M]``."""
-        logits = self.logits(state, t)
-        B = logits.shape[0]
-        probs = torch.softmax(logits.float(), -1).reshape(B * self.D, self.n).cpu()
-        draw = torch.multinomial(probs, k, replacement=True, generator=gen)
-        return draw.view(B, self.D, k).permute(0, 2, 1).to(logits.device)
+        from ..algos.rollout_pi import sample_logits
+
+        return sample_logits(self.logits(state, t), k, gen)
 
 
 # --- the shipped policy --------------------------------------------------------------------------

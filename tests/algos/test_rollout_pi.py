@@ -22,13 +22,7 @@ _spec.loader.exec_module(_helpers)
 HAND, hand_problem = _helpers.HAND, _helpers.hand_problem
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small batched tensors: one thread (two threads on a busy machine only wait for each other)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _plant(periods=6):

@@ -14,13 +14,7 @@ from opsrl.lotsizing.rules import CoverRule
 from opsrl.lotsizing.simulator import LotSizing
 from opsrl.registry import load_problem
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _permuted(inst, items, machines):
