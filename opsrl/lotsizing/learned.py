@@ -195,15 +195,25 @@ def shipped(problem) -> Path:
     return WEIGHTS
 
 
-def load(problem, weights: str | Path | None = None, source: str = "<solver>") -> ItemMachinePolicy:
-    """The network with the shipped weights (:func:`shipped`, or ``weights``: a file, or the name of a bundled
-    one in ``data/``) bound to ``problem``, in eval mode. A file that is not such weights is a ConfigError
-    against ``source``'s ``options.weights``."""
-    path = Path(weights) if weights else shipped(problem)
-    if weights and not path.exists() and (DATA / path).is_file():
-        path = DATA / path
+def resolve(problem, weights: str | Path | None = None) -> Path:
+    """The weights file to use: ``weights`` (a path, or the name of a bundled file in ``data/``), else
+    :func:`shipped`."""
+    if not weights:
+        return shipped(problem)
+    path = Path(weights)
+    return DATA / path if not path.exists() and (DATA / path).is_file() else path
+
+
+def _meta(path: Path) -> PolicyMeta:
     meta = path.with_suffix(".json")
-    cfg = check(PolicyMeta, load_json(meta), meta) if meta.exists() else PolicyMeta()
+    return check(PolicyMeta, load_json(meta), meta) if meta.exists() else PolicyMeta()
+
+
+def load(problem, weights: str | Path | None = None, source: str = "<solver>") -> ItemMachinePolicy:
+    """The network with the weights of :func:`resolve` bound to ``problem``, in eval mode. A file that is not
+    such weights is a ConfigError against ``source``'s ``options.weights``."""
+    path = resolve(problem, weights)
+    cfg = _meta(path)
     net = ItemMachinePolicy(None, cfg.width, cfg.layers)
     load_weights(net, path, source, "options.weights")
     return net.bind(problem).eval()
@@ -235,8 +245,7 @@ OPTIONS = {
 def _sizes(problem, o: Mapping[str, Any], config: Mapping[str, Any]) -> list:
     from ..core.config import Need
 
-    meta = WEIGHTS.with_suffix(".json")
-    width = PolicyMeta().width if not meta.exists() else check(PolicyMeta, load_json(meta), meta).width
+    width = _meta(resolve(problem, o["weights"] or None)).width
     rows = min(int(o["chunk"]), max(1, int(getattr(problem, "test_scenarios", 1))))
     nbytes = 4.0 * 4 * rows * problem.M * problem.I * width  # a few [rows, M, I, width] tensors alive at once
     src = config["source"]
@@ -249,10 +258,8 @@ def _fit(problem, o: Mapping[str, Any], config: Mapping[str, Any], ctx: SolveCon
 
     if not isinstance(problem, LotSizing):
         raise ConfigError(ctx.source, "method", "this method applies to lot-sizing problems")
-    net = load(problem, o["weights"] or None, ctx.source)
-    path = Path(o["weights"]) if o["weights"] else shipped(problem)
-    if o["weights"] and not path.exists():
-        path = DATA / path
+    path = resolve(problem, o["weights"] or None)
+    net = load(problem, path, ctx.source)
     meta = path.with_suffix(".json")
     info: dict[str, Any] = {"weights": str(path), "width": net.width, "layers": net.layers}
     if meta.exists():
