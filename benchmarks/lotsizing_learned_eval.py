@@ -27,6 +27,7 @@ import torch
 from scipy import stats
 
 from opsrl.algos import rollout_pi as rpi
+from opsrl.bench.report import paired_difference
 from opsrl.core import rollout
 from opsrl.lotsizing import learned
 from opsrl.lotsizing.rules import CoverRule, search_cover
@@ -38,19 +39,12 @@ SIZES = ["i15_m5", "i20_m10", "i25_m10", "i25_m15", "i30_m10", "i30_m15"]
 
 
 def paired(a, b) -> dict:
-    """``a - b`` on the common first scenarios: mean, 95% t interval, how often ``a`` is lower."""
-    n = min(len(a), len(b))
+    """``a - b`` on the common first scenarios (the report's :func:`paired_difference`, one run each): mean,
+    95% t interval, how often ``a`` is lower, and the t test's p value."""
+    n, mean, half, better, _ = paired_difference([list(a)], [list(b)], sample=True)
     d = np.asarray(a[:n], float) - np.asarray(b[:n], float)
-    half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
     p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and d.std() > 0 else math.nan
-    return {
-        "n": n,
-        "diff": float(d.mean()),
-        "low": float(d.mean() - half),
-        "high": float(d.mean() + half),
-        "p": p,
-        "better": int((d < 0).sum()),
-    }
+    return {"n": n, "diff": mean, "low": mean - half, "high": mean + half, "p": p, "better": int(better)}
 
 
 def timed_costs(p, policy, sc):
