@@ -2,7 +2,10 @@
 
 1. ``clone``: fit :class:`opsrl.lotsizing.learned.ItemMachinePolicy` to the rolling MIP's decisions on
    training scenarios (``benchmarks/lotsizing_mip_runs.py`` writes them), all sizes at once;
-2. ``pi``: approximate policy iteration (:mod:`opsrl.algos.rollout_pi`): states visited by the current
+2. ``dagger`` (the first ``--dagger`` iterations): the rolling MIP labels states visited by the *network*
+   (DAgger, Ross et al. 2011): a clone of the planner's own trajectories never sees the states its own
+   mistakes lead to, and drifts;
+3. ``pi``: approximate policy iteration (:mod:`opsrl.algos.rollout_pi`): states visited by the current
    network on fresh training scenarios are labelled with their best candidate (the network's greedy action,
    "keep every setup", the cover rule, samples of the network, ``--flips`` one-machine changes of its greedy
    action where it is least sure and, in the first ``--mip-candidate``
@@ -123,6 +126,7 @@ def _args(curve: dict) -> str:
         "samples",
         "flips",
         "mip_candidate",
+        "dagger",
         "clone_steps",
         "fit_steps",
         "batch",
@@ -187,6 +191,12 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
         type=int,
         default=0,
         help="iterations (from the first) in which the rolling MIP's action is also a candidate (0: never)",
+    )
+    ap.add_argument(
+        "--dagger",
+        type=int,
+        default=0,
+        help="iterations (from the first) labelled by the rolling MIP instead of rollouts",
     )
     ap.add_argument("--fit-steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=128, help="labels per size in a minibatch")
@@ -261,8 +271,8 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
     if (out / "best.pt").exists():
         best_net.load_state_dict(torch.load(out / "best.pt"))
     done = len(curve["stages"]) - 1
-    if (out / f"pi_{done}.pt").exists():
-        net.load_state_dict(torch.load(out / f"pi_{done}.pt"))
+    if done and (out / f"{curve['stages'][-1]['stage']}.pt").exists():
+        net.load_state_dict(torch.load(out / f"{curve['stages'][-1]['stage']}.pt"))
         labels = torch.load(out / "labels.pt")
     g = torch.Generator().manual_seed(a.seed + 5)
     for it in range(done + 1, a.iterations + 1):
@@ -284,24 +294,32 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
             with torch.no_grad():
                 traj = rollout(p, base, sc, record=True)
             xs, ys = [], []
+            planner = mip.RollingMIP(p, 8, 1.0)
             for t in sorted(torch.randperm(T, generator=g)[:P].tolist()):
                 st = traj.states[t]
-                y = rpi.label_states(p, base, st, t, cands, a.horizon, a.paths, a.halving, a.seed * 31 + it, a.chunk)
+                if it <= a.dagger:
+                    y = planner(st, t)
+                else:
+                    y = rpi.label_states(
+                        p, base, st, t, cands, a.horizon, a.paths, a.halving, a.seed * 31 + it, a.chunk
+                    )
                 xs.append(net.bind(p).features(st, t))
                 ys.append(y)
             x, y = torch.cat(xs), torch.cat(ys)
             labels[n][0] = torch.cat([labels[n][0], x])
             labels[n][1] = torch.cat([labels[n][1], y])
-            log(f"iteration {it}: {n} labelled {x.shape[0]} states ({time.perf_counter() - t0:.0f} s)")
+            by = " by the MIP" if it <= a.dagger else ""
+            log(f"iteration {it}: {n} labelled {x.shape[0]} states{by} ({time.perf_counter() - t0:.0f} s)")
         fit(net, [(probs[n], *labels[n]) for n in probs], a.fit_steps, 1e-3, a.seed + it, a.batch, log=log)
         c = dev_costs(net, probs, devs)
         sc_ = score(c)
         if sc_ < best_score:
             best_score, best_net = sc_, copy.deepcopy(net)
             torch.save(best_net.state_dict(), out / "best.pt")
-        torch.save(net.state_dict(), out / f"pi_{it}.pt")
+        stage = f"dagger_{it}" if it <= a.dagger else f"pi_{it}"
+        torch.save(net.state_dict(), out / f"{stage}.pt")
         torch.save(labels, out / "labels.pt")
-        curve["stages"].append({"stage": f"pi_{it}", "dev": c, "seconds": time.perf_counter() - t0})
+        curve["stages"].append({"stage": stage, "dev": c, "seconds": time.perf_counter() - t0})
         curve_path.write_text(json.dumps(curve, indent=1))
         dev = json.dumps({k: round(v, 1) for k, v in c.items()})
         log(f"iteration {it}: dev {dev} score {sc_:.3f} (best {best_score:.3f})")
