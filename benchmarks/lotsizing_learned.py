@@ -11,7 +11,8 @@
    action where it is least sure and, in the first ``--mip-candidate``
    iterations, the rolling MIP's action in that state) by rollouts of the network itself on shared demand
    paths (common random numbers, sequential halving); the network is refitted to all labels so far; the
-   network with the least dev cost averaged over sizes (relative to the cover rule) is kept.
+   network with the least dev cost averaged over sizes (relative to the cover rule) is kept. With
+   ``--window`` only the newest labels are fitted, so the MIP's labels age out.
 
 Every stage writes a checkpoint (``benchmarks/results/lotsizing_learned/``); a restart resumes after the
 last finished one. The curve (dev cost of every size after each stage) goes to ``curve.json``.
@@ -127,6 +128,7 @@ def _args(curve: dict) -> str:
         "flips",
         "mip_candidate",
         "dagger",
+        "window",
         "clone_steps",
         "fit_steps",
         "batch",
@@ -197,6 +199,13 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
         type=int,
         default=0,
         help="iterations (from the first) labelled by the rolling MIP instead of rollouts",
+    )
+    ap.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        help="fit to the newest this many labels per size (0: all so far); the MIP's labels age out, so the "
+        "rollouts' labels can lead the network past the MIP",
     )
     ap.add_argument("--fit-steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=128, help="labels per size in a minibatch")
@@ -306,8 +315,9 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
                 xs.append(net.bind(p).features(st, t))
                 ys.append(y)
             x, y = torch.cat(xs), torch.cat(ys)
-            labels[n][0] = torch.cat([labels[n][0], x])
-            labels[n][1] = torch.cat([labels[n][1], y])
+            w = -a.window if a.window else 0  # a sliding window: the newest labels only
+            labels[n][0] = torch.cat([labels[n][0], x])[w:]
+            labels[n][1] = torch.cat([labels[n][1], y])[w:]
             by = " by the MIP" if it <= a.dagger else ""
             log(f"iteration {it}: {n} labelled {x.shape[0]} states{by} ({time.perf_counter() - t0:.0f} s)")
         fit(net, [(probs[n], *labels[n]) for n in probs], a.fit_steps, 1e-3, a.seed + it, a.batch, log=log)

@@ -78,33 +78,41 @@ def bound_costs(name: str):
 
 
 def plot_curve(folder: Path, mip: dict, out: Path) -> None:
-    """Dev cost after each stage: the plant's own network (``<size>/curve.json``) and the shared one
-    (``shared/curve.json``), with the cover rule (dev) and the rolling MIP (test) as lines."""
+    """Dev cost after each stage: the plant's own network (``<size>/curve.json``; triangles: DAgger rounds),
+    an earlier run without DAgger (``<size>_no_dagger/``) and the shared one (``shared/curve.json``), with the
+    cover rule (dev) and the rolling MIP (test) as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     shared = json.loads((folder / "shared" / "curve.json").read_text()) if (folder / "shared").is_dir() else None
+
+    def read(path: Path):
+        return json.loads(path.read_text()) if path.exists() else None
+
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, n in zip(axes.flat, SIZES):
-        own = folder / n / "curve.json"
         rule = None
         for cv, label, style in (
-            (json.loads(own.read_text()) if own.exists() else None, "own network", "o-"),
+            (read(folder / n / "curve.json"), "own network", "o-"),
+            (read(folder / f"{n}_no_dagger" / "curve.json"), "own network, no DAgger (earlier run)", "x:"),
             (shared, "shared network", "s--"),
         ):
             if cv is None or n not in cv["rule_dev"]:
                 continue
             ys = [s["dev"][n] for s in cv["stages"]]
-            ax.plot(range(len(ys)), ys, style, label=label)
+            line = ax.plot(range(len(ys)), ys, style, label=label)[0]
+            dag = [i for i, s in enumerate(cv["stages"]) if s["stage"].startswith("dagger")]
+            if dag:  # the rounds labelled by the MIP
+                ax.plot(dag, [ys[i] for i in dag], "^", color=line.get_color(), label="DAgger rounds")
             rule = cv["rule_dev"][n]
         if rule is not None:
             ax.axhline(rule, color="tab:red", ls="--", lw=1, label="cover rule (dev)")
         if n in mip:
             ax.axhline(mip[n], color="tab:green", ls=":", label="rolling MIP (test, first 30)")
         ax.set_title(n)
-        ax.set_xlabel("stage (0: clone of the rolling MIP, then policy iterations)")
+        ax.set_xlabel("stage (0: clone of the rolling MIP, then iterations)")
     axes[0, 0].legend(fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("episode cost (dev, 64 scenarios)")
