@@ -94,18 +94,18 @@ def plot_curve(folder: Path, mip: dict, out: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, n in zip(axes.flat, SIZES):
         rule = None
-        for cv, label, style in (
-            (read(folder / n / "curve.json"), "own network", "o-"),
-            (read(folder / f"{n}_no_dagger" / "curve.json"), "own network, no DAgger (earlier run)", "x:"),
-            (shared, "shared network", "s--"),
+        for cv, label, style, color in (
+            (read(folder / n / "curve.json"), "own network", "o-", "tab:blue"),
+            (read(folder / f"{n}_no_dagger" / "curve.json"), "own network, earlier run (no DAgger)", "x:", "tab:gray"),
+            (shared, "shared network", "s--", "tab:orange"),
         ):
             if cv is None or n not in cv["rule_dev"]:
                 continue
             ys = [s["dev"][n] for s in cv["stages"]]
-            line = ax.plot(range(len(ys)), ys, style, label=label)[0]
+            ax.plot(range(len(ys)), ys, style, color=color, label=label)
             dag = [i for i, s in enumerate(cv["stages"]) if s["stage"].startswith("dagger")]
             if dag:  # the rounds labelled by the MIP
-                ax.plot(dag, [ys[i] for i in dag], "^", color=line.get_color(), label="DAgger rounds")
+                ax.plot(dag, [ys[i] for i in dag], "^", color="black", mfc="none", ms=9, label="DAgger rounds")
             rule = cv["rule_dev"][n]
         if rule is not None:
             ax.axhline(rule, color="tab:red", ls="--", lw=1, label="cover rule (dev)")
@@ -113,11 +113,15 @@ def plot_curve(folder: Path, mip: dict, out: Path) -> None:
             ax.axhline(mip[n], color="tab:green", ls=":", label="rolling MIP (test, first 30)")
         ax.set_title(n)
         ax.set_xlabel("stage (0: clone of the rolling MIP, then iterations)")
-    axes[0, 0].legend(fontsize=8)
+    seen = {}  # one legend for the figure: every series drawn in any panel
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=3, fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("episode cost (dev, 64 scenarios)")
     fig.suptitle("Policy iteration of the item-machine network (benchmarks/lotsizing_learned.py)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
 
