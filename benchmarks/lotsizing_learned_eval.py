@@ -110,7 +110,7 @@ def plot_curve(folder: Path, mip: dict, out: Path) -> None:
         if rule is not None:
             ax.axhline(rule, color="tab:red", ls="--", lw=1, label="cover rule (dev)")
         if n in mip:
-            ax.axhline(mip[n], color="tab:green", ls=":", label="rolling MIP (test, first 30)")
+            ax.axhline(mip[n], color="tab:green", ls=":", label="rolling MIP (test scenarios)")
         ax.set_title(n)
         ax.set_xlabel("stage (0: clone of the rolling MIP, then iterations)")
     seen = {}  # one legend for the figure: every series drawn in any panel
