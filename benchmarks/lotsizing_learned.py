@@ -225,6 +225,9 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
     )
     ap.add_argument("--command", default="", help="with --ship: the training command's arguments, for the JSON")
     a = ap.parse_args()
+    for key in ("dagger", "window", "mip_candidate", "flips", "minutes"):
+        if getattr(a, key) < 0:
+            ap.error(f"--{key.replace('_', '-')} must be >= 0 (0: off); got {getattr(a, key)}")
     if a.ship:
         ship(a)
         return
