@@ -105,6 +105,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
+    for key in ("size", "iterations", "instances", "decisions", "top", "steps", "batch", "dev"):
+        if getattr(a, key) < 1:
+            ap.error(f"--{key} must be a positive integer; got {getattr(a, key)}")
+    if not 0 < a.lr <= 1:
+        ap.error(f"--lr must be in (0, 1]; got {a.lr}")
     torch.set_num_threads(1)
     a.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
