@@ -299,14 +299,14 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
             N = max(1, -(-a.states // P))
             base = Bound(net, p)
             keep = lambda s, t: s["setup"].argmax(-1).unsqueeze(1)  # noqa: E731
-            teachers = [rules[n]] + ([mip.RollingMIP(p, 8, 1.0)] if it <= a.mip_candidate else [])
+            planner = mip.RollingMIP(p, 8, 1.0)  # the DAgger teacher, and a candidate in the first iterations
+            teachers = [rules[n]] + ([planner] if it <= a.mip_candidate else [])
             extra = [keep] + ([flips(base, a.flips)] if a.flips else [])
             cands = rpi.candidate_fn(p, [base, *teachers], extra, base, a.samples, a.seed + it)
             sc = p.sample(N, "train", a.seed * 1009 + it)
             with torch.no_grad():
                 traj = rollout(p, base, sc, record=True)
             xs, ys = [], []
-            planner = mip.RollingMIP(p, 8, 1.0)
             for t in sorted(torch.randperm(T, generator=g)[:P].tolist()):
                 st = traj.states[t]
                 if it <= a.dagger:
