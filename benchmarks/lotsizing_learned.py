@@ -12,7 +12,10 @@
    iterations, the rolling MIP's action in that state) by rollouts of the network itself on shared demand
    paths (common random numbers, sequential halving); the network is refitted to all labels so far; the
    network with the least dev cost averaged over sizes (relative to the cover rule) is kept. With
-   ``--window`` only the newest labels are fitted, so the MIP's labels age out.
+   ``--window`` only the newest labels are fitted, so the MIP's labels age out. With ``--hard`` part of each
+   iteration's scenarios are the ones, out of a larger pool, where the network does worst against the cover
+   rule: a network stuck in a bad regime (items left out of stock for the whole episode) rarely visits those
+   states on random draws, so their labels would otherwise be missing.
 
 Every stage writes a checkpoint (``benchmarks/results/lotsizing_learned/``); a restart resumes after the
 last finished one. The curve (dev cost of every size after each stage) goes to ``curve.json``.
@@ -31,7 +34,7 @@ from pathlib import Path
 import torch
 
 from opsrl.algos import rollout_pi as rpi
-from opsrl.core import evaluate, rollout
+from opsrl.core import Scenarios, evaluate, rollout
 from opsrl.lotsizing import mip
 from opsrl.lotsizing.learned import ItemMachinePolicy
 from opsrl.lotsizing.rules import CoverRule, search_cover
@@ -207,6 +210,14 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
         help="fit to the newest this many labels per size (0: all so far); the MIP's labels age out, so the "
         "rollouts' labels can lead the network past the MIP",
     )
+    ap.add_argument(
+        "--hard",
+        type=float,
+        default=0.0,
+        help="share of each iteration's scenarios taken where the network does worst against the cover rule "
+        "(cost minus the rule's, on a pool of --pool times as many); 0: all drawn at random",
+    )
+    ap.add_argument("--pool", type=int, default=8, help="with --hard: the pool's size, in scenarios per one drawn")
     ap.add_argument("--fit-steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=128, help="labels per size in a minibatch")
     ap.add_argument("--dev", type=int, default=64)
@@ -228,6 +239,10 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
     for key in ("dagger", "window", "mip_candidate", "flips", "minutes"):
         if getattr(a, key) < 0:
             ap.error(f"--{key.replace('_', '-')} must be >= 0 (0: off); got {getattr(a, key)}")
+    if not 0 <= a.hard <= 1:
+        ap.error(f"--hard must be a share from 0 to 1; got {a.hard}")
+    if a.pool < 1:
+        ap.error(f"--pool must be >= 1; got {a.pool}")
     if a.ship:
         ship(a)
         return
@@ -304,6 +319,21 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
             extra = [keep] + ([flips(base, a.flips)] if a.flips else [])
             cands = rpi.candidate_fn(p, [base, *teachers], extra, base, a.samples, a.seed + it)
             sc = p.sample(N, "train", a.seed * 1009 + it)
+            nh = round(N * a.hard) if it > a.dagger else 0
+            if nh:  # hard scenarios: where the network loses most against the cover rule (a frozen regime)
+                pool = p.sample(N * a.pool, "train", a.seed * 1009 + it + 500_000)
+                with torch.no_grad():
+                    excess = rollout(p, base, pool).costs.sum(1) - rollout(p, rules[n], pool).costs.sum(1)
+                hard = excess.topk(nh).indices
+                sc = Scenarios(
+                    {k: torch.cat([v[: N - nh], pool.data[k][hard]]) for k, v in sc.data.items()},
+                    sc.split,
+                    sc.seed,
+                    sc.periods,
+                    dict(sc.meta),
+                )
+                worst, mean = excess[hard].mean(), excess.mean()
+                log(f"iteration {it}: {n} {nh} hard scenarios, cost over the rule's {worst:.0f} (pool {mean:.0f})")
             with torch.no_grad():
                 traj = rollout(p, base, sc, record=True)
             xs, ys = [], []

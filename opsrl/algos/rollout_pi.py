@@ -414,6 +414,9 @@ def policy_iteration(
     samples: int = 2,
     extra: Sequence[CandidatesFn] = (),
     teachers: Sequence[Callable[[State, int], torch.Tensor]] = (),
+    teacher: Callable[[State, int], torch.Tensor] | None = None,
+    dagger: int = 0,
+    window: int = 0,
     dev_scenarios: int = 64,
     hidden: Sequence[int] = (128, 128),
     steps: int = 500,
@@ -426,7 +429,15 @@ def policy_iteration(
     training scenarios, labels ``states`` of its states (at ``periods_per_iteration`` periods) with their best
     candidate, fits a :class:`FactorisedPolicy` to every label so far, and keeps it if it beats the best on
     the dev scenarios. Returns the best policy on dev (``start`` unless a learned one beats it) and the curve
-    (dev cost of the start, then of each iteration's learned policy)."""
+    (dev cost of the start, then of each iteration's learned policy).
+
+    ``teacher`` and ``dagger``: the first ``dagger`` iterations label with the teacher's action (a planner's)
+    instead of rollouts, on states visited by the *learned* policy once there is one (DAgger, Ross et al. 2011:
+    a clone of the teacher's own trajectories never sees the states its mistakes lead to). ``window``: fit to
+    the newest ``window`` labels only (0: all so far), so a teacher's labels age out and the rollouts' labels
+    can lead the policy past the teacher."""
+    if dagger and teacher is None:
+        raise ValueError("policy_iteration: dagger iterations need a teacher")
     T = int(problem.periods)
     P = max(1, min(periods_per_iteration, T))
     N = max(1, math.ceil(states / P))
@@ -443,18 +454,26 @@ def policy_iteration(
         base = best
         pols = [base] + ([start] if start is not base else []) + list(teachers)
         cands = candidate_fn(problem, pols, extra, net if trained else None, samples if trained else 0, seed + it)
+        taught = it <= dagger
+        visit = (net if trained else start) if taught else base  # DAgger: the learner's own states
         sc = problem.sample(N, "train", seed * 1009 + it)
         with torch.no_grad():
-            traj = rollout(problem, base, sc, record=True)
+            traj = rollout(problem, visit, sc, record=True)
         periods = sorted(torch.randperm(T, generator=g)[:P].tolist())
         for t in periods:
             st = traj.states[t]
-            y = label_states(problem, base, st, t, cands, horizon, paths, halving_rounds, seed * 31 + it, chunk)
             x = net.features(st, t).detach()
+            if taught:
+                with torch.no_grad():
+                    y = flat_action(teacher(st, t), x.shape[0], net.D)
+            else:
+                y = label_states(problem, base, st, t, cands, horizon, paths, halving_rounds, seed * 31 + it, chunk)
             xs.append(x)
             m = mask3(problem, st, x.shape[0], net.D, net.n)
             ms.append(m if m is not None else torch.ones(x.shape[0], net.D, net.n, dtype=torch.bool))
             ys.append(y)
+        if window:  # the newest labels only
+            xs, ms, ys = [torch.cat(xs)[-window:]], [torch.cat(ms)[-window:]], [torch.cat(ys)[-window:]]
         loss = fit_classifier(net, torch.cat(xs), torch.cat(ms), torch.cat(ys), steps, lr, seed + it)
         trained = True
         net.eval()
@@ -462,8 +481,11 @@ def policy_iteration(
         if cost < best_cost:
             best, best_cost = copy.deepcopy(net), cost
         n_labels = sum(len(y) for y in ys)
-        curve.append({"iteration": it, "dev_cost": cost, "best_dev_cost": best_cost, "labels": n_labels, "loss": loss})
-        log(f"rollout_pi: iteration {it}: learned dev cost {cost:.4f} (best {best_cost:.4f}), {n_labels} labels")
+        by = "teacher" if taught else "rollouts"
+        curve.append(
+            {"iteration": it, "dev_cost": cost, "best_dev_cost": best_cost, "labels": n_labels, "loss": loss, "by": by}
+        )
+        log(f"rollout_pi: iteration {it} ({by}): learned dev cost {cost:.4f} (best {best_cost:.4f}), {n_labels} labels")
     if isinstance(best, nn.Module):
         best.eval()
     return best, curve
@@ -480,6 +502,11 @@ OPTIONS = {
         allowed="a list of at most 16 solvers whose actions are also candidates (rules, planners)",
     ),
     "samples": size(2, 64, low=0, doc="sampled actions of the learned policy per state, as candidates"),
+    "teacher": Field(
+        str, "", allowed="a solver (a planner) whose actions label the first options.dagger iterations ('': none)"
+    ),
+    "dagger": size(0, 100, low=0, doc="iterations (from the first) labelled by options.teacher instead of rollouts"),
+    "window": size(0, 10**7, low=0, doc="labels fitted: the newest this many (0: all so far)"),
     "iterations": size(3, 100, low=0, doc="policy-iteration rounds (0: no learning)"),
     "states": size(512, 10**5, doc="states labelled per iteration"),
     "periods_per_iteration": size(8, 10**4, doc="periods at which the states of an iteration are taken"),
@@ -516,6 +543,13 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
         raise ConfigError(src, "method", f"rollout_pi needs discrete actions; {problem.name} has continuous ones")
     start = _solver_policy(problem, o["start"], ctx, "options.start")
     teachers = [_solver_policy(problem, n, ctx, "options.candidates") for n in o["candidates"]]
+    if o["dagger"] and not o["teacher"]:
+        raise ConfigError(src, "options.dagger", f"{o['dagger']} iterations need a teacher (options.teacher)")
+    if o["teacher"] and not o["dagger"]:
+        raise ConfigError(src, "options.teacher", "labels nothing with options.dagger 0: set both or neither")
+    if o["dagger"] > o["iterations"]:
+        raise ConfigError(src, "options.dagger", f"at most options.iterations ({o['iterations']}); got {o['dagger']}")
+    teacher = _solver_policy(problem, o["teacher"], ctx, "options.teacher") if o["teacher"] else None
     k = 1 + (1 if teachers else 0) + len(teachers) + (1 + o["samples"] if o["iterations"] else 0)
     step = RolloutStep(problem, start, o["horizon"], o["paths"], o["halving_rounds"], ctx.seed, source=src)
     step.check_memory(min(o["chunk"], max(o["states"], 1)), k)
@@ -530,6 +564,9 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
         halving_rounds=o["halving_rounds"],
         samples=o["samples"],
         teachers=teachers,
+        teacher=teacher,
+        dagger=o["dagger"],
+        window=o["window"],
         dev_scenarios=o["dev_scenarios"],
         hidden=o["hidden"],
         steps=o["steps"],

@@ -130,6 +130,46 @@ def test_policy_iteration_never_ends_worse_than_its_rule_on_dev():
     assert len(curve) == 3
 
 
+def test_dagger_iterations_fit_the_teacher_and_the_window_keeps_the_newest_labels():
+    """A teacher that leaves every machine idle: after one DAgger iteration the classifier is that teacher, so
+    its dev cost equals the idle plan's, simulated directly. With ``window`` the fit sees the newest labels
+    only: 16 per iteration here (8 scenarios x 2 periods), at most 20 kept."""
+    p = _plant(periods=8)
+    rule = CoverRule(p)
+    idle = lambda s, t: torch.zeros(s["inventory"].shape[0], p.M, dtype=torch.long)  # noqa: E731
+    dev = p.sample(48, "dev", 0)
+    best, curve = rp.policy_iteration(
+        p, rule, iterations=2, states=16, periods_per_iteration=2, horizon=4, paths=2, teacher=idle, dagger=1,
+        window=20, dev_scenarios=48, steps=200, seed=0,
+    )  # fmt: skip
+    assert [c.get("by") for c in curve[1:]] == ["teacher", "rollouts"]
+    assert curve[1]["dev_cost"] == pytest.approx(evaluate(p, idle, dev).mean)
+    assert [c["labels"] for c in curve[1:]] == [16, 20]
+    assert evaluate(p, best, dev).mean == pytest.approx(min(c["dev_cost"] for c in curve))
+    with pytest.raises(ValueError, match="teacher"):
+        rp.policy_iteration(p, rule, iterations=1, dagger=1)
+
+
+def test_teacher_and_dagger_options_must_come_together():
+    from opsrl import registry
+
+    p = _plant()
+    ctx = SolveContext(seed=0, progress=False, fit_solver=registry.fit_solver, source="s.toml")
+    base = {"start": "lotsizing_cover_rule", "iterations": 1}
+    bad = [
+        ({"dagger": 1}, "options.dagger.*teacher"),
+        ({"teacher": "lotsizing_cover_rule"}, "options.teacher.*dagger 0"),
+        ({"teacher": "lotsizing_cover_rule", "dagger": 2}, "options.dagger.*at most options.iterations"),
+        ({"teacher": "no_such_solver", "dagger": 1}, "options.teacher"),
+    ]
+    for extra, msg in bad:
+        o = validate({**base, **extra}, rp.OPTIONS, "s.toml", prefix="options.")
+        with pytest.raises(ConfigError, match=msg):
+            rp.fit(p, o, {}, ctx)
+    with pytest.raises(ConfigError, match="window"):
+        validate({**base, "window": -1}, rp.OPTIONS, "s.toml", prefix="options.")
+
+
 def test_solver_file_fits_through_the_registry():
     from opsrl import registry
 
