@@ -132,6 +132,8 @@ def _args(curve: dict) -> str:
         "mip_candidate",
         "dagger",
         "window",
+        "hard",
+        "pool",
         "clone_steps",
         "fit_steps",
         "batch",

@@ -136,7 +136,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--curves", type=Path, default=OUT, help="folder of the training runs (curve.json per size)")
-    ap.add_argument("--table", action="store_true", help="run nothing: the table of --json, bounds read again")
+    ap.add_argument(
+        "--table",
+        action="store_true",
+        help="run nothing: the table of --json, the bounds and MIP runs read again",
+    )
     a = ap.parse_args()
     if a.table:
         rows = json.loads(a.json.read_text())
@@ -144,6 +148,12 @@ def main() -> None:
             row.pop("bound", None)
             if b := bound_costs(name):
                 row["bound"] = b
+            mf = OUT / f"{name}_mip_test.json"  # a MIP run on more test scenarios since: its pairs again
+            if mf.exists():
+                m = json.loads(mf.read_text())
+                row["mip"] = m["per_scenario"]
+                row["mip_s_per_period"] = m["seconds"] / max(1, m["solves"]) * len(row["learned"])
+                row["vs"]["mip"] = paired(row["learned"], row["mip"])
         a.json.write_text(json.dumps(rows, indent=1))
         print(table(rows))
         return

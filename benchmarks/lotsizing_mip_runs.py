@@ -70,11 +70,12 @@ def main() -> None:
             done = json.loads(path.read_text()) if path.exists() else {"per_scenario": []}
             test = p.test_set()
             pol = mip.RollingMIP(p, 8, 1.0)
+            before = done.get("not_optimal", 0)  # a resumed run adds to the earlier count
             t0 = time.perf_counter()
             for b in range(len(done["per_scenario"]), min(a.test_scenarios, test.n)):
                 c = float(rollout(p, pol, test.select(slice(b, b + 1))).costs.sum())
                 done["per_scenario"].append(c)
-                done.update(solves=done.get("solves", 0) + p.periods, not_optimal=pol.not_optimal)
+                done.update(solves=done.get("solves", 0) + p.periods, not_optimal=before + pol.not_optimal)
                 done["seconds"] = done.get("seconds", 0.0) + time.perf_counter() - t0
                 t0 = time.perf_counter()
                 path.write_text(json.dumps(done))
