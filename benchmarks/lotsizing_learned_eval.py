@@ -139,7 +139,7 @@ def main() -> None:
     ap.add_argument(
         "--table",
         action="store_true",
-        help="run nothing: the table of --json, the bounds and MIP runs read again",
+        help="run nothing: the table of --json, the bounds, MIP and PPO/PDPPO runs read again",
     )
     a = ap.parse_args()
     if a.table:
@@ -154,6 +154,10 @@ def main() -> None:
                 row["mip"] = m["per_scenario"]
                 row["mip_s_per_period"] = m["seconds"] / max(1, m["solves"]) * len(row["learned"])
                 row["vs"]["mip"] = paired(row["learned"], row["mip"])
+            for method in ("ppo", "pdppo"):  # PPO/PDPPO runs added since
+                if got := ppo_costs(name, method):
+                    row[method], row[f"{method}_seeds"] = got
+                    row["vs"][method] = paired(row["learned"], row[method])
         a.json.write_text(json.dumps(rows, indent=1))
         print(table(rows))
         return
