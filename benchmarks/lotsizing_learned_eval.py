@@ -64,6 +64,16 @@ def ppo_costs(name: str, method: str):
     return np.mean([r["best_test_per_scenario"] for r in runs], 0).tolist(), len(runs)
 
 
+def mip_costs(name: str, scenarios: int):
+    """The rolling MIP's stored per-scenario costs and its seconds per period for ``scenarios`` scenarios (one
+    MIP each), or None where it was not run."""
+    f = OUT / f"{name}_mip_test.json"
+    if not f.exists():
+        return None
+    m = json.loads(f.read_text())
+    return m["per_scenario"], m["seconds"] / max(1, m["solves"]) * scenarios
+
+
 def bound_costs(name: str):
     for f in ("lotsizing_refs_bound.json", "lotsizing_refs.json"):
         d = json.loads((RES / f).read_text()) if (RES / f).exists() else {}
@@ -148,11 +158,8 @@ def main() -> None:
             row.pop("bound", None)
             if b := bound_costs(name):
                 row["bound"] = b
-            mf = OUT / f"{name}_mip_test.json"  # a MIP run on more test scenarios since: its pairs again
-            if mf.exists():
-                m = json.loads(mf.read_text())
-                row["mip"] = m["per_scenario"]
-                row["mip_s_per_period"] = m["seconds"] / max(1, m["solves"]) * len(row["learned"])
+            if got := mip_costs(name, len(row["learned"])):  # a MIP run on more test scenarios since
+                row["mip"], row["mip_s_per_period"] = got
                 row["vs"]["mip"] = paired(row["learned"], row["mip"])
             for method in ("ppo", "pdppo"):  # PPO/PDPPO runs added since
                 if got := ppo_costs(name, method):
@@ -171,12 +178,9 @@ def main() -> None:
         row["learned"], row["learned_s_per_period"] = timed_costs(p, net, test)
         best, _ = search_cover(p, p.sample(256, "dev", 0))
         row["cover"], row["cover_s_per_period"] = timed_costs(p, CoverRule(p, best["low"], best["high"]), test)
-        mf = OUT / f"{name}_mip_test.json"
-        if mf.exists():
-            m = json.loads(mf.read_text())
-            row["mip"] = m["per_scenario"]
-            row["mip_s_per_period"] = m["seconds"] / max(1, m["solves"]) * test.n  # 100 scenarios, one MIP each
-            mip_means[name] = float(np.mean(m["per_scenario"]))
+        if got := mip_costs(name, test.n):
+            row["mip"], row["mip_s_per_period"] = got
+            mip_means[name] = float(np.mean(row["mip"]))
         for method in ("ppo", "pdppo"):
             got = ppo_costs(name, method)
             if got:
