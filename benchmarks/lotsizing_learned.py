@@ -131,6 +131,7 @@ def _args(curve: dict) -> str:
         "flips",
         "mip_candidate",
         "dagger",
+        "dagger_states",
         "window",
         "hard",
         "pool",
@@ -206,6 +207,13 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
         help="iterations (from the first) labelled by the rolling MIP instead of rollouts",
     )
     ap.add_argument(
+        "--dagger-states",
+        type=int,
+        default=0,
+        help="states labelled per size in a DAgger iteration (0: --states); the MIP's labels cost more than the "
+        "rollouts' on the network",
+    )
+    ap.add_argument(
         "--window",
         type=int,
         default=0,
@@ -238,7 +246,7 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
     )
     ap.add_argument("--command", default="", help="with --ship: the training command's arguments, for the JSON")
     a = ap.parse_args()
-    for key in ("dagger", "window", "mip_candidate", "flips", "minutes"):
+    for key in ("dagger", "dagger_states", "window", "mip_candidate", "flips", "minutes"):
         if getattr(a, key) < 0:
             ap.error(f"--{key.replace('_', '-')} must be >= 0 (0: off); got {getattr(a, key)}")
     if not 0 <= a.hard <= 1:
@@ -313,7 +321,8 @@ def main() -> None:  # noqa: C901 (one script, its stages in order)
         for n, p in probs.items():
             T = p.periods
             P = min(a.periods, T)
-            N = max(1, -(-a.states // P))
+            states = a.dagger_states if it <= a.dagger and a.dagger_states else a.states
+            N = max(1, -(-states // P))
             base = Bound(net, p)
             keep = lambda s, t: s["setup"].argmax(-1).unsqueeze(1)  # noqa: E731
             planner = mip.RollingMIP(p, 8, 1.0)  # the DAgger teacher, and a candidate in the first iterations
