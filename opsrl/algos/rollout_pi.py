@@ -123,10 +123,13 @@ def rollout_values(
     cands: torch.Tensor,
     paths: Scenarios,
     horizon: int,
+    tail: Callable[[State, int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Costs ``[B, K, R]`` of candidates ``[B, K, D]`` applied at period ``t``, then ``base`` for the rest of
     ``horizon`` periods (never past the episode), on ``paths``: ``B * R`` scenario rows, row ``b * R + r``
-    being path ``r`` of state ``b``, shared by all candidates of ``b``. One batched call per period."""
+    being path ``r`` of state ``b``, shared by all candidates of ``b``. One batched call per period. A rollout
+    that stops before the episode's end adds ``tail(state, period)`` ``[rows]``, an estimate of the cost still
+    to come (``problem.cost_to_go_bound``)."""
     B, K, D = cands.shape
     R = paths.n // B
     if R * B != paths.n:
@@ -144,6 +147,8 @@ def rollout_values(
         post, c1 = problem.post_decision(s, a)
         s, c2 = problem.transition(post, sc, u)
         total += (c1 + c2).double()
+    if tail is not None and end < paths.periods:
+        total += tail(s, end).double()
     return total.view(B, K, R)
 
 
@@ -164,6 +169,7 @@ class RolloutStep:
         seed: int = 0,
         paths_fn: Callable[[State, int, int, int], Scenarios] | None = None,
         source: str = "<rollout>",
+        tail: Callable[[State, int], torch.Tensor] | None = None,
     ):
         if horizon < 1:
             raise ConfigError(source, "options.horizon", f"a positive number of periods; got {horizon}")
@@ -175,6 +181,7 @@ class RolloutStep:
         self.rounds, self.seed, self.source = int(halving_rounds), int(seed), source
         self.D, self.n = decisions(problem)
         self.paths_fn = paths_fn or self.fresh_paths
+        self.tail = tail
         self.calls = 0
 
     def check_memory(self, states: int, candidates: int) -> None:
@@ -215,7 +222,8 @@ class RolloutStep:
         for rnd in range(self.rounds + 1):
             sc = self.paths_fn(state, t, self.paths, rnd)
             live = torch.gather(cands, 1, idx.unsqueeze(-1).expand(-1, -1, D))
-            total = total + rollout_values(self.problem, self.base, state, t, live, sc, self.horizon).mean(2)
+            v = rollout_values(self.problem, self.base, state, t, live, sc, self.horizon, self.tail)
+            total = total + v.mean(2)
             score = torch.where(ok.gather(1, idx), total / (rnd + 1), torch.full_like(total, math.inf))
             if rnd == self.rounds or idx.shape[1] == 1:
                 break
@@ -288,6 +296,7 @@ class RolloutPolicy:
         chunk: int | None = None,
         paths_fn: Callable[[State, int, int, int], Scenarios] | None = None,
         source: str = "<rollout>",
+        tail: Callable[[State, int], torch.Tensor] | None = None,
     ):
         if not callable(candidates_fn):
             pols = list(candidates_fn)
@@ -295,7 +304,7 @@ class RolloutPolicy:
                 pols = [base_policy, *pols]
             candidates_fn = candidate_fn(problem, pols)
         self.problem, self.base, self.candidates_fn, self.chunk = problem, base_policy, candidates_fn, chunk
-        self.step = RolloutStep(problem, base_policy, horizon, paths, halving_rounds, seed, paths_fn, source)
+        self.step = RolloutStep(problem, base_policy, horizon, paths, halving_rounds, seed, paths_fn, source, tail)
         self.D = self.step.D
 
     @torch.no_grad()
@@ -317,9 +326,10 @@ def label_states(
     halving_rounds: int = 0,
     seed: int = 0,
     chunk: int | None = None,
+    tail: Callable[[State, int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Policy iteration's labels: the best candidate ``[B, D]`` of each state at period ``t`` under ``base``."""
-    step = RolloutStep(problem, base, horizon, paths, halving_rounds, seed)
+    step = RolloutStep(problem, base, horizon, paths, halving_rounds, seed, tail=tail)
     return chunked_choose(step, state, t, candidates(state, t), chunk)
 
 
@@ -423,6 +433,7 @@ def policy_iteration(
     lr: float = 1e-3,
     seed: int = 0,
     chunk: int | None = None,
+    tail: Callable[[State, int], torch.Tensor] | None = None,
     log: Callable[[str], None] = lambda msg: None,
 ) -> tuple[Callable[[State, int], torch.Tensor], list[dict[str, float]]]:
     """Approximate policy iteration from ``start``: each iteration rolls the current (best) policy on
@@ -435,7 +446,8 @@ def policy_iteration(
     instead of rollouts, on states visited by the *learned* policy once there is one (DAgger, Ross et al. 2011:
     a clone of the teacher's own trajectories never sees the states its mistakes lead to). ``window``: fit to
     the newest ``window`` labels only (0: all so far), so a teacher's labels age out and the rollouts' labels
-    can lead the policy past the teacher."""
+    can lead the policy past the teacher. ``tail``: the cost-to-go estimate added where a rollout stops before
+    the episode's end (see :func:`rollout_values`)."""
     if dagger and teacher is None:
         raise ValueError("policy_iteration: dagger iterations need a teacher")
     T = int(problem.periods)
@@ -467,7 +479,9 @@ def policy_iteration(
                 with torch.no_grad():
                     y = flat_action(teacher(st, t), x.shape[0], net.D)
             else:
-                y = label_states(problem, base, st, t, cands, horizon, paths, halving_rounds, seed * 31 + it, chunk)
+                y = label_states(
+                    problem, base, st, t, cands, horizon, paths, halving_rounds, seed * 31 + it, chunk, tail
+                )
             xs.append(x)
             m = mask3(problem, st, x.shape[0], net.D, net.n)
             ms.append(m if m is not None else torch.ones(x.shape[0], net.D, net.n, dtype=torch.bool))
@@ -511,6 +525,13 @@ OPTIONS = {
     "states": size(512, 10**5, doc="states labelled per iteration"),
     "periods_per_iteration": size(8, 10**4, doc="periods at which the states of an iteration are taken"),
     "horizon": size(10, 10**4, doc="periods of each rollout (the candidate's own period included)"),
+    "tail": Field(
+        str,
+        "none",
+        choices=("none", "bound"),
+        doc="what a rollout cut short by options.horizon adds: nothing, or the problem's cost-to-go bound "
+        "(a job shop's makespan lower bound)",
+    ),
     "paths": size(8, 4096, doc="exogenous paths per state, shared by its candidates"),
     "halving_rounds": size(0, 8, low=0, doc="sequential-halving rounds (each adds paths and drops the worse half)"),
     "dev_scenarios": size(64, 10**5, counts="scenarios"),
@@ -550,8 +571,13 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
     if o["dagger"] > o["iterations"]:
         raise ConfigError(src, "options.dagger", f"at most options.iterations ({o['iterations']}); got {o['dagger']}")
     teacher = _solver_policy(problem, o["teacher"], ctx, "options.teacher") if o["teacher"] else None
+    tail = None
+    if o["tail"] == "bound":
+        if type(problem).cost_to_go_bound is Problem.cost_to_go_bound:
+            raise ConfigError(src, "options.tail", f"'bound' needs a cost-to-go bound; {problem.name} has none")
+        tail = problem.cost_to_go_bound
     k = 1 + (1 if teachers else 0) + len(teachers) + (1 + o["samples"] if o["iterations"] else 0)
-    step = RolloutStep(problem, start, o["horizon"], o["paths"], o["halving_rounds"], ctx.seed, source=src)
+    step = RolloutStep(problem, start, o["horizon"], o["paths"], o["halving_rounds"], ctx.seed, source=src, tail=tail)
     step.check_memory(min(o["chunk"], max(o["states"], 1)), k)
     best, curve = policy_iteration(
         problem,
@@ -573,13 +599,23 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
         lr=o["lr"],
         seed=ctx.seed,
         chunk=o["chunk"],
+        tail=tail,
         log=ctx.log,
     )
     policy = best
     if o["output"] == "rollout":
         pols = [best] + ([start] if start is not best else []) + teachers
         policy = RolloutPolicy(
-            problem, best, pols, o["horizon"], o["paths"], o["halving_rounds"], ctx.seed + 1, o["chunk"], source=src
+            problem,
+            best,
+            pols,
+            o["horizon"],
+            o["paths"],
+            o["halving_rounds"],
+            ctx.seed + 1,
+            o["chunk"],
+            source=src,
+            tail=tail,
         )
     info = {
         "start_dev_cost": curve[0]["dev_cost"],

@@ -159,6 +159,12 @@ class Problem(ABC):
         """Boolean ``[B, n]`` of allowed discrete actions, or None where every action is allowed."""
         return None
 
+    def cost_to_go_bound(self, state: State, t: int) -> torch.Tensor:
+        """Optional: a lower bound ``[B]`` of the cost still to come from ``state`` at period ``t`` (to the
+        episode's end), from what the state knows. Rollouts cut short add it as their tail
+        (``rollout_pi``'s ``tail = "bound"``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no cost-to-go bound")
+
     @property
     def obs_dim(self) -> int:
         """Size of :meth:`observe`'s output (computed once on a one-scenario batch)."""

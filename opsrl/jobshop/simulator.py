@@ -207,6 +207,22 @@ def metrics(state: State) -> dict[str, torch.Tensor]:
     return {"makespan": state["makespan"], "flow_time": c.sum(1), "tardiness": tard}
 
 
+def makespan_lower_bound(state: State) -> torch.Tensor:
+    """A lower bound ``[B]`` of the final makespan of every schedule that completes ``state``, at the nominal
+    processing times (a bound where they are the realised ones; an estimate under noise): the largest of the
+    partial makespan, each unfinished job's earliest start plus its remaining work, and each machine's ready
+    time plus the work still to do on it."""
+    dur, n_ops, next_op = state["duration"], state["n_ops"], state["next_op"]
+    B, J, O = dur.shape
+    k = torch.arange(O, device=dur.device)
+    left = torch.where((k >= next_op[..., None]) & (k < n_ops[..., None]), dur, torch.zeros((), dtype=dur.dtype))
+    est = state["est"]  # inf for finished jobs
+    jobs = torch.where(torch.isfinite(est), est + state["rem"], torch.zeros_like(est)).amax(1)
+    mach = state["mach_ready"]
+    load = torch.zeros_like(mach).scatter_add_(1, state["machine"].reshape(B, J * O).clamp_min(0), left.reshape(B, -1))
+    return torch.maximum(torch.maximum(state["makespan"], jobs), (mach + load).amax(1))
+
+
 def is_done(state: State) -> torch.Tensor:
     return (state["next_op"] >= state["n_ops"]).all(1)
 
@@ -360,6 +376,10 @@ class JobShop(Problem):
 
     def action_mask(self, state: State) -> torch.Tensor:
         return state["mask"]
+
+    def cost_to_go_bound(self, state: State, t: int) -> torch.Tensor:
+        """The makespan still to come: :func:`makespan_lower_bound` less the partial makespan."""
+        return makespan_lower_bound(state) - state["makespan"]
 
     # --- views ---------------------------------------------------------------------------------
     def known_ready(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:

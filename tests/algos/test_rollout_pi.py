@@ -245,3 +245,46 @@ def test_vm_two_stage_rollout_and_iteration_from_a_repacking_rule():
         steps=50,
     )
     assert evaluate(p, best, p.sample(64, "dev", 0)).mean <= curve[0]["dev_cost"] + 1e-9
+
+
+def test_job_shop_rollouts_cut_short_add_the_makespan_bound_as_tail():
+    """Two jobs on two machines, J0 = (m0, 3), (m1, 2) and J1 = (m0, 2), (m1, 5); either job may go first. By
+    hand: J0 first ends at 10 whatever follows, J1 first at 9; after one dispatch the partial makespans are 3 and
+    2, the makespan bounds 10 and 7 (see tests/jobshop)."""
+    from opsrl.jobshop import instances as I
+    from opsrl.jobshop import simulator as S
+
+    p = S.JobShop([I.read_text("2 2\n0 3 1 2\n0 2 1 5", "two")])
+    st = p.initial_state(p.test_set())
+    cands = torch.tensor([[[0], [1]]])
+    first = lambda s, t: s["mask"].float().argmax(1)  # noqa: E731 (the lowest allowed job)
+    paths = p.test_set()
+
+    def values(h, tail=None):
+        return rp.rollout_values(p, first, st, 0, cands, paths, h, tail).view(-1).tolist()
+
+    assert values(p.periods) == [10, 9]  # to the end: the makespans
+    assert values(p.periods, p.cost_to_go_bound) == [10, 9]  # nothing is left to bound
+    assert values(1) == [3, 2]  # one dispatch: the partial makespans
+    assert values(1, p.cost_to_go_bound) == [10, 7]  # ... plus the bound's tail
+
+
+def test_tail_bound_needs_a_problem_with_a_cost_to_go_bound():
+    from opsrl import registry
+    from opsrl.registry import load_problem
+
+    ctx = SolveContext(seed=0, progress=False, fit_solver=registry.fit_solver, source="s.toml")
+    o = validate({"start": "lotsizing_cover_rule", "iterations": 0, "tail": "bound"}, rp.OPTIONS, "s.toml", "options.")
+    with pytest.raises(ConfigError, match="options.tail.*has none"):
+        rp.fit(_plant(), o, {}, ctx)
+    with pytest.raises(ConfigError, match="tail"):
+        validate({"start": "x", "tail": "guess"}, rp.OPTIONS, "s.toml", prefix="options.")
+    p = load_problem("jobshop/ft06")
+    o = validate(
+        {"start": "spt", "iterations": 0, "tail": "bound", "horizon": 12, "paths": 1, "output": "rollout"},
+        rp.OPTIONS,
+        "s.toml",
+        "options.",
+    )
+    out = rp.fit(p, o, {}, ctx)
+    assert out.policy.step.tail is not None and 55 <= evaluate(p, out.policy, p.test_set()).mean

@@ -192,3 +192,33 @@ def test_bad_config_names_file_and_key(cfg, key):
     with pytest.raises(ConfigError) as e:
         S.build(cfg, "problems/jobshop/x.toml")
     assert e.value.key == key and e.value.source == "problems/jobshop/x.toml"
+
+
+def test_makespan_lower_bound_by_hand_and_never_above_a_completion():
+    # two jobs on two machines: J0 = (m0, 3), (m1, 2); J1 = (m0, 2), (m1, 5)
+    p = S.JobShop([I.read_text("2 2\n0 3 1 2\n0 2 1 5", "two")])
+    sc = p.test_set()
+    st = p.initial_state(sc)
+    assert S.makespan_lower_bound(st).item() == 7  # machine 1's load, 2 + 5
+    after = {}
+    for job in (0, 1):
+        s, _ = p.transition(p.post_decision(st, torch.tensor([job]))[0], sc, 0)
+        after[job] = (S.makespan_lower_bound(s).item(), p.cost_to_go_bound(s, 1).item(), s["makespan"].item())
+    # J0 first: J1 can start on m0 at 3 and has 7 left (10); J1 first: both jobs 2 + 5, m1 0 + 7 (7)
+    assert after == {0: (10, 7, 3), 1: (7, 5, 2)}
+    # on Taillard's ta01 the bound at the start is the classic one (largest job or machine load) and, along an SPT
+    # schedule, never above its final makespan, which it equals at the end
+    inst = I.load("ta01")
+    p = S.JobShop([inst])
+    sc = p.test_set()
+    load = [0.0] * inst.machines
+    for ms, ds in zip(inst.machine, inst.duration):
+        for m, d in zip(ms, ds):
+            load[m] += d
+    st = p.initial_state(sc)
+    assert S.makespan_lower_bound(st).item() == max(max(map(sum, inst.duration)), max(load))
+    traj = rollout(p, DispatchRule("spt"), sc, record=True)
+    final = traj.final_state["makespan"].item()
+    lbs = [S.makespan_lower_bound(s).item() for s in traj.states]
+    assert all(lb <= final for lb in lbs) and S.makespan_lower_bound(traj.final_state).item() == final
+    assert lbs[-1] > lbs[0]  # it tightens as the schedule fills in
