@@ -1,13 +1,14 @@
-"""Policy iteration by rollouts for the job-shop dispatcher: the shipped GNN (``gnn_greedy``) relabelled by
-its own rollout policy on random Taillard-style instances, then fine-tuned on the labels.
+"""Policy iteration by rollouts for the job-shop dispatcher: the shipped GNN (``gnn_greedy``) relabelled by its
+own rollout policy on random Taillard-style instances, then fine-tuned on the labels.
 
-Each iteration: the current network dispatches ``--instances`` fresh random ``--size`` x ``--size``
-instances greedily; at ``--decisions`` random dispatching steps (those with two or more dispatchable jobs)
-the rollout step of :mod:`opsrl.algos.rollout_pi` tries the network's ``--top`` most likely jobs, each
-finished by the greedy network to the end of the schedule on the instance itself (a job shop is
-deterministic: one path, the state's own processing times, as in ``benchmarks/jobshop_rollout.py``) and
-labels the state with the shortest; the network takes cross-entropy steps on every label so far. The
-network with the least greedy makespan on ``--dev`` random dev instances is kept (the start, unless one
+Each iteration: the current network dispatches ``--instances`` fresh random ``--size`` x ``--size`` instances
+greedily; at ``--decisions`` random dispatching steps (those with two or more dispatchable jobs) the rollout
+step of :mod:`opsrl.algos.rollout_pi` tries the network's ``--top`` most likely jobs, each finished by the
+greedy network to the end of the schedule on the instance itself (a job shop is deterministic: one path, the
+state's own processing times, as in ``benchmarks/jobshop_rollout.py``) and labels the state with the shortest;
+the network takes cross-entropy steps on every label so far. ``--horizon H --tail``: rollouts of ``H``
+dispatches, then the makespan lower bound where they stop, so labels come about ``periods / H`` times faster.
+The network with the least greedy makespan on ``--dev`` random dev instances is kept (the start, unless one
 beats it); the Taillard 15x15 gap (ta01-ta10, never used to choose) is recorded after every iteration.
 
     python benchmarks/jobshop_learned.py --minutes 30 --out benchmarks/results/jobshop_learned
@@ -46,10 +47,11 @@ def taillard_gap(weights: dict, nets: dict) -> float:
     return sum(gaps) / len(gaps)
 
 
-def label(net, problem, sc, decisions: int, top: int, g: torch.Generator):
+def label(net, problem, sc, decisions: int, top: int, g: torch.Generator, horizon: int = 0, tail: bool = False):
     """Encoded states and their rollout labels (the best of the network's ``top`` jobs) at ``decisions``
     random dispatching steps of the network's own greedy schedules on ``sc``."""
-    step = rpi.RolloutStep(problem, net, problem.periods, 1, paths_fn=own_instance)
+    bound = problem.cost_to_go_bound if tail else None
+    step = rpi.RolloutStep(problem, net, horizon or problem.periods, 1, paths_fn=own_instance, tail=bound)
     when = set(torch.randperm(problem.periods, generator=g)[:decisions].tolist())
     feats, ys, changed = [], [], 0
     with torch.no_grad():
@@ -97,6 +99,10 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=16, help="fresh training instances per iteration")
     ap.add_argument("--decisions", type=int, default=48, help="dispatching steps labelled per instance schedule")
     ap.add_argument("--top", type=int, default=3, help="candidates per state: the network's most likely jobs")
+    ap.add_argument("--horizon", type=int, default=0, help="dispatches per rollout (0: to the end)")
+    ap.add_argument(
+        "--tail", action="store_true", help="rollouts cut short add the makespan lower bound where they stop"
+    )
     ap.add_argument("--steps", type=int, default=200, help="cross-entropy minibatch steps per iteration")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -108,6 +114,8 @@ def main() -> None:
     for key in ("size", "iterations", "instances", "decisions", "top", "steps", "batch", "dev"):
         if getattr(a, key) < 1:
             ap.error(f"--{key} must be a positive integer; got {getattr(a, key)}")
+    if a.horizon < 0:
+        ap.error(f"--horizon must be >= 0 (0: to the end); got {a.horizon}")
     if not 0 < a.lr <= 1:
         ap.error(f"--lr must be in (0, 1]; got {a.lr}")
     torch.set_num_threads(1)
@@ -145,7 +153,7 @@ def main() -> None:
             break
         t0 = time.perf_counter()
         sc = problem.sample(a.instances, "train", a.seed * 1009 + it)
-        f, y, changed = label(net, problem, sc, a.decisions, a.top, g)
+        f, y, changed = label(net, problem, sc, a.decisions, a.top, g, a.horizon, a.tail)
         feats += f
         ys += y
         n_labels = sum(int(v.numel()) for v in ys)
