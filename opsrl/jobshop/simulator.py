@@ -210,17 +210,29 @@ def metrics(state: State) -> dict[str, torch.Tensor]:
 def makespan_lower_bound(state: State) -> torch.Tensor:
     """A lower bound ``[B]`` of the final makespan of every schedule that completes ``state``, at the nominal
     processing times (a bound where they are the realised ones; an estimate under noise): the largest of the
-    partial makespan, each unfinished job's earliest start plus its remaining work, and each machine's ready
-    time plus the work still to do on it."""
+    partial makespan, each unfinished job's earliest start plus its remaining work and, per machine, the
+    one-machine bound with heads and tails: its remaining operations run one at a time, none starts before
+    the machine is free or before the earliest *head* among them (the job's earliest start plus the work before
+    the operation in the job), and after the last one ends at least the least *tail* (the work after it in its
+    job) is still to be done."""
     dur, n_ops, next_op = state["duration"], state["n_ops"], state["next_op"]
     B, J, O = dur.shape
     k = torch.arange(O, device=dur.device)
-    left = torch.where((k >= next_op[..., None]) & (k < n_ops[..., None]), dur, torch.zeros((), dtype=dur.dtype))
+    left = (k >= next_op[..., None]) & (k < n_ops[..., None])  # [B, J, O] operations still to dispatch
+    p = torch.where(left, dur, torch.zeros((), dtype=dur.dtype))
     est = state["est"]  # inf for finished jobs
     jobs = torch.where(torch.isfinite(est), est + state["rem"], torch.zeros_like(est)).amax(1)
+    inf = torch.full((), INF, dtype=dur.dtype)
+    head = torch.where(left, est[..., None] + (p.cumsum(-1) - p), inf)  # the work of the job's earlier ones
+    tail = torch.where(left, state["tail"][..., 1:], inf)  # the work after the operation in its job
     mach = state["mach_ready"]
-    load = torch.zeros_like(mach).scatter_add_(1, state["machine"].reshape(B, J * O).clamp_min(0), left.reshape(B, -1))
-    return torch.maximum(torch.maximum(state["makespan"], jobs), (mach + load).amax(1))
+    idx = state["machine"].reshape(B, J * O).clamp_min(0)
+    load = torch.zeros_like(mach).scatter_add_(1, idx, p.reshape(B, -1))
+    first = mach.scatter_reduce(1, idx, head.reshape(B, -1), "amin", include_self=False)
+    last = torch.full_like(mach, INF).scatter_reduce_(1, idx, tail.reshape(B, -1), "amin")
+    busy = load > 0
+    one = torch.where(busy, torch.maximum(mach, first) + load + last, mach)
+    return torch.maximum(torch.maximum(state["makespan"], jobs), one.amax(1))
 
 
 def is_done(state: State) -> torch.Tensor:

@@ -250,7 +250,7 @@ def test_vm_two_stage_rollout_and_iteration_from_a_repacking_rule():
 def test_job_shop_rollouts_cut_short_add_the_makespan_bound_as_tail():
     """Two jobs on two machines, J0 = (m0, 3), (m1, 2) and J1 = (m0, 2), (m1, 5); either job may go first. By
     hand: J0 first ends at 10 whatever follows, J1 first at 9; after one dispatch the partial makespans are 3 and
-    2, the makespan bounds 10 and 7 (see tests/jobshop)."""
+    2, the makespan bounds 10 and 9 (see tests/jobshop)."""
     from opsrl.jobshop import instances as I
     from opsrl.jobshop import simulator as S
 
@@ -266,7 +266,7 @@ def test_job_shop_rollouts_cut_short_add_the_makespan_bound_as_tail():
     assert values(p.periods) == [10, 9]  # to the end: the makespans
     assert values(p.periods, p.cost_to_go_bound) == [10, 9]  # nothing is left to bound
     assert values(1) == [3, 2]  # one dispatch: the partial makespans
-    assert values(1, p.cost_to_go_bound) == [10, 7]  # ... plus the bound's tail
+    assert values(1, p.cost_to_go_bound) == [10, 9]  # ... plus the bound's tail (7 and 7)
 
 
 def test_tail_bound_needs_a_problem_with_a_cost_to_go_bound():

@@ -195,28 +195,32 @@ def test_bad_config_names_file_and_key(cfg, key):
 
 
 def test_makespan_lower_bound_by_hand_and_never_above_a_completion():
-    # two jobs on two machines: J0 = (m0, 3), (m1, 2); J1 = (m0, 2), (m1, 5)
+    # two jobs on two machines: J0 = (m0, 3), (m1, 2); J1 = (m0, 2), (m1, 5); the optimum is 9 (J1 first)
     p = S.JobShop([I.read_text("2 2\n0 3 1 2\n0 2 1 5", "two")])
     sc = p.test_set()
     st = p.initial_state(sc)
-    assert S.makespan_lower_bound(st).item() == 7  # machine 1's load, 2 + 5
+    # machine 1: J1's operation can start at 2 (head), J0's at 3; 2 + 2 + 5 and no tail after either
+    assert S.makespan_lower_bound(st).item() == 9
     after = {}
     for job in (0, 1):
         s, _ = p.transition(p.post_decision(st, torch.tensor([job]))[0], sc, 0)
         after[job] = (S.makespan_lower_bound(s).item(), p.cost_to_go_bound(s, 1).item(), s["makespan"].item())
-    # J0 first: J1 can start on m0 at 3 and has 7 left (10); J1 first: both jobs 2 + 5, m1 0 + 7 (7)
-    assert after == {0: (10, 7, 3), 1: (7, 5, 2)}
-    # on Taillard's ta01 the bound at the start is the classic one (largest job or machine load) and, along an SPT
-    # schedule, never above its final makespan, which it equals at the end
+    # J0 first: machine 0 takes J1 at 3, then J1's 5 on machine 1 (10); J1 first: machine 1 from 2, 2 + 5 (9)
+    assert after == {0: (10, 7, 3), 1: (9, 7, 2)}
+    # Taillard's ta01: at the start, the one-machine bound with heads and tails computed here from the instance's
+    # lists (at least the classic largest job or machine load); along an SPT schedule never above its final
+    # makespan, which it equals at the end
     inst = I.load("ta01")
     p = S.JobShop([inst])
     sc = p.test_set()
-    load = [0.0] * inst.machines
+    ops = {}
     for ms, ds in zip(inst.machine, inst.duration):
-        for m, d in zip(ms, ds):
-            load[m] += d
+        for k, (m, d) in enumerate(zip(ms, ds)):
+            ops.setdefault(m, []).append((sum(ds[:k]), d, sum(ds[k + 1 :])))
+    one = max(min(h for h, _, _ in v) + sum(d for _, d, _ in v) + min(q for _, _, q in v) for v in ops.values())
+    classic = max(max(map(sum, inst.duration)), max(sum(d for _, d, _ in v) for v in ops.values()))
     st = p.initial_state(sc)
-    assert S.makespan_lower_bound(st).item() == max(max(map(sum, inst.duration)), max(load))
+    assert S.makespan_lower_bound(st).item() == max(one, max(map(sum, inst.duration))) > classic
     traj = rollout(p, DispatchRule("spt"), sc, record=True)
     final = traj.final_state["makespan"].item()
     lbs = [S.makespan_lower_bound(s).item() for s in traj.states]
