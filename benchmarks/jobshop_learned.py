@@ -6,10 +6,11 @@ greedily; at ``--decisions`` random dispatching steps (those with two or more di
 step of :mod:`opsrl.algos.rollout_pi` tries the network's ``--top`` most likely jobs, each finished by the
 greedy network to the end of the schedule on the instance itself (a job shop is deterministic: one path, the
 state's own processing times, as in ``benchmarks/jobshop_rollout.py``) and labels the state with the shortest;
-the network takes cross-entropy steps on every label so far. ``--horizon H --tail``: rollouts of ``H``
-dispatches, then the makespan lower bound where they stop, so labels come about ``periods / H`` times faster.
-The network with the least greedy makespan on ``--dev`` random dev instances is kept (the start, unless one
-beats it); the Taillard 15x15 gap (ta01-ta10, never used to choose) is recorded after every iteration.
+the network takes cross-entropy steps on every label so far. ``--horizon H --tail T``: rollouts of ``H``
+dispatches, then the makespan lower bound where they stop (``T = bound``) or a dispatching rule finishing the
+schedule (``T = mwkr`` ...). The network with the least greedy makespan on ``--dev`` random dev instances is
+kept (the start, unless one beats it); the Taillard 15x15 gap (ta01-ta10, never used to choose) is recorded
+after every iteration.
 
     python benchmarks/jobshop_learned.py --minutes 30 --out benchmarks/results/jobshop_learned
 """
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from jobshop_rollout import own_instance
+from jobshop_rollout import make_tail, own_instance
 from jobshop_train_gnn import generated
 
 from opsrl.algos import rollout_pi as rpi
@@ -47,11 +48,11 @@ def taillard_gap(weights: dict, nets: dict) -> float:
     return sum(gaps) / len(gaps)
 
 
-def label(net, problem, sc, decisions: int, top: int, g: torch.Generator, horizon: int = 0, tail: bool = False):
+def label(net, problem, sc, decisions: int, top: int, g: torch.Generator, horizon: int = 0, tail: str = ""):
     """Encoded states and their rollout labels (the best of the network's ``top`` jobs) at ``decisions``
     random dispatching steps of the network's own greedy schedules on ``sc``."""
-    bound = problem.cost_to_go_bound if tail else None
-    step = rpi.RolloutStep(problem, net, horizon or problem.periods, 1, paths_fn=own_instance, tail=bound)
+    end = make_tail(problem, tail)
+    step = rpi.RolloutStep(problem, net, horizon or problem.periods, 1, paths_fn=own_instance, tail=end)
     when = set(torch.randperm(problem.periods, generator=g)[:decisions].tolist())
     feats, ys, changed = [], [], 0
     with torch.no_grad():
@@ -101,7 +102,10 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=3, help="candidates per state: the network's most likely jobs")
     ap.add_argument("--horizon", type=int, default=0, help="dispatches per rollout (0: to the end)")
     ap.add_argument(
-        "--tail", action="store_true", help="rollouts cut short add the makespan lower bound where they stop"
+        "--tail",
+        default="",
+        help="what a rollout cut short by --horizon adds: 'bound' (the makespan lower bound where it stops) or a "
+        "dispatching rule that finishes the schedule (spt, mwkr, fdd_mwkr ...); '': nothing",
     )
     ap.add_argument("--steps", type=int, default=200, help="cross-entropy minibatch steps per iteration")
     ap.add_argument("--batch", type=int, default=256)

@@ -4,9 +4,9 @@ the greedy network to the end of the schedule (deterministic instances: one path
 
 The continuation of a job shop is its own instance, not a fresh draw: ``paths_fn`` hands every candidate the
 state's own processing times. Prints the gap to the best known makespan per instance and the mean, next to
-the network's greedy gap. ``--horizon H --tail``: rollouts of ``H`` dispatches, then the makespan lower bound
-of the state where they stop (``problem.cost_to_go_bound``), so a decision costs about ``H / periods`` of a
-full rollout's simulation.
+the network's greedy gap. ``--horizon H --tail bound``: rollouts of ``H`` dispatches, then the makespan lower
+bound of the state where they stop (``problem.cost_to_go_bound``); ``--tail mwkr``: then the rule finishes the
+schedule (a rule's dispatch costs far less than the network's).
 
     python benchmarks/jobshop_rollout.py --instances ta01 ta02 ta03 ta04 ta05 ta06 ta07 ta08 ta09 ta10 --top 3 \
         --json benchmarks/results/jobshop_rollout_ta15.json
@@ -25,6 +25,7 @@ import torch
 from opsrl.algos import rollout_pi as rpi
 from opsrl.core import Scenarios, evaluate
 from opsrl.jobshop import dispatcher, instances
+from opsrl.jobshop.rules import RULES, DispatchRule
 from opsrl.registry import load_problem
 
 
@@ -34,6 +35,17 @@ def own_instance(state, t, n_paths, rnd):
     return Scenarios({"realized": d}, "train", 0, int(d.shape[1] * d.shape[2]))
 
 
+def make_tail(problem, tail: str):
+    """``--tail``: '' (none), 'bound' (the makespan lower bound) or a dispatching rule finishing the schedule."""
+    if not tail:
+        return None
+    if tail == "bound":
+        return rpi.bound_tail(problem)
+    if tail not in RULES:
+        raise SystemExit(f"--tail: 'bound' or a dispatching rule ({', '.join(RULES)}); got {tail!r}")
+    return rpi.policy_tail(problem, DispatchRule(tail))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--instances", nargs="+", default=[f"ta{i:02d}" for i in range(1, 11)])
@@ -41,9 +53,9 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=0, help="dispatches per rollout (0: to the end of the schedule)")
     ap.add_argument(
         "--tail",
-        action="store_true",
-        help="a rollout cut short by --horizon adds the makespan lower bound of where it stops (rollout_pi's "
-        "tail = 'bound')",
+        default="",
+        help="what a rollout cut short by --horizon adds: 'bound' (the makespan lower bound where it stops) or a "
+        "dispatching rule that finishes the schedule (spt, mwkr, fdd_mwkr ...); '': nothing",
     )
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
@@ -63,7 +75,7 @@ def main() -> None:
             return logits.topk(min(a.top, logits.shape[1]), 1).indices.unsqueeze(-1)  # [B, K, 1], greedy first
 
         horizon = a.horizon or p.periods
-        tail = p.cost_to_go_bound if a.tail else None
+        tail = make_tail(p, a.tail)
         pol = rpi.RolloutPolicy(p, net, cands, horizon=horizon, paths=1, paths_fn=own_instance, tail=tail)
         t1 = time.perf_counter()
         roll = evaluate(p, pol, test).mean
@@ -83,7 +95,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     g, r = np.mean([x["greedy_gap_pct"] for x in rows]), np.mean([x["rollout_gap_pct"] for x in rows])
     secs = np.mean([x["rollout_seconds"] for x in rows])
-    how = f"horizon {a.horizon}{' + bound' if a.tail else ''}" if a.horizon else "to the end"
+    how = f"horizon {a.horizon}{' + ' + a.tail if a.tail else ''}" if a.horizon else "to the end"
     print(f"mean gap: greedy {g:.2f} %, rollout (top {a.top}, {how}) {r:.2f} %, {secs:.1f} s per instance", flush=True)
     if a.json:
         out = {"top": a.top, "horizon": a.horizon, "tail": a.tail, "rows": rows, "greedy_gap_pct": g}

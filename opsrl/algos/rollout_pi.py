@@ -46,6 +46,10 @@ from ..core.config import check_memory, positive, size
 CandidatesFn = Callable[[State, int], torch.Tensor]
 """``candidates_fn(state, t) -> [B, K, D]`` candidate actions of each state (the base policy's first)."""
 
+Tail = Callable[[State, int, Scenarios], torch.Tensor]
+"""``tail(state, t, paths) -> [rows]``: the cost still to come from period ``t`` of a rollout cut short
+(:func:`bound_tail`, :func:`policy_tail`)."""
+
 
 # --- actions ----------------------------------------------------------------------------------
 def decisions(problem: Problem) -> tuple[int, int]:
@@ -113,6 +117,26 @@ def state_bytes(problem: Problem) -> int:
     return sum(v[:1].numel() * v.element_size() for v in rows if isinstance(v, torch.Tensor) and v.dim())
 
 
+# --- tails of rollouts cut short ---------------------------------------------------------------------
+def bound_tail(problem: Problem) -> Tail:
+    """The problem's cost-to-go bound (``problem.cost_to_go_bound``) as a tail: cheap, and optimistic."""
+    return lambda state, t, paths: problem.cost_to_go_bound(state, t)
+
+
+def policy_tail(problem: Problem, policy: Callable[[State, int], torch.Tensor]) -> Tail:
+    """``policy`` (a cheap rule) finishing the episode on the rollout's own paths, as a tail: its real cost."""
+
+    def tail(state: State, t: int, paths: Scenarios) -> torch.Tensor:
+        total = torch.zeros(_batch(state), dtype=torch.float64, device=paths.device)
+        for u in range(t, paths.periods):
+            post, c1 = problem.post_decision(state, policy(state, u))
+            state, c2 = problem.transition(post, paths, u)
+            total += (c1 + c2).double()
+        return total
+
+    return tail
+
+
 # --- the rollout step ---------------------------------------------------------------------------
 @torch.no_grad()
 def rollout_values(
@@ -123,13 +147,13 @@ def rollout_values(
     cands: torch.Tensor,
     paths: Scenarios,
     horizon: int,
-    tail: Callable[[State, int], torch.Tensor] | None = None,
+    tail: Tail | None = None,
 ) -> torch.Tensor:
     """Costs ``[B, K, R]`` of candidates ``[B, K, D]`` applied at period ``t``, then ``base`` for the rest of
     ``horizon`` periods (never past the episode), on ``paths``: ``B * R`` scenario rows, row ``b * R + r``
     being path ``r`` of state ``b``, shared by all candidates of ``b``. One batched call per period. A rollout
-    that stops before the episode's end adds ``tail(state, period)`` ``[rows]``, an estimate of the cost still
-    to come (``problem.cost_to_go_bound``)."""
+    that stops before the episode's end adds ``tail(state, period, paths)`` ``[rows]``, an estimate of the cost
+    still to come (:func:`bound_tail`, :func:`policy_tail`)."""
     B, K, D = cands.shape
     R = paths.n // B
     if R * B != paths.n:
@@ -148,7 +172,7 @@ def rollout_values(
         s, c2 = problem.transition(post, sc, u)
         total += (c1 + c2).double()
     if tail is not None and end < paths.periods:
-        total += tail(s, end).double()
+        total += tail(s, end, sc).double()
     return total.view(B, K, R)
 
 
@@ -169,7 +193,7 @@ class RolloutStep:
         seed: int = 0,
         paths_fn: Callable[[State, int, int, int], Scenarios] | None = None,
         source: str = "<rollout>",
-        tail: Callable[[State, int], torch.Tensor] | None = None,
+        tail: Tail | None = None,
     ):
         if horizon < 1:
             raise ConfigError(source, "options.horizon", f"a positive number of periods; got {horizon}")
@@ -296,7 +320,7 @@ class RolloutPolicy:
         chunk: int | None = None,
         paths_fn: Callable[[State, int, int, int], Scenarios] | None = None,
         source: str = "<rollout>",
-        tail: Callable[[State, int], torch.Tensor] | None = None,
+        tail: Tail | None = None,
     ):
         if not callable(candidates_fn):
             pols = list(candidates_fn)
@@ -326,7 +350,7 @@ def label_states(
     halving_rounds: int = 0,
     seed: int = 0,
     chunk: int | None = None,
-    tail: Callable[[State, int], torch.Tensor] | None = None,
+    tail: Tail | None = None,
 ) -> torch.Tensor:
     """Policy iteration's labels: the best candidate ``[B, D]`` of each state at period ``t`` under ``base``."""
     step = RolloutStep(problem, base, horizon, paths, halving_rounds, seed, tail=tail)
@@ -433,7 +457,7 @@ def policy_iteration(
     lr: float = 1e-3,
     seed: int = 0,
     chunk: int | None = None,
-    tail: Callable[[State, int], torch.Tensor] | None = None,
+    tail: Tail | None = None,
     log: Callable[[str], None] = lambda msg: None,
 ) -> tuple[Callable[[State, int], torch.Tensor], list[dict[str, float]]]:
     """Approximate policy iteration from ``start``: each iteration rolls the current (best) policy on
@@ -528,9 +552,8 @@ OPTIONS = {
     "tail": Field(
         str,
         "none",
-        choices=("none", "bound"),
-        doc="what a rollout cut short by options.horizon adds: nothing, or the problem's cost-to-go bound "
-        "(a job shop's makespan lower bound)",
+        allowed="what a rollout cut short by options.horizon adds: 'none', 'bound' (the problem's cost-to-go "
+        "bound, a job shop's makespan lower bound) or a solver whose policy finishes the episode (a cheap rule)",
     ),
     "paths": size(8, 4096, doc="exogenous paths per state, shared by its candidates"),
     "halving_rounds": size(0, 8, low=0, doc="sequential-halving rounds (each adds paths and drops the worse half)"),
@@ -575,7 +598,9 @@ def fit(problem: Problem, options: Mapping[str, Any], config: Mapping[str, Any],
     if o["tail"] == "bound":
         if type(problem).cost_to_go_bound is Problem.cost_to_go_bound:
             raise ConfigError(src, "options.tail", f"'bound' needs a cost-to-go bound; {problem.name} has none")
-        tail = problem.cost_to_go_bound
+        tail = bound_tail(problem)
+    elif o["tail"] != "none":
+        tail = policy_tail(problem, _solver_policy(problem, o["tail"], ctx, "options.tail"))
     k = 1 + (1 if teachers else 0) + len(teachers) + (1 + o["samples"] if o["iterations"] else 0)
     step = RolloutStep(problem, start, o["horizon"], o["paths"], o["halving_rounds"], ctx.seed, source=src, tail=tail)
     step.check_memory(min(o["chunk"], max(o["states"], 1)), k)

@@ -264,27 +264,35 @@ def test_job_shop_rollouts_cut_short_add_the_makespan_bound_as_tail():
         return rp.rollout_values(p, first, st, 0, cands, paths, h, tail).view(-1).tolist()
 
     assert values(p.periods) == [10, 9]  # to the end: the makespans
-    assert values(p.periods, p.cost_to_go_bound) == [10, 9]  # nothing is left to bound
+    assert values(p.periods, rp.bound_tail(p)) == [10, 9]  # nothing is left to bound
     assert values(1) == [3, 2]  # one dispatch: the partial makespans
-    assert values(1, p.cost_to_go_bound) == [10, 9]  # ... plus the bound's tail (7 and 7)
+    assert values(1, rp.bound_tail(p)) == [10, 9]  # ... plus the bound's tail (7 and 7)
+    assert values(1, rp.policy_tail(p, first)) == [10, 9]  # ... or the rule finishing the schedule
 
 
-def test_tail_bound_needs_a_problem_with_a_cost_to_go_bound():
+def test_tail_option_bound_or_a_finishing_rule():
     from opsrl import registry
+    from opsrl.jobshop.rules import DispatchRule
     from opsrl.registry import load_problem
 
     ctx = SolveContext(seed=0, progress=False, fit_solver=registry.fit_solver, source="s.toml")
     o = validate({"start": "lotsizing_cover_rule", "iterations": 0, "tail": "bound"}, rp.OPTIONS, "s.toml", "options.")
     with pytest.raises(ConfigError, match="options.tail.*has none"):
         rp.fit(_plant(), o, {}, ctx)
-    with pytest.raises(ConfigError, match="tail"):
-        validate({"start": "x", "tail": "guess"}, rp.OPTIONS, "s.toml", prefix="options.")
     p = load_problem("jobshop/ft06")
+    o = validate({"start": "spt", "iterations": 0, "tail": "no_such_rule"}, rp.OPTIONS, "s.toml", "options.")
+    with pytest.raises(ConfigError, match="options.tail.*no_such_rule"):
+        rp.fit(p, o, {}, ctx)
     o = validate(
         {"start": "spt", "iterations": 0, "tail": "bound", "horizon": 12, "paths": 1, "output": "rollout"},
         rp.OPTIONS,
         "s.toml",
         "options.",
     )
-    out = rp.fit(p, o, {}, ctx)
-    assert out.policy.step.tail is not None and 55 <= evaluate(p, out.policy, p.test_set()).mean
+    assert 55 <= evaluate(p, rp.fit(p, o, {}, ctx).policy, p.test_set()).mean  # ft06's optimum
+    # with the base rule as the tail, a rollout cut at 12 dispatches is the rollout to the end: same schedule
+    o = validate({**o, "tail": "spt", "candidates": ["mwkr", "lpt"]}, rp.OPTIONS, "s.toml", "options.")
+    cut = evaluate(p, rp.fit(p, o, {}, ctx).policy, p.test_set()).mean
+    o = validate({**o, "tail": "none", "horizon": p.periods}, rp.OPTIONS, "s.toml", "options.")
+    full = evaluate(p, rp.fit(p, o, {}, ctx).policy, p.test_set()).mean
+    assert cut == full < evaluate(p, DispatchRule("spt"), p.test_set()).mean
