@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from jobshop_rollout import make_tail, own_instance
+from jobshop_rollout import add_cut_args, check_cut_args, make_tail, own_instance
 from jobshop_train_gnn import generated
 
 from opsrl.algos import rollout_pi as rpi
@@ -100,13 +100,7 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=16, help="fresh training instances per iteration")
     ap.add_argument("--decisions", type=int, default=48, help="dispatching steps labelled per instance schedule")
     ap.add_argument("--top", type=int, default=3, help="candidates per state: the network's most likely jobs")
-    ap.add_argument("--horizon", type=int, default=0, help="dispatches per rollout (0: to the end)")
-    ap.add_argument(
-        "--tail",
-        default="",
-        help="what a rollout cut short by --horizon adds: 'bound' (the makespan lower bound where it stops) or a "
-        "dispatching rule that finishes the schedule (spt, mwkr, fdd_mwkr ...); '': nothing",
-    )
+    add_cut_args(ap)
     ap.add_argument("--steps", type=int, default=200, help="cross-entropy minibatch steps per iteration")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -118,8 +112,7 @@ def main() -> None:
     for key in ("size", "iterations", "instances", "decisions", "top", "steps", "batch", "dev"):
         if getattr(a, key) < 1:
             ap.error(f"--{key} must be a positive integer; got {getattr(a, key)}")
-    if a.horizon < 0:
-        ap.error(f"--horizon must be >= 0 (0: to the end); got {a.horizon}")
+    check_cut_args(ap, a)
     if not 0 < a.lr <= 1:
         ap.error(f"--lr must be in (0, 1]; got {a.lr}")
     torch.set_num_threads(1)

@@ -35,32 +35,38 @@ def own_instance(state, t, n_paths, rnd):
     return Scenarios({"realized": d}, "train", 0, int(d.shape[1] * d.shape[2]))
 
 
+def add_cut_args(ap: argparse.ArgumentParser) -> None:
+    """``--horizon`` and ``--tail``: rollouts cut short, and what finishes them."""
+    ap.add_argument("--horizon", type=int, default=0, help="dispatches per rollout (0: to the end of the schedule)")
+    ap.add_argument(
+        "--tail",
+        default="",
+        choices=["", "bound", *RULES],
+        help="what a rollout cut short by --horizon adds: 'bound' (the makespan lower bound where it stops) or a "
+        "dispatching rule that finishes the schedule; '': nothing",
+    )
+
+
+def check_cut_args(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    if a.horizon < 0:
+        ap.error(f"--horizon must be >= 0 (0: to the end); got {a.horizon}")
+
+
 def make_tail(problem, tail: str):
     """``--tail``: '' (none), 'bound' (the makespan lower bound) or a dispatching rule finishing the schedule."""
     if not tail:
         return None
-    if tail == "bound":
-        return rpi.bound_tail(problem)
-    if tail not in RULES:
-        raise SystemExit(f"--tail: 'bound' or a dispatching rule ({', '.join(RULES)}); got {tail!r}")
-    return rpi.policy_tail(problem, DispatchRule(tail))
+    return rpi.bound_tail(problem) if tail == "bound" else rpi.policy_tail(problem, DispatchRule(tail))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--instances", nargs="+", default=[f"ta{i:02d}" for i in range(1, 11)])
     ap.add_argument("--top", type=int, default=3, help="candidates per decision: the network's most likely jobs")
-    ap.add_argument("--horizon", type=int, default=0, help="dispatches per rollout (0: to the end of the schedule)")
-    ap.add_argument(
-        "--tail",
-        default="",
-        help="what a rollout cut short by --horizon adds: 'bound' (the makespan lower bound where it stops) or a "
-        "dispatching rule that finishes the schedule (spt, mwkr, fdd_mwkr ...); '': nothing",
-    )
+    add_cut_args(ap)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
-    if a.horizon < 0:
-        ap.error(f"--horizon must be >= 0 (0: to the end); got {a.horizon}")
+    check_cut_args(ap, a)
     torch.set_num_threads(1)
     rows = []
     for name in a.instances:
